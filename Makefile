@@ -1,0 +1,166 @@
+# walden - top-level build.
+#
+#   make demo      install missing packages, build, run the demonstration
+#   make test      install missing packages, build, run every test: the cmocka
+#                  suites, then all of them again under ASan+UBSan, the
+#                  concurrency suites under TSan, and a clang -Werror build
+#   make bench     the benchmarks (walden beside raw pread / LMDB)
+#   make install   PREFIX=/usr/local DESTDIR= : header, libraries, walden.pc,
+#                  the walden binary
+#   make clean
+#
+# One build directory per flavour: build/release, build/asan, build/tsan,
+# build/clang. MODE selects the flavour of a sub-make.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+MODE    ?= release
+CC      ?= cc
+
+VERSION := $(shell sed -n 's/^\#define WALDEN_VERSION_STRING "\(.*\)"/\1/p' include/walden.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+MODULES := storage bufmgr wal undo heap btree txn recovery
+LIB_SRC := $(sort $(wildcard $(addsuffix /*.c,$(MODULES))))
+BIN_SRC := $(sort $(wildcard tools/*.c bench/*.c))
+TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+# Concurrency suites (also run under ThreadSanitizer) end in _conc.c.
+CONC_SRC := $(filter %_conc.c,$(TEST_SRC))
+
+O := build/$(MODE)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASE_CFLAGS := -std=gnu11 -g -pthread -fPIC -Iinclude -I. $(WARN) -MMD -MP
+ifeq ($(MODE),release)
+  MODE_CFLAGS := -O2
+else ifeq ($(MODE),asan)
+  MODE_CFLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+                 -fno-omit-frame-pointer
+else ifeq ($(MODE),tsan)
+  MODE_CFLAGS := -O1 -fsanitize=thread -fno-omit-frame-pointer
+else ifeq ($(MODE),clang)
+  CC := clang
+  MODE_CFLAGS := -O2
+else
+  $(error MODE must be release, asan, tsan or clang)
+endif
+ALL_CFLAGS := $(BASE_CFLAGS) $(MODE_CFLAGS) $(CFLAGS)
+LIBS := -lisal -lz -llmdb -lpthread
+LDFLAGS_ALL := $(MODE_CFLAGS) -pthread $(LDFLAGS)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+BIN_OBJ := $(BIN_SRC:%.c=$(O)/%.o)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(O)/%.o)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
+CONC_BIN := $(CONC_SRC:tests/unit/%.c=$(O)/tests/%)
+EXAMPLE_BIN := $(patsubst examples/%.c,$(O)/examples/%,$(wildcard examples/*.c))
+
+STATIC_LIB := $(O)/libwalden.a
+SHARED_LIB := $(O)/libwalden.so.$(VERSION)
+WALDEN := $(O)/walden
+
+.PHONY: all deps demo test test-mode bench install uninstall clean check-deps \
+        build-tests examples
+
+all: deps
+	@$(MAKE) --no-print-directory build MODE=$(MODE)
+
+build: $(STATIC_LIB) $(SHARED_LIB) $(WALDEN) $(O)/walden.pc
+
+# ---- system packages ------------------------------------------------------
+# Each required header, and the Debian package that provides it.
+DEPS := /usr/include/zlib.h:zlib1g-dev \
+        /usr/include/lmdb.h:liblmdb-dev \
+        /usr/include/cmocka.h:libcmocka-dev \
+        /usr/include/isa-l/crc.h:libisal-dev \
+        /usr/bin/clang:clang
+deps:
+	@missing=""; for d in $(DEPS); do f=$${d%%:*}; p=$${d##*:}; \
+	  [ -e "$$f" ] || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq$$missing >/dev/null || exit 1; \
+	  else \
+	    echo "walden needs these Debian packages. Run:"; \
+	    echo "  sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+# ---- libraries and binary -------------------------------------------------
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# The shared library exports the public API (wd_*) only; see walden.map.
+$(SHARED_LIB): $(LIB_OBJ) walden.map
+	$(CC) -shared -Wl,-soname,libwalden.so.$(SOMAJOR) \
+	  -Wl,--version-script=walden.map $(LDFLAGS_ALL) -o $@ $(LIB_OBJ) $(LIBS)
+	ln -sf libwalden.so.$(VERSION) $(O)/libwalden.so.$(SOMAJOR)
+	ln -sf libwalden.so.$(SOMAJOR) $(O)/libwalden.so
+
+$(WALDEN): $(BIN_OBJ) $(STATIC_LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(BIN_OBJ) $(STATIC_LIB) $(LIBS)
+
+$(O)/walden.pc: walden.pc.in include/walden.h
+	@mkdir -p $(O)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# ---- tests ------------------------------------------------------------------
+$(O)/tests/%: tests/unit/%.c $(TESTLIB_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJ) $(STATIC_LIB) $(LIBS) -lcmocka
+
+$(O)/examples/%: examples/%.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
+
+build-tests: $(TEST_BIN) $(WALDEN) $(EXAMPLE_BIN)
+
+# Runs the suites of one MODE; SUITES=conc limits it to the concurrency ones.
+test-mode: build-tests
+	@tests/run.sh $(MODE) $(if $(filter conc,$(SUITES)),$(CONC_BIN),$(TEST_BIN) $(EXAMPLE_BIN))
+
+test: deps
+	@$(MAKE) --no-print-directory test-mode MODE=release
+	@$(MAKE) --no-print-directory test-mode MODE=asan
+	@$(MAKE) --no-print-directory test-mode MODE=tsan SUITES=conc
+	@$(MAKE) --no-print-directory build build-tests MODE=clang
+	@tests/summary.sh build/release build/asan build/tsan
+
+# ---- demo and benchmarks ----------------------------------------------------
+demo: all
+	@rm -rf build/demo
+	$(WALDEN) demo build/demo
+
+bench: all
+	$(WALDEN) bench pin
+	$(WALDEN) bench pool
+
+# ---- install ----------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/walden.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libwalden.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libwalden.so.$(SOMAJOR)
+	ln -sf libwalden.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libwalden.so
+	install -m 644 $(O)/walden.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(WALDEN) $(DESTDIR)$(PREFIX)/bin/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/walden.h \
+	  $(DESTDIR)$(PREFIX)/lib/libwalden.* \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/walden.pc $(DESTDIR)$(PREFIX)/bin/walden
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(BIN_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d)

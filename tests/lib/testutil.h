@@ -1,0 +1,38 @@
+/*
+ * testutil.h - small helpers shared by the test suites: scratch directories,
+ * path joining, deterministic random numbers, running a child process that
+ * is expected to crash.
+ */
+#ifndef WALDEN_TESTUTIL_H
+#define WALDEN_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fresh empty directory under $TMPDIR (default /tmp), named after tag.
+ * The caller frees the string and may remove the tree with tu_rmrf. */
+char *tu_tmpdir(const char *tag);
+
+/* rm -rf path (no error if absent). */
+void tu_rmrf(const char *path);
+
+/* dir + "/" + name in a malloc'd string. */
+char *tu_path(const char *dir, const char *name);
+
+/* splitmix64: a small deterministic generator for reproducible tests. */
+static inline uint64_t tu_rand(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/*
+ * Runs fn(arg) in a forked child and waits for it. Returns the child's exit
+ * status (0..255), or 128 + signal number if a signal ended it.
+ */
+int tu_run_child(void (*fn)(void *arg), void *arg);
+
+#endif
