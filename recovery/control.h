@@ -12,6 +12,11 @@
 #include "storage/error.h"
 #include "storage/types.h"
 
+/* Layout of a database directory:
+ *   DIR/control        this file
+ *   DIR/base/<relid>   relation (page) files, named by relation id
+ */
+#define DB_BASE_DIR "base"
 #define CONTROL_FILE "control"
 #define CONTROL_TMP_FILE "control.tmp"
 #define CONTROL_SIZE 512u

@@ -67,6 +67,10 @@ static _Noreturn void crash_now(const char *why)
 	_exit(ST_CRASH_EXIT_CODE);
 }
 
+static void arm_point(const char *name, uint64_t nth);
+static int parse_spec(const char *spec);
+
+/* Reads WALDEN_CRASH_POINT, WALDEN_CRASH_IO and WALDEN_FAULT (once). */
 static void read_env(void)
 {
 	const char *cp = getenv("WALDEN_CRASH_POINT");
@@ -81,12 +85,12 @@ static void read_env(void)
 		if (len < sizeof name) {
 			memcpy(name, cp, len);
 			name[len] = '\0';
-			storage_crash_arm(name, nth ? nth : 1);
+			arm_point(name, nth ? nth : 1);
 		}
 	}
 	if (io && *io)
-		storage_crash_arm_io(strtoull(io, NULL, 10));
-	if (fs && *fs && storage_fault_parse(fs) != 0) {
+		atomic_store(&armed_io, strtoull(io, NULL, 10));
+	if (fs && *fs && parse_spec(fs) != 0) {
 		/* A bad spec in a test's environment is a test bug: say so
 		 * loudly rather than run without the fault it asked for. */
 		fprintf(stderr, "walden: bad WALDEN_FAULT '%s': %s\n", fs,
@@ -132,9 +136,9 @@ void storage_crash_point(const char *name)
 		crash_now(name);
 }
 
-void storage_crash_arm(const char *name, uint64_t nth)
+/* storage_crash_arm without reading the environment (read_env uses it). */
+static void arm_point(const char *name, uint64_t nth)
 {
-	env_init();
 	pthread_mutex_lock(&lock);
 	if (!name || strlen(name) >= NAME_MAX_LEN) {
 		armed_name[0] = '\0';
@@ -144,6 +148,12 @@ void storage_crash_arm(const char *name, uint64_t nth)
 		armed_at = (p ? p->hits : 0) + (nth ? nth : 1);
 	}
 	pthread_mutex_unlock(&lock);
+}
+
+void storage_crash_arm(const char *name, uint64_t nth)
+{
+	env_init();
+	arm_point(name, nth);
 }
 
 void storage_crash_arm_io(uint64_t nth)
@@ -167,13 +177,13 @@ uint64_t storage_io_count(void)
 	return atomic_load(&io_calls);
 }
 
-int storage_fault_add(st_op op, st_fault_kind kind, uint64_t nth,
-		      uint64_t count, const char *substr)
+/* storage_fault_add without reading the environment (read_env uses it). */
+static int add_fault(st_op op, st_fault_kind kind, uint64_t nth,
+		     uint64_t count, const char *substr)
 {
 	struct fault *f;
 	int rc = 0;
 
-	env_init();
 	if ((unsigned)op >= ST_OP__COUNT || (unsigned)kind > ST_FAULT_EINTR)
 		return wd_err(WD_EINVAL, "fault: unknown operation or kind");
 	if (kind == ST_FAULT_SHORT && op != ST_OP_READ && op != ST_OP_WRITE &&
@@ -195,6 +205,13 @@ int storage_fault_add(st_op op, st_fault_kind kind, uint64_t nth,
 	return rc;
 }
 
+int storage_fault_add(st_op op, st_fault_kind kind, uint64_t nth,
+		      uint64_t count, const char *substr)
+{
+	env_init();
+	return add_fault(op, kind, nth, count, substr);
+}
+
 /* Looks name up in a table of n strings; -1 if absent. */
 static int lookup(const char *const *table, int n, const char *name)
 {
@@ -207,10 +224,12 @@ static int lookup(const char *const *table, int n, const char *name)
 /* Parses one "op:kind[:nth[:count]][@substr]" item. */
 static int parse_one(char *item)
 {
+	char whole[256];
 	char *at = strchr(item, '@');
 	char *op_s, *kind_s, *nth_s, *count_s, *save;
 	int op, kind;
 
+	snprintf(whole, sizeof whole, "%s", item);
 	if (at)
 		*at++ = '\0';
 	op_s = strtok_r(item, ":", &save);
@@ -225,13 +244,13 @@ static int parse_one(char *item)
 			      "op one of open read write sync truncate allocate "
 			      "rename unlink mkdir syncdir any, kind one of eio "
 			      "enospc short eintr",
-			      item);
-	return storage_fault_add((st_op)op, (st_fault_kind)kind,
+			      whole);
+	return add_fault((st_op)op, (st_fault_kind)kind,
 				 nth_s ? strtoull(nth_s, NULL, 10) : 1,
 				 count_s ? strtoull(count_s, NULL, 10) : 1, at);
 }
 
-int storage_fault_parse(const char *spec)
+static int parse_spec(const char *spec)
 {
 	char *copy = strdup(spec), *save, *item;
 	int rc = 0;
@@ -242,6 +261,12 @@ int storage_fault_parse(const char *spec)
 		rc = parse_one(item);
 	free(copy);
 	return rc;
+}
+
+int storage_fault_parse(const char *spec)
+{
+	env_init();
+	return parse_spec(spec);
 }
 
 void storage_fault_clear(void)
@@ -269,7 +294,8 @@ int fault_check(st_op op, const char *path)
 	if (atomic_load_explicit(&nfaults, memory_order_acquire) == 0)
 		return 0;
 	pthread_mutex_lock(&lock);
-	for (int i = 0; i < atomic_load(&nfaults) && !result; i++) {
+	/* every fault counts every call it matches; the first that fires wins */
+	for (int i = 0; i < atomic_load(&nfaults); i++) {
 		struct fault *f = &faults[i];
 		if (f->op != op && f->op != ST_OP_ANY)
 			continue;
@@ -279,7 +305,8 @@ int fault_check(st_op op, const char *path)
 		if (f->kind == ST_FAULT_SHORT && op != ST_OP_READ && op != ST_OP_WRITE)
 			continue;
 		f->seen++;
-		if (f->seen >= f->nth && (f->count == 0 || f->seen < f->nth + f->count))
+		if (!result && f->seen >= f->nth &&
+		    (f->count == 0 || f->seen < f->nth + f->count))
 			result = 1 + (int)f->kind;
 	}
 	pthread_mutex_unlock(&lock);

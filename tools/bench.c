@@ -1,0 +1,48 @@
+/*
+ * bench.c - `walden bench <name>`: dispatch to the benchmarks of bench/.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench/bench.h"
+#include "tools/tools.h"
+
+static const struct {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *summary;
+} benches[] = {
+	{"pin", bench_pin_main,
+	 "ns per cached pin+unpin, 1 and 2 threads, beside memcpy of a page"},
+	{"pool", bench_pool_main,
+	 "random reads of data 8x the pool (in the OS cache) vs raw pread"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: walden bench <benchmark> [options]\n\n"
+		     "Runs a benchmark and prints a table and one JSON line.\n"
+		     "Speed is compared within one run (ratios), never with\n"
+		     "absolute thresholds. Benchmarks:\n\n");
+	for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+		fprintf(out, "  %-6s %s\n", benches[i].name, benches[i].summary);
+	fprintf(out, "\n'walden bench <benchmark> --help' lists its options.\n");
+}
+
+int bench_main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+		if (strcmp(argv[1], benches[i].name) == 0)
+			return benches[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "walden bench: unknown benchmark '%s'\n\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
