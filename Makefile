@@ -125,7 +125,8 @@ build-tests: $(TEST_BIN) $(WALDEN) $(EXAMPLE_BIN)
 
 # Runs the suites of one MODE; SUITES=conc limits it to the concurrency ones.
 test-mode: build-tests
-	@tests/run.sh $(MODE) $(if $(filter conc,$(SUITES)),$(CONC_BIN),$(TEST_BIN) $(EXAMPLE_BIN))
+	@WALDEN_BIN=$(WALDEN) tests/run.sh $(MODE) $(if $(filter conc,$(SUITES)),$(CONC_BIN),\
+	  $(TEST_BIN) $(EXAMPLE_BIN) tests/check_docs.sh tests/check_demo.sh)
 
 test: deps
 	@$(MAKE) --no-print-directory test-mode MODE=release

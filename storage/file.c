@@ -36,8 +36,9 @@ int storage_open(const char *path, unsigned flags, st_file **out)
 {
 	int oflags = (flags & ST_RDONLY) ? O_RDONLY : O_RDWR;
 	int fault = fault_check(ST_OP_OPEN, path);
+	bool sim = sim_on(), existed = false;
 	st_file *f;
-	int fd;
+	int fd, rc;
 
 	*out = NULL;
 	if (flags & ST_CREATE)
@@ -48,6 +49,8 @@ int storage_open(const char *path, unsigned flags, st_file **out)
 		oflags |= O_TRUNC;
 	if (hard_errno(fault))
 		return wd_err_errno(hard_errno(fault), "open %s (injected)", path);
+	if (sim)
+		existed = sim_open_prepare(path, &oflags);
 	do
 		fd = open(path, oflags | O_CLOEXEC, 0644);
 	while (fd < 0 && errno == EINTR);
@@ -61,6 +64,10 @@ int storage_open(const char *path, unsigned flags, st_file **out)
 	}
 	f->fd = fd;
 	f->flags = flags;
+	if (sim && (rc = sim_opened(f, existed)) != 0) {
+		(void)storage_close(f);
+		return rc;
+	}
 	TRACE(TR_STORAGE, "open %s fd=%d", path, fd);
 	*out = f;
 	return 0;
@@ -121,15 +128,12 @@ int storage_read(st_file *f, void *buf, size_t len, uint64_t off, size_t *got)
 	return 0;
 }
 
-int storage_write(st_file *f, const void *buf, size_t len, uint64_t off)
+/* The pwrite loop of storage_write; fault is a survivable injected fault. */
+static int write_all(st_file *f, const void *buf, size_t len, uint64_t off,
+		     int fault)
 {
-	int fault = fault_check(ST_OP_WRITE, f->path);
 	size_t done = 0;
 
-	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault),
-				    "write %s: %zu bytes at offset %llu (injected)",
-				    f->path, len, (unsigned long long)off);
 	while (done < len) {
 		size_t want = len - done;
 		ssize_t n;
@@ -158,9 +162,29 @@ int storage_write(st_file *f, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int storage_write(st_file *f, const void *buf, size_t len, uint64_t off)
+{
+	int fault = fault_check(ST_OP_WRITE, f->path);
+	bool sim = f->sim_inode && sim_on();
+	int rc;
+
+	if (hard_errno(fault))
+		return wd_err_errno(hard_errno(fault),
+				    "write %s: %zu bytes at offset %llu (injected)",
+				    f->path, len, (unsigned long long)off);
+	if (sim && (rc = sim_write_begin(f, buf, len, off)) != 0)
+		return rc;
+	rc = write_all(f, buf, len, off, fault);
+	if (sim)
+		sim_op_end();
+	return rc;
+}
+
 int storage_sync(st_file *f)
 {
 	int fault = fault_check(ST_OP_SYNC, f->path);
+	bool sim = f->sim_inode && sim_on();
+	uint64_t covers = sim ? sim_sync_begin() : 0;
 	int rc;
 
 	if (hard_errno(fault))
@@ -172,20 +196,25 @@ int storage_sync(st_file *f)
 	if (rc != 0)
 		return wd_err_errno(errno, "fdatasync %s", f->path);
 	TRACE(TR_STORAGE, "fdatasync %s", f->path);
-	return 0;
+	return sim ? sim_synced(f, covers) : 0;
 }
 
 int storage_truncate(st_file *f, uint64_t size)
 {
 	int fault = fault_check(ST_OP_TRUNCATE, f->path);
+	bool sim = f->sim_inode && sim_on();
 	int rc;
 
 	if (hard_errno(fault))
 		return wd_err_errno(hard_errno(fault), "truncate %s (injected)",
 				    f->path);
+	if (sim && (rc = sim_resize_begin(f, size, false)) != 0)
+		return rc;
 	do
 		rc = ftruncate(f->fd, (off_t)size);
 	while (rc != 0 && errno == EINTR);
+	if (sim)
+		sim_op_end();
 	if (rc != 0)
 		return wd_err_errno(errno, "truncate %s to %llu bytes", f->path,
 				    (unsigned long long)size);
@@ -195,14 +224,19 @@ int storage_truncate(st_file *f, uint64_t size)
 int storage_allocate(st_file *f, uint64_t off, uint64_t len)
 {
 	int fault = fault_check(ST_OP_ALLOCATE, f->path);
+	bool sim = f->sim_inode && sim_on();
 	int rc;
 
 	if (hard_errno(fault))
 		return wd_err_errno(hard_errno(fault),
 				    "allocate %s (injected)", f->path);
+	if (sim && (rc = sim_resize_begin(f, off + len, true)) != 0)
+		return rc;
 	do
 		rc = posix_fallocate(f->fd, (off_t)off, (off_t)len);
 	while (rc == EINTR);
+	if (sim)
+		sim_op_end();
 	if (rc != 0)
 		return wd_err_errno(rc, "allocate %s: %llu bytes at offset %llu",
 				    f->path, (unsigned long long)len,
@@ -225,6 +259,8 @@ int storage_rename(const char *from, const char *to)
 	if (hard_errno(fault))
 		return wd_err_errno(hard_errno(fault), "rename %s to %s (injected)",
 				    from, to);
+	if (sim_on())
+		return sim_rename(from, to);
 	if (rename(from, to) != 0)
 		return wd_err_errno(errno, "rename %s to %s", from, to);
 	TRACE(TR_STORAGE, "rename %s -> %s", from, to);
@@ -236,6 +272,8 @@ int storage_unlink(const char *path)
 	int fault = fault_check(ST_OP_UNLINK, path);
 	if (hard_errno(fault))
 		return wd_err_errno(hard_errno(fault), "unlink %s (injected)", path);
+	if (sim_on())
+		return sim_unlink(path);
 	if (unlink(path) != 0)
 		return wd_err_errno(errno, "unlink %s", path);
 	TRACE(TR_STORAGE, "unlink %s", path);
@@ -255,6 +293,8 @@ int storage_mkdir(const char *path)
 int storage_sync_dir(const char *dir)
 {
 	int fault = fault_check(ST_OP_SYNC_DIR, dir);
+	bool sim = sim_on();
+	uint64_t covers = sim ? sim_sync_begin() : 0;
 	int fd, rc;
 
 	if (hard_errno(fault))
@@ -273,7 +313,7 @@ int storage_sync_dir(const char *dir)
 	}
 	close(fd);
 	TRACE(TR_STORAGE, "fsync directory %s", dir);
-	return 0;
+	return sim ? sim_dir_synced(dir, covers) : 0;
 }
 
 bool storage_exists(const char *path)

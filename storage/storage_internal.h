@@ -4,6 +4,9 @@
 #ifndef WALDEN_STORAGE_INTERNAL_H
 #define WALDEN_STORAGE_INTERNAL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 #include "storage/storage.h"
 
 struct st_file {
@@ -19,5 +22,62 @@ struct st_file {
  * and returns the fault to inject: 0 for none, otherwise 1 + st_fault_kind.
  */
 int fault_check(st_op op, const char *path);
+
+/* ---- simulated power loss (sim.c; storage/README.md) -------------------
+ * file.c calls these around the system calls of tracked files. When
+ * tracking is off each call site costs one branch: sim_on(), or
+ * f->sim_inode for calls on an open file. */
+
+extern _Atomic int sim_state; /* 0: env not read yet, 1: off, 2: tracking */
+int sim_env_init(void);        /* reads WALDEN_SIM_JOURNAL once */
+
+static inline bool sim_on(void)
+{
+	int s = atomic_load_explicit(&sim_state, memory_order_acquire);
+	if (__builtin_expect(s == 0, 0))
+		s = sim_env_init();
+	return s == 2;
+}
+
+/* Before open(2): notes whether path exists and strips O_TRUNC (the
+ * truncate is journaled by sim_opened instead). Returns "existed". */
+bool sim_open_prepare(const char *path, int *oflags);
+/* After a successful open: gives f its identity, journals CREATE or IDENT,
+ * and performs the ST_TRUNC truncate. On error the caller closes f. */
+int sim_opened(st_file *f, bool existed) WD_MUST_CHECK;
+/* Journal a WRITE (with the old bytes) / a length change. On success the
+ * journal lock is held until sim_op_end(), so that the record and the
+ * system call are one step for every other tracked call. */
+int sim_write_begin(st_file *f, const void *buf, size_t len,
+		    uint64_t off) WD_MUST_CHECK;
+int sim_resize_begin(st_file *f, uint64_t size, bool allocate) WD_MUST_CHECK;
+void sim_op_end(void);
+/* Sync: the journal position before fdatasync/fsync, then the SYNC or
+ * SYNCDIR record once it returned success. */
+uint64_t sim_sync_begin(void);
+int sim_synced(st_file *f, uint64_t covers) WD_MUST_CHECK;
+int sim_dir_synced(const char *dir, uint64_t covers) WD_MUST_CHECK;
+/* rename(2) and unlink(2) under tracking (they keep what they replace or
+ * remove in the journal directory's stash). */
+int sim_rename(const char *from, const char *to) WD_MUST_CHECK;
+int sim_unlink(const char *path) WD_MUST_CHECK;
+
+/* Journal format shared by the writer (sim.c) and the materialiser
+ * (sim_crash.c); the byte tables are in storage/README.md. */
+#define SIM_JOURNAL "journal"
+#define SIM_MAGIC "WDSIMJ01" /* 8 bytes at offset 0 of the journal */
+#define SIM_MAGIC_LEN 8
+#define SIM_HDR 16  /* u32 length, u16 kind, u16 zero, u64 seq */
+#define SIM_CRC 4   /* zlib crc32 of the record's other bytes, at the end */
+enum sim_rec {
+	SIM_REC_IDENT = 1,
+	SIM_REC_CREATE = 2,
+	SIM_REC_WRITE = 3,
+	SIM_REC_TRUNCATE = 4,
+	SIM_REC_SYNC = 5,
+	SIM_REC_RENAME = 6,
+	SIM_REC_UNLINK = 7,
+	SIM_REC_SYNCDIR = 8,
+};
 
 #endif

@@ -1,0 +1,135 @@
+/*
+ * sim.h - simulated power loss: the journal of not-yet-durable changes that
+ * the storage layer keeps while tracking is on, and the materialiser that
+ * later turns a crashed run's files into one of the states a power loss could
+ * have left. Used by tests and the crash-test tools; the engine itself never
+ * calls it. Protocol, journal format and invariants: storage/README.md,
+ * section "Simulated power loss".
+ *
+ *   writer (the workload process)           materialiser (afterwards)
+ *   storage_sim_start(jdir)                 storage_sim_materialize(jdir, &o, &r)
+ *   ... storage_open/write/sync/rename ...  -> files now hold a crash state
+ *   (killed, or storage_sim_stop())         storage_sim_report_free(&r)
+ */
+#ifndef WALDEN_STORAGE_SIM_H
+#define WALDEN_STORAGE_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/error.h"
+
+/* ---- writer ------------------------------------------------------------ */
+
+/*
+ * Starts tracking: from now on every file opened, created, written, synced,
+ * truncated, renamed or unlinked through storage/ (outside journal_dir) is
+ * journaled in journal_dir, which must exist, be empty of an earlier
+ * unmaterialised journal, and sit on the same filesystem as the tracked files
+ * (unlinked files are moved there). The environment variable
+ * WALDEN_SIM_JOURNAL=dir does the same at the first I/O call.
+ * Errors: WD_ESTATE (already tracking, or journal_dir holds a journal that
+ * was not materialised), WD_ENOENT, WD_EIO, WD_ENOMEM.
+ */
+int storage_sim_start(const char *journal_dir) WD_MUST_CHECK;
+
+/* Stops tracking and closes the journal (which stays for the materialiser).
+ * Files already open stay usable, untracked. No effect when not tracking. */
+void storage_sim_stop(void);
+
+/* true while tracking is on in this process. */
+bool storage_sim_active(void);
+
+/* ---- materialiser ------------------------------------------------------ */
+
+/* How the materialiser resolves each change not covered by an fsync. */
+typedef enum st_sim_mode {
+	ST_SIM_KEEP_ALL, /* every unsynced change survives */
+	ST_SIM_DROP_ALL, /* every unsynced change is lost: the last synced state */
+	ST_SIM_RANDOM,   /* each change kept or dropped, by the seed */
+	ST_SIM_TORN,     /* each write kept, dropped or torn (sector subset);
+			  * truncates and directory changes kept or dropped */
+} st_sim_mode;
+
+typedef struct st_sim_opts {
+	st_sim_mode mode;
+	uint64_t seed;         /* same seed + same journal = same state */
+	uint32_t sector_bytes; /* tear granularity: power of two 512..65536;
+				* 0 means 512 */
+	bool dry_run;          /* decide and report only: files and journal
+				* are left untouched */
+} st_sim_opts;
+
+typedef enum st_sim_kind {
+	ST_SIM_WRITE,    /* data: bytes written at off, len */
+	ST_SIM_TRUNCATE, /* data: length set to off (len = length before) */
+	ST_SIM_CREATE,   /* directory: path created */
+	ST_SIM_RENAME,   /* directory: path renamed to `to` */
+	ST_SIM_UNLINK,   /* directory: path removed */
+} st_sim_kind;
+
+typedef enum st_sim_decision {
+	ST_SIM_KEPT,    /* the change survives whole */
+	ST_SIM_DROPPED, /* the change is lost */
+	ST_SIM_TORN_OP, /* writes only: the sectors set in mask survive */
+} st_sim_decision;
+
+/*
+ * One pending (unsynced) change and what the crash did to it, in journal
+ * order. For writes, sector i of the op is the file sector
+ * off / sector_bytes + i (sectors are aligned to the file, not to the
+ * write); bit i of mask (mask[i / 8] >> (i % 8) & 1) says whether that
+ * sector's new bytes survive. Kept writes have every bit set, dropped ones
+ * none.
+ */
+typedef struct st_sim_op {
+	uint64_t seq;   /* journal record number */
+	st_sim_kind kind;
+	st_sim_decision decision;
+	uint64_t inode; /* simulation identity of the file */
+	char *path;     /* data ops: the file's name when the op was issued;
+			 * directory ops: the name created, renamed or removed */
+	char *to;       /* renames: the new name; else NULL */
+	uint64_t off;   /* write offset, or truncate's new length */
+	uint64_t len;   /* write length, or truncate's old length */
+	uint32_t nsectors; /* writes: sectors touched */
+	uint8_t *mask;     /* writes: (nsectors + 7) / 8 bytes */
+	bool no_effect; /* a kept directory op skipped because its source no
+			 * longer named its file (an earlier op was dropped) */
+} st_sim_op;
+
+typedef struct st_sim_report {
+	uint64_t records;      /* valid journal records read */
+	bool tail_torn;        /* the journal ended in a partial or bad record
+				* (ignored: a kill in mid-append) */
+	uint64_t data_pending, data_kept, data_dropped, data_torn;
+	uint64_t dir_pending, dir_kept, dir_dropped;
+	uint64_t missing;      /* files with pending writes that were not found
+				* (changed outside storage/ or after the kill
+				* window); left as they are */
+	size_t nops;
+	st_sim_op *ops;        /* every pending op, journal order */
+} st_sim_report;
+
+/*
+ * Reads the journal in journal_dir, decides the fate of every change not
+ * covered by an fsync (opts->mode, opts->seed), rewrites the tracked files
+ * into that crash state and removes the journal and its stash so the
+ * directory is ready for a new run. Must not run while this process tracks
+ * into journal_dir. r (may be NULL) receives the plan; free it with
+ * storage_sim_report_free. A journal_dir without a journal is an empty plan.
+ * Errors: WD_EINVAL (bad opts), WD_ESTATE, WD_ECORRUPT (not a journal),
+ * WD_EIO, WD_ENOMEM.
+ */
+int storage_sim_materialize(const char *journal_dir, const st_sim_opts *opts,
+			    st_sim_report *r) WD_MUST_CHECK;
+
+/* Frees what storage_sim_materialize put in r. */
+void storage_sim_report_free(st_sim_report *r);
+
+/* "write", "truncate", ... and "kept", "dropped", "torn". */
+const char *storage_sim_kind_name(st_sim_kind k);
+const char *storage_sim_decision_name(st_sim_decision d);
+
+#endif /* WALDEN_STORAGE_SIM_H */

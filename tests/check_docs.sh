@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Checks that the documentation says what the code does:
+#  1. README.md opens with `make demo` and `make test`;
+#  2. the C example in README.md is examples/hello.c, which the tests build
+#     and run, so the README's example compiles;
+#  3. every crash point the engine defines is listed in a module README.
+set -u
+cd "$(dirname "$0")/.."
+fail=0
+head -5 README.md | grep -q 'make demo' || { echo "README.md must open with make demo"; fail=1; }
+head -5 README.md | grep -q 'make test' || { echo "README.md must open with make test"; fail=1; }
+awk '/^```c$/{on=1; next} /^```$/{if (on) exit} on' README.md > /tmp/walden-readme-example.$$
+if ! diff -u examples/hello.c /tmp/walden-readme-example.$$; then
+	echo "the C example in README.md differs from examples/hello.c"; fail=1
+fi
+rm -f /tmp/walden-readme-example.$$
+points=$(grep -rhoE 'storage_crash_point\("[a-z0-9-]+"\)' --include=*.c \
+	storage bufmgr wal undo heap btree txn recovery 2>/dev/null |
+	sed -E 's/.*\("([^"]+)"\).*/\1/' | sort -u)
+for p in $points; do
+	if ! cat */README.md | grep -q -- "\`$p\`"; then
+		echo "crash point $p is not listed in any module README"; fail=1
+	fi
+done
+[ $fail -eq 0 ] && echo "docs agree with the code ($(echo $points | wc -w) crash points listed)"
+exit $fail
