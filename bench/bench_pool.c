@@ -137,7 +137,7 @@ static int make_data(const char *path, uint32_t ps, uint64_t npages)
 	int rc;
 
 	if (!buf)
-		return wd_err(WD_ENOMEM, "bench: out of memory");
+		return err_set(WD_ENOMEM, "bench: out of memory");
 	if ((rc = storage_open(path, ST_CREATE | ST_TRUNC, &f)) != 0)
 		goto out;
 	for (uint64_t b0 = 0; b0 < npages && rc == 0; b0 += batch) {
@@ -280,13 +280,13 @@ static int ctx_setup(struct bench_ctx *c, const char *dir)
 
 	snprintf(path, sizeof path, "%s/data.rel", dir);
 	if (npages < 16 || npages >= WD_INVALID_BLKNO)
-		return wd_err(WD_EINVAL, "bench: data of %llu pages is out of range",
+		return err_set(WD_EINVAL, "bench: data of %llu pages is out of range",
 			      (unsigned long long)npages);
 	if ((rc = make_data(path, ps, npages)) != 0)
 		return rc;
 	if (warm_page_cache(path) != 0 ||
 	    (c->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return wd_err_errno(errno, "bench: reading %s", path);
+		return err_errno(errno, "bench: reading %s", path);
 	bufmgr_opts_default(&bo);
 	bo.page_size = ps;
 	bo.pool_bytes = c->o.pool_mb << 20;
@@ -298,9 +298,9 @@ static int ctx_setup(struct bench_ctx *c, const char *dir)
 	c->seq = malloc((size_t)c->o.reads * sizeof *c->seq);
 	for (int i = 0; i < c->o.threads; i++)
 		if (!(c->one[i] = aligned_alloc(4096, ps)))
-			return wd_err(WD_ENOMEM, "bench: out of memory");
+			return err_set(WD_ENOMEM, "bench: out of memory");
 	if (!c->array || !c->seq)
-		return wd_err(WD_ENOMEM, "bench: out of memory");
+		return err_set(WD_ENOMEM, "bench: out of memory");
 	memset(c->array, 0, (size_t)c->slots * ps);
 	for (long long i = 0; i < c->o.reads; i++)
 		c->seq[i] = (wd_blkno)(bench_rand(&seed) % npages);

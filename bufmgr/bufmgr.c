@@ -99,15 +99,15 @@ static int check_opts(const bufmgr_opts *o, uint32_t *nbuf)
 {
 	uint64_t n;
 	if (!page_size_valid(o->page_size))
-		return wd_err(WD_EINVAL, "bufmgr: page size %u is not a power of two in [%u, %u]",
+		return err_set(WD_EINVAL, "bufmgr: page size %u is not a power of two in [%u, %u]",
 			      o->page_size, PAGE_SIZE_MIN, PAGE_SIZE_MAX);
 	n = o->pool_bytes / o->page_size;
 	if (n < BM_MIN_BUFFERS || n > (1u << 30))
-		return wd_err(WD_EINVAL, "bufmgr: pool of %llu bytes holds %llu pages of %u bytes; need %u to 2^30",
+		return err_set(WD_EINVAL, "bufmgr: pool of %llu bytes holds %llu pages of %u bytes; need %u to 2^30",
 			      (unsigned long long)o->pool_bytes,
 			      (unsigned long long)n, o->page_size, BM_MIN_BUFFERS);
 	if (o->extend_chunk_pages < 1 || o->extend_chunk_pages > 65536)
-		return wd_err(WD_EINVAL, "bufmgr: extend chunk of %u pages not in [1, 65536]",
+		return err_set(WD_EINVAL, "bufmgr: extend chunk of %u pages not in [1, 65536]",
 			      o->extend_chunk_pages);
 	*nbuf = (uint32_t)n;
 	return 0;
@@ -141,13 +141,13 @@ static int alloc_pool(bufmgr *pool, uint32_t nbuf)
 	while (pool->nbuckets < 2 * nbuf)
 		pool->nbuckets *= 2;
 	if (posix_memalign(&frames, 4096, (size_t)nbuf * pool->page_size) != 0)
-		return wd_err(WD_ENOMEM, "bufmgr: cannot allocate %u pages of %u bytes",
+		return err_set(WD_ENOMEM, "bufmgr: cannot allocate %u pages of %u bytes",
 			      nbuf, pool->page_size);
 	pool->frames = frames;
 	pool->bufs = calloc(nbuf, sizeof *pool->bufs);
 	pool->buckets = malloc(pool->nbuckets * sizeof *pool->buckets);
 	if (!pool->bufs || !pool->buckets)
-		return wd_err(WD_ENOMEM, "bufmgr: cannot allocate %u descriptors", nbuf);
+		return err_set(WD_ENOMEM, "bufmgr: cannot allocate %u descriptors", nbuf);
 	for (uint32_t i = 0; i < pool->nbuckets; i++)
 		pool->buckets[i] = BM_NONE;
 	return 0;
@@ -173,7 +173,7 @@ int bufmgr_create(const bufmgr_opts *o, bufmgr **out)
 		goto out;
 	pool = aligned_alloc(64, (sizeof *pool + 63) & ~(size_t)63);
 	if (!pool) {
-		rc = wd_err(WD_ENOMEM, "bufmgr: out of memory");
+		rc = err_set(WD_ENOMEM, "bufmgr: out of memory");
 		goto out;
 	}
 	memset(pool, 0, sizeof *pool);
@@ -433,7 +433,7 @@ static int check_block(bufmgr *pool, bm_tag tag, int mode)
 	bm_rel *r = bm_rel_get(pool, tag.rel);
 	uint32_t n;
 	if (!r)
-		return wd_err(WD_NOTFOUND, "bufmgr: relation %u is not open", tag.rel);
+		return err_set(WD_NOTFOUND, "bufmgr: relation %u is not open", tag.rel);
 	n = atomic_load(&r->nblocks);
 	if (mode == BM_ZERO) {
 		while (n <= tag.blk &&
@@ -442,7 +442,7 @@ static int check_block(bufmgr *pool, bm_tag tag, int mode)
 		return 0;
 	}
 	if (tag.blk >= n)
-		return wd_err(WD_ECORRUPT, "%s: block %u is beyond the end of the file (%u blocks)",
+		return err_set(WD_ECORRUPT, "%s: block %u is beyond the end of the file (%u blocks)",
 			      storage_path(r->file), tag.blk, n);
 	return 0;
 }
@@ -454,9 +454,9 @@ static int pin_page(bufmgr *pool, bm_tag tag, int mode, bm_buf **out)
 	int rc;
 
 	if (mode != BM_READ && mode != BM_ZERO)
-		return wd_err(WD_EINVAL, "bufmgr_pin: bad mode %d", mode);
+		return err_set(WD_EINVAL, "bufmgr_pin: bad mode %d", mode);
 	if (tag.blk == WD_INVALID_BLKNO)
-		return wd_err(WD_EINVAL, "bufmgr_pin: invalid block number");
+		return err_set(WD_EINVAL, "bufmgr_pin: invalid block number");
 	for (;;) {
 		rc = pin_cached(pool, tag, hash, out); /* steps 1-3 */
 		if (rc == 0) {

@@ -33,7 +33,7 @@ int bm_claim_victim(bufmgr *pool, bm_buf **victim)
 		uint32_t s = atomic_load(&b->state);
 		if (BM_REFS(s) != 0) { /* step 1: skip pinned buffers */
 			if (++pinned_run >= 2ull * pool->nbuf)
-				return wd_err(WD_ENOBUFS, "bufmgr: all %u buffers stayed pinned for two clock sweeps",
+				return err_set(WD_ENOBUFS, "bufmgr: all %u buffers stayed pinned for two clock sweeps",
 					      pool->nbuf);
 			continue;
 		}
@@ -185,7 +185,7 @@ static int flush_wal(bufmgr *pool, bm_tag tag, wd_lsn lsn)
 	rc = pool->wal_flush(pool->wal_arg, lsn);
 	bm_count(pool, rc == 0 ? BMC_WAL_FLUSHES : BMC_WAL_ERRORS);
 	if (rc != 0)
-		return wd_err_wrap(rc, "bufmgr: WAL flush to " LSN_FMT " before writing rel %u block %u",
+		return err_wrap(rc, "bufmgr: WAL flush to " LSN_FMT " before writing rel %u block %u",
 				   LSN_ARGS(lsn), tag.rel, tag.blk);
 	return 0;
 }
@@ -201,7 +201,7 @@ static int write_page(bufmgr *pool, bm_tag tag, uint8_t *copy,
 	int rc;
 
 	if (!r) /* cannot happen: a pinned tag's relation stays open */
-		return wd_err(WD_ESTATE, "bufmgr: relation %u closed under a pinned page", tag.rel);
+		return err_set(WD_ESTATE, "bufmgr: relation %u closed under a pinned page", tag.rel);
 	if (!page_is_zero(copy, pool->page_size))
 		page_checksum_set(copy, pool->page_size, tag.blk);
 	bm_count(pool, why == BM_WHY_EVICT ? BMC_EVICT_WRITES : BMC_FLUSH_WRITES);
@@ -210,7 +210,7 @@ static int write_page(bufmgr *pool, bm_tag tag, uint8_t *copy,
 			   (uint64_t)tag.blk * pool->page_size);
 	if (rc != 0) {
 		bm_count(pool, BMC_WRITE_ERRORS);
-		return wd_err_wrap(rc, "bufmgr: rel %u block %u", tag.rel, tag.blk);
+		return err_wrap(rc, "bufmgr: rel %u block %u", tag.rel, tag.blk);
 	}
 	bm_count(pool, BMC_WRITES);
 	/* after the write, never before: a sync racing with us must not
@@ -234,7 +234,7 @@ int bm_write_out(bufmgr *pool, bm_buf *buf, enum bm_write_why why)
 	if (!begin_write(buf)) /* step 1 */
 		return 0;
 	if (posix_memalign((void **)&copy, 64, pool->page_size) != 0) {
-		rc = wd_err(WD_ENOMEM, "bufmgr: no memory to write a page");
+		rc = err_set(WD_ENOMEM, "bufmgr: no memory to write a page");
 		goto out;
 	}
 	copy_page(pool, buf, copy); /* step 2 */
@@ -395,7 +395,7 @@ int bufmgr_drop_rel(bufmgr *pool, wd_relid rel)
 			if (!deadline)
 				deadline = now_ms() + 1000;
 			else if (now_ms() > deadline)
-				return wd_err(WD_EBUSY, "bufmgr: rel %u block %u stays pinned; cannot drop it",
+				return err_set(WD_EBUSY, "bufmgr: rel %u block %u stays pinned; cannot drop it",
 					      rel, tag.blk);
 			sched_yield();
 		}

@@ -50,14 +50,14 @@ static int add_rel(bufmgr *pool, bm_rel *r)
 	int rc = 0;
 	pthread_rwlock_wrlock(&pool->rels_lock);
 	if (find_rel(pool, r->id) >= 0) {
-		rc = wd_err(WD_EEXIST, "bufmgr: relation %u is already open", r->id);
+		rc = err_set(WD_EEXIST, "bufmgr: relation %u is already open", r->id);
 		goto out;
 	}
 	if (pool->nrels == pool->rels_cap) {
 		size_t cap = pool->rels_cap ? 2 * pool->rels_cap : 8;
 		bm_rel **n = realloc(pool->rels, cap * sizeof *n);
 		if (!n) {
-			rc = wd_err(WD_ENOMEM, "bufmgr: out of memory");
+			rc = err_set(WD_ENOMEM, "bufmgr: out of memory");
 			goto out;
 		}
 		pool->rels = n;
@@ -102,7 +102,7 @@ int bufmgr_rel_open(bufmgr *pool, wd_relid rel, const char *path,
 	int rc;
 
 	if (!r)
-		return wd_err(WD_ENOMEM, "bufmgr: out of memory");
+		return err_set(WD_ENOMEM, "bufmgr: out of memory");
 	pthread_mutex_init(&r->ext_mu, NULL);
 	pthread_mutex_init(&r->sync_mu, NULL);
 	r->id = rel;
@@ -112,7 +112,7 @@ int bufmgr_rel_open(bufmgr *pool, wd_relid rel, const char *path,
 	if ((rc = storage_size(r->file, &size)) != 0)
 		goto out;
 	if (size / pool->page_size >= WD_INVALID_BLKNO) {
-		rc = wd_err(WD_ETOOBIG, "%s: %llu bytes is too large", path,
+		rc = err_set(WD_ETOOBIG, "%s: %llu bytes is too large", path,
 			    (unsigned long long)size);
 		goto out;
 	}
@@ -142,7 +142,7 @@ static int rel_sync(bufmgr *pool, bm_rel *r)
 	int rc = 0;
 	pthread_mutex_lock(&r->sync_mu);
 	if (atomic_load(&r->sync_failed)) {
-		rc = wd_err(WD_EPANIC, "%s: an earlier fdatasync failed; reopen to recover",
+		rc = err_set(WD_EPANIC, "%s: an earlier fdatasync failed; reopen to recover",
 			    storage_path(r->file));
 		goto out;
 	}
@@ -160,7 +160,7 @@ int bufmgr_rel_sync(bufmgr *pool, wd_relid rel)
 {
 	bm_rel *r = bm_rel_get(pool, rel);
 	if (!r)
-		return wd_err(WD_NOTFOUND, "bufmgr: relation %u is not open", rel);
+		return err_set(WD_NOTFOUND, "bufmgr: relation %u is not open", rel);
 	return rel_sync(pool, r);
 }
 
@@ -180,7 +180,7 @@ int bufmgr_rel_nblocks(bufmgr *pool, wd_relid rel, wd_blkno *nblocks)
 {
 	bm_rel *r = bm_rel_get(pool, rel);
 	if (!r)
-		return wd_err(WD_NOTFOUND, "bufmgr: relation %u is not open", rel);
+		return err_set(WD_NOTFOUND, "bufmgr: relation %u is not open", rel);
 	*nblocks = atomic_load(&r->nblocks);
 	return 0;
 }
@@ -196,7 +196,7 @@ int bufmgr_rel_close(bufmgr *pool, wd_relid rel)
 	int rc;
 
 	if (!r)
-		return wd_err(WD_NOTFOUND, "bufmgr: relation %u is not open", rel);
+		return err_set(WD_NOTFOUND, "bufmgr: relation %u is not open", rel);
 	if ((rc = bufmgr_flush_rel(pool, rel)) != 0)
 		return rc;
 	if ((rc = rel_sync(pool, r)) != 0)
@@ -226,7 +226,7 @@ static int extend_block(bufmgr *pool, bm_rel *r, wd_blkno *blk)
 	do {
 		n = atomic_load(&r->nblocks);
 		if (n >= WD_INVALID_BLKNO - 1) {
-			rc = wd_err(WD_ETOOBIG, "%s: relation reached its block limit",
+			rc = err_set(WD_ETOOBIG, "%s: relation reached its block limit",
 				    storage_path(r->file));
 			goto out;
 		}
@@ -256,7 +256,7 @@ int bufmgr_extend(bufmgr *pool, wd_relid rel, wd_blkno *blk, bm_buf **out)
 
 	*out = NULL;
 	if (!r) {
-		rc = wd_err(WD_NOTFOUND, "bufmgr: relation %u is not open", rel);
+		rc = err_set(WD_NOTFOUND, "bufmgr: relation %u is not open", rel);
 		bm_count(pool, BMC_FAILED_PINS);
 		return rc;
 	}
@@ -284,7 +284,7 @@ static int read_page(bufmgr *pool, bm_buf *buf)
 	int rc;
 
 	if (!r)
-		return wd_err(WD_NOTFOUND, "bufmgr: relation %u is not open", buf->tag.rel);
+		return err_set(WD_NOTFOUND, "bufmgr: relation %u is not open", buf->tag.rel);
 	bm_count(pool, BMC_READS);
 	TRACE(TR_BUFMGR, "read rel=%u blk=%u", buf->tag.rel, buf->tag.blk);
 	rc = storage_read(r->file, buf->page, pool->page_size,

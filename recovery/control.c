@@ -68,24 +68,24 @@ int control_decode(const uint8_t *buf, uint64_t len, const char *path,
 {
 	uint32_t stored, computed;
 	if (len != CONTROL_SIZE)
-		return wd_err(WD_ECORRUPT, "%s: control file is %llu bytes, expected %u",
+		return err_set(WD_ECORRUPT, "%s: control file is %llu bytes, expected %u",
 			      path, (unsigned long long)len, CONTROL_SIZE);
 	if (memcmp(buf, magic, sizeof magic) != 0)
-		return wd_err(WD_ECORRUPT, "%s: not a walden control file (bad magic)",
+		return err_set(WD_ECORRUPT, "%s: not a walden control file (bad magic)",
 			      path);
 	stored = get_le32(buf + CF_CRC);
 	computed = (uint32_t)crc32(0, buf, CF_CRC);
 	if (stored != computed)
-		return wd_err(WD_ECORRUPT,
+		return err_set(WD_ECORRUPT,
 			      "%s: control file CRC mismatch (stored 0x%08x, computed 0x%08x)",
 			      path, stored, computed);
 	cd->version = get_le32(buf + CF_VERSION);
 	if (cd->version != CONTROL_VERSION)
-		return wd_err(WD_EVERSION, "%s: control file format version %u, this walden reads %u",
+		return err_set(WD_EVERSION, "%s: control file format version %u, this walden reads %u",
 			      path, cd->version, CONTROL_VERSION);
 	cd->page_size = get_le32(buf + CF_PAGE_SIZE);
 	if (!page_size_valid(cd->page_size))
-		return wd_err(WD_ECORRUPT, "%s: invalid page size %u", path,
+		return err_set(WD_ECORRUPT, "%s: invalid page size %u", path,
 			      cd->page_size);
 	memcpy(cd->db_id, buf + CF_DBID, CONTROL_DBID_SIZE);
 	cd->state = get_le32(buf + CF_STATE);
@@ -102,7 +102,7 @@ int control_decode(const uint8_t *buf, uint64_t len, const char *path,
 static int join(char *buf, size_t cap, const char *dir, const char *name)
 {
 	if ((size_t)snprintf(buf, cap, "%s/%s", dir, name) >= cap)
-		return wd_err(WD_ETOOBIG, "path too long: %s/%s", dir, name);
+		return err_set(WD_ETOOBIG, "path too long: %s/%s", dir, name);
 	return 0;
 }
 
@@ -169,15 +169,15 @@ int control_create(const char *dir, uint32_t page_size, control_data *out)
 	int rc;
 
 	if (!page_size_valid(page_size))
-		return wd_err(WD_EINVAL,
+		return err_set(WD_EINVAL,
 			      "page size %u: must be a power of two from %u to %u",
 			      page_size, PAGE_SIZE_MIN, PAGE_SIZE_MAX);
 	if ((rc = join(path, sizeof path, dir, CONTROL_FILE)) != 0)
 		return rc;
 	if (storage_exists(path))
-		return wd_err(WD_EEXIST, "%s already exists", path);
+		return err_set(WD_EEXIST, "%s already exists", path);
 	if (getrandom(cd.db_id, sizeof cd.db_id, 0) != (ssize_t)sizeof cd.db_id)
-		return wd_err_errno(errno, "getrandom for the database id");
+		return err_errno(errno, "getrandom for the database id");
 	cd.version = CONTROL_VERSION;
 	cd.page_size = page_size;
 	cd.state = CONTROL_SHUTDOWN;

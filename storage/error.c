@@ -53,7 +53,7 @@ const char *wd_version(void)
 	return WALDEN_VERSION_STRING;
 }
 
-int wd_code_from_errno(int errnum)
+int err_code_from_errno(int errnum)
 {
 	switch (errnum) {
 	case ENOSPC:
@@ -77,7 +77,7 @@ static void set_msg(const char *fmt, va_list ap)
 	vsnprintf(errmsg, sizeof errmsg, fmt, ap);
 }
 
-int wd_err(int code, const char *fmt, ...)
+int err_set(int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -86,7 +86,7 @@ int wd_err(int code, const char *fmt, ...)
 	return code;
 }
 
-int wd_err_errno(int errnum, const char *fmt, ...)
+int err_errno(int errnum, const char *fmt, ...)
 {
 	char head[ERRMSG_MAX];
 	va_list ap;
@@ -94,10 +94,10 @@ int wd_err_errno(int errnum, const char *fmt, ...)
 	vsnprintf(head, sizeof head, fmt, ap);
 	va_end(ap);
 	snprintf(errmsg, sizeof errmsg, "%.440s: %.60s", head, strerror(errnum));
-	return wd_code_from_errno(errnum);
+	return err_code_from_errno(errnum);
 }
 
-int wd_err_wrap(int code, const char *fmt, ...)
+int err_wrap(int code, const char *fmt, ...)
 {
 	char head[ERRMSG_MAX], old[ERRMSG_MAX];
 	va_list ap;

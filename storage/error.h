@@ -13,21 +13,21 @@
 
 /*
  * Records a detail message for the calling thread and returns code, so
- * that a failure reads:   return wd_err(WD_ECORRUPT, "%s: bad magic", path);
+ * that a failure reads:   return err_set(WD_ECORRUPT, "%s: bad magic", path);
  */
-int wd_err(int code, const char *fmt, ...) WD_PRINTF(2, 3);
+int err_set(int code, const char *fmt, ...) WD_PRINTF(2, 3);
 
 /*
  * Maps errnum to a WD_E* code (ENOSPC -> WD_ENOSPC, ENOENT -> WD_ENOENT, ...,
  * anything unknown -> WD_EIO), records "<message>: <strerror(errnum)>" and
  * returns the code.
  */
-int wd_err_errno(int errnum, const char *fmt, ...) WD_PRINTF(2, 3);
+int err_errno(int errnum, const char *fmt, ...) WD_PRINTF(2, 3);
 
 /* The WD_E* code for an errno value. */
-int wd_code_from_errno(int errnum);
+int err_code_from_errno(int errnum);
 
 /* Prefixes the current detail with more context: "ctx: <old detail>". */
-int wd_err_wrap(int code, const char *fmt, ...) WD_PRINTF(2, 3);
+int err_wrap(int code, const char *fmt, ...) WD_PRINTF(2, 3);
 
 #endif

@@ -185,15 +185,15 @@ static int add_fault(st_op op, st_fault_kind kind, uint64_t nth,
 	int rc = 0;
 
 	if ((unsigned)op >= ST_OP__COUNT || (unsigned)kind > ST_FAULT_EINTR)
-		return wd_err(WD_EINVAL, "fault: unknown operation or kind");
+		return err_set(WD_EINVAL, "fault: unknown operation or kind");
 	if (kind == ST_FAULT_SHORT && op != ST_OP_READ && op != ST_OP_WRITE &&
 	    op != ST_OP_ANY)
-		return wd_err(WD_EINVAL, "fault: short transfers apply to read and write only");
+		return err_set(WD_EINVAL, "fault: short transfers apply to read and write only");
 	if (substr && strlen(substr) >= sizeof f->substr)
-		return wd_err(WD_EINVAL, "fault: path filter too long");
+		return err_set(WD_EINVAL, "fault: path filter too long");
 	pthread_mutex_lock(&lock);
 	if (atomic_load(&nfaults) == MAX_FAULTS) {
-		rc = wd_err(WD_ENOBUFS, "fault: at most %d faults", MAX_FAULTS);
+		rc = err_set(WD_ENOBUFS, "fault: at most %d faults", MAX_FAULTS);
 	} else {
 		f = &faults[atomic_load(&nfaults)];
 		*f = (struct fault){.op = op, .kind = kind,
@@ -239,7 +239,7 @@ static int parse_one(char *item)
 	op = op_s ? lookup(op_names, ST_OP__COUNT, op_s) : -1;
 	kind = kind_s ? lookup(kind_names, 4, kind_s) : -1;
 	if (op < 0 || kind < 0)
-		return wd_err(WD_EINVAL,
+		return err_set(WD_EINVAL,
 			      "fault spec '%s': want op:kind[:nth[:count]][@path], "
 			      "op one of open read write sync truncate allocate "
 			      "rename unlink mkdir syncdir any, kind one of eio "
@@ -255,7 +255,7 @@ static int parse_spec(const char *spec)
 	char *copy = strdup(spec), *save, *item;
 	int rc = 0;
 	if (!copy)
-		return wd_err(WD_ENOMEM, "fault spec: out of memory");
+		return err_set(WD_ENOMEM, "fault spec: out of memory");
 	for (item = strtok_r(copy, ",", &save); item && rc == 0;
 	     item = strtok_r(NULL, ",", &save))
 		rc = parse_one(item);

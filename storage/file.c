@@ -48,19 +48,19 @@ int storage_open(const char *path, unsigned flags, st_file **out)
 	if (flags & ST_TRUNC)
 		oflags |= O_TRUNC;
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault), "open %s (injected)", path);
+		return err_errno(hard_errno(fault), "open %s (injected)", path);
 	if (sim)
 		existed = sim_open_prepare(path, &oflags);
 	do
 		fd = open(path, oflags | O_CLOEXEC, 0644);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
-		return wd_err_errno(errno, "open %s", path);
+		return err_errno(errno, "open %s", path);
 	f = calloc(1, sizeof *f);
 	if (!f || !(f->path = strdup(path))) {
 		free(f);
 		close(fd);
-		return wd_err(WD_ENOMEM, "open %s: out of memory", path);
+		return err_set(WD_ENOMEM, "open %s: out of memory", path);
 	}
 	f->fd = fd;
 	f->flags = flags;
@@ -79,7 +79,7 @@ int storage_close(st_file *f)
 	if (!f)
 		return 0;
 	if (close(f->fd) != 0 && errno != EINTR)
-		rc = wd_err_errno(errno, "close %s", f->path);
+		rc = err_errno(errno, "close %s", f->path);
 	free(f->path);
 	free(f);
 	return rc;
@@ -98,7 +98,7 @@ int storage_read(st_file *f, void *buf, size_t len, uint64_t off, size_t *got)
 	if (got)
 		*got = 0;
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault),
+		return err_errno(hard_errno(fault),
 				    "read %s at offset %llu (injected)", f->path,
 				    (unsigned long long)off);
 	while (done < len) {
@@ -116,7 +116,7 @@ int storage_read(st_file *f, void *buf, size_t len, uint64_t off, size_t *got)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return wd_err_errno(errno, "read %s at offset %llu",
+			return err_errno(errno, "read %s at offset %llu",
 					    f->path,
 					    (unsigned long long)(off + done));
 		if (n == 0)
@@ -150,12 +150,12 @@ static int write_all(st_file *f, const void *buf, size_t len, uint64_t off,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return wd_err_errno(errno,
+			return err_errno(errno,
 					    "write %s: %zu bytes at offset %llu",
 					    f->path, len - done,
 					    (unsigned long long)(off + done));
 		if (n == 0)
-			return wd_err_errno(ENOSPC, "write %s at offset %llu: wrote nothing",
+			return err_errno(ENOSPC, "write %s at offset %llu: wrote nothing",
 					    f->path, (unsigned long long)(off + done));
 		done += (size_t)n;
 	}
@@ -169,7 +169,7 @@ int storage_write(st_file *f, const void *buf, size_t len, uint64_t off)
 	int rc;
 
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault),
+		return err_errno(hard_errno(fault),
 				    "write %s: %zu bytes at offset %llu (injected)",
 				    f->path, len, (unsigned long long)off);
 	if (sim && (rc = sim_write_begin(f, buf, len, off)) != 0)
@@ -188,13 +188,13 @@ int storage_sync(st_file *f)
 	int rc;
 
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault), "fdatasync %s (injected)",
+		return err_errno(hard_errno(fault), "fdatasync %s (injected)",
 				    f->path);
 	do
 		rc = fdatasync(f->fd);
 	while (rc != 0 && errno == EINTR);
 	if (rc != 0)
-		return wd_err_errno(errno, "fdatasync %s", f->path);
+		return err_errno(errno, "fdatasync %s", f->path);
 	TRACE(TR_STORAGE, "fdatasync %s", f->path);
 	return sim ? sim_synced(f, covers) : 0;
 }
@@ -206,7 +206,7 @@ int storage_truncate(st_file *f, uint64_t size)
 	int rc;
 
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault), "truncate %s (injected)",
+		return err_errno(hard_errno(fault), "truncate %s (injected)",
 				    f->path);
 	if (sim && (rc = sim_resize_begin(f, size, false)) != 0)
 		return rc;
@@ -216,7 +216,7 @@ int storage_truncate(st_file *f, uint64_t size)
 	if (sim)
 		sim_op_end();
 	if (rc != 0)
-		return wd_err_errno(errno, "truncate %s to %llu bytes", f->path,
+		return err_errno(errno, "truncate %s to %llu bytes", f->path,
 				    (unsigned long long)size);
 	return 0;
 }
@@ -228,7 +228,7 @@ int storage_allocate(st_file *f, uint64_t off, uint64_t len)
 	int rc;
 
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault),
+		return err_errno(hard_errno(fault),
 				    "allocate %s (injected)", f->path);
 	if (sim && (rc = sim_resize_begin(f, off + len, true)) != 0)
 		return rc;
@@ -238,7 +238,7 @@ int storage_allocate(st_file *f, uint64_t off, uint64_t len)
 	if (sim)
 		sim_op_end();
 	if (rc != 0)
-		return wd_err_errno(rc, "allocate %s: %llu bytes at offset %llu",
+		return err_errno(rc, "allocate %s: %llu bytes at offset %llu",
 				    f->path, (unsigned long long)len,
 				    (unsigned long long)off);
 	return 0;
@@ -248,7 +248,7 @@ int storage_size(st_file *f, uint64_t *size)
 {
 	struct stat st;
 	if (fstat(f->fd, &st) != 0)
-		return wd_err_errno(errno, "stat %s", f->path);
+		return err_errno(errno, "stat %s", f->path);
 	*size = (uint64_t)st.st_size;
 	return 0;
 }
@@ -257,12 +257,12 @@ int storage_rename(const char *from, const char *to)
 {
 	int fault = fault_check(ST_OP_RENAME, to);
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault), "rename %s to %s (injected)",
+		return err_errno(hard_errno(fault), "rename %s to %s (injected)",
 				    from, to);
 	if (sim_on())
 		return sim_rename(from, to);
 	if (rename(from, to) != 0)
-		return wd_err_errno(errno, "rename %s to %s", from, to);
+		return err_errno(errno, "rename %s to %s", from, to);
 	TRACE(TR_STORAGE, "rename %s -> %s", from, to);
 	return 0;
 }
@@ -271,11 +271,11 @@ int storage_unlink(const char *path)
 {
 	int fault = fault_check(ST_OP_UNLINK, path);
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault), "unlink %s (injected)", path);
+		return err_errno(hard_errno(fault), "unlink %s (injected)", path);
 	if (sim_on())
 		return sim_unlink(path);
 	if (unlink(path) != 0)
-		return wd_err_errno(errno, "unlink %s", path);
+		return err_errno(errno, "unlink %s", path);
 	TRACE(TR_STORAGE, "unlink %s", path);
 	return 0;
 }
@@ -284,9 +284,9 @@ int storage_mkdir(const char *path)
 {
 	int fault = fault_check(ST_OP_MKDIR, path);
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault), "mkdir %s (injected)", path);
+		return err_errno(hard_errno(fault), "mkdir %s (injected)", path);
 	if (mkdir(path, 0755) != 0)
-		return wd_err_errno(errno, "mkdir %s", path);
+		return err_errno(errno, "mkdir %s", path);
 	return 0;
 }
 
@@ -298,16 +298,16 @@ int storage_sync_dir(const char *dir)
 	int fd, rc;
 
 	if (hard_errno(fault))
-		return wd_err_errno(hard_errno(fault),
+		return err_errno(hard_errno(fault),
 				    "fsync directory %s (injected)", dir);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return wd_err_errno(errno, "open directory %s", dir);
+		return err_errno(errno, "open directory %s", dir);
 	do
 		rc = fsync(fd);
 	while (rc != 0 && errno == EINTR);
 	if (rc != 0) {
-		rc = wd_err_errno(errno, "fsync directory %s", dir);
+		rc = err_errno(errno, "fsync directory %s", dir);
 		close(fd);
 		return rc;
 	}

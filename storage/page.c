@@ -95,19 +95,19 @@ int page_verify(const uint8_t *p, uint32_t page_size, wd_blkno blkno,
 		return PAGE_VERIFY_NEW;
 	computed = page_checksum(p, page_size, blkno);
 	if (stored != computed)
-		return wd_err(WD_ECORRUPT,
+		return err_set(WD_ECORRUPT,
 			      "%s: block %u: checksum mismatch (stored 0x%08x, "
 			      "computed 0x%08x): torn or damaged page",
 			      file, blkno, stored, computed);
 	if (p[PH_VERSION] != PAGE_FORMAT_VERSION)
-		return wd_err(WD_ECORRUPT, "%s: block %u: page format version %u, expected %u",
+		return err_set(WD_ECORRUPT, "%s: block %u: page format version %u, expected %u",
 			      file, blkno, p[PH_VERSION], PAGE_FORMAT_VERSION);
 	lower = page_lower(p);
 	upper = page_upper(p);
 	special = page_special(p);
 	if (lower < PAGE_HEADER_SIZE || lower > upper || upper > special ||
 	    special > page_size || (lower - PAGE_HEADER_SIZE) % PAGE_LP_SIZE)
-		return wd_err(WD_ECORRUPT,
+		return err_set(WD_ECORRUPT,
 			      "%s: block %u: bad page bounds lower=%u upper=%u "
 			      "special=%u page size %u",
 			      file, blkno, lower, upper, special, page_size);
@@ -166,14 +166,14 @@ int page_item_add(uint8_t *p, const void *item, uint32_t len, uint32_t slot)
 	uint32_t upper;
 
 	if (len == 0 || len > 0xFFFFu)
-		return wd_err(WD_EINVAL, "page item of %u bytes", len);
+		return err_set(WD_EINVAL, "page item of %u bytes", len);
 	if (slot == PAGE_SLOT_NEW) {
 		slot = find_unused(p);
 		new_lp = slot == n;
 	} else if (slot <= n) {
 		new_lp = true;
 	} else {
-		return wd_err(WD_EINVAL, "page item slot %u beyond %u slots", slot, n);
+		return err_set(WD_EINVAL, "page item slot %u beyond %u slots", slot, n);
 	}
 	if (len > (new_lp ? page_free_space(p) : page_free_space_noslot(p)))
 		return WD_ENOSPC; /* routine: the caller picks another page */
@@ -245,7 +245,7 @@ int page_item_replace(uint8_t *p, uint32_t slot, const void *item, uint32_t len)
 {
 	uint32_t old_len, upper;
 	if (slot >= page_nslots(p) || len == 0 || len > 0xFFFFu)
-		return wd_err(WD_EINVAL, "page item replace: bad slot %u or length %u",
+		return err_set(WD_EINVAL, "page item replace: bad slot %u or length %u",
 			      slot, len);
 	old_len = get_le16(lp(p, slot) + 2);
 	if (len > page_free_space_noslot(p) + old_len)

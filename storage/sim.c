@@ -117,11 +117,11 @@ static int journal_append(unsigned kind, struct rec *r)
 	int rc = 0;
 
 	if (!tail) {
-		rc = wd_err(WD_ENOMEM, "sim journal: out of memory");
+		rc = err_set(WD_ENOMEM, "sim journal: out of memory");
 		goto out;
 	}
 	if (jbroken || jfd < 0) {
-		rc = wd_err(WD_EIO, "sim journal: broken by an earlier failure");
+		rc = err_set(WD_EIO, "sim journal: broken by an earlier failure");
 		goto out;
 	}
 	put_le32(r->buf, (uint32_t)r->len);
@@ -135,7 +135,7 @@ static int journal_append(unsigned kind, struct rec *r)
 			continue;
 		if (n <= 0) {
 			jbroken = true;
-			rc = wd_err_errno(n < 0 ? errno : ENOSPC,
+			rc = err_errno(n < 0 ? errno : ENOSPC,
 					  "sim journal %s/%s", jdir, SIM_JOURNAL);
 			goto out;
 		}
@@ -215,13 +215,13 @@ static int name_bind(const char *cp, uint64_t inode)
 		size_t cap = names_cap ? names_cap * 2 : 32;
 		struct name *nn = realloc(names, cap * sizeof *nn);
 		if (!nn)
-			return wd_err(WD_ENOMEM, "sim: out of memory");
+			return err_set(WD_ENOMEM, "sim: out of memory");
 		names = nn;
 		names_cap = cap;
 	}
 	names[nnames].path = strdup(cp);
 	if (!names[nnames].path)
-		return wd_err(WD_ENOMEM, "sim: out of memory");
+		return err_set(WD_ENOMEM, "sim: out of memory");
 	names[nnames++].inode = inode;
 	return 0;
 }
@@ -274,19 +274,19 @@ static int journal_create(const char *dir)
 	int rc = 0, fd;
 
 	if (asprintf(&path, "%s/%s", dir, SIM_JOURNAL) < 0)
-		return wd_err(WD_ENOMEM, "sim: out of memory");
+		return err_set(WD_ENOMEM, "sim: out of memory");
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0 && errno == EEXIST) {
-		rc = wd_err(WD_ESTATE, "sim: %s holds a journal not yet "
+		rc = err_set(WD_ESTATE, "sim: %s holds a journal not yet "
 				       "materialised", dir);
 		goto out;
 	}
 	if (fd < 0) {
-		rc = wd_err_errno(errno, "sim: create %s", path);
+		rc = err_errno(errno, "sim: create %s", path);
 		goto out;
 	}
 	if (write(fd, SIM_MAGIC, SIM_MAGIC_LEN) != SIM_MAGIC_LEN) {
-		rc = wd_err_errno(errno ? errno : ENOSPC, "sim: write %s", path);
+		rc = err_errno(errno ? errno : ENOSPC, "sim: write %s", path);
 		close(fd);
 		unlink(path);
 		goto out;
@@ -304,12 +304,12 @@ int storage_sim_start(const char *journal_dir)
 
 	pthread_mutex_lock(&mu);
 	if (atomic_load(&sim_state) == 2) {
-		rc = wd_err(WD_ESTATE, "sim: already tracking into %s", jdir);
+		rc = err_set(WD_ESTATE, "sim: already tracking into %s", jdir);
 		goto out;
 	}
 	real = realpath(journal_dir, NULL);
 	if (!real) {
-		rc = wd_err_errno(errno, "sim: journal directory %s", journal_dir);
+		rc = err_errno(errno, "sim: journal directory %s", journal_dir);
 		goto out;
 	}
 	rc = journal_create(real);
@@ -393,7 +393,7 @@ static int resize_locked(st_file *f, uint64_t size, bool allocate)
 	uint64_t old;
 
 	if (fstat(f->fd, &st) != 0)
-		return wd_err_errno(errno, "sim: stat %s", f->path);
+		return err_errno(errno, "sim: stat %s", f->path);
 	old = (uint64_t)st.st_size;
 	if (allocate && size < old)
 		size = old;
@@ -408,7 +408,7 @@ static int resize_locked(st_file *f, uint64_t size, bool allocate)
 		if (p && pread(f->fd, p, old - size, (off_t)size) !=
 				 (ssize_t)(old - size)) {
 			free(r.buf);
-			return wd_err_errno(errno ? errno : EIO,
+			return err_errno(errno ? errno : EIO,
 					    "sim: read %s", f->path);
 		}
 	}
@@ -433,7 +433,7 @@ int sim_opened(st_file *f, bool existed)
 		rc = resize_locked(f, 0, false);
 untracked:
 	if (rc == 0 && (f->flags & ST_TRUNC) && ftruncate(f->fd, 0) != 0)
-		rc = wd_err_errno(errno, "truncate %s on open", f->path);
+		rc = err_errno(errno, "truncate %s on open", f->path);
 	pthread_mutex_unlock(&mu);
 	free(cp);
 	return rc;
@@ -448,7 +448,7 @@ static int read_old(st_file *f, uint8_t *p, uint64_t len, uint64_t off)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return wd_err_errno(n < 0 ? errno : EIO, "sim: read %s",
+			return err_errno(n < 0 ? errno : EIO, "sim: read %s",
 					    f->path);
 		done += (uint64_t)n;
 	}
@@ -471,7 +471,7 @@ int sim_write_begin(st_file *f, const void *buf, size_t len, uint64_t off)
 	if (jfd < 0)
 		return 0; /* tracking stopped meanwhile: nothing to journal */
 	if (fstat(f->fd, &st) != 0) {
-		rc = wd_err_errno(errno, "sim: stat %s", f->path);
+		rc = err_errno(errno, "sim: stat %s", f->path);
 		goto fail;
 	}
 	size = (uint64_t)st.st_size;
@@ -573,11 +573,11 @@ static void jpath(char *buf, size_t cap, const char *name)
 static int move_err(int errnum, const char *what, const char *a, const char *b)
 {
 	if (errnum == EXDEV)
-		return wd_err(WD_ENOTSUP, "sim: %s %s to %s: the journal "
+		return err_set(WD_ENOTSUP, "sim: %s %s to %s: the journal "
 					  "directory must be on the same "
 					  "filesystem as the tracked files",
 			      what, a, b);
-	return wd_err_errno(errnum, "%s %s to %s", what, a, b);
+	return err_errno(errnum, "%s %s to %s", what, a, b);
 }
 
 /* Journals a RENAME of inode from cf to ct (replaced: the inode that ct
@@ -625,7 +625,7 @@ static int rename_locked(const char *from, const char *to, const char *cf,
 	if (rc != 0)
 		return rc;
 	if (rename(from, to) != 0) {
-		rc = wd_err_errno(errno, "rename %s to %s", from, to);
+		rc = err_errno(errno, "rename %s to %s", from, to);
 		if (stash[0])
 			unlink(sp);
 		return rc;
@@ -644,7 +644,7 @@ int sim_rename(const char *from, const char *to)
 	    strcmp(cf, ct) == 0 || lstat(from, &st) != 0 ||
 	    !S_ISREG(st.st_mode)) {
 		if (rename(from, to) != 0) /* untracked */
-			rc = wd_err_errno(errno, "rename %s to %s", from, to);
+			rc = err_errno(errno, "rename %s to %s", from, to);
 	} else {
 		rc = rename_locked(from, to, cf, ct);
 	}
@@ -689,7 +689,7 @@ int sim_unlink(const char *path)
 	if (!cp || jfd < 0 || in_jdir(cp) || lstat(path, &st) != 0 ||
 	    !S_ISREG(st.st_mode)) {
 		if (unlink(path) != 0) /* untracked */
-			rc = wd_err_errno(errno, "unlink %s", path);
+			rc = err_errno(errno, "unlink %s", path);
 	} else {
 		rc = unlink_locked(path, cp);
 	}

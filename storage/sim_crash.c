@@ -230,17 +230,17 @@ static int read_journal(struct sim *s)
 	size_t done = 0;
 
 	if (asprintf(&path, "%s/%s", s->dir, SIM_JOURNAL) < 0)
-		return wd_err(WD_ENOMEM, "sim: out of memory");
+		return err_set(WD_ENOMEM, "sim: out of memory");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)
 		goto out;
 	if (fd < 0 || fstat(fd, &st) != 0) {
-		rc = wd_err_errno(errno, "sim: open %s", path);
+		rc = err_errno(errno, "sim: open %s", path);
 		goto out;
 	}
 	s->buf = malloc((size_t)st.st_size + 1);
 	if (!s->buf) {
-		rc = wd_err(WD_ENOMEM, "sim: %s: out of memory", path);
+		rc = err_set(WD_ENOMEM, "sim: %s: out of memory", path);
 		goto out;
 	}
 	while (done < (size_t)st.st_size) {
@@ -269,7 +269,7 @@ static int load(struct sim *s)
 	if (rc != 0 || s->buf_len < SIM_MAGIC_LEN)
 		return rc; /* absent, or killed while being created: empty */
 	if (memcmp(s->buf, SIM_MAGIC, SIM_MAGIC_LEN) != 0)
-		return wd_err(WD_ECORRUPT, "sim: %s/%s is not a journal",
+		return err_set(WD_ECORRUPT, "sim: %s/%s is not a journal",
 			      s->dir, SIM_JOURNAL);
 	while ((n = parse_record(s->buf + pos, s->buf_len - pos, s->nrec + 1,
 				 &j)) != 0) {
@@ -278,7 +278,7 @@ static int load(struct sim *s)
 			struct jrec *nr = realloc(s->recs, cap * sizeof *nr);
 			if (!nr) {
 				jrec_free(&j);
-				return wd_err(WD_ENOMEM, "sim: out of memory");
+				return err_set(WD_ENOMEM, "sim: out of memory");
 			}
 			s->recs = nr;
 			s->rec_cap = cap;
@@ -327,12 +327,12 @@ static int cover(struct sim *s)
 {
 	for (size_t i = 0; i < s->nrec; i++)
 		if (s->recs[i].inode > s->nrec || s->recs[i].replaced > s->nrec)
-			return wd_err(WD_ECORRUPT, "sim: record %zu names an "
+			return err_set(WD_ECORRUPT, "sim: record %zu names an "
 						   "unknown file", i + 1);
 	s->ninos = s->nrec + 1;
 	s->inos = calloc(s->ninos, sizeof *s->inos);
 	if (!s->inos)
-		return wd_err(WD_ENOMEM, "sim: out of memory");
+		return err_set(WD_ENOMEM, "sim: out of memory");
 	for (size_t i = 0; i < s->nrec; i++) {
 		struct jrec *j = &s->recs[i];
 		if (j->kind == SIM_REC_SYNC && j->covers > s->inos[j->inode].synced)
@@ -374,7 +374,7 @@ static int make_mask(struct sim *s, struct jrec *j)
 	j->nsectors = (uint32_t)n;
 	j->mask = calloc(bytes ? bytes : 1, 1);
 	if (!j->mask)
-		return wd_err(WD_ENOMEM, "sim: out of memory");
+		return err_set(WD_ENOMEM, "sim: out of memory");
 	for (uint64_t i = 0; i < n; i++) {
 		if (i % 64 == 0 && j->dec == ST_SIM_TORN_OP)
 			bits = next_rand(s);
@@ -434,7 +434,7 @@ static int content_reserve(struct content *c, uint64_t n)
 		return 0;
 	nb = realloc(c->b, (size_t)n);
 	if (!nb)
-		return wd_err(WD_ENOMEM, "sim: out of memory");
+		return err_set(WD_ENOMEM, "sim: out of memory");
 	c->b = nb;
 	c->cap = n;
 	return 0;
@@ -505,7 +505,7 @@ static int content_load(struct content *c, const char *path)
 	uint64_t done = 0;
 
 	if (fd < 0 || fstat(fd, &st) != 0) {
-		rc = wd_err_errno(errno, "sim: open %s", path);
+		rc = err_errno(errno, "sim: open %s", path);
 		goto out;
 	}
 	rc = content_reserve(c, (uint64_t)st.st_size + 1);
@@ -514,7 +514,7 @@ static int content_load(struct content *c, const char *path)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			rc = wd_err_errno(n < 0 ? errno : EIO, "sim: read %s", path);
+			rc = err_errno(n < 0 ? errno : EIO, "sim: read %s", path);
 			break;
 		}
 		done += (uint64_t)n;
@@ -533,13 +533,13 @@ static int content_store(const struct content *c, const char *path)
 	uint64_t done = 0;
 
 	if (fd < 0)
-		return wd_err_errno(errno, "sim: open %s", path);
+		return err_errno(errno, "sim: open %s", path);
 	while (done < c->len) {
 		ssize_t n = write(fd, c->b + done, (size_t)(c->len - done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			rc = wd_err_errno(n < 0 ? errno : ENOSPC, "sim: write %s",
+			rc = err_errno(n < 0 ? errno : ENOSPC, "sim: write %s",
 					  path);
 			break;
 		}
@@ -602,7 +602,7 @@ static int ns_bind(struct sim *s, const char *path, uint64_t inode)
 		size_t cap = s->ns_cap ? s->ns_cap * 2 : 32;
 		struct binding *nb = realloc(s->ns, cap * sizeof *nb);
 		if (!nb)
-			return wd_err(WD_ENOMEM, "sim: out of memory");
+			return err_set(WD_ENOMEM, "sim: out of memory");
 		s->ns = nb;
 		s->ns_cap = cap;
 	}
@@ -620,7 +620,7 @@ static int set_loc(struct sim *s, uint64_t inode, const char *name,
 	char *p = NULL;
 	if (in_stash ? asprintf(&p, "%s/%s", s->dir, name) < 0
 		     : !(p = strdup(name)))
-		return wd_err(WD_ENOMEM, "sim: out of memory");
+		return err_set(WD_ENOMEM, "sim: out of memory");
 	/* a name holds one file: an identity still placed here lost it
 	 * outside storage/ (deleted by other code), so it is nowhere now */
 	for (uint64_t i = 1; i < s->ninos && !in_stash; i++) {
@@ -716,7 +716,7 @@ static int move(struct sim *s, const char *from, const char *to)
 		s->missing++;
 		return 0;
 	}
-	return wd_err_errno(errno, "sim: rename %s to %s", from, to);
+	return err_errno(errno, "sim: rename %s to %s", from, to);
 }
 
 /*
@@ -735,7 +735,7 @@ static int rearrange(struct sim *s)
 			if (!n->loc || (n->target && !strcmp(n->loc, n->target)))
 				continue;
 			if (!(hold = hold_path(s, i)))
-				return wd_err(WD_ENOMEM, "sim: out of memory");
+				return err_set(WD_ENOMEM, "sim: out of memory");
 			if (pass == 0)
 				rc = move(s, n->loc, hold);
 			else if (n->target)
@@ -772,14 +772,14 @@ static int reset(struct sim *s)
 	int rc = 0;
 
 	if (!d)
-		return wd_err_errno(errno, "sim: open directory %s", s->dir);
+		return err_errno(errno, "sim: open directory %s", s->dir);
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, SIM_JOURNAL) != 0 &&
 		    strncmp(e->d_name, "stash-", 6) != 0 &&
 		    strncmp(e->d_name, "hold-", 5) != 0)
 			continue;
 		if (unlinkat(dirfd(d), e->d_name, 0) != 0 && rc == 0)
-			rc = wd_err_errno(errno, "sim: remove %s/%s", s->dir,
+			rc = err_errno(errno, "sim: remove %s/%s", s->dir,
 					  e->d_name);
 	}
 	closedir(d);
@@ -835,7 +835,7 @@ static int fill_op(struct sim *s, size_t i, st_sim_op *op)
 	op->path = strdup(is_data(j->kind) ? path_at(s, i, j->inode) : j->path);
 	op->to = j->to ? strdup(j->to) : NULL;
 	if (!op->path || (j->to && !op->to))
-		return wd_err(WD_ENOMEM, "sim: out of memory");
+		return err_set(WD_ENOMEM, "sim: out of memory");
 	return 0;
 }
 
@@ -851,7 +851,7 @@ static int report(struct sim *s, st_sim_report *r)
 		n += s->recs[i].pending;
 	r->ops = calloc(n ? n : 1, sizeof *r->ops);
 	if (!r->ops)
-		return wd_err(WD_ENOMEM, "sim: out of memory");
+		return err_set(WD_ENOMEM, "sim: out of memory");
 	for (size_t i = 0; i < s->nrec && rc == 0; i++) {
 		if (!s->recs[i].pending)
 			continue;
@@ -867,12 +867,12 @@ static int check_opts(const st_sim_opts *o, uint32_t *sector)
 {
 	*sector = o->sector_bytes ? o->sector_bytes : 512;
 	if ((unsigned)o->mode > ST_SIM_TORN)
-		return wd_err(WD_EINVAL, "sim: unknown mode %d", (int)o->mode);
+		return err_set(WD_EINVAL, "sim: unknown mode %d", (int)o->mode);
 	if (*sector < 512 || *sector > 65536 || (*sector & (*sector - 1)))
-		return wd_err(WD_EINVAL, "sim: sector size %u is not a power "
+		return err_set(WD_EINVAL, "sim: sector size %u is not a power "
 					 "of two from 512 to 65536", *sector);
 	if (sim_on())
-		return wd_err(WD_ESTATE, "sim: stop tracking before "
+		return err_set(WD_ESTATE, "sim: stop tracking before "
 					 "materialising a crash state");
 	return 0;
 }
@@ -919,7 +919,7 @@ int storage_sim_materialize(const char *journal_dir, const st_sim_opts *opts,
 	s.rng = opts->seed;
 	s.dir = realpath(journal_dir, NULL);
 	if (!s.dir)
-		return wd_err_errno(errno, "sim: journal directory %s",
+		return err_errno(errno, "sim: journal directory %s",
 				    journal_dir);
 	rc = load(&s);
 	if (rc == 0)

@@ -32,7 +32,7 @@ static int parse_modules(const char *list, unsigned *mask)
 	char buf[256];
 	*mask = 0;
 	if (strlen(list) >= sizeof buf)
-		return wd_err(WD_EINVAL, "trace module list too long");
+		return err_set(WD_EINVAL, "trace module list too long");
 	strcpy(buf, list);
 	for (char *save, *tok = strtok_r(buf, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
@@ -43,7 +43,7 @@ static int parse_modules(const char *list, unsigned *mask)
 			if (strcmp(tok, modules[i].name) == 0)
 				bit = modules[i].bit;
 		if (!bit)
-			return wd_err(WD_EINVAL, "unknown trace module '%s'", tok);
+			return err_set(WD_EINVAL, "unknown trace module '%s'", tok);
 		*mask |= bit;
 	}
 	return 0;

@@ -275,13 +275,13 @@ static int run_writer(const struct demo *d)
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
-		return wd_err_errno(errno, "fork");
+		return err_errno(errno, "fork");
 	if (pid == 0)
 		writer(d);
 	if (waitpid(pid, &status, 0) != pid)
-		return wd_err_errno(errno, "waitpid");
+		return err_errno(errno, "waitpid");
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != ST_CRASH_EXIT_CODE)
-		return wd_err(WD_EIO, "the writer did not die at its crash point (status %d)",
+		return err_set(WD_EIO, "the writer did not die at its crash point (status %d)",
 			      status);
 	printf("   writer killed at crash point demo-before-sync (exit status %d)\n",
 	       ST_CRASH_EXIT_CODE);

@@ -185,6 +185,55 @@ static void test_fault_spec_parsing(void **state)
 	assert_int_equal(storage_close(f), 0);
 }
 
+/* Every error code has its own message; unknown codes say so. */
+static void test_every_error_has_a_message(void **state)
+{
+	(void)state;
+	for (int e = 0; e >= WD_ERROR_LAST; e--) {
+		assert_string_not_equal(wd_strerror(e), "unknown error code");
+		for (int other = e - 1; other >= WD_ERROR_LAST; other--)
+			assert_string_not_equal(wd_strerror(e), wd_strerror(other));
+	}
+	assert_string_equal(wd_strerror(WD_ERROR_LAST - 1), "unknown error code");
+	assert_string_equal(wd_strerror(1), "unknown error code");
+}
+
+struct trace_capture {
+	int lines;
+	char last[512];
+};
+
+static void capture(void *arg, const char *module, const char *line)
+{
+	struct trace_capture *c = arg;
+	c->lines++;
+	snprintf(c->last, sizeof c->last, "%s %s", module, line);
+}
+
+/* Tracing reaches the callback only for enabled modules. */
+static void test_trace_callback(void **state)
+{
+	struct trace_capture c = {0};
+	st_file *f = open_new("t");
+	(void)state;
+	wd_trace_set_callback(capture, &c);
+	assert_int_equal(wd_trace_enable("bufmgr"), 0);
+	assert_int_equal(storage_sync(f), 0);
+	assert_int_equal(c.lines, 0);
+	assert_int_equal(wd_trace_enable("bufmgr,storage"), 0);
+	assert_int_equal(storage_sync(f), 0);
+	assert_int_equal(c.lines, 1);
+	assert_non_null(strstr(c.last, "storage fdatasync"));
+	assert_non_null(strstr(c.last, "/t"));
+	assert_int_equal(wd_trace_enable("storage,nonsense"), WD_EINVAL);
+	assert_non_null(strstr(wd_last_error(), "nonsense"));
+	assert_int_equal(wd_trace_enable(""), 0); /* all off */
+	assert_int_equal(storage_sync(f), 0);
+	assert_int_equal(c.lines, 1);
+	wd_trace_set_callback(NULL, NULL);
+	assert_int_equal(storage_close(f), 0);
+}
+
 /* ---- crash points: these run in forked children ---- */
 
 struct crash_args {
@@ -313,6 +362,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_eio_on_sync_by_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_os_errors_name_the_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_spec_parsing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_error_has_a_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trace_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_point_fires_on_nth_hit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unfired_crash_point_is_harmless, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_at_io_index, setup, teardown),
