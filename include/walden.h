@@ -89,6 +89,41 @@ typedef struct wd_options {
 	/* Size of the buffer pool in bytes (rounded down to whole pages, at
 	 * least 16 pages). Default 64 MiB. */
 	uint64_t buffer_pool_bytes;
+
+	/* ---- write-ahead log (PostgreSQL semantics, DESIGN.md section 4) ---- */
+	/* Bytes per WAL segment file, fixed at creation: a power of two from
+	 * 64 KiB to 1 GiB. Default 16 MiB. */
+	uint32_t wal_segment_size;
+	/* Bytes of in-memory WAL buffers. Default 16 MiB. */
+	uint64_t wal_buffers_bytes;
+	/* How often the WAL writer flushes, in time: after a flush it sleeps
+	 * this long unless an asynchronous commit wakes it. Default 200 ms. */
+	uint32_t wal_writer_delay_ms;
+	/* How often it flushes, in volume: if less than wal_writer_delay has
+	 * passed since the last flush and less than this many bytes were
+	 * written since, WAL is only written to the OS, not flushed. 0: flush
+	 * every time. Default 1 MiB. */
+	uint64_t wal_writer_flush_after_bytes;
+	/* 1: wd_commit returns once the commit record is durable. 0: it returns
+	 * at once; the WAL writer makes it durable within 3 x
+	 * wal_writer_delay_ms. Default 1; settable per transaction. */
+	int synchronous_commit;
+	/* Group commit: a committer about to flush waits this many
+	 * microseconds first, if at least commit_siblings other transactions
+	 * are active, so that one fdatasync serves more commits. Default 0
+	 * (off) and 5. */
+	uint32_t commit_delay_us;
+	uint32_t commit_siblings;
+	/* New segments are filled with zeroes (1, default) rather than only
+	 * allocated: a zero-filled file makes fdatasync cheaper later. */
+	int wal_init_zero;
+	/* Old segments are renamed for reuse (1, default) instead of removed. */
+	int wal_recycle;
+	/* Log a page's whole image at its first change after a checkpoint (1,
+	 * default), so torn pages can be repaired. */
+	int full_page_writes;
+	/* zlib-compress full-page images (default 0). */
+	int wal_compression;
 } wd_options;
 
 void wd_options_default(wd_options *o);
