@@ -100,7 +100,8 @@ int bufmgr_rel_open(bufmgr *pool, wd_relid rel, const char *path,
 /*
  * Writes the relation's dirty pages, syncs the file if it was written since
  * its last sync, forgets its buffers and closes it. Precondition: no other
- * thread pins pages of rel any more. Errors: WD_NOTFOUND (not open), the
+ * thread pins pages of rel or calls bufmgr_rel_sync/extend/nblocks on it any
+ * more (those use the relation without a reference count). Errors: WD_NOTFOUND (not open), the
  * write and sync errors (the relation then stays open), WD_EBUSY (a buffer of
  * rel stayed pinned).
  */
@@ -132,8 +133,10 @@ int bufmgr_extend(bufmgr *pool, wd_relid rel, wd_blkno *blk,
 /*
  * Forgets every buffer of rel without writing it (the relation is being
  * dropped or truncated). Waits for transient pins (an eviction or flush in
- * another thread); a pin that stays for a second gives WD_EBUSY naming the
- * block. Precondition: the caller holds no pin of rel.
+ * another thread, including a write-out under way); a pin that stays for a
+ * second gives WD_EBUSY naming the block. When it returns 0 no write of a
+ * page of rel is in progress or will start. Precondition: the caller holds
+ * no pin of rel, and no other thread calls bufmgr_rel_* on rel meanwhile.
  */
 int bufmgr_drop_rel(bufmgr *pool, wd_relid rel) WD_MUST_CHECK;
 

@@ -352,28 +352,39 @@ static int claim_for_drop(bm_buf *buf, wd_relid rel, bm_tag *tag)
 	return 1;
 }
 
-/* Removes a claimed buffer from the hash and empties it, if it still
- * carries tag (I2: we hold the only pin). */
-static void forget_buffer(bufmgr *pool, bm_buf *buf, bm_tag tag)
+/*
+ * Removes a claimed buffer from the hash and empties it, if it still
+ * carries tag and we still hold its only pin with no I/O under way (I2):
+ * a flush may have pinned it between our claim and these locks, and must
+ * finish first. Drops our pin either way. Returns false if the caller must
+ * retry (someone else holds a pin or an I/O is in progress).
+ */
+static bool forget_buffer(bufmgr *pool, bm_buf *buf, bm_tag tag)
 {
 	uint32_t hash = bm_tag_hash(tag);
 	pthread_mutex_t *mu = bm_part_lock(pool, hash);
 	uint32_t s, n;
+	bool done = true;
 
 	pthread_mutex_lock(mu);
 	pthread_mutex_lock(&buf->hdr_mu);
 	s = atomic_load(&buf->state);
 	if ((s & BM_F_TAG_VALID) && buf->tag.rel == tag.rel &&
 	    buf->tag.blk == tag.blk) {
-		bm_hash_remove(pool, buf, hash);
-		buf->rec_lsn = WD_INVALID_LSN;
-		do /* keep the pin count, drop usage and every flag */
-			n = s & BM_REF_MASK;
-		while (!atomic_compare_exchange_weak(&buf->state, &s, n));
+		if (BM_REFS(s) != 1 || (s & BM_F_IO)) {
+			done = false;
+		} else {
+			bm_hash_remove(pool, buf, hash);
+			buf->rec_lsn = WD_INVALID_LSN;
+			do /* keep the pin count, drop usage and every flag */
+				n = s & BM_REF_MASK;
+			while (!atomic_compare_exchange_weak(&buf->state, &s, n));
+		}
 	}
 	pthread_mutex_unlock(&buf->hdr_mu);
 	pthread_mutex_unlock(mu);
 	bufmgr_unpin(pool, buf);
+	return done;
 }
 
 static uint64_t now_ms(void)
@@ -391,7 +402,9 @@ int bufmgr_drop_rel(bufmgr *pool, wd_relid rel)
 		uint64_t deadline = 0;
 		bm_tag tag;
 		int got;
-		while ((got = claim_for_drop(b, rel, &tag)) < 0) {
+		/* claim, then forget; either may find another pin: retry */
+		while ((got = claim_for_drop(b, rel, &tag)) < 0 ||
+		       (got > 0 && !forget_buffer(pool, b, tag))) {
 			if (!deadline)
 				deadline = now_ms() + 1000;
 			else if (now_ms() > deadline)
@@ -399,8 +412,6 @@ int bufmgr_drop_rel(bufmgr *pool, wd_relid rel)
 					      rel, tag.blk);
 			sched_yield();
 		}
-		if (got > 0)
-			forget_buffer(pool, b, tag);
 	}
 	return 0;
 }

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include "bufmgr/bufmgr.h"
+#include "bufmgr/bufmgr_internal.h"
 #include "storage/bytes.h"
 #include "storage/page.h"
 #include "tests/lib/testutil.h"
@@ -441,11 +443,96 @@ static void test_pinned_pages_survive_pressure(void **state)
 	bufmgr_destroy(pool);
 }
 
+/* ---- drop_rel against a flush in progress ---- */
+
+static pthread_mutex_t hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hook_cv = PTHREAD_COND_INITIALIZER;
+static bool hook_blocks, hook_entered;
+
+/* A WAL hook that, while hook_blocks is set, parks the writer inside the
+ * write-out (buffer pinned, I/O flagged) until the test lets it go. */
+static int parking_hook(void *arg, wd_lsn upto)
+{
+	(void)arg;
+	(void)upto;
+	pthread_mutex_lock(&hook_mu);
+	hook_entered = true;
+	pthread_cond_broadcast(&hook_cv);
+	while (hook_blocks)
+		pthread_cond_wait(&hook_cv, &hook_mu);
+	pthread_mutex_unlock(&hook_mu);
+	return 0;
+}
+
+static void *flush_main(void *arg)
+{
+	return (void *)(intptr_t)bufmgr_flush_all(arg);
+}
+
+static void *drop_main(void *arg)
+{
+	return (void *)(intptr_t)bufmgr_drop_rel(arg, REL);
+}
+
+/*
+ * bufmgr_drop_rel must not return 0 while a flush is writing one of the
+ * relation's pages: after drop returns the caller may truncate or close the
+ * file, and the write would land in it (or in freed memory). The race is
+ * forced: drop claims the buffer, is held at the partition lock, a flush
+ * pins the same buffer and parks in its WAL hook, then drop goes on.
+ */
+static void test_drop_waits_for_flush_in_progress(void **state)
+{
+	bufmgr *pool = make_pool(32);
+	pthread_mutex_t *part;
+	pthread_t flusher, dropper;
+	bm_buf *b;
+	void *ret;
+	bm_stats st;
+	(void)state;
+	populate(pool, 4);
+	assert_int_equal(bufmgr_pin(pool, REL, 2, BM_READ, &b), 0);
+	bufmgr_latch(b, BM_EXCL);
+	set_page(bufmgr_page(b), 2, 1, 1, atomic_fetch_add(&wal_insert, 1));
+	bufmgr_mark_dirty(b, page_lsn(bufmgr_page(b)));
+	bufmgr_unlatch(b);
+	bufmgr_unpin(pool, b);
+	bufmgr_set_wal_hook(pool, parking_hook, NULL);
+	hook_blocks = true;
+	hook_entered = false;
+	part = bm_part_lock(pool, bm_tag_hash((bm_tag){REL, 2}));
+	pthread_mutex_lock(part); /* holds drop between its claim and forget */
+	assert_int_equal(pthread_create(&dropper, NULL, drop_main, pool), 0);
+	while (BM_REFS(atomic_load(&b->state)) != 1) /* drop claimed block 2 */
+		sched_yield();
+	assert_int_equal(pthread_create(&flusher, NULL, flush_main, pool), 0);
+	pthread_mutex_lock(&hook_mu);
+	while (!hook_entered)
+		pthread_cond_wait(&hook_cv, &hook_mu);
+	pthread_mutex_unlock(&hook_mu);
+	pthread_mutex_unlock(part);
+	/* the flusher holds block 2 pinned mid-write: drop must not succeed */
+	assert_int_equal(pthread_join(dropper, &ret), 0);
+	assert_int_equal((int)(intptr_t)ret, WD_EBUSY);
+	pthread_mutex_lock(&hook_mu);
+	hook_blocks = false;
+	pthread_cond_broadcast(&hook_cv);
+	pthread_mutex_unlock(&hook_mu);
+	assert_int_equal(pthread_join(flusher, &ret), 0);
+	assert_int_equal((int)(intptr_t)ret, 0);
+	assert_int_equal(bufmgr_drop_rel(pool, REL), 0);
+	bufmgr_stats(pool, &st);
+	assert_int_equal(st.valid, 0);
+	assert_int_equal(st.pinned, 0);
+	bufmgr_destroy(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_threads_with_checkpointer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pinned_pages_survive_pressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drop_waits_for_flush_in_progress, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("bufmgr_conc", tests, NULL, NULL);
 }

@@ -326,7 +326,7 @@ static void test_crash_point_from_environment(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		setenv("WALDEN_CRASH_POINT", "test-point:3", 1);
-		setenv("WALDEN_FAULT", "write:enospc:100", 1);
+		setenv("WALDEN_FAULT", "write:enospc:2", 1);
 		execl("/proc/self/exe", "test_storage", "--env-child", path, (char *)NULL);
 		_exit(127);
 	}
@@ -338,7 +338,8 @@ static void test_crash_point_from_environment(void **state)
 }
 
 /* Body of the re-exec'd child: a write then a hit of test-point, 10 times.
- * It also checks that WALDEN_FAULT was read (the 100th write would fail). */
+ * WALDEN_FAULT makes the 2nd write fail; if it was not read the child
+ * exits 1 instead of reaching the 3rd hit of the crash point. */
 static int env_child(const char *path)
 {
 	st_file *f = NULL;
@@ -346,7 +347,8 @@ static int env_child(const char *path)
 		return 1;
 	for (int i = 0; i < 10; i++) {
 		uint8_t b = 1;
-		if (storage_write(f, &b, 1, (uint64_t)i) != 0)
+		int rc = storage_write(f, &b, 1, (uint64_t)i);
+		if (rc != (i == 1 ? WD_ENOSPC : 0))
 			return 1;
 		storage_crash_point("test-point");
 	}
