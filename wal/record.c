@@ -1,0 +1,452 @@
+/*
+ * record.c - building, stamping and decoding WAL records (record.h):
+ * walrec_begin/add_block/set_main/assemble/free, walrec_stamp, walrec_decode,
+ * walrec_restore_image. Byte layout: wal/format.h and wal/README.md.
+ */
+#include <isa-l/crc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "storage/bytes.h"
+#include "storage/page.h"
+#include "wal/record.h"
+
+static const char *const end_reason_names[WAL_END__COUNT] = {
+	[WAL_END_NONE] = "valid record",
+	[WAL_END_ZERO] = "zero length record",
+	[WAL_END_BAD_LENGTH] = "bad record length",
+	[WAL_END_BAD_LSN] = "wrong self-LSN (stale or garbage record)",
+	[WAL_END_BAD_CRC] = "bad CRC",
+	[WAL_END_BAD_BLOCKS] = "bad block references",
+	[WAL_END_TORN] = "torn record (runs past the available WAL)",
+	[WAL_END_MISSING_SEGMENT] = "missing segment",
+	[WAL_END_SHORT_SEGMENT] = "segment file ends",
+	[WAL_END_BAD_SEG_HEADER] = "bad segment header",
+	[WAL_END_WRONG_SEGNO] = "recycled segment (header of another segment number)",
+};
+
+const char *wal_end_reason_name(wal_end_reason r)
+{
+	if ((unsigned)r < WAL_END__COUNT)
+		return end_reason_names[r];
+	return "unknown end reason";
+}
+
+bool wal_end_reason_clean(wal_end_reason r)
+{
+	return r == WAL_END_ZERO || r == WAL_END_MISSING_SEGMENT ||
+	       r == WAL_END_SHORT_SEGMENT;
+}
+
+/* ---- builder ------------------------------------------------------------ */
+
+/* Makes *buf hold at least need bytes, keeping its contents; doubles. */
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	size_t n = *cap ? *cap : 1024;
+	uint8_t *p;
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	p = realloc(*buf, n);
+	if (!p)
+		return err_set(WD_ENOMEM, "WAL record builder: cannot allocate %zu bytes", n);
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
+void walrec_begin(wal_rec_builder *b, unsigned rmgr, unsigned type, wd_xid xid,
+		  wd_lsn prev, uint64_t undo, unsigned flags)
+{
+	b->rmgr = (uint8_t)rmgr;
+	b->type = (uint8_t)type;
+	b->flags = (uint8_t)flags;
+	b->nblocks = 0;
+	b->xid = xid;
+	b->prev = prev;
+	b->undo = undo;
+	b->len = WAL_REC_PREFIX;
+	b->main_len = 0;
+}
+
+/* Bytes the record would have if assembled now, plus extra more. */
+static uint64_t projected_len(const wal_rec_builder *b, uint64_t extra)
+{
+	return WAL_REC_HEADER_SIZE + (uint64_t)b->nblocks * WAL_BLK_HEADER_SIZE +
+	       (b->len - WAL_REC_PREFIX) + b->main_len + extra;
+}
+
+/*
+ * The free hole of a page worth leaving out of its image: [lower, upper)
+ * of a heap or btree page whose header bounds are consistent. Pages of
+ * other kinds may keep data anywhere, so they are logged whole.
+ */
+static void page_hole(const uint8_t *page, uint32_t page_size, uint32_t *off,
+		      uint32_t *len)
+{
+	uint32_t lower = page_lower(page), upper = page_upper(page);
+	unsigned kind = page_kind(page);
+	*off = 0;
+	*len = 0;
+	if (kind != PAGE_KIND_HEAP && kind != PAGE_KIND_BTREE)
+		return;
+	if (page[PH_VERSION] != PAGE_FORMAT_VERSION || lower < PAGE_HEADER_SIZE ||
+	    lower > upper || upper > page_special(page) || page_special(page) > page_size)
+		return;
+	if (upper > lower) {
+		*off = lower;
+		*len = upper - lower;
+	}
+}
+
+/*
+ * Replaces the image just copied to buf[at, at + *len) by its zlib
+ * compression when that is smaller. Returns 0 (also when not smaller) or
+ * WD_ENOMEM.
+ */
+static int compress_image(wal_rec_builder *b, size_t at, uint32_t *len, bool *done)
+{
+	uLongf zlen = compressBound(*len);
+	int rc = grow(&b->zbuf, &b->zcap, zlen);
+	*done = false;
+	if (rc != 0)
+		return rc;
+	if (compress2(b->zbuf, &zlen, b->buf + at, *len, Z_BEST_SPEED) != Z_OK)
+		return err_set(WD_ENOMEM, "WAL record builder: zlib compress2 failed");
+	if (zlen < *len) {
+		memcpy(b->buf + at, b->zbuf, zlen);
+		*len = (uint32_t)zlen;
+		*done = true;
+	}
+	return 0;
+}
+
+/* Appends page minus its hole (and compressed if asked) to b->buf and
+ * records the image in blk. */
+static int add_image(wal_rec_builder *b, walrec_block *blk, const uint8_t *page,
+		     uint32_t page_size, bool compress)
+{
+	uint32_t off, hole, len;
+	bool compressed = false;
+	int rc;
+	page_hole(page, page_size, &off, &hole);
+	len = page_size - hole;
+	rc = grow(&b->buf, &b->cap, b->len + len);
+	if (rc != 0)
+		return rc;
+	memcpy(b->buf + b->len, page, hole ? off : page_size);
+	if (hole)
+		memcpy(b->buf + b->len + off, page + off + hole, page_size - off - hole);
+	if (compress && (rc = compress_image(b, b->len, &len, &compressed)) != 0)
+		return rc;
+	blk->flags |= WAL_BLK_HAS_IMAGE | (compressed ? WAL_BLK_COMPRESSED : 0);
+	blk->image_len = len;
+	blk->hole_off = off;
+	blk->hole_len = hole;
+	b->len += len;
+	return 0;
+}
+
+/* Adds block reference nblocks: its header fields now, its image (hole left
+ * out, maybe compressed) and data appended to the payload (record.h). */
+int walrec_add_block(wal_rec_builder *b, wd_relid rel, wd_blkno blk,
+		     unsigned flags, const uint8_t *page, uint32_t page_size,
+		     bool compress, const void *data, uint32_t data_len)
+{
+	walrec_block *bl = &b->blocks[b->nblocks];
+	uint64_t worst = WAL_BLK_HEADER_SIZE + (page ? (uint64_t)page_size : 0) + data_len;
+	int rc;
+	if (b->nblocks >= WAL_MAX_BLOCKS)
+		return err_set(WD_EINVAL, "WAL record: more than %u block references",
+			       WAL_MAX_BLOCKS);
+	if ((flags & ~WAL_BLK_WILL_INIT) != 0 || (page && !page_size_valid(page_size)))
+		return err_set(WD_EINVAL, "WAL record: bad block flags 0x%x or page size %u",
+			       flags, page_size);
+	if (projected_len(b, worst) > WAL_MAX_RECORD_SIZE)
+		return err_set(WD_ETOOBIG, "WAL record: more than %u bytes",
+			       WAL_MAX_RECORD_SIZE);
+	memset(bl, 0, sizeof *bl);
+	bl->rel = rel;
+	bl->blk = blk;
+	bl->flags = (uint16_t)flags;
+	bl->payload_off = b->len;
+	if (page && (rc = add_image(b, bl, page, page_size, compress)) != 0)
+		return rc;
+	if ((rc = grow(&b->buf, &b->cap, b->len + data_len)) != 0)
+		return rc;
+	if (data_len)
+		memcpy(b->buf + b->len, data, data_len);
+	b->len += data_len;
+	bl->data_len = data_len;
+	b->nblocks++;
+	return 0;
+}
+
+/* Copies the main data aside; it goes last, at assemble time. */
+int walrec_set_main(wal_rec_builder *b, const void *data, uint32_t len)
+{
+	int rc;
+	b->main_len = 0;
+	if (projected_len(b, len) > WAL_MAX_RECORD_SIZE)
+		return err_set(WD_ETOOBIG, "WAL record: main data of %u bytes is too big", len);
+	if ((rc = grow(&b->main, &b->main_cap, len)) != 0)
+		return rc;
+	if (len)
+		memcpy(b->main, data, len);
+	b->main_len = len;
+	return 0;
+}
+
+/* Encodes block header i at p. */
+static void put_block_header(uint8_t *p, const walrec_block *bl)
+{
+	memset(p, 0, WAL_BLK_HEADER_SIZE);
+	put_le32(p + WBH_REL, bl->rel);
+	put_le32(p + WBH_BLK, bl->blk);
+	put_le16(p + WBH_FLAGS, bl->flags);
+	put_le32(p + WBH_DATA_LEN, bl->data_len);
+	put_le32(p + WBH_IMAGE_LEN, bl->image_len);
+	put_le32(p + WBH_HOLE_OFF, bl->hole_off);
+	put_le32(p + WBH_HOLE_LEN, bl->hole_len);
+}
+
+/* Encodes the record header at p (lsn and crc zero). */
+static void put_record_header(uint8_t *p, const wal_rec_builder *b, uint32_t tot_len)
+{
+	memset(p, 0, WAL_REC_HEADER_SIZE);
+	put_le32(p + WRH_TOT_LEN, tot_len);
+	put_le64(p + WRH_PREV, b->prev);
+	put_le64(p + WRH_XID, b->xid);
+	p[WRH_RMGR] = b->rmgr;
+	p[WRH_TYPE] = b->type;
+	p[WRH_NBLOCKS] = b->nblocks;
+	p[WRH_FLAGS] = b->flags;
+	put_le32(p + WRH_MAIN_LEN, b->main_len);
+	put_le64(p + WRH_UNDO, b->undo);
+}
+
+/* Appends the main data and writes the block headers and the record header
+ * backwards into the prefix, so the record is contiguous without a copy of
+ * the payload. lsn and crc stay zero until walrec_stamp. */
+int walrec_assemble(wal_rec_builder *b, uint8_t **rec, uint32_t *len)
+{
+	size_t start = (WAL_MAX_BLOCKS - b->nblocks) * WAL_BLK_HEADER_SIZE;
+	uint64_t tot = projected_len(b, 0);
+	int rc;
+	if (tot > WAL_MAX_RECORD_SIZE)
+		return err_set(WD_ETOOBIG, "WAL record: %llu bytes", (unsigned long long)tot);
+	if ((rc = grow(&b->buf, &b->cap, b->len + b->main_len)) != 0)
+		return rc;
+	if (b->main_len)
+		memcpy(b->buf + b->len, b->main, b->main_len);
+	put_record_header(b->buf + start, b, (uint32_t)tot);
+	for (unsigned i = 0; i < b->nblocks; i++)
+		put_block_header(b->buf + start + WAL_REC_HEADER_SIZE +
+					 i * WAL_BLK_HEADER_SIZE,
+				 &b->blocks[i]);
+	*rec = b->buf + start;
+	*len = (uint32_t)tot;
+	return 0;
+}
+
+void walrec_free(wal_rec_builder *b)
+{
+	free(b->buf);
+	free(b->main);
+	free(b->zbuf);
+	memset(b, 0, sizeof *b);
+}
+
+/* CRC-32 of [8, tot_len) then [0, 4): the length, self-LSN and everything
+ * after it, with the crc field itself left out. */
+uint32_t walrec_crc(const uint8_t *rec, uint32_t tot_len)
+{
+	uint32_t crc = crc32_gzip_refl(0, rec + WRH_LSN, tot_len - WRH_LSN);
+	return crc32_gzip_refl(crc, rec, WRH_CRC);
+}
+
+/* The self-LSN first: the CRC covers it. */
+void walrec_stamp(uint8_t *rec, uint32_t tot_len, wd_lsn lsn)
+{
+	put_le64(rec + WRH_LSN, lsn);
+	put_le32(rec + WRH_CRC, walrec_crc(rec, tot_len));
+}
+
+/* ---- decoder ------------------------------------------------------------ */
+
+wal_end_reason walrec_check_len(const uint8_t *rec, uint32_t *tot_len)
+{
+	*tot_len = get_le32(rec + WRH_TOT_LEN);
+	if (*tot_len == 0)
+		return WAL_END_ZERO;
+	if (*tot_len < WAL_REC_HEADER_SIZE || *tot_len > WAL_MAX_RECORD_SIZE)
+		return WAL_END_BAD_LENGTH;
+	return WAL_END_NONE;
+}
+
+/* Sets out->status to why and returns WD_ECORRUPT with the detail
+ * "WAL record at <lsn>: <what>". */
+static int bad(wal_decoded *out, wal_end_reason why, const char *fmt, ...)
+	WD_PRINTF(3, 4);
+static int bad(wal_decoded *out, wal_end_reason why, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	out->status = why;
+	return err_set(WD_ECORRUPT, "WAL record at " LSN_FMT ": %s", LSN_ARGS(out->lsn),
+		       what);
+}
+
+/* Parses block header i of rec into out->blocks[i]; false if its flags,
+ * reserved fields or image fields are inconsistent. */
+static bool parse_block(const uint8_t *p, wal_block_ref *bl)
+{
+	bl->rel = get_le32(p + WBH_REL);
+	bl->blk = get_le32(p + WBH_BLK);
+	bl->flags = get_le16(p + WBH_FLAGS);
+	bl->data_len = get_le32(p + WBH_DATA_LEN);
+	bl->image_len = get_le32(p + WBH_IMAGE_LEN);
+	bl->hole_off = get_le32(p + WBH_HOLE_OFF);
+	bl->hole_len = get_le32(p + WBH_HOLE_LEN);
+	if (bl->flags & ~(WAL_BLK_HAS_IMAGE | WAL_BLK_COMPRESSED | WAL_BLK_WILL_INIT))
+		return false;
+	if (get_le16(p + 10) != 0 || get_le32(p + 28) != 0)
+		return false;
+	if (!(bl->flags & WAL_BLK_HAS_IMAGE))
+		return bl->image_len == 0 && bl->hole_off == 0 && bl->hole_len == 0 &&
+		       !(bl->flags & WAL_BLK_COMPRESSED);
+	return bl->image_len > 0 && bl->hole_off <= PAGE_SIZE_MAX &&
+	       bl->hole_len <= PAGE_SIZE_MAX;
+}
+
+/* Parses the block headers and points blocks and main data into rec,
+ * checking that every length adds up to tot_len exactly. */
+static int parse_body(const uint8_t *rec, wal_decoded *out)
+{
+	uint64_t pos = WAL_REC_HEADER_SIZE + (uint64_t)out->nblocks * WAL_BLK_HEADER_SIZE;
+	if (out->nblocks > WAL_MAX_BLOCKS)
+		return bad(out, WAL_END_BAD_BLOCKS, "%u block references (at most %u)",
+			   out->nblocks, WAL_MAX_BLOCKS);
+	if (pos > out->tot_len)
+		return bad(out, WAL_END_BAD_BLOCKS, "block headers exceed tot_len %u",
+			   out->tot_len);
+	for (unsigned i = 0; i < out->nblocks; i++) {
+		wal_block_ref *bl = &out->blocks[i];
+		if (!parse_block(rec + WAL_REC_HEADER_SIZE + i * WAL_BLK_HEADER_SIZE, bl))
+			return bad(out, WAL_END_BAD_BLOCKS, "block %u: inconsistent header "
+				   "(flags 0x%x, image %u, hole %u+%u)", i, bl->flags,
+				   bl->image_len, bl->hole_off, bl->hole_len);
+		bl->image = bl->image_len ? rec + pos : NULL;
+		pos += bl->image_len;
+		bl->data = rec + pos;
+		pos += bl->data_len;
+		if (pos > out->tot_len)
+			return bad(out, WAL_END_BAD_BLOCKS, "block %u: lengths exceed tot_len %u",
+				   i, out->tot_len);
+	}
+	out->main_data = rec + pos;
+	if (pos + out->main_len != out->tot_len)
+		return bad(out, WAL_END_BAD_BLOCKS, "lengths add up to %llu, not tot_len %u",
+			   (unsigned long long)(pos + out->main_len), out->tot_len);
+	return 0;
+}
+
+/* Fills the fixed header fields of out from rec. */
+static void parse_header(const uint8_t *rec, wal_decoded *out)
+{
+	out->tot_len = get_le32(rec + WRH_TOT_LEN);
+	out->prev = get_le64(rec + WRH_PREV);
+	out->xid = get_le64(rec + WRH_XID);
+	out->rmgr = rec[WRH_RMGR];
+	out->type = rec[WRH_TYPE];
+	out->nblocks = rec[WRH_NBLOCKS];
+	out->flags = rec[WRH_FLAGS];
+	out->main_len = get_le32(rec + WRH_MAIN_LEN);
+	out->undo = get_le64(rec + WRH_UNDO);
+	out->raw = rec;
+}
+
+/* R-I1 (README.reader.md): length, completeness, self-LSN, CRC, structure,
+ * in that order, so that the cheapest check that can fail decides. */
+int walrec_decode(const uint8_t *rec, uint32_t avail, wd_lsn expect_lsn,
+		  wal_decoded *out)
+{
+	uint32_t tot_len, stored, computed;
+	wal_end_reason why;
+	memset(out, 0, sizeof *out);
+	out->lsn = expect_lsn;
+	if (avail < 4)
+		return bad(out, WAL_END_TORN, "only %u bytes", avail);
+	why = walrec_check_len(rec, &tot_len);
+	if (why != WAL_END_NONE)
+		return bad(out, why, "tot_len %u (from %u to %u allowed)", tot_len,
+			   WAL_REC_HEADER_SIZE, WAL_MAX_RECORD_SIZE);
+	if (avail < tot_len)
+		return bad(out, WAL_END_TORN, "tot_len %u, only %u bytes", tot_len, avail);
+	if (get_le64(rec + WRH_LSN) != expect_lsn)
+		return bad(out, WAL_END_BAD_LSN, "it names LSN " LSN_FMT " (stale or garbage)",
+			   LSN_ARGS(get_le64(rec + WRH_LSN)));
+	stored = get_le32(rec + WRH_CRC);
+	computed = walrec_crc(rec, tot_len);
+	if (stored != computed)
+		return bad(out, WAL_END_BAD_CRC, "CRC mismatch (stored 0x%08x, computed 0x%08x)",
+			   stored, computed);
+	parse_header(rec, out);
+	return parse_body(rec, out);
+}
+
+/* Checks that block `block` of d has an image that can expand to page_size
+ * bytes and returns that block in *out. */
+static int image_block(const wal_decoded *d, unsigned block, uint32_t page_size,
+		       const wal_block_ref **out)
+{
+	const wal_block_ref *bl;
+	if (block >= d->nblocks || !(d->blocks[block].flags & WAL_BLK_HAS_IMAGE))
+		return err_set(WD_EINVAL, "WAL record at " LSN_FMT ": block %u has no image",
+			       LSN_ARGS(d->lsn), block);
+	bl = &d->blocks[block];
+	if ((uint64_t)bl->hole_off + bl->hole_len > page_size ||
+	    (!(bl->flags & WAL_BLK_COMPRESSED) && bl->image_len + bl->hole_len != page_size))
+		return err_set(WD_ECORRUPT,
+			       "WAL record at " LSN_FMT ": block %u: image of %u bytes with "
+			       "hole %u+%u does not make a %u-byte page",
+			       LSN_ARGS(d->lsn), block, bl->image_len, bl->hole_off,
+			       bl->hole_len, page_size);
+	*out = bl;
+	return 0;
+}
+
+/* Expands the image into page[0, raw) (copy or inflate), then moves the part
+ * after the hole up and zeroes the hole. */
+int walrec_restore_image(const wal_decoded *d, unsigned block, uint8_t *page,
+			 uint32_t page_size)
+{
+	const wal_block_ref *bl = NULL;
+	uint32_t raw = 0;
+	uLongf got;
+	int rc = image_block(d, block, page_size, &bl);
+	if (rc != 0)
+		return rc;
+	raw = page_size - bl->hole_len;
+	got = raw;
+	if (!(bl->flags & WAL_BLK_COMPRESSED))
+		memcpy(page, bl->image, raw);
+	else if (uncompress(page, &got, bl->image, bl->image_len) != Z_OK || got != raw)
+		return err_set(WD_ECORRUPT,
+			       "WAL record at " LSN_FMT ": block %u: compressed image does "
+			       "not expand to %u bytes",
+			       LSN_ARGS(d->lsn), block, raw);
+	/* page[0, raw) holds the image without its hole: open the hole */
+	memmove(page + bl->hole_off + bl->hole_len, page + bl->hole_off,
+		raw - bl->hole_off);
+	memset(page + bl->hole_off, 0, bl->hole_len);
+	return 0;
+}
