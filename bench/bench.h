@@ -21,6 +21,16 @@ int bench_pin_main(int argc, char **argv);
  * versus raw pread of the same pages. */
 int bench_pool_main(int argc, char **argv);
 
+/* `walden bench commit`: durable WAL commits/s at 1..64 threads against
+ * the fdatasync rate of the disk, async commits/s and loss window, LMDB
+ * durable commits (bench_commit.c). */
+int bench_commit_main(int argc, char **argv);
+
+/* `walden bench walinsert`: bytes/s of WAL records appended by 1 and 2
+ * threads with no flush, beside memcpy of the same bytes
+ * (bench_walinsert.c). */
+int bench_walinsert_main(int argc, char **argv);
+
 /* ---- helpers (benchutil.c) ---- */
 
 /* Monotonic clock in nanoseconds. */

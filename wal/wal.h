@@ -1,0 +1,188 @@
+/*
+ * wal.h - the write-ahead log's insertion and flush side: the one header
+ * other modules include to append records, make them durable and commit.
+ * Protocols and invariants: wal/README.insert.md (merged into wal/README.md).
+ *
+ *   wal *w;
+ *   wal_opts o;
+ *   wal_opts_from(&o, &db_options, control.db_id);
+ *   rc = wal_create(dbdir, &o, &w);           // new database: DIR/wal, segment 0
+ *   rc = wal_open(dbdir, &o, end_lsn, &w);    // existing: append at end_lsn
+ *   rc = wal_insert(w, rec, len, &lsn);       // rec from walrec_assemble
+ *   rc = wal_commit(w, lsn, synchronous);     // group commit or async
+ *   rc = wal_close(w);                        // flushes, stops the writer
+ *
+ * Positions. An LSN returned by wal_insert is the record's first byte.
+ * wal_flush_to(w, lsn) returns once every record that starts at or before
+ * lsn is durable in full (so a pageLSN, which is a record's start, can be
+ * passed as is). Every function is thread-safe; one wal is shared by all the
+ * threads of a database.
+ */
+#ifndef WALDEN_WAL_H
+#define WALDEN_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/error.h"
+#include "storage/types.h"
+#include "walden.h"
+
+typedef struct wal wal;
+
+/* Called after every flush with the new flushed LSN and the clock
+ * (CLOCK_MONOTONIC ns); benchmarks use it to measure the async loss window.
+ * Runs with no WAL lock held; must not call back into the WAL. */
+typedef void (*wal_flush_observer)(void *arg, wd_lsn flushed, uint64_t now_ns);
+
+typedef struct wal_opts {
+	uint32_t segment_size;      /* power of two, WAL_SEG_SIZE_MIN..MAX */
+	uint64_t buffers_bytes;     /* WAL buffers; rounded down to a power of
+				     * two, at least 64 KiB */
+	uint32_t writer_delay_ms;   /* wal_writer_delay, 1..10000 */
+	uint64_t writer_flush_after_bytes; /* wal_writer_flush_after; 0: always */
+	uint32_t commit_delay_us;   /* 0..100000 */
+	uint32_t commit_siblings;   /* 0..1000 */
+	bool init_zero;             /* zero-fill new segments (else fallocate) */
+	bool recycle;               /* rename old segments for reuse */
+	uint32_t recycle_max;       /* future segments kept by recycling (8) */
+	uint32_t prepare_ahead;     /* segments prepared past the insert
+				     * position by the writer (1..64, 1) */
+	uint32_t page_size;         /* the database's, for segment headers */
+	uint8_t db_id[16];          /* the database's (control file) */
+	bool no_writer_thread;      /* tests: no WAL writer; drive it with
+				     * wal_writer_step */
+	wal_flush_observer on_flush; /* may be NULL */
+	void *on_flush_arg;
+} wal_opts;
+
+/* Defaults: 16 MiB segments and buffers, 200 ms, 1 MiB, no commit delay,
+ * 5 siblings, zero-fill, recycle, page 8192, an all-zero database id. */
+void wal_opts_default(wal_opts *o);
+
+/* The WAL settings of a database's options plus its identity. */
+void wal_opts_from(wal_opts *o, const wd_options *d, const uint8_t db_id[16]);
+
+/*
+ * Creates DIR/wal and its first segment, durably (directory fsyncs), and
+ * opens the log for appending at the first record position. Errors:
+ * WD_EINVAL (bad options), WD_EEXIST (DIR/wal exists), the storage errors.
+ */
+int wal_create(const char *dbdir, const wal_opts *o, wal **out) WD_MUST_CHECK;
+
+/*
+ * Opens the log of DIR for appending at start_lsn, the end of the valid log
+ * (found by recovery or wal_find_end). Before anything is appended, the rest
+ * of start_lsn's segment is zeroed and synced and every later segment is
+ * removed, so no record of an earlier run can ever follow a new one (I7).
+ * Errors: WD_EINVAL (bad options, start_lsn not 8-aligned), WD_ENOENT (no
+ * segment at or before start_lsn's), WD_EFOREIGN (a segment of another
+ * database), WD_ECORRUPT, storage errors.
+ */
+int wal_open(const char *dbdir, const wal_opts *o, wd_lsn start_lsn,
+	     wal **out) WD_MUST_CHECK;
+
+/*
+ * The end of the valid log at or after from (a record position, e.g. the
+ * redo point or WAL_SEG_HEADER_SIZE): reads forward with the reader
+ * (wal/reader.h) and returns the first LSN holding no valid record, the
+ * start_lsn for wal_open. Errors: the reader's (WD_EFOREIGN, WD_ECORRUPT,
+ * WD_EIO, ...); a clean or damaged tail is an end, not an error.
+ */
+int wal_find_end(const char *dbdir, const wal_opts *o, wd_lsn from,
+		 wd_lsn *end) WD_MUST_CHECK;
+
+/*
+ * Flushes everything inserted (unless panicked), stops the WAL writer,
+ * closes the files and frees w. Returns the flush's result (WD_EPANIC if the
+ * log was panicked); w is freed either way. NULL is ignored.
+ */
+int wal_close(wal *w);
+
+/*
+ * Appends the assembled record rec[0, len) (wal/record.h): reserves
+ * wal_align(len) bytes, stamps the record with its LSN and CRC
+ * (walrec_stamp, which writes into rec) and copies it into the WAL buffers,
+ * in parallel with other inserters. *lsn receives the record's LSN.
+ * Errors: WD_EINVAL (len < header size or above WAL_MAX_RECORD_SIZE, or
+ * rec's tot_len differs from len), WD_EPANIC.
+ */
+int wal_insert(wal *w, uint8_t *rec, uint32_t len, wd_lsn *lsn) WD_MUST_CHECK;
+
+/* Writes (to the OS, no fdatasync) every record starting at or before lsn.
+ * Errors: WD_EPANIC, WD_ENOSPC / WD_EIO (write failed; ENOSPC leaves the
+ * log usable, EIO panics it). */
+int wal_write_to(wal *w, wd_lsn lsn) WD_MUST_CHECK;
+
+/*
+ * Makes every record starting at or before lsn durable (group commit: one
+ * caller leads and fdatasyncs for all waiting ones, after commit_delay when
+ * commit_siblings transactions are active). Errors: as wal_write_to; a
+ * failed fdatasync panics the log (every later call: WD_EPANIC).
+ */
+int wal_flush_to(wal *w, wd_lsn lsn) WD_MUST_CHECK;
+
+/*
+ * The commit of the transaction whose COMMIT record is at commit_lsn.
+ * synchronous: returns once it is durable (wal_flush_to). Otherwise returns
+ * at once; the WAL writer makes it durable within 3 x writer_delay_ms (it is
+ * woken as PostgreSQL's XLogSetAsyncXactLSN does). Errors: wal_flush_to's.
+ */
+int wal_commit(wal *w, wd_lsn commit_lsn, bool synchronous) WD_MUST_CHECK;
+
+/* commit_siblings: fn(arg) returns the number of active transactions
+ * other than the caller's. Set before the log is shared. */
+void wal_set_active_fn(wal *w, int (*fn)(void *arg), void *arg);
+
+/* Where the next record will start (the end of all reserved space). */
+wd_lsn wal_insert_pos(wal *w);
+/* Every record ending at or below this is durable / written to the OS. */
+wd_lsn wal_flushed_lsn(wal *w);
+wd_lsn wal_written_lsn(wal *w);
+/* true once an fdatasync (or a write with EIO) failed: reopen to recover. */
+bool wal_is_panicked(wal *w);
+
+/*
+ * Recycles (wal_recycle, while fewer than recycle_max future segments are
+ * prepared) or removes every segment wholly before lsn's segment and before
+ * the flushed position, fsyncing the directory after each. Checkpoints call
+ * it with their redo point. Errors: storage errors (nothing half done: a
+ * segment is either renamed or not).
+ */
+int wal_remove_segments_before(wal *w, wd_lsn lsn) WD_MUST_CHECK;
+
+/* The bufmgr WAL-before-data hook: bufmgr_set_wal_hook(pool,
+ * wal_bufmgr_hook, w). Flushes the WAL up to the page's LSN. */
+int wal_bufmgr_hook(void *w, wd_lsn upto);
+
+/*
+ * One cycle of the WAL writer (PostgreSQL's XLogBackgroundFlush) at time
+ * now_ns; *did_work says whether there was WAL to write. The writer thread
+ * calls it; tests that set no_writer_thread call it with a fake clock.
+ */
+int wal_writer_step(wal *w, uint64_t now_ns, bool *did_work) WD_MUST_CHECK;
+
+/* Counters since open (README.insert.md, "Statistics"). */
+typedef struct wal_counters {
+	uint64_t records, bytes;     /* inserted (bytes: aligned sizes) */
+	uint64_t buffer_waits;       /* inserts that waited for buffer space */
+	uint64_t writes, write_bytes; /* storage_write calls and bytes */
+	uint64_t fsyncs;             /* fdatasyncs of segments */
+	uint64_t flush_requests;     /* wal_flush_to calls that had to wait */
+	uint64_t leader_flushes;     /* flushes done by a committer as leader */
+	uint64_t followers;          /* requests served by another's flush */
+	uint64_t max_group;          /* most requests one flush released */
+	uint64_t async_commits, async_wakeups;
+	uint64_t writer_cycles;      /* wal_writer_step calls */
+	uint64_t writer_idle;        /* ... that found nothing to write */
+	uint64_t writer_writes;      /* ... that only wrote */
+	uint64_t writer_flushes;     /* ... that flushed */
+	uint64_t hibernations;       /* times the writer went to hibernate */
+	uint64_t segs_created, segs_recycled, segs_removed;
+	uint64_t segs_prepared_inline; /* prepared by a writer of WAL, not ahead */
+} wal_counters;
+
+void wal_stats(wal *w, wal_counters *out);
+
+#endif /* WALDEN_WAL_H */
