@@ -143,6 +143,8 @@ demo: all
 bench: all
 	$(WALDEN) bench pin
 	$(WALDEN) bench pool
+	$(WALDEN) bench commit
+	$(WALDEN) bench walinsert
 
 # ---- install ----------------------------------------------------------------
 install: all

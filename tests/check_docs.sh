@@ -22,5 +22,10 @@ for p in $points; do
 		echo "crash point $p is not listed in any module README"; fail=1
 	fi
 done
+records=$(sed -nE 's/^RECORD\([A-Z]+, *0x[0-9A-Fa-f]+, *([A-Z_]+),.*/\1/p' wal/records.def)
+for r in $records; do
+	grep -q -- "\`$r\`" wal/README.md || { echo "WAL record $r is not in wal/README.md"; fail=1; }
+done
+[ $fail -eq 0 ] && echo "docs agree with the code ($(echo $records | wc -w) WAL records listed)"
 [ $fail -eq 0 ] && echo "docs agree with the code ($(echo $points | wc -w) crash points listed)"
 exit $fail

@@ -16,6 +16,10 @@ static const struct {
 	 "ns per cached pin+unpin, 1 and 2 threads, beside memcpy of a page"},
 	{"pool", bench_pool_main,
 	 "random reads of data 8x the pool (in the OS cache) vs raw pread"},
+	{"commit", bench_commit_main,
+	 "durable commits/s at 1..64 threads vs fdatasync and LMDB; async commits"},
+	{"walinsert", bench_walinsert_main,
+	 "bytes/s of WAL records appended by 1 and 2 threads vs memcpy"},
 };
 
 static void usage(FILE *out)
@@ -25,7 +29,7 @@ static void usage(FILE *out)
 		     "Speed is compared within one run (ratios), never with\n"
 		     "absolute thresholds. Benchmarks:\n\n");
 	for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
-		fprintf(out, "  %-6s %s\n", benches[i].name, benches[i].summary);
+		fprintf(out, "  %-9s %s\n", benches[i].name, benches[i].summary);
 	fprintf(out, "\n'walden bench <benchmark> --help' lists its options.\n");
 }
 

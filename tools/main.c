@@ -23,7 +23,9 @@ static const struct command commands[] = {
 	 "loss and show what survived"},
 	{"inspect", inspect_main,
 	 "show the control file, or one page of a relation file"},
-	{"bench", bench_main, "benchmarks: pin, pool (walden beside its peers)"},
+	{"waldump", waldump_main,
+	 "print the write-ahead log: records, statistics, and where and why it ends"},
+	{"bench", bench_main, "benchmarks: pin, pool, commit, walinsert (walden beside its peers)"},
 	{"version", version_main, "print the version"},
 	{"help", help_main, "this list, or a subcommand's help"},
 };
@@ -37,7 +39,7 @@ static void usage(FILE *out)
 		"walden is a transactional page store: heap and B+tree pages, a\n"
 		"write-ahead log and ARIES recovery. Commands:\n\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out,
 		"\n'walden <command> --help' explains a command.\n"
 		"Environment: WALDEN_TRACE=storage,bufmgr|all traces protocol "
