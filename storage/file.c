@@ -49,18 +49,23 @@ int storage_open(const char *path, unsigned flags, st_file **out)
 		oflags |= O_TRUNC;
 	if (hard_errno(fault))
 		return err_errno(hard_errno(fault), "open %s (injected)", path);
-	if (sim)
+	f = calloc(1, sizeof *f);
+	if (!f || !(f->path = strdup(path))) {
+		free(f);
+		return err_set(WD_ENOMEM, "open %s: out of memory", path);
+	}
+	if (sim) /* takes the journal lock until sim_opened / sim_op_end */
 		existed = sim_open_prepare(path, &oflags);
 	do
 		fd = open(path, oflags | O_CLOEXEC, 0644);
 	while (fd < 0 && errno == EINTR);
-	if (fd < 0)
-		return err_errno(errno, "open %s", path);
-	f = calloc(1, sizeof *f);
-	if (!f || !(f->path = strdup(path))) {
+	if (fd < 0) {
+		rc = err_errno(errno, "open %s", path);
+		if (sim)
+			sim_op_end();
+		free(f->path);
 		free(f);
-		close(fd);
-		return err_set(WD_ENOMEM, "open %s: out of memory", path);
+		return rc;
 	}
 	f->fd = fd;
 	f->flags = flags;
@@ -109,10 +114,14 @@ int storage_read(st_file *f, void *buf, size_t len, uint64_t off, size_t *got)
 			fault = 0;
 		}
 		if (fault == 1 + ST_FAULT_EINTR) {
+			/* as if interrupted before any byte moved: the real
+			 * EINTR branch below must retry */
 			fault = 0;
-			continue; /* as if interrupted before any byte moved */
+			n = -1;
+			errno = EINTR;
+		} else {
+			n = pread(f->fd, (char *)buf + done, want, (off_t)(off + done));
 		}
-		n = pread(f->fd, (char *)buf + done, want, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -142,11 +151,13 @@ static int write_all(st_file *f, const void *buf, size_t len, uint64_t off,
 			fault = 0;
 		}
 		if (fault == 1 + ST_FAULT_EINTR) {
-			fault = 0;
-			continue;
+			fault = 0; /* as in storage_read */
+			n = -1;
+			errno = EINTR;
+		} else {
+			n = pwrite(f->fd, (const char *)buf + done, want,
+				   (off_t)(off + done));
 		}
-		n = pwrite(f->fd, (const char *)buf + done, want,
-			   (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -165,7 +176,7 @@ static int write_all(st_file *f, const void *buf, size_t len, uint64_t off,
 int storage_write(st_file *f, const void *buf, size_t len, uint64_t off)
 {
 	int fault = fault_check(ST_OP_WRITE, f->path);
-	bool sim = f->sim_inode && sim_on();
+	bool sim = sim_tracks(f);
 	int rc;
 
 	if (hard_errno(fault))
@@ -183,8 +194,8 @@ int storage_write(st_file *f, const void *buf, size_t len, uint64_t off)
 int storage_sync(st_file *f)
 {
 	int fault = fault_check(ST_OP_SYNC, f->path);
-	bool sim = f->sim_inode && sim_on();
-	uint64_t covers = sim ? sim_sync_begin() : 0;
+	bool sim = sim_tracks(f);
+	uint64_t run = 0, covers = sim ? sim_sync_begin(&run) : 0;
 	int rc;
 
 	if (hard_errno(fault))
@@ -196,13 +207,13 @@ int storage_sync(st_file *f)
 	if (rc != 0)
 		return err_errno(errno, "fdatasync %s", f->path);
 	TRACE(TR_STORAGE, "fdatasync %s", f->path);
-	return sim ? sim_synced(f, covers) : 0;
+	return sim ? sim_synced(f, run, covers) : 0;
 }
 
 int storage_truncate(st_file *f, uint64_t size)
 {
 	int fault = fault_check(ST_OP_TRUNCATE, f->path);
-	bool sim = f->sim_inode && sim_on();
+	bool sim = sim_tracks(f);
 	int rc;
 
 	if (hard_errno(fault))
@@ -224,7 +235,7 @@ int storage_truncate(st_file *f, uint64_t size)
 int storage_allocate(st_file *f, uint64_t off, uint64_t len)
 {
 	int fault = fault_check(ST_OP_ALLOCATE, f->path);
-	bool sim = f->sim_inode && sim_on();
+	bool sim = sim_tracks(f);
 	int rc;
 
 	if (hard_errno(fault))
@@ -294,7 +305,7 @@ int storage_sync_dir(const char *dir)
 {
 	int fault = fault_check(ST_OP_SYNC_DIR, dir);
 	bool sim = sim_on();
-	uint64_t covers = sim ? sim_sync_begin() : 0;
+	uint64_t run = 0, covers = sim ? sim_sync_begin(&run) : 0;
 	int fd, rc;
 
 	if (hard_errno(fault))
@@ -313,7 +324,7 @@ int storage_sync_dir(const char *dir)
 	}
 	close(fd);
 	TRACE(TR_STORAGE, "fsync directory %s", dir);
-	return sim ? sim_dir_synced(dir, covers) : 0;
+	return sim ? sim_dir_synced(dir, run, covers) : 0;
 }
 
 bool storage_exists(const char *path)

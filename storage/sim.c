@@ -7,9 +7,12 @@
  * file.c calls (storage_internal.h). The materialiser is sim_crash.c; the
  * protocol, record formats and invariants are in storage/README.md.
  *
- * One process-wide mutex serialises journal appends; for writes, truncates,
- * renames and unlinks it is held across the record and the system call, so
- * journal order is the order the kernel saw (invariant S2).
+ * One process-wide mutex serialises journal appends; for opens, writes,
+ * truncates, renames and unlinks it is held across the record and the
+ * system call, so journal order is the order the kernel saw (invariant S2).
+ * Each storage_sim_start begins a new run; a handle keeps the run that gave
+ * it its identity and is untracked in any other (S8). A forked child stops
+ * tracking (S9).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,7 +44,10 @@ struct rec {
 };
 
 _Atomic int sim_state;
+_Atomic uint64_t sim_run_now; /* written under mu by storage_sim_start */
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static bool atfork_failed;   /* register_atfork could not register */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int jfd = -1;         /* the journal, O_APPEND; -1 when off */
 static bool jbroken;         /* an append failed: refuse further ones */
@@ -124,6 +130,11 @@ static int journal_append(unsigned kind, struct rec *r)
 		rc = err_set(WD_EIO, "sim journal: broken by an earlier failure");
 		goto out;
 	}
+	if (r->len > SIM_REC_MAX) { /* the callers refuse these earlier */
+		rc = err_set(WD_ETOOBIG, "sim journal: a %zu-byte record",
+			     r->len);
+		goto out;
+	}
 	put_le32(r->buf, (uint32_t)r->len);
 	put_le16(r->buf + 4, (uint16_t)kind);
 	put_le16(r->buf + 6, 0);
@@ -148,35 +159,69 @@ out:
 	return rc;
 }
 
+/*
+ * WD_ETOOBIG unless a record with payload bytes of payload fits the u32
+ * length field (SIM_REC_MAX); what and f name the call in the message.
+ * Checked before the record is built, so nothing is read or allocated.
+ */
+static int rec_check_size(uint64_t payload, const char *what, const st_file *f)
+{
+	if (payload <= SIM_REC_MAX - SIM_HDR - SIM_CRC)
+		return 0;
+	return err_set(WD_ETOOBIG, "sim: %s %s needs a journal record of %llu "
+				   "bytes (the old and the new bytes), over "
+				   "the limit of %llu: split it into smaller "
+				   "calls",
+		       what, f->path,
+		       (unsigned long long)(payload + SIM_HDR + SIM_CRC),
+		       (unsigned long long)SIM_REC_MAX);
+}
+
 /* ---- names ----------------------------------------------------------------- */
 
 /*
- * The canonical form of path (malloc'd): realpath of its parent directory,
- * "/", its last component. NULL if the parent cannot be resolved or path
- * ends in "/" - such calls are left untracked (they fail anyway, or name a
- * directory).
+ * Sets *out to the canonical form of path (malloc'd): realpath of its
+ * parent directory, "/", its last component. A path that does not end in
+ * a file name ("", "dir/", ".", "..") names a directory: *out is NULL and
+ * the call is left untracked. Errors (*out NULL): WD_ENOMEM, or the
+ * parent's realpath failed (WD_ENOENT, WD_EACCES for a directory above it
+ * that may not be searched, ...) - never silently untracked, or a tracked
+ * file's changes would escape the journal (S10).
  */
-static char *canon(const char *path)
+static int canon(const char *path, char **out)
 {
 	const char *slash = strrchr(path, '/');
 	const char *base = slash ? slash + 1 : path;
-	char *dir, *real, *out = NULL;
+	char *dir, *real = NULL;
+	int rc = 0;
 
+	*out = NULL;
 	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-		return NULL;
+		return 0;
 	if (!slash)
 		dir = strdup(".");
 	else if (slash == path)
 		dir = strdup("/");
 	else
 		dir = strndup(path, (size_t)(slash - path));
-	real = dir ? realpath(dir, NULL) : NULL;
-	if (real && asprintf(&out, "%s/%s", strcmp(real, "/") ? real : "",
-			     base) < 0)
-		out = NULL;
+	if (!dir) {
+		rc = err_set(WD_ENOMEM, "sim: out of memory");
+		goto out;
+	}
+	real = realpath(dir, NULL);
+	if (!real) {
+		rc = err_errno(errno, "sim: resolve directory %s of %s", dir,
+			       path);
+		goto out;
+	}
+	if (asprintf(out, "%s/%s", strcmp(real, "/") ? real : "", base) < 0) {
+		*out = NULL;
+		rc = err_set(WD_ENOMEM, "sim: out of memory");
+	}
+out:
 	free(real);
 	free(dir);
-	return out;
+	return rc;
 }
 
 /* true if the canonical path cp lies in the journal directory. */
@@ -272,6 +317,7 @@ static int journal_create(const char *dir)
 {
 	char *path = NULL;
 	int rc = 0, fd;
+	ssize_t n;
 
 	if (asprintf(&path, "%s/%s", dir, SIM_JOURNAL) < 0)
 		return err_set(WD_ENOMEM, "sim: out of memory");
@@ -285,8 +331,9 @@ static int journal_create(const char *dir)
 		rc = err_errno(errno, "sim: create %s", path);
 		goto out;
 	}
-	if (write(fd, SIM_MAGIC, SIM_MAGIC_LEN) != SIM_MAGIC_LEN) {
-		rc = err_errno(errno ? errno : ENOSPC, "sim: write %s", path);
+	n = write(fd, SIM_MAGIC, SIM_MAGIC_LEN);
+	if (n != SIM_MAGIC_LEN) { /* errno means something only if n < 0 */
+		rc = err_errno(n < 0 ? errno : ENOSPC, "sim: write %s", path);
 		close(fd);
 		unlink(path);
 		goto out;
@@ -297,11 +344,61 @@ out:
 	return rc;
 }
 
+/* Forgets the journal and the names. Caller holds mu; tracking is on. */
+static void stop_locked(void)
+{
+	close(jfd);
+	jfd = -1;
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i].path);
+	free(names);
+	names = NULL;
+	nnames = names_cap = 0;
+	free(jdir);
+	jdir = NULL;
+	atomic_store(&sim_state, 1);
+}
+
+/*
+ * fork(2) while tracking (S9): the child would append to the same journal
+ * with the same record numbers, which the materialiser cannot untangle. So
+ * the forking thread takes mu around the fork (no append is half done in
+ * the child's copy), and the child stops tracking: it closes its copy of
+ * the journal descriptor, the parent's journal is untouched. The child may
+ * call storage_sim_start itself (on another journal directory).
+ */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&mu);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&mu);
+}
+
+static void fork_child(void)
+{
+	if (atomic_load(&sim_state) == 2)
+		stop_locked();
+	pthread_mutex_unlock(&mu);
+}
+
+static void register_atfork(void)
+{
+	/* can only fail with ENOMEM, leaving S9 unkept: checked in start */
+	if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0)
+		atfork_failed = true;
+}
+
 int storage_sim_start(const char *journal_dir)
 {
 	char *real = NULL;
 	int rc = 0;
 
+	pthread_once(&atfork_once, register_atfork);
+	if (atfork_failed)
+		return err_set(WD_ENOMEM, "sim: pthread_atfork: out of memory");
 	pthread_mutex_lock(&mu);
 	if (atomic_load(&sim_state) == 2) {
 		rc = err_set(WD_ESTATE, "sim: already tracking into %s", jdir);
@@ -322,8 +419,11 @@ int storage_sim_start(const char *journal_dir)
 	last_seq = 0;
 	next_inode = 1;
 	next_stash = 0;
+	/* earlier handles' identities are void from here on (S8) */
+	atomic_fetch_add(&sim_run_now, 1);
 	atomic_store(&sim_state, 2);
-	TRACE(TR_STORAGE, "sim start journal=%s", jdir);
+	TRACE(TR_STORAGE, "sim start journal=%s run=%llu", jdir,
+	      (unsigned long long)atomic_load(&sim_run_now));
 out:
 	free(real);
 	pthread_mutex_unlock(&mu);
@@ -333,18 +433,8 @@ out:
 void storage_sim_stop(void)
 {
 	pthread_mutex_lock(&mu);
-	if (atomic_load(&sim_state) == 2) {
-		close(jfd);
-		jfd = -1;
-		for (size_t i = 0; i < nnames; i++)
-			free(names[i].path);
-		free(names);
-		names = NULL;
-		nnames = names_cap = 0;
-		free(jdir);
-		jdir = NULL;
-		atomic_store(&sim_state, 1);
-	}
+	if (atomic_load(&sim_state) == 2)
+		stop_locked();
 	pthread_mutex_unlock(&mu);
 }
 
@@ -377,11 +467,46 @@ int sim_env_init(void)
 
 /* ---- hooks: open, write, resize, sync --------------------------------------- */
 
+/* true if f belongs to the current run and tracking is on (S8). Caller
+ * holds mu. */
+static bool tracked_locked(const st_file *f)
+{
+	return jfd >= 0 && f->sim_inode &&
+	       f->sim_run == atomic_load(&sim_run_now);
+}
+
+/* Takes mu for the whole open (S2): with another thread creating the same
+ * new path, whichever opens second sees the file as existing and, in
+ * sim_opened, as already named - one CREATE, one identity. */
 bool sim_open_prepare(const char *path, int *oflags)
 {
 	struct stat st;
+
+	pthread_mutex_lock(&mu);
 	*oflags &= ~O_TRUNC;
 	return !(*oflags & O_CREAT) || lstat(path, &st) == 0;
+}
+
+/* Reads the bytes [off, off+len) of f that exist into p (pread loop). A
+ * read that ends early (the file is shorter than fstat said) is WD_EIO. */
+static int read_old(st_file *f, uint8_t *p, uint64_t len, uint64_t off)
+{
+	uint64_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(f->fd, p + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err_errno(errno, "sim: read %s", f->path);
+		if (n == 0)
+			return err_set(WD_EIO, "sim: read %s: ended at byte %llu, "
+					       "before the length fstat gave "
+					       "(%llu)", f->path,
+				       (unsigned long long)(off + done),
+				       (unsigned long long)(off + len));
+		done += (uint64_t)n;
+	}
+	return 0;
 }
 
 /* Journals and performs the length change of a tracked file: the old
@@ -391,6 +516,8 @@ static int resize_locked(st_file *f, uint64_t size, bool allocate)
 	struct stat st;
 	struct rec r;
 	uint64_t old;
+	uint8_t *p;
+	int rc;
 
 	if (fstat(f->fd, &st) != 0)
 		return err_errno(errno, "sim: stat %s", f->path);
@@ -399,36 +526,50 @@ static int resize_locked(st_file *f, uint64_t size, bool allocate)
 		size = old;
 	if (size == old)
 		return 0; /* nothing a crash could lose */
+	/* payload: identity, old and new length, the bytes a shrink removes */
+	if ((rc = rec_check_size(3 * 8 + (size < old ? old - size : 0),
+				 "truncate of", f)) != 0)
+		return rc;
 	rec_init(&r);
 	rec_u64(&r, f->sim_inode);
 	rec_u64(&r, old);
 	rec_u64(&r, size);
 	if (size < old) {
-		uint8_t *p = rec_grow(&r, old - size);
-		if (p && pread(f->fd, p, old - size, (off_t)size) !=
-				 (ssize_t)(old - size)) {
+		p = rec_grow(&r, old - size);
+		if (p && (rc = read_old(f, p, old - size, size)) != 0) {
 			free(r.buf);
-			return err_errno(errno ? errno : EIO,
-					    "sim: read %s", f->path);
+			return rc;
 		}
 	}
 	return journal_append(SIM_REC_TRUNCATE, &r);
 }
 
+/*
+ * Gives f its identity: the one its name has if the file existed (or a
+ * racing open created it first), else a new one with CREATE or IDENT; then
+ * journals and performs an ST_TRUNC truncate. Called with mu held by
+ * sim_open_prepare; releases it. Errors: those of canon (a path that
+ * cannot be resolved is an error, not an untracked file), of the journal,
+ * and of the truncate.
+ */
 int sim_opened(st_file *f, bool existed)
 {
-	char *cp = canon(f->path);
+	char *cp = NULL;
 	struct name *n;
 	int rc = 0;
 
-	pthread_mutex_lock(&mu);
-	if (!cp || jfd < 0 || in_jdir(cp))
+	if (jfd < 0)
+		goto untracked; /* tracking stopped meanwhile */
+	rc = canon(f->path, &cp);
+	if (rc != 0 || !cp || in_jdir(cp))
 		goto untracked;
 	n = name_find(cp);
-	if (n && existed)
+	if (n && existed) /* existed: decided under mu, with the open */
 		f->sim_inode = n->inode;
 	else
 		rc = new_identity(cp, !existed, &f->sim_inode);
+	if (rc == 0)
+		f->sim_run = atomic_load(&sim_run_now);
 	if (rc == 0 && (f->flags & ST_TRUNC))
 		rc = resize_locked(f, 0, false);
 untracked:
@@ -439,25 +580,11 @@ untracked:
 	return rc;
 }
 
-/* Reads the bytes [off, off+len) of f that exist into p (pread loop). */
-static int read_old(st_file *f, uint8_t *p, uint64_t len, uint64_t off)
-{
-	uint64_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(f->fd, p + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return err_errno(n < 0 ? errno : EIO, "sim: read %s",
-					    f->path);
-		done += (uint64_t)n;
-	}
-	return 0;
-}
-
 /*
  * Journals a WRITE before the pwrite it describes (S1: the undo image must
- * exist before the change). Returns with mu held on success.
+ * exist before the change). Returns with mu held on success. Errors:
+ * WD_ETOOBIG when old and new bytes would not fit one record, and those of
+ * reading the old bytes and of the journal.
  */
 int sim_write_begin(st_file *f, const void *buf, size_t len, uint64_t off)
 {
@@ -468,8 +595,8 @@ int sim_write_begin(st_file *f, const void *buf, size_t len, uint64_t off)
 	int rc;
 
 	pthread_mutex_lock(&mu);
-	if (jfd < 0)
-		return 0; /* tracking stopped meanwhile: nothing to journal */
+	if (!tracked_locked(f))
+		return 0; /* stopped, or restarted, meanwhile: not journaled */
 	if (fstat(f->fd, &st) != 0) {
 		rc = err_errno(errno, "sim: stat %s", f->path);
 		goto fail;
@@ -477,6 +604,10 @@ int sim_write_begin(st_file *f, const void *buf, size_t len, uint64_t off)
 	size = (uint64_t)st.st_size;
 	if (off < size)
 		old_len = size - off < len ? size - off : len;
+	/* payload: five u64 (below), the old bytes, the new bytes */
+	if ((rc = rec_check_size(5 * 8 + old_len + (uint64_t)len, "write to",
+				 f)) != 0)
+		goto fail;
 	rec_init(&r);
 	rec_u64(&r, f->sim_inode);
 	rec_u64(&r, off);
@@ -503,7 +634,7 @@ int sim_resize_begin(st_file *f, uint64_t size, bool allocate)
 {
 	int rc = 0;
 	pthread_mutex_lock(&mu);
-	if (jfd >= 0)
+	if (tracked_locked(f))
 		rc = resize_locked(f, size, allocate);
 	if (rc != 0)
 		pthread_mutex_unlock(&mu);
@@ -516,23 +647,25 @@ void sim_op_end(void)
 }
 
 /* The last record number: everything up to it completed before the
- * fdatasync or fsync that follows started (S3). */
-uint64_t sim_sync_begin(void)
+ * fdatasync or fsync that follows started (S3). *run receives the run it
+ * belongs to: a number from another run covers nothing of this one. */
+uint64_t sim_sync_begin(uint64_t *run)
 {
 	uint64_t seq;
 	pthread_mutex_lock(&mu);
 	seq = last_seq;
+	*run = atomic_load(&sim_run_now);
 	pthread_mutex_unlock(&mu);
 	return seq;
 }
 
-int sim_synced(st_file *f, uint64_t covers)
+int sim_synced(st_file *f, uint64_t run, uint64_t covers)
 {
 	struct rec r;
 	int rc = 0;
 
 	pthread_mutex_lock(&mu);
-	if (jfd >= 0) {
+	if (tracked_locked(f) && run == f->sim_run) {
 		rec_init(&r);
 		rec_u64(&r, f->sim_inode);
 		rec_u64(&r, covers);
@@ -542,14 +675,19 @@ int sim_synced(st_file *f, uint64_t covers)
 	return rc;
 }
 
-int sim_dir_synced(const char *dir, uint64_t covers)
+/* Journals SYNCDIR after a directory fsync. A directory whose realpath
+ * fails is an error: without the record the materialiser could drop
+ * directory changes that are durable. */
+int sim_dir_synced(const char *dir, uint64_t run, uint64_t covers)
 {
 	char *real = realpath(dir, NULL);
 	struct rec r;
 	int rc = 0;
 
+	if (!real)
+		return err_errno(errno, "sim: resolve directory %s", dir);
 	pthread_mutex_lock(&mu);
-	if (real && jfd >= 0 && !in_jdir(real)) {
+	if (jfd >= 0 && run == atomic_load(&sim_run_now) && !in_jdir(real)) {
 		rec_init(&r);
 		rec_u64(&r, covers);
 		rec_str(&r, real);
@@ -633,12 +771,18 @@ static int rename_locked(const char *from, const char *to, const char *cf,
 	return rename_record(inode, replaced, cf, ct, stash);
 }
 
+/* Errors: those of canon for either path (not left untracked), of the
+ * rename and of the journal. */
 int sim_rename(const char *from, const char *to)
 {
-	char *cf = canon(from), *ct = canon(to);
+	char *cf = NULL, *ct = NULL;
 	struct stat st;
-	int rc = 0;
+	int rc = canon(from, &cf);
 
+	if (rc == 0)
+		rc = canon(to, &ct);
+	if (rc != 0)
+		goto out;
 	pthread_mutex_lock(&mu);
 	if (!cf || !ct || jfd < 0 || in_jdir(cf) || in_jdir(ct) ||
 	    strcmp(cf, ct) == 0 || lstat(from, &st) != 0 ||
@@ -649,6 +793,7 @@ int sim_rename(const char *from, const char *to)
 		rc = rename_locked(from, to, cf, ct);
 	}
 	pthread_mutex_unlock(&mu);
+out:
 	TRACE(TR_STORAGE, "rename %s -> %s%s", from, to, rc ? " failed" : "");
 	free(cf);
 	free(ct);
@@ -679,12 +824,16 @@ static int unlink_locked(const char *path, const char *cp)
 	return rc;
 }
 
+/* Errors: those of canon (not left untracked), of the unlink or stash move
+ * and of the journal. */
 int sim_unlink(const char *path)
 {
-	char *cp = canon(path);
+	char *cp = NULL;
 	struct stat st;
-	int rc = 0;
+	int rc = canon(path, &cp);
 
+	if (rc != 0)
+		goto out;
 	pthread_mutex_lock(&mu);
 	if (!cp || jfd < 0 || in_jdir(cp) || lstat(path, &st) != 0 ||
 	    !S_ISREG(st.st_mode)) {
@@ -694,6 +843,7 @@ int sim_unlink(const char *path)
 		rc = unlink_locked(path, cp);
 	}
 	pthread_mutex_unlock(&mu);
+out:
 	TRACE(TR_STORAGE, "unlink %s%s", path, rc ? " failed" : "");
 	free(cp);
 	return rc;

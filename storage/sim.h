@@ -23,19 +23,33 @@
 /* ---- writer ------------------------------------------------------------ */
 
 /*
- * Starts tracking: from now on every file opened, created, written, synced,
- * truncated, renamed or unlinked through storage/ (outside journal_dir) is
- * journaled in journal_dir, which must exist, be empty of an earlier
- * unmaterialised journal, and sit on the same filesystem as the tracked files
- * (unlinked files are moved there). The environment variable
+ * Starts tracking, a new *run*: from now on every file opened, created,
+ * written, synced, truncated, renamed or unlinked through storage/ (outside
+ * journal_dir) is journaled in journal_dir, which must exist, be empty of
+ * an earlier unmaterialised journal, and sit on the same filesystem as the
+ * tracked files (unlinked files are moved there). Only handles opened in
+ * this run are tracked: one kept open from an earlier run stays usable,
+ * untracked (its changes count as durable). The environment variable
  * WALDEN_SIM_JOURNAL=dir does the same at the first I/O call.
+ *
+ * A process that forks while tracking keeps tracking; the child does not
+ * (it would append to the same journal): it is untracked unless it calls
+ * storage_sim_start itself, on another journal directory.
+ *
+ * While tracking, the storage calls can fail in two more ways: a write (or
+ * shrinking truncate) whose journal record - the old and the new bytes -
+ * would pass 4 GiB (a write of more than 2 GiB may) fails with WD_ETOOBIG,
+ * nothing written; and a path whose directory cannot be resolved
+ * (realpath) fails with that error instead of going untracked.
+ *
  * Errors: WD_ESTATE (already tracking, or journal_dir holds a journal that
- * was not materialised), WD_ENOENT, WD_EIO, WD_ENOMEM.
+ * was not materialised), WD_ENOENT, WD_ENOSPC, WD_EIO, WD_ENOMEM.
  */
 int storage_sim_start(const char *journal_dir) WD_MUST_CHECK;
 
 /* Stops tracking and closes the journal (which stays for the materialiser).
- * Files already open stay usable, untracked. No effect when not tracking. */
+ * Files already open stay usable, untracked, also after a later
+ * storage_sim_start. No effect when not tracking. */
 void storage_sim_stop(void);
 
 /* true while tracking is on in this process. */
@@ -48,8 +62,10 @@ typedef enum st_sim_mode {
 	ST_SIM_KEEP_ALL, /* every unsynced change survives */
 	ST_SIM_DROP_ALL, /* every unsynced change is lost: the last synced state */
 	ST_SIM_RANDOM,   /* each change kept or dropped, by the seed */
-	ST_SIM_TORN,     /* each write kept, dropped or torn (sector subset);
-			  * truncates and directory changes kept or dropped */
+	ST_SIM_TORN,     /* each write kept, dropped or torn (sector subset),
+			  * a lost extending write maybe leaving its new
+			  * length (size_kept); truncates and directory
+			  * changes kept or dropped */
 } st_sim_mode;
 
 typedef struct st_sim_opts {
@@ -81,7 +97,10 @@ typedef enum st_sim_decision {
  * off / sector_bytes + i (sectors are aligned to the file, not to the
  * write); bit i of mask (mask[i / 8] >> (i % 8) & 1) says whether that
  * sector's new bytes survive. Kept writes have every bit set, dropped ones
- * none.
+ * none. A write that extended the file and was not kept whole may have
+ * size_kept (ST_SIM_TORN only): its size change reached the disk, so the
+ * file is at least off + len long and the bytes past the old length that
+ * no surviving sector wrote read as zero.
  */
 typedef struct st_sim_op {
 	uint64_t seq;   /* journal record number */
@@ -95,6 +114,7 @@ typedef struct st_sim_op {
 	uint64_t len;   /* write length, or truncate's old length */
 	uint32_t nsectors; /* writes: sectors touched */
 	uint8_t *mask;     /* writes: (nsectors + 7) / 8 bytes */
+	bool size_kept; /* writes, dropped or torn: the new length survived */
 	bool no_effect; /* a kept directory op skipped because its source no
 			 * longer named its file (an earlier op was dropped) */
 } st_sim_op;
@@ -119,8 +139,11 @@ typedef struct st_sim_report {
  * directory is ready for a new run. Must not run while this process tracks
  * into journal_dir. r (may be NULL) receives the plan; free it with
  * storage_sim_report_free. A journal_dir without a journal is an empty plan.
- * Errors: WD_EINVAL (bad opts), WD_ESTATE, WD_ECORRUPT (not a journal),
- * WD_EIO, WD_ENOMEM.
+ * Errors: WD_EINVAL (bad opts), WD_ESTATE, WD_ECORRUPT (not a journal; a
+ * record naming a file identity no earlier record declared; a whole record
+ * with the wrong number: two processes appended), WD_EIO (the journal
+ * cannot be read whole), WD_ENOMEM. The journal is read and checked whole
+ * before any file is touched, so its errors leave every file as it was.
  */
 int storage_sim_materialize(const char *journal_dir, const st_sim_opts *opts,
 			    st_sim_report *r) WD_MUST_CHECK;

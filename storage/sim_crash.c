@@ -11,8 +11,10 @@
  * it must not be journaled, fault-injected or counted as workload I/O.
  * The steps (storage/README.md, "Materialising a crash state"):
  *   1 load     read the journal, stop at the first torn or bad record
- *   2 cover    find the changes no SYNC / SYNCDIR covers: the pending ones
- *   3 decide   keep, drop or tear each pending change, by the seed
+ *   2 cover    check every identity was declared; find the changes no
+ *              SYNC / SYNCDIR covers: the pending ones
+ *   3 decide   keep, drop or tear each pending change, by the seed (TORN:
+ *              and whether a lost extending write's new length survives)
  *   4 data     per file: undo pending changes newest first (durable
  *              content), then replay the survivors in journal order
  *   5 names    replay directory changes on a name -> inode map, then move
@@ -53,6 +55,7 @@ struct jrec {
 	st_sim_decision dec;
 	uint32_t nsectors;
 	uint8_t *mask;
+	bool size_kept; /* WRITE not kept whole: its new length survives */
 	bool no_effect;
 };
 
@@ -196,21 +199,27 @@ static void jrec_free(struct jrec *j)
 /*
  * Decodes the record at p (left bytes remain) into j. Returns its length,
  * or 0 if it is torn or bad: wrong length, CRC, sequence number or payload
- * (invariant S4: only a whole, checked record counts).
+ * (invariant S4: only a whole, checked record counts). *clash is set for a
+ * whole record (length and CRC check out) with another sequence number:
+ * not a torn tail but a second writer appending to the journal (S9).
  */
 static size_t parse_record(const uint8_t *p, size_t left, uint64_t seq,
-			   struct jrec *j)
+			   struct jrec *j, bool *clash)
 {
 	uint32_t len;
 	struct cur c;
 
+	*clash = false;
 	if (left < SIM_HDR + SIM_CRC)
 		return 0;
 	len = get_le32(p);
 	if (len < SIM_HDR + SIM_CRC || len > left ||
-	    crc32(0L, p, len - SIM_CRC) != get_le32(p + len - SIM_CRC) ||
-	    get_le64(p + 8) != seq)
+	    crc32(0L, p, len - SIM_CRC) != get_le32(p + len - SIM_CRC))
 		return 0;
+	if (get_le64(p + 8) != seq) {
+		*clash = true;
+		return 0;
+	}
 	*j = (struct jrec){.seq = seq, .kind = get_le16(p + 4)};
 	c = (struct cur){.p = p + SIM_HDR, .left = len - SIM_HDR - SIM_CRC};
 	if (!parse_payload(j, &c)) {
@@ -221,7 +230,8 @@ static size_t parse_record(const uint8_t *p, size_t left, uint64_t seq,
 }
 
 /* Reads the whole journal file into s->buf. A missing journal reads as
- * empty. */
+ * empty; a read error, or fewer bytes than fstat promised, is WD_EIO naming
+ * the file (taking the rest for a torn tail would drop real records). */
 static int read_journal(struct sim *s)
 {
 	char *path = NULL;
@@ -247,8 +257,17 @@ static int read_journal(struct sim *s)
 		ssize_t n = read(fd, s->buf + done, (size_t)st.st_size - done);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break;
+		if (n < 0) {
+			rc = err_errno(errno, "sim: read %s at byte %zu", path,
+				       done);
+			goto out;
+		}
+		if (n == 0) {
+			rc = err_set(WD_EIO, "sim: read %s: ended at byte %zu of "
+					     "%lld (changed while read?)",
+				     path, done, (long long)st.st_size);
+			goto out;
+		}
 		done += (size_t)n;
 	}
 	s->buf_len = done;
@@ -264,6 +283,7 @@ static int load(struct sim *s)
 {
 	size_t pos = SIM_MAGIC_LEN, n;
 	struct jrec j;
+	bool clash;
 	int rc = read_journal(s);
 
 	if (rc != 0 || s->buf_len < SIM_MAGIC_LEN)
@@ -272,7 +292,7 @@ static int load(struct sim *s)
 		return err_set(WD_ECORRUPT, "sim: %s/%s is not a journal",
 			      s->dir, SIM_JOURNAL);
 	while ((n = parse_record(s->buf + pos, s->buf_len - pos, s->nrec + 1,
-				 &j)) != 0) {
+				 &j, &clash)) != 0) {
 		if (s->nrec == s->rec_cap) {
 			size_t cap = s->rec_cap ? s->rec_cap * 2 : 64;
 			struct jrec *nr = realloc(s->recs, cap * sizeof *nr);
@@ -286,6 +306,14 @@ static int load(struct sim *s)
 		s->recs[s->nrec++] = j;
 		pos += n;
 	}
+	if (clash)
+		return err_set(WD_ECORRUPT, "sim: %s/%s: the record at byte %zu "
+					    "is whole but numbered %llu, not "
+					    "%zu: two processes appended to "
+					    "this journal",
+			       s->dir, SIM_JOURNAL, pos,
+			       (unsigned long long)get_le64(s->buf + pos + 8),
+			       s->nrec + 1);
 	s->tail_torn = pos < s->buf_len;
 	return 0;
 }
@@ -318,21 +346,83 @@ static bool dir_covered(const struct sim *s, const char *path, uint64_t seq)
 	return false;
 }
 
+/* The journal's name of record kind k, for messages. */
+static const char *rec_name(unsigned k)
+{
+	static const char *const n[] = {"?",     "IDENT",  "CREATE",
+					"WRITE", "TRUNCATE", "SYNC",
+					"RENAME", "UNLINK", "SYNCDIR"};
+	return k <= SIM_REC_SYNCDIR ? n[k] : "?";
+}
+
 /*
- * Step 2: marks the pending records. A data change is pending unless a
- * SYNC of its file covers it; a directory change unless a SYNCDIR of every
- * directory it touches (both parents, for a rename) covers it.
+ * Step 2a: every identity a record names was declared by an earlier IDENT
+ * or CREATE, each identity once (S8). A record naming any other number
+ * comes from a writer bug (a handle from another run); applied, it would
+ * undo or redo bytes of whatever file has that number here, so the
+ * journal is refused. declared: s->ninos (nrec + 1) entries, all false.
+ * Errors: WD_ECORRUPT naming the journal, the record and the identity.
+ */
+static int check_identities(struct sim *s, bool *declared)
+{
+	for (size_t i = 0; i < s->nrec; i++) {
+		const struct jrec *j = &s->recs[i];
+		bool decl = j->kind == SIM_REC_IDENT || j->kind == SIM_REC_CREATE;
+		const char *why = NULL;
+		uint64_t bad = 0;
+
+		if (j->kind == SIM_REC_SYNCDIR)
+			continue; /* names a directory, not an identity */
+		if (j->inode >= s->ninos || j->replaced >= s->ninos) {
+			bad = j->inode >= s->ninos ? j->inode : j->replaced;
+			why = "beyond any the journal can declare";
+		} else if (decl && declared[j->inode]) {
+			bad = j->inode;
+			why = "declared twice";
+		} else if (!decl && !declared[j->inode]) {
+			bad = j->inode;
+		} else if (j->replaced && !declared[j->replaced]) {
+			bad = j->replaced;
+		}
+		if (bad)
+			return err_set(WD_ECORRUPT, "sim: %s/%s: record %llu "
+						    "(%s) names file identity "
+						    "%llu, %s",
+				       s->dir, SIM_JOURNAL,
+				       (unsigned long long)j->seq,
+				       rec_name(j->kind),
+				       (unsigned long long)bad,
+				       why ? why
+					   : "never declared by an IDENT or "
+					     "CREATE before it");
+		if (decl)
+			declared[j->inode] = true;
+	}
+	return 0;
+}
+
+/*
+ * Step 2: checks the identities, then marks the pending records. A data
+ * change is pending unless a SYNC of its file covers it; a directory
+ * change unless a SYNCDIR of every directory it touches (both parents, for
+ * a rename) covers it.
  */
 static int cover(struct sim *s)
 {
-	for (size_t i = 0; i < s->nrec; i++)
-		if (s->recs[i].inode > s->nrec || s->recs[i].replaced > s->nrec)
-			return err_set(WD_ECORRUPT, "sim: record %zu names an "
-						   "unknown file", i + 1);
+	bool *declared;
+	int rc;
+
 	s->ninos = s->nrec + 1;
 	s->inos = calloc(s->ninos, sizeof *s->inos);
-	if (!s->inos)
+	declared = calloc(s->ninos, sizeof *declared);
+	if (!s->inos || !declared) {
+		free(declared);
 		return err_set(WD_ENOMEM, "sim: out of memory");
+	}
+	rc = check_identities(s, declared);
+	free(declared);
+	if (rc != 0)
+		return rc;
 	for (size_t i = 0; i < s->nrec; i++) {
 		struct jrec *j = &s->recs[i];
 		if (j->kind == SIM_REC_SYNC && j->covers > s->inos[j->inode].synced)
@@ -402,6 +492,20 @@ static st_sim_decision decide_one(struct sim *s, st_sim_mode mode,
 	return (r & 1) ? ST_SIM_KEPT : ST_SIM_DROPPED;
 }
 
+/*
+ * Under TORN, whether a write that extended the file and was not kept
+ * whole still leaves the file at its new length (1/2): the filesystem wrote
+ * the size update (a journaled metadata change, e.g. ext4 or XFS) but not
+ * all the data, so the tail reads as zeros.
+ */
+static bool decide_size(struct sim *s, st_sim_mode mode, const struct jrec *j)
+{
+	if (mode != ST_SIM_TORN || j->kind != SIM_REC_WRITE ||
+	    j->dec == ST_SIM_KEPT || j->off + j->len <= j->old_size)
+		return false;
+	return next_rand(s) & 1;
+}
+
 /* Step 3: decides every pending change in journal order (so the same seed
  * over the same journal gives the same plan: invariant S6). */
 static int decide(struct sim *s, st_sim_mode mode)
@@ -412,6 +516,7 @@ static int decide(struct sim *s, st_sim_mode mode)
 		if (!j->pending)
 			continue;
 		j->dec = decide_one(s, mode, j->kind);
+		j->size_kept = decide_size(s, mode, j);
 		if (j->kind == SIM_REC_WRITE)
 			rc = make_mask(s, j);
 	}
@@ -475,13 +580,17 @@ static int undo(struct content *c, const struct jrec *j)
 /*
  * Replays one surviving write: each sector whose mask bit is set gets its
  * new bytes; the length grows to the end of the last surviving sector
- * (never past the write's end). Sectors are aligned to the file.
+ * (never past the write's end), or to the write's end if its size change
+ * survived (size_kept; the bytes no surviving sector wrote read as zero).
+ * Sectors are aligned to the file.
  */
 static int redo_write(struct content *c, const struct jrec *j, uint32_t sector)
 {
 	uint64_t first = j->off / sector;
 	int rc = 0;
 
+	if (j->size_kept && j->off + j->len > c->len)
+		rc = content_resize(c, j->off + j->len);
 	for (uint32_t i = 0; i < j->nsectors && rc == 0; i++) {
 		uint64_t lo = (first + i) * sector, hi = lo + sector;
 		if (!((j->mask[i / 8] >> (i % 8)) & 1))
@@ -567,7 +676,7 @@ static int rebuild_file(struct sim *s, uint64_t inode, const char *path)
 	for (size_t i = 0; i < s->nrec && rc == 0; i++) {
 		const struct jrec *j = &s->recs[i];
 		if (!j->pending || j->inode != inode || !is_data(j->kind) ||
-		    j->dec == ST_SIM_DROPPED)
+		    (j->dec == ST_SIM_DROPPED && !j->size_kept))
 			continue;
 		rc = j->kind == SIM_REC_WRITE ? redo_write(&c, j, s->sector)
 					      : content_resize(&c, j->off);
@@ -829,7 +938,8 @@ static int fill_op(struct sim *s, size_t i, st_sim_op *op)
 	*op = (st_sim_op){.seq = j->seq, .kind = kinds[j->kind],
 			  .decision = j->dec, .inode = j->inode,
 			  .off = j->off, .nsectors = j->nsectors,
-			  .mask = j->mask, .no_effect = j->no_effect};
+			  .mask = j->mask, .size_kept = j->size_kept,
+			  .no_effect = j->no_effect};
 	j->mask = NULL;
 	op->len = j->kind == SIM_REC_WRITE ? j->len : j->old_size;
 	op->path = strdup(is_data(j->kind) ? path_at(s, i, j->inode) : j->path);
@@ -909,7 +1019,7 @@ int storage_sim_materialize(const char *journal_dir, const st_sim_opts *opts,
 			    st_sim_report *r)
 {
 	struct sim s = {0};
-	st_sim_report local;
+	st_sim_report local = {0}; /* freed on every error path */
 	int rc = check_opts(opts, &s.sector);
 
 	if (r)

@@ -139,7 +139,8 @@ typedef enum st_fault_kind {
 	ST_FAULT_EIO,    /* the call fails with EIO */
 	ST_FAULT_ENOSPC, /* the call fails with ENOSPC (writes, allocate) */
 	ST_FAULT_SHORT,  /* read/write transfers only part; the layer retries */
-	ST_FAULT_EINTR,  /* the call is interrupted once; the layer retries */
+	ST_FAULT_EINTR,  /* read/write: one attempt fails with EINTR; the layer
+			  * retries. Other calls: counted, no effect */
 } st_fault_kind;
 
 /*

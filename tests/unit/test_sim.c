@@ -2,10 +2,13 @@
  * test_sim.c - simulated power loss (storage/sim.c, storage/sim_crash.c):
  * the crash states the materialiser builds are exactly those its plan
  * describes, synced data always survives, unsynced directory entries can
- * vanish or revert, and it all works after the writer was killed.
+ * vanish or revert, it all works after the writer was killed, and the
+ * writer's and the materialiser's checks refuse what would corrupt files.
+ * The multi-threaded cases are in test_sim_conc.c (run under TSan too).
  */
 #define _GNU_SOURCE
-#include <pthread.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,8 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -117,6 +123,7 @@ static void fill_rand(uint8_t *b, size_t n, uint64_t *rng)
 struct wop {
 	st_sim_kind kind;
 	uint64_t off, len; /* as st_sim_op reports them */
+	bool extends;      /* writes: off + len was past the length then */
 	uint8_t data[4096];
 };
 
@@ -142,7 +149,8 @@ static void workload_step(st_file *f, struct model *m, uint64_t *rng)
 	struct wop *w = &m->ops[m->nops];
 
 	if (r < 65) {
-		*w = (struct wop){.kind = ST_SIM_WRITE, .off = off, .len = len};
+		*w = (struct wop){.kind = ST_SIM_WRITE, .off = off, .len = len,
+				  .extends = off + len > m->clen};
 		fill_rand(w->data, len, rng);
 		OK(storage_write(f, w->data, len, off));
 		if (off + len > m->clen)
@@ -201,7 +209,8 @@ static bool mask_bit(const st_sim_op *op, uint32_t i)
 /*
  * The content the plan r describes, computed from the model alone: the
  * durable bytes, then each surviving change in order (writes: the sectors
- * whose mask bit is set; the length grows to the end of the last one).
+ * whose mask bit is set; the length grows to the end of the last one, or
+ * to the write's end if its size change survived: size_kept).
  */
 static size_t expected(const struct model *m, const st_sim_report *r,
 		       uint32_t sector, uint8_t *out)
@@ -213,6 +222,8 @@ static size_t expected(const struct model *m, const st_sim_report *r,
 		const struct wop *w = &m->ops[i];
 		if (op->kind == ST_SIM_TRUNCATE && op->decision != ST_SIM_DROPPED)
 			model_resize(out, &len, op->off);
+		if (op->size_kept && w->off + w->len > len)
+			model_resize(out, &len, w->off + w->len);
 		for (uint32_t s = 0; op->kind == ST_SIM_WRITE && s < op->nsectors;
 		     s++) {
 			uint64_t lo = (w->off / sector + s) * sector, hi = lo + sector;
@@ -231,7 +242,7 @@ static size_t expected(const struct model *m, const st_sim_report *r,
 /* The plan lists exactly the model's pending changes, with masks that
  * agree with their decisions. */
 static void check_plan(const struct model *m, const st_sim_report *r,
-		       uint32_t sector)
+		       st_sim_mode mode, uint32_t sector)
 {
 	assert_int_equal(r->nops, m->nops);
 	assert_int_equal(r->data_pending, m->nops);
@@ -242,6 +253,10 @@ static void check_plan(const struct model *m, const st_sim_report *r,
 		assert_int_equal(op->kind, m->ops[i].kind);
 		assert_int_equal(op->off, m->ops[i].off);
 		assert_int_equal(op->len, m->ops[i].len);
+		/* only a lost or torn write that extended the file, under TORN */
+		if (op->size_kept)
+			assert_true(mode == ST_SIM_TORN && m->ops[i].extends &&
+				    op->decision != ST_SIM_KEPT);
 		if (op->kind != ST_SIM_WRITE)
 			continue;
 		assert_int_equal(op->nsectors, (op->off + op->len - 1) / sector -
@@ -264,7 +279,7 @@ static void model_round(struct env *e, uint64_t seed, st_sim_mode mode,
 
 	run_workload(e, seed, m);
 	OK(storage_sim_materialize(e->jdir, &o, r));
-	check_plan(m, r, sector);
+	check_plan(m, r, mode, sector);
 	want_len = expected(m, r, sector, want);
 	assert_file(e->file, want, want_len);
 	free(want);
@@ -276,7 +291,7 @@ static void model_round(struct env *e, uint64_t seed, st_sim_mode mode,
 static void test_model_many_seeds(void **state)
 {
 	struct env *e = *state;
-	uint64_t torn = 0, kept = 0, dropped = 0;
+	uint64_t torn = 0, kept = 0, dropped = 0, size_kept[2] = {0};
 
 	for (uint64_t seed = 0; seed < 160; seed++) {
 		st_sim_report r;
@@ -285,10 +300,14 @@ static void test_model_many_seeds(void **state)
 		torn += r.data_torn;
 		kept += r.data_kept;
 		dropped += r.data_dropped;
+		for (size_t i = 0; i < r.nops; i++)
+			if (r.ops[i].size_kept)
+				size_kept[r.ops[i].decision == ST_SIM_TORN_OP]++;
 		storage_sim_report_free(&r);
 	}
-	/* the seeds exercised every fate */
+	/* the seeds exercised every fate, and a lost write's length kept */
 	assert_true(torn > 20 && kept > 20 && dropped > 20);
+	assert_true(size_kept[0] > 5 && size_kept[1] > 5);
 }
 
 /* (1) The same seed over the same journal gives the same plan and the same
@@ -776,70 +795,496 @@ static void test_torn_journal_tail(void **state)
 	free(j);
 }
 
-struct writer {
-	st_file *f;
-	int id;
-};
+/* ---- (10) restarts, forks and the journal's own checks -------------------- */
 
-/* Thread body: 64 writes of 512 bytes into its own quarter of the file,
- * some of them synced. */
-static void *writer_thread(void *arg)
-{
-	struct writer *w = arg;
-	uint8_t buf[512];
-	for (int i = 0; i < 64; i++) {
-		memset(buf, 'a' + w->id * 4 + i % 4, sizeof buf);
-		if (storage_write(w->f, buf, sizeof buf,
-				  (uint64_t)(w->id * 64 + i) * 512) != 0 ||
-		    (i % 16 == 15 && storage_sync(w->f) != 0))
-			return "fail";
-	}
-	return NULL;
-}
-
-/* Four threads write one tracked file at once: KEEP_ALL gives the bytes
- * they left, DROP_ALL keeps at least every synced write. */
-static void test_threads(void **state)
+/*
+ * A handle opened in one run and still open in the next is untracked there
+ * (its old identity number names another file now): its write counts as
+ * durable, and the file the number now names is left alone. A fresh handle
+ * on the same file is tracked.
+ */
+static void test_restart_old_handle(void **state)
 {
 	struct env *e = *state;
-	for (int mode = ST_SIM_KEEP_ALL; mode <= ST_SIM_DROP_ALL; mode++) {
-		st_sim_opts o = {.mode = (st_sim_mode)mode};
-		struct writer w[4];
-		pthread_t t[4];
-		uint8_t *before, *after;
-		size_t blen, alen;
-		void *res;
+	char *a = tu_path(e->db, "A"), *b = tu_path(e->db, "B");
+	st_sim_opts o = {.mode = ST_SIM_KEEP_ALL};
+	st_sim_report r;
+	st_file *fa, *fb, *fa2;
+
+	OK(storage_sim_start(e->jdir)); /* run 1: A gets identity 1 */
+	OK(storage_open(a, ST_CREATE, &fa));
+	OK(storage_write(fa, "AAAAAAAA", 8, 0));
+	OK(storage_sync(fa));
+	OK(storage_sync_dir(e->db));
+	storage_sim_stop();
+	OK(storage_sim_materialize(e->jdir, &o, NULL));
+
+	OK(storage_sim_start(e->jdir)); /* run 2: B gets identity 1 */
+	OK(storage_open(b, ST_CREATE, &fb));
+	OK(storage_write(fb, "BBBBBBBBBBBBBBBB", 16, 0));
+	OK(storage_sync(fb));
+	OK(storage_sync_dir(e->db));
+	OK(storage_write(fa, "aaaa", 4, 0)); /* run 1's handle: untracked */
+	OK(storage_open(a, 0, &fa2));         /* a new handle: tracked */
+	OK(storage_write(fa2, "zz", 2, 6));
+	storage_sim_stop();
+	o.mode = ST_SIM_DROP_ALL;
+	OK(storage_sim_materialize(e->jdir, &o, &r));
+	assert_int_equal(r.nops, 1); /* fa2's write only */
+	assert_int_equal(r.ops[0].off, 6);
+	assert_int_equal(r.ops[0].len, 2);
+	assert_file(b, "BBBBBBBBBBBBBBBB", 16);
+	assert_file(a, "aaaaAAAA", 8);
+	storage_sim_report_free(&r);
+	OK(storage_close(fa));
+	OK(storage_close(fa2));
+	OK(storage_close(fb));
+	free(a);
+	free(b);
+}
+
+/* A hand-made journal, laid out as storage/README.md "Journal format" says
+ * (an independent check of the byte tables, too). */
+struct jbuf {
+	uint8_t b[4096];
+	size_t len, at; /* at: start of the open record */
+};
+
+static void jb_int(struct jbuf *j, uint64_t v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		j->b[j->len++] = (uint8_t)(v >> (8 * i));
+}
+
+static void jb_str(struct jbuf *j, const char *s)
+{
+	jb_int(j, strlen(s), 2);
+	memcpy(j->b + j->len, s, strlen(s));
+	j->len += strlen(s);
+}
+
+static void jb_begin(struct jbuf *j)
+{
+	if (j->len == 0) {
+		memcpy(j->b, "WDSIMJ01", 8);
+		j->len = 8;
+	}
+	j->at = j->len;
+	j->len += 16; /* header, filled by jb_end */
+}
+
+static void jb_end(struct jbuf *j, unsigned kind, uint64_t seq)
+{
+	size_t end = j->len;
+	j->len = j->at;
+	jb_int(j, end + 4 - j->at, 4);
+	jb_int(j, kind, 2);
+	jb_int(j, 0, 2);
+	jb_int(j, seq, 8);
+	j->len = end;
+	jb_int(j, crc32(0L, j->b + j->at, (uInt)(end - j->at)), 4);
+}
+
+/* IDENT of identity id for path (canonical), as record seq. */
+static void jb_ident(struct jbuf *j, uint64_t seq, uint64_t id, const char *path)
+{
+	jb_begin(j);
+	jb_int(j, id, 8);
+	jb_str(j, path);
+	jb_end(j, 1, seq);
+}
+
+/* WRITE of 5 bytes at 0 over a 5-byte file: old "hello", new "HELLO". */
+static void jb_write(struct jbuf *j, uint64_t seq, uint64_t id)
+{
+	jb_begin(j);
+	jb_int(j, id, 8);
+	jb_int(j, 0, 8); /* offset */
+	jb_int(j, 5, 8); /* old length */
+	jb_int(j, 5, 8); /* length */
+	jb_int(j, 5, 8); /* old count */
+	memcpy(j->b + j->len, "helloHELLO", 10);
+	j->len += 10;
+	jb_end(j, 3, seq);
+}
+
+/* Writes j as the journal of e and "HELLO" into e->file; returns the
+ * file's canonical path. */
+static char *jb_install(struct env *e, const struct jbuf *j)
+{
+	char *jp = tu_path(e->jdir, "journal"), *real = realpath(e->db, NULL);
+	char *cp = tu_path(real, "f");
+	FILE *fp = fopen(jp, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(j->b, 1, j->len, fp), j->len);
+	fclose(fp);
+	fp = fopen(e->file, "wb");
+	assert_non_null(fp);
+	fputs("HELLO", fp);
+	fclose(fp);
+	free(jp);
+	free(real);
+	return cp;
+}
+
+/* (1) A data record whose identity no IDENT or CREATE declared is refused
+ * (WD_ECORRUPT naming it), not applied to whatever file has that number;
+ * the same journal with the identity declared materialises. */
+static void test_undeclared_identity(void **state)
+{
+	struct env *e = *state;
+	st_sim_opts o = {.mode = ST_SIM_DROP_ALL};
+	struct jbuf j = {0};
+	char *cp = jb_install(e, &j);
+
+	jb_ident(&j, 1, 1, cp); /* well formed: WRITE of identity 1 */
+	jb_write(&j, 2, 1);
+	free(jb_install(e, &j));
+	OK(storage_sim_materialize(e->jdir, &o, NULL));
+	assert_file(e->file, "hello", 5); /* the write undone */
+
+	j = (struct jbuf){0}; /* WRITE of identity 2, never declared */
+	jb_ident(&j, 1, 1, cp);
+	jb_write(&j, 2, 2);
+	free(jb_install(e, &j));
+	assert_int_equal(storage_sim_materialize(e->jdir, &o, NULL),
+			 WD_ECORRUPT);
+	assert_non_null(strstr(wd_last_error(), "identity 2"));
+	assert_file(e->file, "HELLO", 5); /* untouched */
+
+	j = (struct jbuf){0}; /* identity 1 declared twice */
+	jb_ident(&j, 1, 1, cp);
+	jb_ident(&j, 2, 1, cp);
+	free(jb_install(e, &j));
+	assert_int_equal(storage_sim_materialize(e->jdir, &o, NULL),
+			 WD_ECORRUPT);
+	free(cp);
+}
+
+/* (8) A whole record with a repeated number (two writers) is refused
+ * loudly, not taken for a torn tail. */
+static void test_sequence_clash(void **state)
+{
+	struct env *e = *state;
+	st_sim_opts o = {.mode = ST_SIM_DROP_ALL, .dry_run = true};
+	struct jbuf j = {0};
+	char *cp = jb_install(e, &j);
+
+	jb_ident(&j, 1, 1, cp);
+	jb_write(&j, 2, 1);
+	jb_write(&j, 2, 1);
+	free(jb_install(e, &j));
+	assert_int_equal(storage_sim_materialize(e->jdir, &o, NULL),
+			 WD_ECORRUPT);
+	assert_non_null(strstr(wd_last_error(), "two processes"));
+	j.len -= 4; /* the same, torn: a tail, as before */
+	free(jb_install(e, &j));
+	o.dry_run = false;
+	OK(storage_sim_materialize(e->jdir, &o, NULL));
+	assert_file(e->file, "hello", 5);
+	free(cp);
+}
+
+/* Child of test_fork_untracked: tracking is off here; writes through the
+ * parent's handle and a new file are not journaled. */
+static void fork_child(void *arg)
+{
+	struct env *e = arg;
+	char *g = tu_path(e->db, "g");
+	st_file *f;
+
+	if (storage_sim_active())
+		_exit(3);
+	CHILD_OK(storage_open(e->file, 0, &f));
+	CHILD_OK(storage_write(f, "child", 5, 0));
+	CHILD_OK(storage_close(f));
+	CHILD_OK(storage_open(g, ST_CREATE, &f));
+	CHILD_OK(storage_write(f, "g", 1, 0));
+	_exit(0);
+}
+
+/* (8) A child forked while tracking is untracked; the parent goes on
+ * tracking and its journal stays one clean sequence. */
+static void test_fork_untracked(void **state)
+{
+	struct env *e = *state;
+	st_sim_opts o = {.mode = ST_SIM_DROP_ALL};
+	st_sim_report r;
+	st_file *f;
+
+	OK(storage_sim_start(e->jdir));
+	OK(storage_open(e->file, ST_CREATE, &f));
+	OK(storage_write(f, "parent", 6, 0));
+	OK(storage_sync(f));
+	OK(storage_sync_dir(e->db));
+	assert_int_equal(tu_run_child(fork_child, e), 0);
+	assert_true(storage_sim_active());
+	OK(storage_write(f, "P", 1, 0)); /* after the fork: tracked */
+	OK(storage_close(f));
+	storage_sim_stop();
+	OK(storage_sim_materialize(e->jdir, &o, &r));
+	assert_false(r.tail_torn);
+	assert_int_equal(r.records, 5); /* CREATE WRITE SYNC SYNCDIR WRITE */
+	assert_int_equal(r.nops, 1);    /* the parent's last write */
+	assert_file(e->file, "childt", 6); /* the child's write counts as done */
+	storage_sim_report_free(&r);
+}
+
+/* ---- (11) limits and errors of the writer ----------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+/* In a child: caps the address space at what it uses plus 512 MiB, so a
+ * regression that builds a huge record fails with ENOMEM instead of using
+ * gigabytes (not under sanitizers, which reserve large shadow maps). */
+static void cap_memory(void)
+{
+#ifndef SANITIZED
+	unsigned long pages = 0;
+	FILE *fp = fopen("/proc/self/statm", "r");
+	if (fp && fscanf(fp, "%lu", &pages) == 1) {
+		rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) +
+			     ((rlim_t)512 << 20);
+		setrlimit(RLIMIT_AS, &(struct rlimit){cap, cap});
+	}
+	if (fp)
+		fclose(fp);
+#endif
+}
+
+#define BIG ((size_t)3 << 30) /* fits a record alone, not twice */
+
+/* Child of test_write_too_big: a 3 GiB write over 3 GiB of file needs a
+ * 6 GiB record: refused before anything is read or written. */
+static void too_big_child(void *arg)
+{
+	struct env *e = arg;
+	void *buf = mmap(NULL, BIG, PROT_READ,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	st_file *f;
+	int rc;
+
+	if (buf == MAP_FAILED)
+		_exit(5);
+	cap_memory();
+	CHILD_OK(storage_sim_start(e->jdir));
+	CHILD_OK(storage_open(e->file, ST_CREATE, &f));
+	CHILD_OK(storage_truncate(f, BIG)); /* a hole: no disk space */
+	CHILD_OK(storage_sync(f));
+	CHILD_OK(storage_sync_dir(e->db));
+	rc = storage_write(f, buf, BIG, 0);
+	if (rc != WD_ETOOBIG || !strstr(wd_last_error(), e->file))
+		_exit(6);
+	CHILD_OK(storage_write(f, "x", 1, 0)); /* smaller ones go on */
+	CHILD_OK(storage_sync(f));
+	_exit(0);
+}
+
+/* (3) A write whose record (old + new bytes) would pass the u32 length
+ * is refused with WD_ETOOBIG instead of wrapping the length. */
+static void test_write_too_big(void **state)
+{
+	struct env *e = *state;
+	st_sim_opts o = {.mode = ST_SIM_DROP_ALL};
+	st_sim_report r;
+	struct stat st;
+
+	assert_int_equal(tu_run_child(too_big_child, e), 0);
+	OK(storage_sim_materialize(e->jdir, &o, &r));
+	assert_false(r.tail_torn);
+	assert_int_equal(r.records, 6); /* CREATE TRUNCATE SYNC SYNCDIR WRITE SYNC */
+	assert_int_equal(r.nops, 0);
+	assert_int_equal(stat(e->file, &st), 0);
+	assert_int_equal(st.st_size, BIG);
+	assert_true(st.st_blocks < 1024); /* the big write never happened */
+	storage_sim_report_free(&r);
+}
+
+/* Child of test_unresolvable_dir: as an unprivileged user, in db/p/a with
+ * p not searchable, "b/f" opens (relative to a) but its directory has no
+ * realpath. Exit 0: every tracked call failed with WD_EACCES. */
+static void unresolvable_child(void *arg)
+{
+	struct env *e = arg;
+	st_file *f;
+	int fd;
+
+	if (getuid() == 0 && setuid(65534) != 0)
+		_exit(7); /* no unprivileged user to be */
+	CHILD_OK(storage_sim_start(e->jdir));
+	if (chdir(e->db) != 0 || mkdir("p", 0755) != 0 || mkdir("p/a", 0755) ||
+	    mkdir("p/a/b", 0755) || chdir("p/a") != 0 ||
+	    (fd = open("b/g", O_CREAT | O_WRONLY, 0644)) < 0 || close(fd) ||
+	    chmod("..", 0) != 0)
+		_exit(8);
+	if (storage_open("b/f", ST_CREATE, &f) != WD_EACCES ||
+	    !strstr(wd_last_error(), "b/f"))
+		_exit(9);
+	if (storage_rename("b/g", "b/h") != WD_EACCES ||
+	    storage_unlink("b/g") != WD_EACCES)
+		_exit(10);
+	_exit(chmod("..", 0755) == 0 ? 0 : 11);
+}
+
+/* (6) A tracked call whose directory cannot be resolved fails with that
+ * error instead of silently going untracked. */
+static void test_unresolvable_dir(void **state)
+{
+	struct env *e = *state;
+	int st;
+
+	assert_int_equal(chmod(e->db, 0777), 0);
+	assert_int_equal(chmod(e->jdir, 0777), 0);
+	st = tu_run_child(unresolvable_child, e);
+	if (st == 7)
+		skip();
+	assert_int_equal(st, 0);
+}
+
+/* Child of test_short_journal_header: a file size limit of 4 bytes makes
+ * the journal's 8-byte magic a short write (with a stale errno). */
+static void short_header_child(void *arg)
+{
+	struct env *e = arg;
+	int rc;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (setrlimit(RLIMIT_FSIZE, &(struct rlimit){4, 4}) != 0)
+		_exit(5);
+	errno = EACCES;
+	rc = storage_sim_start(e->jdir);
+	_exit(rc == WD_ENOSPC && !storage_sim_active() ? 0 : 6);
+}
+
+/* (7) A short write of the journal header is WD_ENOSPC (not whatever errno
+ * held), and leaves no journal behind. */
+static void test_short_journal_header(void **state)
+{
+	struct env *e = *state;
+	char *j = tu_path(e->jdir, "journal");
+
+	assert_int_equal(tu_run_child(short_header_child, e), 0);
+	assert_false(storage_exists(j));
+	free(j);
+}
+
+/* (7) A short read of the bytes a truncate removes is WD_EIO, not a stale
+ * errno: a sysfs file claims 4096 bytes and reads a few. */
+static void test_short_old_read(void **state)
+{
+	struct env *e = *state;
+	st_sim_opts o = {.mode = ST_SIM_DROP_ALL};
+	st_sim_report r;
+	st_file *f;
+	int rc;
+
+	if (storage_open("/sys/devices/system/cpu/online", ST_RDONLY, &f))
+		skip();
+	OK(storage_close(f));
+	OK(storage_sim_start(e->jdir));
+	OK(storage_open("/sys/devices/system/cpu/online", ST_RDONLY, &f));
+	errno = EACCES;
+	rc = storage_truncate(f, 0);
+	assert_int_equal(rc, WD_EIO);
+	assert_non_null(strstr(wd_last_error(), "ended at byte"));
+	OK(storage_close(f));
+	storage_sim_stop();
+	OK(storage_sim_materialize(e->jdir, &o, &r));
+	assert_int_equal(r.nops, 0); /* no TRUNCATE was journaled */
+	storage_sim_report_free(&r);
+}
+
+/* (5) A journal that cannot be read whole is WD_EIO naming it, not a torn
+ * tail (which would silently drop its records): here, a directory. */
+static void test_journal_read_error(void **state)
+{
+	struct env *e = *state;
+	st_sim_opts o = {.mode = ST_SIM_DROP_ALL, .dry_run = true};
+	char *j = tu_path(e->jdir, "journal");
+	struct stat st;
+
+	assert_int_equal(mkdir(j, 0755), 0);
+	assert_int_equal(stat(j, &st), 0);
+	if (st.st_size == 0) { /* nothing to read on this filesystem */
+		rmdir(j);
+		free(j);
+		skip();
+	}
+	assert_int_equal(storage_sim_materialize(e->jdir, &o, NULL), WD_EIO);
+	assert_non_null(strstr(wd_last_error(), j));
+	assert_int_equal(rmdir(j), 0);
+	free(j);
+}
+
+/* ---- (12) a lost write's size change ----------------------------------------- */
+
+/* (4) Durable 'A' x 4096, then an unsynced write of 'B' x 1000 at 8192.
+ * Under TORN the write can be lost (or torn) while its size change
+ * survives: the file is 9192 bytes, zeros wherever no surviving sector of
+ * the write landed - as XFS or ext4 can leave it. */
+static void test_size_kept_zero_tail(void **state)
+{
+	struct env *e = *state;
+	static uint8_t a[4096], b[1000];
+	int dropped_long = 0, dropped_short = 0, torn_long = 0;
+
+	memset(a, 'A', sizeof a);
+	memset(b, 'B', sizeof b);
+	for (uint64_t seed = 0; seed < 64; seed++) {
+		st_sim_opts o = {.mode = seed < 48 ? ST_SIM_TORN : ST_SIM_RANDOM,
+				 .seed = seed, .sector_bytes = 512};
+		uint64_t want_len = sizeof a;
+		st_sim_report r;
+		const st_sim_op *op;
+		uint8_t *got;
+		size_t len;
 		st_file *f;
 
 		unlink(e->file);
 		OK(storage_sim_start(e->jdir));
 		OK(storage_open(e->file, ST_CREATE, &f));
-		for (int i = 0; i < 4; i++) {
-			w[i] = (struct writer){.f = f, .id = i};
-			assert_int_equal(pthread_create(&t[i], NULL, writer_thread, &w[i]), 0);
-		}
-		for (int i = 0; i < 4; i++) {
-			assert_int_equal(pthread_join(t[i], &res), 0);
-			assert_null(res);
-		}
+		OK(storage_write(f, a, sizeof a, 0));
+		OK(storage_sync(f));
 		OK(storage_sync_dir(e->db));
+		OK(storage_write(f, b, sizeof b, 8192));
 		OK(storage_close(f));
 		storage_sim_stop();
-		before = slurp(e->file, &blen);
-		assert_int_equal(blen, 4 * 64 * 512);
-		OK(storage_sim_materialize(e->jdir, &o, NULL));
-		after = slurp(e->file, &alen);
-		if (mode == ST_SIM_KEEP_ALL) {
-			assert_int_equal(alen, blen);
-			assert_memory_equal(after, before, blen);
+		OK(storage_sim_materialize(e->jdir, &o, &r));
+		assert_int_equal(r.nops, 1);
+		op = &r.ops[0];
+		if (o.mode != ST_SIM_TORN || op->decision == ST_SIM_KEPT)
+			assert_false(op->size_kept);
+		for (uint32_t s = 0; s < op->nsectors; s++) {
+			uint64_t end = (8192 / 512 + s + 1) * 512;
+			if (mask_bit(op, s) && end > want_len)
+				want_len = end < 9192 ? end : 9192;
 		}
-		for (int id = 0; id < 4; id++) /* writes 0..15 were synced */
-			for (size_t i = 0; i < 16; i++)
-				assert_memory_equal(after + (id * 64 + i) * 512,
-						    before + (id * 64 + i) * 512, 512);
-		free(before);
-		free(after);
+		if (op->size_kept)
+			want_len = 9192;
+		got = slurp(e->file, &len);
+		assert_int_equal(len, want_len);
+		for (size_t i = 0; i < len; i++) {
+			uint8_t want = i < 4096 ? 'A' : 0;
+			if (i >= 8192 && mask_bit(op, (uint32_t)(i / 512 - 16)))
+				want = 'B';
+			if (got[i] != want)
+				fail_msg("seed %llu byte %zu: %u, want %u",
+					 (unsigned long long)seed, i, got[i], want);
+		}
+		dropped_long += op->decision == ST_SIM_DROPPED && op->size_kept;
+		dropped_short += op->decision == ST_SIM_DROPPED && !op->size_kept;
+		torn_long += op->decision == ST_SIM_TORN_OP && op->size_kept;
+		free(got);
+		storage_sim_report_free(&r);
 	}
+	assert_true(dropped_long > 0 && dropped_short > 0 && torn_long > 0);
 }
 
 /* Misuse: starting twice, starting on an unmaterialised journal,
@@ -881,7 +1326,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_512, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_4096, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_journal_tail, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_old_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_undeclared_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sequence_clash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork_untracked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_too_big, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unresolvable_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_journal_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_old_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_read_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_size_kept_zero_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
