@@ -1,0 +1,90 @@
+/*
+ * redo.c - fetching a record's pages for redo, and the full-page-image
+ * decision of the logging side (redo.h).
+ */
+#include <string.h>
+
+#include "storage/page.h"
+#include "wal/redo.h"
+
+/* Makes sure the relation of block reference ref is open in the pool. */
+static int open_rel(redo_ctx *ctx, const wal_block_ref *ref)
+{
+	return ctx->open_rel ? ctx->open_rel(ctx->open_rel_arg, ref->rel) : 0;
+}
+
+/* Pins without reading (the page is about to be replaced or rebuilt). */
+static int pin_for_overwrite(redo_ctx *ctx, const wal_block_ref *ref, bm_buf **buf)
+{
+	int rc = bufmgr_pin(ctx->pool, ref->rel, ref->blk, BM_ZERO, buf);
+	if (rc == 0)
+		bufmgr_latch(*buf, BM_EXCL);
+	return rc;
+}
+
+int redo_fetch_block(redo_ctx *ctx, const wal_decoded *rec, unsigned block,
+		     bm_buf **buf, redo_action *action)
+{
+	const wal_block_ref *ref;
+	int rc;
+
+	if (block >= rec->nblocks)
+		return err_set(WD_EINVAL, "redo of record at " LSN_FMT ": no block %u",
+			       LSN_ARGS(rec->lsn), block);
+	ref = &rec->blocks[block];
+	if ((rc = open_rel(ctx, ref)) != 0)
+		return rc;
+	if (ref->flags & WAL_BLK_HAS_IMAGE) {
+		/* the image replaces whatever is on disk, torn or not */
+		if ((rc = pin_for_overwrite(ctx, ref, buf)) != 0)
+			return rc;
+		rc = walrec_restore_image(rec, block, bufmgr_page(*buf), ctx->page_size);
+		if (rc != 0) {
+			redo_release(ctx, *buf);
+			return rc;
+		}
+		redo_page_done(ctx, rec, *buf);
+		ctx->images++;
+		*action = REDO_RESTORED;
+		return 0;
+	}
+	if (ref->flags & WAL_BLK_WILL_INIT) {
+		if ((rc = pin_for_overwrite(ctx, ref, buf)) != 0)
+			return rc;
+		memset(bufmgr_page(*buf), 0, ctx->page_size);
+		ctx->applied++;
+		*action = REDO_APPLY;
+		return 0;
+	}
+	/* a checksum failure here is WD_ECORRUPT naming file and block */
+	if ((rc = bufmgr_pin(ctx->pool, ref->rel, ref->blk, BM_READ, buf)) != 0)
+		return rc;
+	bufmgr_latch(*buf, BM_EXCL);
+	if (page_lsn(bufmgr_page(*buf)) >= rec->lsn) {
+		ctx->skipped++;
+		*action = REDO_SKIP;
+	} else {
+		ctx->applied++;
+		*action = REDO_APPLY;
+	}
+	return 0;
+}
+
+void redo_page_done(redo_ctx *ctx, const wal_decoded *rec, bm_buf *buf)
+{
+	(void)ctx;
+	page_set_lsn(bufmgr_page(buf), rec->lsn);
+	bufmgr_mark_dirty(buf, rec->lsn);
+}
+
+void redo_release(redo_ctx *ctx, bm_buf *buf)
+{
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(ctx->pool, buf);
+}
+
+bool wal_log_needs_image(const wal_log_ctx *c, const uint8_t *page)
+{
+	return c->full_page_writes &&
+	       page_lsn(page) <= atomic_load_explicit(&c->redo_point, memory_order_acquire);
+}

@@ -1,0 +1,98 @@
+/*
+ * redo.h - what a resource manager's redo routine needs to apply a record
+ * to its pages (PostgreSQL's XLogReadBufferForRedo), and what an access
+ * method needs to decide whether a change carries a full-page image.
+ *
+ * Redo routines (registered with wal_rmgr_register) receive a redo_ctx as
+ * their ctx argument. For each block reference they call redo_fetch_block:
+ *
+ *   bm_buf *buf;
+ *   redo_action a;
+ *   int rc = redo_fetch_block(ctx, rec, 0, &buf, &a);
+ *   if (rc) return rc;
+ *   if (a == REDO_APPLY) {
+ *       ... change bufmgr_page(buf) as the original did ...
+ *       redo_page_done(ctx, rec, buf);     // pageLSN := rec->lsn, dirty
+ *   }
+ *   redo_release(ctx, buf);                // unlatch, unpin (any action)
+ *
+ * This file sits in wal/ and uses bufmgr/ (redo is about pages in the
+ * pool); bufmgr never calls back into it.
+ */
+#ifndef WALDEN_WAL_REDO_H
+#define WALDEN_WAL_REDO_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bufmgr/bufmgr.h"
+#include "storage/error.h"
+#include "storage/types.h"
+#include "wal/record.h"
+
+/*
+ * What redo needs: the pool the pages live in, and a way to make sure a
+ * relation file is open in it (recovery opens DIR/base/<rel> on demand).
+ */
+typedef struct redo_ctx {
+	bufmgr *pool;
+	uint32_t page_size;
+	int (*open_rel)(void *arg, wd_relid rel); /* 0 or a WD_E* code */
+	void *open_rel_arg;
+	/* statistics a recovery report prints */
+	uint64_t applied, skipped, images;
+} redo_ctx;
+
+typedef enum redo_action {
+	REDO_APPLY,    /* page older than the record: apply the change */
+	REDO_SKIP,     /* page already has this change (pageLSN >= lsn) */
+	REDO_RESTORED, /* the record's full-page image was put in place */
+} redo_action;
+
+/*
+ * Pins block reference `block` of rec and latches it exclusively.
+ *  - the reference carries an image: the page becomes the image, its
+ *    pageLSN the record's LSN, the buffer dirty -> REDO_RESTORED;
+ *  - WAL_BLK_WILL_INIT: the page is not read (it may not exist or be torn)
+ *    -> REDO_APPLY on a zeroed page;
+ *  - otherwise the page is read and checked: pageLSN >= rec->lsn ->
+ *    REDO_SKIP, else REDO_APPLY.
+ * A page that fails its checksum with no image to replace it is
+ * WD_ECORRUPT, naming file and block (never repaired silently).
+ * On success the caller must call redo_release(ctx, *buf).
+ */
+int redo_fetch_block(redo_ctx *ctx, const wal_decoded *rec, unsigned block,
+		     bm_buf **buf, redo_action *action) WD_MUST_CHECK;
+
+/* After applying: sets the pageLSN to rec->lsn and marks the buffer dirty. */
+void redo_page_done(redo_ctx *ctx, const wal_decoded *rec, bm_buf *buf);
+
+/* Unlatches and unpins a buffer from redo_fetch_block. */
+void redo_release(redo_ctx *ctx, bm_buf *buf);
+
+/* ---- full-page writes (the logging side) ---- */
+
+/*
+ * The logging context access methods pass around: the log, the redo point
+ * of the latest checkpoint (updated by checkpoints; 0 before the first),
+ * and the settings that decide images.
+ */
+typedef struct wal_log_ctx {
+	struct wal *w;
+	_Atomic wd_lsn redo_point;
+	bool full_page_writes;
+	bool compress;
+	uint32_t page_size;
+} wal_log_ctx;
+
+/*
+ * true if a change to page must carry a full-page image: full_page_writes is
+ * on and the page was last changed at or before the redo point (its first
+ * change since the checkpoint), so a torn write of it can be repaired.
+ * A page that redo rebuilds from nothing (WAL_BLK_WILL_INIT) needs none.
+ * Precondition: the caller holds the page's exclusive latch.
+ */
+bool wal_log_needs_image(const wal_log_ctx *c, const uint8_t *page);
+
+#endif
