@@ -63,7 +63,7 @@ int rt_replay(const char *src_dir, const wal_opts *o, wd_lsn from,
 	if (rc == 0)
 		rc = wal_reader_seek(r, from);
 	while (rc == 0 && (rc = wal_reader_next(r, &rec)) == 0)
-		rc = wal_rmgr_redo(rec->rmgr, &ctx, rec);
+		rc = wal_rmgr_redo(&ctx, rec);
 	if (rc == WD_NOTFOUND)
 		rc = bufmgr_flush_all(st.pool);
 	wal_reader_close(r);
