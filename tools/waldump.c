@@ -17,7 +17,7 @@
 #include "storage/page.h"
 #include "storage/storage.h"
 #include "tools/tools.h"
-#include "txn/xact_rmgr.h"
+#include "txn/rmgrs.h"
 #include "wal/reader.h"
 #include "wal/rmgr.h"
 
@@ -486,7 +486,8 @@ static void catch_signals(void)
 static int run(struct dump *d)
 {
 	int rc;
-	xact_rmgr_register();
+	if ((rc = walden_register_rmgrs()) != 0)
+		return tool_fail("waldump", rc, "registering resource managers");
 	if ((rc = open_db(d)) != -1)
 		return rc;
 	if ((rc = position(d)) != 0)

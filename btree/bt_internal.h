@@ -1,0 +1,232 @@
+/*
+ * bt_internal.h - what the files of btree/ share: the tree handle, the page
+ * and metapage formats (README "Formats"), key comparison and in-page
+ * search, the page-change operations that both the running code and redo
+ * apply (ops.c), and the logged-change helper (log.c). Only the .c files
+ * of btree/ include it.
+ */
+#ifndef WALDEN_BT_INTERNAL_H
+#define WALDEN_BT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "btree/btree.h"
+#include "storage/bytes.h"
+#include "storage/page.h"
+#include "wal/record.h"
+
+/* ---- the handle ---- */
+
+struct btree {
+	bufmgr *pool;
+	wd_relid rel;
+	wal_log_ctx *log;
+	uint32_t ps;           /* page size */
+	uint32_t max_key;      /* ps / 8 */
+	/* The structure lock (README P1): shared for every descent and leaf
+	 * change, exclusive for structure changes. Writer-preferring. */
+	pthread_rwlock_t smo;
+	/* Cached from the metapage: written under smo exclusive, read under
+	 * smo shared or exclusive. */
+	wd_blkno root;
+	uint32_t level;        /* root level; 0 = the root is a leaf */
+};
+
+/* ---- page format (README "Formats") ---- */
+
+#define BT_META_BLK 0u
+#define BT_META_MAGIC 0x54424457u /* "WDBT" little-endian */
+#define BT_META_VERSION 1u
+#define BT_META_SPECIAL 24u
+#define BT_SPECIAL 16u
+
+/* offsets in the B+tree special area */
+#define BTS_LEFT 0
+#define BTS_RIGHT 4
+#define BTS_LEVEL 8
+#define BTS_FLAGS 10
+#define BTS_NEXT 12
+
+/* page flags (special area) */
+#define BTF_LEAF 0x1u
+#define BTF_ROOT 0x2u
+#define BTF_DELETED 0x4u
+
+/* offsets in the metapage special area */
+#define BTM_MAGIC 0
+#define BTM_VERSION 4
+#define BTM_ROOT 8
+#define BTM_LEVEL 12
+#define BTM_FREE 16
+#define BTM_NFREE 20
+
+#define BT_TID_SIZE 6u
+#define BT_CHILD_SIZE 4u
+
+typedef struct bt_meta {
+	wd_blkno root;
+	uint32_t level;
+	wd_blkno free_head;
+	uint32_t nfree;
+} bt_meta;
+
+static inline const uint8_t *bt_spec(const uint8_t *p)
+{
+	return p + page_special(p);
+}
+static inline wd_blkno bt_left(const uint8_t *p) { return get_le32(bt_spec(p) + BTS_LEFT); }
+static inline wd_blkno bt_right(const uint8_t *p) { return get_le32(bt_spec(p) + BTS_RIGHT); }
+static inline uint32_t bt_level(const uint8_t *p) { return get_le16(bt_spec(p) + BTS_LEVEL); }
+static inline uint16_t bt_flags(const uint8_t *p) { return get_le16(bt_spec(p) + BTS_FLAGS); }
+static inline wd_blkno bt_next_free(const uint8_t *p) { return get_le32(bt_spec(p) + BTS_NEXT); }
+static inline uint32_t bt_nitems(const uint8_t *p) { return page_nslots(p); }
+
+/* true if p looks like a live B+tree page (kind, special size, not deleted). */
+bool bt_page_live(const uint8_t *p, uint32_t ps);
+
+/* Key of item i (leaf: after the tid; internal: after the child). */
+const uint8_t *bt_key(const uint8_t *p, uint32_t i, uint32_t *klen);
+wd_tid bt_item_tid(const uint8_t *p, uint32_t i);
+wd_blkno bt_item_child(const uint8_t *p, uint32_t i);
+
+/* Unsigned-byte order: memcmp over the common length, then shorter first. */
+int bt_keycmp(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Leaf: first index whose key >= key (nitems if none); *found if equal. */
+uint32_t bt_leaf_search(const uint8_t *p, const void *key, size_t klen, bool *found);
+
+/* Internal: the index of the child whose range holds key (the last item
+ * whose key <= key; item 0 is minus infinity). key NULL: dir < 0 the last
+ * child, else the first. */
+uint32_t bt_child_search(const uint8_t *p, const void *key, size_t klen, int dir);
+
+void bt_meta_decode(const uint8_t *p, bt_meta *m);
+/* 0, or WD_ECORRUPT naming the block if p is not a known metapage. */
+int bt_meta_check(const uint8_t *p, uint32_t ps, wd_relid rel);
+
+/* Encodes a leaf item (tid, key) or an internal item (child, key) into buf. */
+uint32_t bt_leaf_item(uint8_t *buf, const void *key, size_t klen, wd_tid tid);
+uint32_t bt_internal_item(uint8_t *buf, const void *key, size_t klen, wd_blkno child);
+
+/* ---- page-change operations (ops.c; README "Formats", op list) ---- */
+
+enum bt_op {
+	BTOP_INIT = 1,     /* u16 level, u16 flags, u32 left, u32 right, u32 next */
+	BTOP_ADD = 2,      /* u16 index, u16 len, bytes */
+	BTOP_REMOVE = 3,   /* u16 index */
+	BTOP_REPLACE = 4,  /* u16 index, u16 len, bytes */
+	BTOP_TRUNCATE = 5, /* u16 keep: rebuild with items [0, keep) */
+	BTOP_LINKS = 6,    /* u32 left, u32 right */
+	BTOP_FLAGS = 7,    /* u16 flags */
+	BTOP_META = 8,     /* u32 root, u32 level, u32 free, u32 nfree */
+};
+
+/* A growable byte string (an op list or main data). */
+typedef struct bt_bytes {
+	uint8_t *b;
+	uint32_t len, cap;
+	bool oom;
+} bt_bytes;
+
+void bt_bytes_put(bt_bytes *s, const void *p, uint32_t n);
+void bt_bytes_free(bt_bytes *s);
+
+void bt_op_init(bt_bytes *s, uint32_t level, uint32_t flags, wd_blkno left,
+		wd_blkno right, wd_blkno next);
+void bt_op_add(bt_bytes *s, uint32_t idx, const void *item, uint32_t len);
+void bt_op_remove(bt_bytes *s, uint32_t idx);
+void bt_op_replace(bt_bytes *s, uint32_t idx, const void *item, uint32_t len);
+void bt_op_truncate(bt_bytes *s, uint32_t keep);
+void bt_op_links(bt_bytes *s, wd_blkno left, wd_blkno right);
+void bt_op_flags(bt_bytes *s, uint32_t flags);
+void bt_op_meta(bt_bytes *s, const bt_meta *m);
+
+/*
+ * Applies an op list to page (ps bytes). The same function serves the
+ * running code (on a private copy) and redo, so both produce the same bytes.
+ * WD_ECORRUPT if the ops do not parse or do not fit the page.
+ */
+int bt_ops_apply(uint8_t *page, uint32_t ps, const uint8_t *ops,
+		 uint32_t len) WD_MUST_CHECK;
+
+/* ---- logged changes (log.c; README P2) ---- */
+
+typedef struct bt_chg {
+	bm_buf *buf;      /* pinned and exclusively latched by the caller */
+	bool init;        /* the ops rebuild the page: WAL_BLK_WILL_INIT */
+	bt_bytes ops;
+} bt_chg;
+
+typedef struct bt_log {
+	btree *t;
+	/* true: the caller holds every page's exclusive latch (shared smo).
+	 * false: smo exclusive, pages only pinned; step 5 latches each page
+	 * exclusively while installing it (README "Concurrency"). */
+	bool latched;
+	unsigned type;
+	wd_xid xid;
+	wd_lsn prev;
+	unsigned n;
+	bt_chg c[WAL_MAX_BLOCKS];
+	bt_bytes main;
+} bt_log;
+
+void bt_log_begin(bt_log *lg, btree *t, unsigned type, wd_xid xid, wd_lsn prev);
+/* Adds a page to the change; its op list is returned to be filled. */
+bt_bytes *bt_log_page(bt_log *lg, bm_buf *buf, bool init);
+/*
+ * Steps 2-5 of P2: applies each page's ops to a private copy, builds the
+ * record (images where wal_log_needs_image), inserts it, then installs the
+ * copies with the record's LSN and marks them dirty. On error no page has
+ * changed. Frees lg's memory either way.
+ */
+int bt_log_commit(bt_log *lg, wd_lsn *lsn) WD_MUST_CHECK;
+void bt_log_abandon(bt_log *lg);
+
+/* ---- pages (search.c) ---- */
+
+int bt_pin(btree *t, wd_blkno blk, int mode, bm_buf **buf) WD_MUST_CHECK;
+void bt_release(btree *t, bm_buf *buf);
+/* Pin only, for code under smo exclusive (no other thread changes a tree
+ * page then; bufmgr only reads it under a share latch). */
+int bt_pin_x(btree *t, wd_blkno blk, bm_buf **buf) WD_MUST_CHECK;
+void bt_unpin(btree *t, bm_buf *buf);
+int bt_key_ok(const btree *t, size_t klen) WD_MUST_CHECK;
+int bt_corrupt(btree *t, wd_blkno blk, const char *what);
+
+/*
+ * Descends from the root to the leaf whose range holds key (key NULL: the
+ * leftmost for dir > 0, the rightmost for dir < 0), one latch at a time.
+ * Precondition: smo held (shared or exclusive). The leaf is returned pinned
+ * and latched in leaf_mode. Errors: pool errors, WD_ECORRUPT.
+ */
+int bt_descend(btree *t, const void *key, size_t klen, int dir, int leaf_mode,
+	       bm_buf **leaf) WD_MUST_CHECK;
+
+/* smo lock helpers */
+void bt_lock_shared(btree *t);
+void bt_lock_excl(btree *t);
+void bt_unlock(btree *t);
+
+/* ---- structure changes (split.c, reclaim.c), under smo exclusive ---- */
+
+int bt_insert_pessimistic(btree *t, wd_xid xid, wd_lsn prev, const void *key,
+			  size_t klen, wd_tid tid, wd_lsn *lsn) WD_MUST_CHECK;
+int bt_delete_pessimistic(btree *t, wd_xid xid, wd_lsn prev, const void *key,
+			  size_t klen, wd_tid *old, wd_lsn *lsn) WD_MUST_CHECK;
+
+/*
+ * Logs and applies one leaf change of a transaction (INSERT_LEAF: add item
+ * at idx; DELETE_LEAF: remove idx; UPDATE_TID: replace idx) on buf, which
+ * is pinned and, if latched, exclusively latched (else smo is exclusive). Main data: key and tids (README).
+ */
+int bt_leaf_change(btree *t, bm_buf *buf, bool latched, unsigned type, wd_xid xid,
+		   wd_lsn prev, uint32_t idx, const void *key, size_t klen, wd_tid tid,
+		   wd_tid old, wd_lsn *lsn) WD_MUST_CHECK;
+
+/* Reads and writes the metapage (smo exclusive). */
+int bt_meta_read(btree *t, bt_meta *m) WD_MUST_CHECK;
+
+#endif /* WALDEN_BT_INTERNAL_H */

@@ -1,0 +1,362 @@
+/*
+ * btree.c - the tree handle (create, open, close), the structure lock, the
+ * descent (one latch at a time), and the optimistic paths of lookup,
+ * insert, delete and update_tid (README protocols P1, P3). Operations that
+ * must change the tree's structure fall back to split.c and reclaim.c under
+ * the exclusive structure lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "btree/bt_internal.h"
+#include "wal/rmgr.h"
+
+void bt_lock_shared(btree *t) { pthread_rwlock_rdlock(&t->smo); }
+void bt_lock_excl(btree *t) { pthread_rwlock_wrlock(&t->smo); }
+void bt_unlock(btree *t) { pthread_rwlock_unlock(&t->smo); }
+
+int bt_pin(btree *t, wd_blkno blk, int mode, bm_buf **buf)
+{
+	int rc = bufmgr_pin(t->pool, t->rel, blk, BM_READ, buf);
+	if (rc == 0)
+		bufmgr_latch(*buf, mode);
+	return rc;
+}
+
+void bt_release(btree *t, bm_buf *buf)
+{
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(t->pool, buf);
+}
+
+int bt_pin_x(btree *t, wd_blkno blk, bm_buf **buf)
+{
+	return bufmgr_pin(t->pool, t->rel, blk, BM_READ, buf);
+}
+
+void bt_unpin(btree *t, bm_buf *buf)
+{
+	bufmgr_unpin(t->pool, buf);
+}
+
+int bt_key_ok(const btree *t, size_t klen)
+{
+	if (klen > t->max_key)
+		return err_set(WD_ETOOBIG, "btree rel %u: key of %zu bytes exceeds the "
+			       "limit of %u bytes (page size / 8)", t->rel, klen, t->max_key);
+	return 0;
+}
+
+int bt_corrupt(btree *t, wd_blkno blk, const char *what)
+{
+	return err_set(WD_ECORRUPT, "btree rel %u: block %u: %s", t->rel, blk, what);
+}
+
+size_t btree_max_key(const btree *t) { return t->max_key; }
+
+/* Allocates a handle with its writer-preferring structure lock. */
+static int handle_new(bufmgr *pool, wd_relid rel, wal_log_ctx *log, btree **out)
+{
+	pthread_rwlockattr_t a;
+	btree *t;
+	if (!pool || !log || !log->w)
+		return err_set(WD_EINVAL, "btree rel %u: a pool and a WAL are required", rel);
+	if (!(t = calloc(1, sizeof *t)))
+		return err_set(WD_ENOMEM, "btree rel %u: no memory", rel);
+	t->pool = pool;
+	t->rel = rel;
+	t->log = log;
+	t->ps = bufmgr_page_size(pool);
+	t->max_key = t->ps / 8;
+	pthread_rwlockattr_init(&a);
+	/* writers first: a structure change is never starved by readers */
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&t->smo, &a);
+	pthread_rwlockattr_destroy(&a);
+	*out = t;
+	return 0;
+}
+
+void btree_close(btree *t)
+{
+	if (!t)
+		return;
+	pthread_rwlock_destroy(&t->smo);
+	free(t);
+}
+
+/* Logs BTREE_CREATE: the metapage and the empty root leaf, both rebuilt by
+ * redo (WILL_INIT). */
+static int create_pages(btree *t, bm_buf *meta, bm_buf *root)
+{
+	bt_meta m = {.root = bufmgr_buf_blkno(root), .level = 0,
+		     .free_head = WD_INVALID_BLKNO, .nfree = 0};
+	bt_log lg;
+	wd_lsn lsn;
+	bt_log_begin(&lg, t, BTREE_CREATE, 0, 0);
+	lg.latched = false; /* nobody else knows the relation yet */
+	bt_op_meta(bt_log_page(&lg, meta, true), &m);
+	bt_op_init(bt_log_page(&lg, root, true), 0, BTF_LEAF | BTF_ROOT,
+		   WD_INVALID_BLKNO, WD_INVALID_BLKNO, WD_INVALID_BLKNO);
+	t->root = m.root;
+	t->level = 0;
+	return bt_log_commit(&lg, &lsn);
+}
+
+int btree_create(bufmgr *pool, wd_relid rel, wal_log_ctx *log, btree **out)
+{
+	bm_buf *meta = NULL, *root = NULL;
+	wd_blkno nblocks, b0, b1;
+	btree *t = NULL;
+	int rc;
+	if ((rc = handle_new(pool, rel, log, &t)) != 0)
+		return rc;
+	if ((rc = bufmgr_rel_nblocks(pool, rel, &nblocks)) != 0)
+		goto out;
+	if (nblocks != 0) {
+		rc = err_set(WD_EEXIST, "btree rel %u: relation already has %u blocks", rel, nblocks);
+		goto out;
+	}
+	/* extend returns the page latched: keep only the pin, so that no
+	 * thread ever holds two page latches (README "Concurrency") */
+	if ((rc = bufmgr_extend(pool, rel, &b0, &meta)) != 0)
+		goto out;
+	bufmgr_unlatch(meta);
+	if ((rc = bufmgr_extend(pool, rel, &b1, &root)) != 0)
+		goto out;
+	bufmgr_unlatch(root);
+	if (b0 != BT_META_BLK)
+		rc = err_set(WD_EINVAL, "btree rel %u: metapage landed in block %u", rel, b0);
+	else
+		rc = create_pages(t, meta, root);
+out:
+	if (root)
+		bt_unpin(t, root);
+	if (meta)
+		bt_unpin(t, meta);
+	if (rc) {
+		btree_close(t);
+		t = NULL;
+	}
+	*out = t;
+	return rc;
+}
+
+int bt_meta_read(btree *t, bt_meta *m)
+{
+	bm_buf *buf;
+	int rc = bt_pin(t, BT_META_BLK, BM_SHARE, &buf);
+	if (rc)
+		return rc;
+	rc = bt_meta_check(bufmgr_page(buf), t->ps, t->rel);
+	if (rc == 0)
+		bt_meta_decode(bufmgr_page(buf), m);
+	bt_release(t, buf);
+	return rc;
+}
+
+int btree_open(bufmgr *pool, wd_relid rel, wal_log_ctx *log, btree **out)
+{
+	bt_meta m;
+	btree *t = NULL;
+	int rc = handle_new(pool, rel, log, &t);
+	if (rc == 0 && (rc = bt_meta_read(t, &m)) == 0) {
+		t->root = m.root;
+		t->level = m.level;
+	}
+	if (rc) {
+		btree_close(t);
+		t = NULL;
+	}
+	*out = t;
+	return rc;
+}
+
+/* A child reached by descent must be a live page one level down. */
+static int check_child(btree *t, bm_buf *buf, uint32_t level)
+{
+	const uint8_t *p = bufmgr_page(buf);
+	if (!bt_page_live(p, t->ps) || bt_level(p) != level)
+		return bt_corrupt(t, bufmgr_buf_blkno(buf),
+				  "descent reached a page that is not a live B+tree page "
+				  "of the expected level");
+	return 0;
+}
+
+/*
+ * P1 (descent): share-latch the root; at each level read the child's block,
+ * release the parent, latch the child. Holding smo (shared or exclusive)
+ * freezes internal pages (I7), so the child read under the parent's latch
+ * is still the right child when it is latched: no coupling is needed, and a
+ * thread never holds two page latches. The leaf is latched in leaf_mode.
+ */
+int bt_descend(btree *t, const void *key, size_t klen, int dir, int leaf_mode,
+	       bm_buf **leaf)
+{
+	uint32_t level = t->level;
+	bm_buf *cur, *child;
+	int rc = bt_pin(t, t->root, level == 0 ? leaf_mode : BM_SHARE, &cur);
+	if (rc)
+		return rc;
+	if ((rc = check_child(t, cur, level)) != 0)
+		goto fail;
+	while (level > 0) {
+		const uint8_t *p = bufmgr_page(cur);
+		wd_blkno c = bt_item_child(p, bt_child_search(p, key, klen, dir));
+		level--;
+		bt_release(t, cur);
+		if ((rc = bt_pin(t, c, level == 0 ? leaf_mode : BM_SHARE, &child)) != 0)
+			return rc;
+		cur = child;
+		if ((rc = check_child(t, cur, level)) != 0)
+			goto fail;
+	}
+	*leaf = cur;
+	return 0;
+fail:
+	bt_release(t, cur);
+	return rc;
+}
+
+/* Main data of leaf records: u16 klen, key, tid, old tid. */
+static void leaf_main(bt_bytes *m, const void *key, size_t klen, wd_tid tid, wd_tid old)
+{
+	uint8_t b[2 * BT_TID_SIZE + 2];
+	put_le16(b, (uint16_t)klen);
+	bt_bytes_put(m, b, 2);
+	bt_bytes_put(m, key, (uint32_t)klen);
+	bt_leaf_item(b, NULL, 0, tid);
+	bt_leaf_item(b + BT_TID_SIZE, NULL, 0, old);
+	bt_bytes_put(m, b, 2 * BT_TID_SIZE);
+}
+
+int bt_leaf_change(btree *t, bm_buf *buf, bool latched, unsigned type, wd_xid xid,
+		   wd_lsn prev, uint32_t idx, const void *key, size_t klen, wd_tid tid,
+		   wd_tid old, wd_lsn *lsn)
+{
+	uint8_t item[BT_TID_SIZE + PAGE_SIZE_MAX / 8];
+	uint32_t ilen = bt_leaf_item(item, key, klen, tid);
+	bt_log lg;
+	bt_bytes *ops;
+	bt_log_begin(&lg, t, type, xid, prev); /* step 1 done by the caller */
+	lg.latched = latched;
+	ops = bt_log_page(&lg, buf, false);
+	if (type == BTREE_INSERT_LEAF)
+		bt_op_add(ops, idx, item, ilen);
+	else if (type == BTREE_DELETE_LEAF)
+		bt_op_remove(ops, idx);
+	else
+		bt_op_replace(ops, idx, item, ilen);
+	leaf_main(&lg.main, key, klen, tid, old);
+	return bt_log_commit(&lg, lsn); /* steps 2-5 */
+}
+
+int btree_lookup(btree *t, const void *key, size_t klen, wd_tid *tid)
+{
+	bm_buf *leaf;
+	bool found;
+	uint32_t i;
+	int rc = bt_key_ok(t, klen);
+	if (rc)
+		return rc;
+	bt_lock_shared(t);
+	if ((rc = bt_descend(t, key, klen, 1, BM_SHARE, &leaf)) == 0) {
+		i = bt_leaf_search(bufmgr_page(leaf), key, klen, &found);
+		if (found)
+			*tid = bt_item_tid(bufmgr_page(leaf), i);
+		else
+			rc = WD_NOTFOUND;
+		bt_release(t, leaf);
+	}
+	bt_unlock(t);
+	return rc;
+}
+
+/*
+ * P3 (optimistic insert): shared structure lock, exclusive leaf latch; if
+ * the item fits, one INSERT_LEAF record. If not, everything is released and
+ * the insert restarts under the exclusive structure lock (split.c).
+ */
+int btree_insert(btree *t, wd_xid xid, wd_lsn prev, const void *key, size_t klen,
+		 wd_tid tid, wd_lsn *lsn)
+{
+	wd_tid none = {WD_INVALID_BLKNO, 0};
+	bool found, split = false;
+	bm_buf *leaf;
+	uint32_t i;
+	int rc = bt_key_ok(t, klen);
+	if (rc)
+		return rc;
+	bt_lock_shared(t);
+	if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, &leaf)) == 0) {
+		uint8_t *p = bufmgr_page(leaf);
+		i = bt_leaf_search(p, key, klen, &found);
+		if (found)
+			rc = err_set(WD_EEXIST, "btree rel %u: key already present", t->rel);
+		else if (page_free_space(p) >= BT_TID_SIZE + klen)
+			rc = bt_leaf_change(t, leaf, true, BTREE_INSERT_LEAF, xid, prev, i, key,
+					    klen, tid, none, lsn);
+		else
+			split = true;
+		bt_release(t, leaf);
+	}
+	bt_unlock(t);
+	if (split)
+		rc = bt_insert_pessimistic(t, xid, prev, key, klen, tid, lsn);
+	return rc;
+}
+
+/* P4 (optimistic delete): as insert; a delete that would empty a non-root
+ * leaf restarts under the exclusive lock to reclaim the page (reclaim.c). */
+int btree_delete(btree *t, wd_xid xid, wd_lsn prev, const void *key, size_t klen,
+		 wd_tid *old, wd_lsn *lsn)
+{
+	bool found, reclaim = false;
+	bm_buf *leaf;
+	uint32_t i;
+	int rc = bt_key_ok(t, klen);
+	if (rc)
+		return rc;
+	bt_lock_shared(t);
+	if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, &leaf)) == 0) {
+		uint8_t *p = bufmgr_page(leaf);
+		i = bt_leaf_search(p, key, klen, &found);
+		wd_tid was = found ? bt_item_tid(p, i) : (wd_tid){0, 0};
+		if (!found)
+			rc = WD_NOTFOUND;
+		else if (bt_nitems(p) == 1 && !(bt_flags(p) & BTF_ROOT))
+			reclaim = true;
+		else if ((rc = bt_leaf_change(t, leaf, true, BTREE_DELETE_LEAF, xid, prev, i,
+					      key, klen, was, was, lsn)) == 0 && old)
+			*old = was;
+		bt_release(t, leaf);
+	}
+	bt_unlock(t);
+	if (reclaim)
+		rc = bt_delete_pessimistic(t, xid, prev, key, klen, old, lsn);
+	return rc;
+}
+
+int btree_update_tid(btree *t, wd_xid xid, wd_lsn prev, const void *key,
+		     size_t klen, wd_tid tid, wd_lsn *lsn)
+{
+	bool found;
+	bm_buf *leaf;
+	uint32_t i;
+	int rc = bt_key_ok(t, klen);
+	if (rc)
+		return rc;
+	bt_lock_shared(t);
+	if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, &leaf)) == 0) {
+		uint8_t *p = bufmgr_page(leaf);
+		i = bt_leaf_search(p, key, klen, &found);
+		if (!found)
+			rc = WD_NOTFOUND;
+		else
+			rc = bt_leaf_change(t, leaf, true, BTREE_UPDATE_TID, xid, prev, i, key,
+					    klen, tid, bt_item_tid(p, i), lsn);
+		bt_release(t, leaf);
+	}
+	bt_unlock(t);
+	return rc;
+}

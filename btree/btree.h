@@ -1,0 +1,150 @@
+/*
+ * btree.h - the B+tree index: unique variable-length keys (compared as
+ * unsigned bytes) mapped to heap tuple ids. The one header other modules
+ * include. Protocols, invariants and formats: btree/README.md.
+ *
+ *   btree *t;
+ *   rc = btree_create(pool, rel, &logctx, &t);     // empty relation
+ *   rc = btree_insert(t, xid, prev, "k", 1, tid, &lsn);
+ *   rc = btree_lookup(t, "k", 1, &tid);           // WD_NOTFOUND if absent
+ *   rc = btree_cursor_open(t, &c);
+ *   rc = btree_cursor_seek(c, "a", 1, BT_FORWARD);
+ *   while ((rc = btree_cursor_next(c, &k, &klen, &tid)) == 0) ...
+ *   btree_cursor_close(c);
+ *   btree_close(t);
+ *
+ * Every function is thread-safe: one btree handle is shared by all the
+ * threads of a database (a cursor belongs to one thread). Changes are
+ * WAL-logged through the wal_log_ctx given at open; each change function
+ * takes the transaction's xid and previous LSN (the record header chain)
+ * and returns the LSN of the transaction's own record in *lsn. Structure
+ * changes (splits, page deletions) are logged separately with xid 0 and are
+ * never undone by a rollback (nested top actions, README "Logging").
+ */
+#ifndef WALDEN_BTREE_H
+#define WALDEN_BTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bufmgr/bufmgr.h"
+#include "storage/error.h"
+#include "storage/types.h"
+#include "wal/redo.h"
+
+/* A heap tuple id; 6 bytes on disk (u32 block, u16 slot, little-endian). */
+typedef struct wd_tid {
+	wd_blkno blk;
+	uint16_t slot;
+} wd_tid;
+
+typedef struct btree btree;
+typedef struct btree_cursor btree_cursor;
+
+/*
+ * Formats relation rel (open in pool, no blocks yet) as an empty tree:
+ * block 0 the metapage, block 1 an empty root leaf, one BTREE_CREATE record.
+ * log must stay valid while the tree is open. Errors: WD_EEXIST (the
+ * relation has blocks), WD_EINVAL, WD_ENOMEM, the bufmgr and WAL errors.
+ */
+int btree_create(bufmgr *pool, wd_relid rel, wal_log_ctx *log,
+		 btree **out) WD_MUST_CHECK;
+
+/* Opens an existing tree (reads the metapage). WD_ECORRUPT if block 0 is
+ * not a B+tree metapage of a known version, naming the block. */
+int btree_open(bufmgr *pool, wd_relid rel, wal_log_ctx *log,
+	       btree **out) WD_MUST_CHECK;
+
+/* Frees the handle (pages stay in the pool). No cursor may be open. */
+void btree_close(btree *t);
+
+/* The longest key accepted: page_size / 8 bytes. */
+size_t btree_max_key(const btree *t);
+
+/* The heap tid stored under key. WD_NOTFOUND, WD_ETOOBIG, pool errors. */
+int btree_lookup(btree *t, const void *key, size_t klen,
+		 wd_tid *tid) WD_MUST_CHECK;
+
+/*
+ * Adds key -> tid (splitting pages as needed). Errors: WD_EEXIST (key
+ * present: the index is unique), WD_ETOOBIG (key longer than
+ * btree_max_key), pool and WAL errors (nothing changed).
+ */
+int btree_insert(btree *t, wd_xid xid, wd_lsn prev, const void *key,
+		 size_t klen, wd_tid tid, wd_lsn *lsn) WD_MUST_CHECK;
+
+/*
+ * Removes key; *old (may be NULL) receives its tid. A leaf left empty is
+ * unlinked and put on the free list (README P4). WD_NOTFOUND, WD_ETOOBIG.
+ */
+int btree_delete(btree *t, wd_xid xid, wd_lsn prev, const void *key,
+		 size_t klen, wd_tid *old, wd_lsn *lsn) WD_MUST_CHECK;
+
+/* Points key at tid (the heap moved the tuple). WD_NOTFOUND, WD_ETOOBIG. */
+int btree_update_tid(btree *t, wd_xid xid, wd_lsn prev, const void *key,
+		     size_t klen, wd_tid tid, wd_lsn *lsn) WD_MUST_CHECK;
+
+/* ---- cursors ---- */
+
+enum { BT_FORWARD = 1, BT_BACKWARD = -1 };
+
+int btree_cursor_open(btree *t, btree_cursor **out) WD_MUST_CHECK;
+
+/*
+ * Positions c: with BT_FORWARD, next returns keys >= key ascending; with
+ * BT_BACKWARD, keys <= key descending. key NULL: from the first (forward)
+ * or last (backward) key. WD_ETOOBIG, pool errors.
+ */
+int btree_cursor_seek(btree_cursor *c, const void *key, size_t klen,
+		      int dir) WD_MUST_CHECK;
+
+/*
+ * The next key in the cursor's direction: *key points into the cursor and
+ * stays valid until the next call on c. WD_NOTFOUND at the end. Between
+ * calls the cursor holds no pin or latch; it survives concurrent splits and
+ * page deletions (README P6).
+ */
+int btree_cursor_next(btree_cursor *c, const void **key, size_t *klen,
+		      wd_tid *tid) WD_MUST_CHECK;
+
+void btree_cursor_close(btree_cursor *c);
+
+/* ---- verification (walden check, walden dot) ---- */
+
+typedef struct btree_check_report {
+	uint32_t height;        /* levels; 1 = the root is a leaf */
+	uint64_t pages;         /* pages reachable from the root */
+	uint64_t leaves, internal;
+	uint64_t items;         /* keys in leaves */
+	uint64_t free_pages;    /* on the metapage's free list */
+	uint64_t unused_pages;  /* neither reachable nor free (a crash
+				 * between extend and log, or a skipped
+				 * reclaim): leaked, not damage */
+	uint64_t nblocks;       /* blocks of the relation */
+	/* the first violation (ok = true: none) */
+	bool ok;
+	wd_blkno bad_blk;       /* page where it was found */
+	int bad_item;           /* item index, -1 if about the page */
+	char msg[256];
+} btree_check_report;
+
+/*
+ * Verifies every invariant of README "Invariants" (order within a page and
+ * across siblings, parent/child key bounds, sibling links, equal leaf
+ * depth, free list disjoint from the tree) and counts pages and items.
+ * Holds the tree's structure lock exclusively while it runs. Returns 0 if
+ * the tree is sound, WD_ECORRUPT (detail and r->msg name the page and item)
+ * if not, or a pool error.
+ */
+int btree_check(btree *t, btree_check_report *r) WD_MUST_CHECK;
+
+/* Writes the tree as Graphviz DOT to out (keys shortened, leaf chain
+ * dashed). Pool errors, WD_EIO if writing fails. */
+int btree_dot(btree *t, FILE *out) WD_MUST_CHECK;
+
+/* Registers the BTREE rmgr's redo and describe routines (idempotent). */
+int btree_rmgr_register(void) WD_MUST_CHECK;
+
+#endif /* WALDEN_BTREE_H */

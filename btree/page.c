@@ -1,0 +1,137 @@
+/*
+ * page.c - the B+tree page and metapage formats (README "Formats"): item
+ * encoding, key order, binary search within a page, the metapage fields.
+ * Pure byte work on page images; no latches, no I/O.
+ */
+#include <string.h>
+
+#include "btree/bt_internal.h"
+
+/* A live tree page: btree kind, our special size, not on the free list. */
+bool bt_page_live(const uint8_t *p, uint32_t ps)
+{
+	return page_kind(p) == PAGE_KIND_BTREE && page_special(p) == ps - BT_SPECIAL &&
+	       !(bt_flags(p) & BTF_DELETED);
+}
+
+/*
+ * Item i's key. Leaf items are [tid 6][key], internal items [child 4][key];
+ * an internal item of exactly 4 bytes has the empty key (minus infinity
+ * when it is item 0).
+ */
+const uint8_t *bt_key(const uint8_t *p, uint32_t i, uint32_t *klen)
+{
+	uint32_t len = 0;
+	const uint8_t *it = page_item_const(p, i, &len);
+	uint32_t hdr = (bt_flags(p) & BTF_LEAF) ? BT_TID_SIZE : BT_CHILD_SIZE;
+	if (!it || len < hdr) {
+		*klen = 0;
+		return p; /* damaged: callers that care check with btree_check */
+	}
+	*klen = len - hdr;
+	return it + hdr;
+}
+
+wd_tid bt_item_tid(const uint8_t *p, uint32_t i)
+{
+	const uint8_t *it = page_item_const(p, i, NULL);
+	wd_tid t = {WD_INVALID_BLKNO, 0};
+	if (it) {
+		t.blk = get_le32(it);
+		t.slot = get_le16(it + 4);
+	}
+	return t;
+}
+
+wd_blkno bt_item_child(const uint8_t *p, uint32_t i)
+{
+	const uint8_t *it = page_item_const(p, i, NULL);
+	return it ? get_le32(it) : WD_INVALID_BLKNO;
+}
+
+int bt_keycmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+uint32_t bt_leaf_search(const uint8_t *p, const void *key, size_t klen, bool *found)
+{
+	uint32_t lo = 0, hi = bt_nitems(p);
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2, ml;
+		const uint8_t *mk = bt_key(p, mid, &ml);
+		if (bt_keycmp(mk, ml, key, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (found) {
+		uint32_t l;
+		const uint8_t *k = lo < bt_nitems(p) ? bt_key(p, lo, &l) : NULL;
+		*found = k && bt_keycmp(k, l, key, klen) == 0;
+	}
+	return lo;
+}
+
+uint32_t bt_child_search(const uint8_t *p, const void *key, size_t klen, int dir)
+{
+	uint32_t n = bt_nitems(p), lo = 1, hi = n;
+	if (!key)
+		return dir < 0 && n ? n - 1 : 0;
+	/* first index >= 1 whose key > key; the child is the one before */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2, ml;
+		const uint8_t *mk = bt_key(p, mid, &ml);
+		if (bt_keycmp(mk, ml, key, klen) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - 1;
+}
+
+uint32_t bt_leaf_item(uint8_t *buf, const void *key, size_t klen, wd_tid tid)
+{
+	put_le32(buf, tid.blk);
+	put_le16(buf + 4, tid.slot);
+	if (klen)
+		memcpy(buf + BT_TID_SIZE, key, klen);
+	return (uint32_t)(BT_TID_SIZE + klen);
+}
+
+uint32_t bt_internal_item(uint8_t *buf, const void *key, size_t klen, wd_blkno child)
+{
+	put_le32(buf, child);
+	if (klen)
+		memcpy(buf + BT_CHILD_SIZE, key, klen);
+	return (uint32_t)(BT_CHILD_SIZE + klen);
+}
+
+void bt_meta_decode(const uint8_t *p, bt_meta *m)
+{
+	const uint8_t *s = p + page_special(p);
+	m->root = get_le32(s + BTM_ROOT);
+	m->level = get_le32(s + BTM_LEVEL);
+	m->free_head = get_le32(s + BTM_FREE);
+	m->nfree = get_le32(s + BTM_NFREE);
+}
+
+/* Block 0 must be our metapage: kind, special size, magic, version. */
+int bt_meta_check(const uint8_t *p, uint32_t ps, wd_relid rel)
+{
+	const uint8_t *s = p + page_special(p);
+	if (page_kind(p) != PAGE_KIND_META || page_special(p) != ps - BT_META_SPECIAL)
+		return err_set(WD_ECORRUPT, "btree rel %u: block 0 is a %s page, not a metapage",
+			       rel, page_kind_name(page_kind(p)));
+	if (get_le32(s + BTM_MAGIC) != BT_META_MAGIC)
+		return err_set(WD_ECORRUPT, "btree rel %u: block 0: bad metapage magic 0x%08x",
+			       rel, get_le32(s + BTM_MAGIC));
+	if (get_le32(s + BTM_VERSION) != BT_META_VERSION)
+		return err_set(WD_EVERSION, "btree rel %u: block 0: format version %u, expected %u",
+			       rel, get_le32(s + BTM_VERSION), BT_META_VERSION);
+	return 0;
+}

@@ -1,0 +1,328 @@
+/*
+ * fsm.c - the free space map: one byte per heap page saying how much room
+ * it has (README "FSM"), kept in memory for searching and written through
+ * to a relation of its own so that opening a heap does not read the heap.
+ * Not WAL-logged: a hint, checked on the page before it is trusted.
+ * Entry points: heap_fsm_init/free/load/find/set/persist, heap_fsm_check.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap/heap_internal.h"
+#include "wal/wal.h"
+
+int heap_fsm_init(heap *h)
+{
+	if (pthread_mutex_init(&h->fsm_mu, NULL) != 0)
+		return err_set(WD_ENOMEM, "heap rel %u: cannot create the FSM lock", h->rel);
+	return 0;
+}
+
+void heap_fsm_free(heap *h)
+{
+	pthread_mutex_destroy(&h->fsm_mu);
+	free(h->fsm);
+	free(h->fsm_max);
+}
+
+/* Grows the map to hold block blk (zeroed = unknown). Caller holds fsm_mu.
+ * WD_ENOMEM. */
+static int fsm_grow_locked(heap *h, wd_blkno blk)
+{
+	size_t e = h->fsm_per_page, cap = h->fsm_cap ? h->fsm_cap : e, old = h->fsm_cap;
+	uint8_t *m, *mx;
+	while (cap <= blk)
+		cap *= 2;
+	if (cap == old)
+		return 0;
+	if (!(m = realloc(h->fsm, cap)))
+		return err_set(WD_ENOMEM, "heap rel %u: FSM of %zu entries", h->rel, cap);
+	h->fsm = m;
+	if (!(mx = realloc(h->fsm_max, cap / e)))
+		return err_set(WD_ENOMEM, "heap rel %u: FSM of %zu entries", h->rel, cap);
+	h->fsm_max = mx;
+	memset(h->fsm + old, 0, cap - old);
+	memset(h->fsm_max + old / e, 0, cap / e - old / e);
+	h->fsm_cap = cap;
+	return 0;
+}
+
+/* The smallest category whose pages are sure to hold a tuple_len-byte
+ * tuple: category c promises at least c * unit bytes. */
+unsigned heap_fsm_cat_for(const heap *h, uint32_t tuple_len)
+{
+	return (tuple_len + h->unit - 1) / h->unit;
+}
+
+/*
+ * Records that blk's category is cat (in memory only; heap_fsm_persist
+ * writes it through). Returns true if the entry changed. Takes fsm_mu,
+ * which is a leaf lock: callers may hold a page latch.
+ */
+bool heap_fsm_set(heap *h, wd_blkno blk, unsigned cat)
+{
+	uint8_t v = (uint8_t)(cat + 1);
+	bool changed = false;
+	pthread_mutex_lock(&h->fsm_mu);
+	if (blk >= h->fsm_cap && fsm_grow_locked(h, blk) != 0) {
+		HEAP_COUNT(h, fsm_errors); /* a hint lost, not an error */
+		goto out;
+	}
+	changed = h->fsm[blk] != v;
+	h->fsm[blk] = v;
+	if (blk >= h->fsm_n)
+		h->fsm_n = blk + 1;
+	if (h->fsm_max[blk / h->fsm_per_page] < v)
+		h->fsm_max[blk / h->fsm_per_page] = v;
+out:
+	pthread_mutex_unlock(&h->fsm_mu);
+	return changed;
+}
+
+/*
+ * Scans entries [b, end) of FSM page c for one >= want other than skip.
+ * If the scan covered the whole FSM page and found nothing, lowers its
+ * max hint to the largest entry seen. Caller holds fsm_mu.
+ */
+static wd_blkno fsm_scan_chunk(heap *h, wd_blkno b, wd_blkno end, uint8_t want,
+			       wd_blkno skip)
+{
+	wd_blkno c = b / h->fsm_per_page;
+	bool whole = b == c * h->fsm_per_page;
+	uint8_t m = 0;
+	for (wd_blkno x = b; x < end; x++) {
+		if (h->fsm[x] >= want && x != skip)
+			return x;
+		if (h->fsm[x] > m)
+			m = h->fsm[x];
+	}
+	if (whole)
+		h->fsm_max[c] = m;
+	return WD_INVALID_BLKNO;
+}
+
+/*
+ * A block whose entry is at least min_cat (not skip), searching from the
+ * hint onwards and wrapping around, skipping FSM pages whose max hint is
+ * too small; WD_INVALID_BLKNO if none. The found block becomes the hint
+ * (one per kind of request), so inserts fill one page before moving on.
+ */
+wd_blkno heap_fsm_find(heap *h, unsigned min_cat, wd_blkno skip)
+{
+	uint8_t want = (uint8_t)(min_cat + 1);
+	wd_blkno found = WD_INVALID_BLKNO, n, b, done = 0;
+	wd_blkno *hint = &h->fsm_hint[min_cat == FSM_CAT_EMPTY];
+	pthread_mutex_lock(&h->fsm_mu);
+	n = h->fsm_n;
+	b = *hint < n ? *hint : 0;
+	while (done < n && found == WD_INVALID_BLKNO) {
+		wd_blkno c = b / h->fsm_per_page;
+		wd_blkno end = (c + 1) * h->fsm_per_page < n ? (c + 1) * h->fsm_per_page : n;
+		if (h->fsm_max[c] >= want)
+			found = fsm_scan_chunk(h, b, end, want, skip);
+		done += end - b;
+		b = end == n ? 0 : end;
+	}
+	if (found != WD_INVALID_BLKNO)
+		*hint = found;
+	pthread_mutex_unlock(&h->fsm_mu);
+	return found;
+}
+
+/* Pins FSM page fb: beyond the file's end, or torn (WD_ECORRUPT), it is
+ * taken as zeroes and rewritten from the map in memory. */
+static int fsm_pin(heap *h, wd_blkno fb, bm_buf **buf)
+{
+	wd_blkno nb;
+	int rc = bufmgr_rel_nblocks(h->pool, h->fsm_rel, &nb);
+	if (rc != 0)
+		return rc;
+	rc = bufmgr_pin(h->pool, h->fsm_rel, fb, fb < nb ? BM_READ : BM_ZERO, buf);
+	if (rc == WD_ECORRUPT)
+		rc = bufmgr_pin(h->pool, h->fsm_rel, fb, BM_ZERO, buf);
+	return rc;
+}
+
+/*
+ * Writes the FSM page holding blk's entry from the map in memory (the whole
+ * page, so a page that was torn comes back whole). The page is not logged:
+ * it carries pageLSN 0 and is marked dirty with the current WAL position as
+ * its recLSN. Failures only count fsm_errors: the map is a hint.
+ * Precondition: no FSM page latch held (a heap page latch may be).
+ */
+void heap_fsm_persist(heap *h, wd_blkno blk)
+{
+	wd_blkno fb = blk / h->fsm_per_page;
+	bm_buf *buf;
+	uint8_t *p;
+	if (!h->fsm_rel)
+		return;
+	if (fsm_pin(h, fb, &buf) != 0) {
+		HEAP_COUNT(h, fsm_errors);
+		return;
+	}
+	bufmgr_latch(buf, BM_EXCL);
+	p = bufmgr_page(buf);
+	if (page_kind(p) != PAGE_KIND_FSM)
+		page_init(p, h->ps, PAGE_KIND_FSM, 0);
+	pthread_mutex_lock(&h->fsm_mu);
+	memcpy(p + PAGE_HEADER_SIZE, h->fsm + (size_t)fb * h->fsm_per_page, h->fsm_per_page);
+	pthread_mutex_unlock(&h->fsm_mu);
+	bufmgr_mark_dirty(buf, wal_insert_pos(h->log->w));
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(h->pool, buf);
+}
+
+/* Reads heap page blk under a share latch and returns its category. */
+static int read_category(heap *h, wd_blkno blk, unsigned *cat)
+{
+	bm_buf *buf;
+	int rc = bufmgr_pin(h->pool, h->rel, blk, BM_READ, &buf);
+	if (rc != 0)
+		return rc;
+	bufmgr_latch(buf, BM_SHARE);
+	*cat = heap_page_category(h, bufmgr_page(buf));
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(h->pool, buf);
+	return 0;
+}
+
+/* Copies the entries of the FSM file for heap blocks [0, nb) into the map;
+ * a torn FSM page leaves its entries unknown. */
+static int load_file(heap *h, wd_blkno nb)
+{
+	wd_blkno fnb, e = h->fsm_per_page;
+	int rc = bufmgr_rel_nblocks(h->pool, h->fsm_rel, &fnb);
+	for (wd_blkno fb = 0; rc == 0 && fb < fnb && (uint64_t)fb * e < nb; fb++) {
+		bm_buf *buf;
+		wd_blkno n = nb - fb * e < e ? nb - fb * e : e;
+		if ((rc = bufmgr_pin(h->pool, h->fsm_rel, fb, BM_READ, &buf)) == WD_ECORRUPT) {
+			rc = 0; /* torn: rebuilt from the heap below */
+			continue;
+		}
+		if (rc != 0)
+			break;
+		bufmgr_latch(buf, BM_SHARE);
+		if (page_kind(bufmgr_page(buf)) == PAGE_KIND_FSM)
+			memcpy(h->fsm + (size_t)fb * e, bufmgr_page(buf) + PAGE_HEADER_SIZE, n);
+		bufmgr_unlatch(buf);
+		bufmgr_unpin(h->pool, buf);
+	}
+	return rc;
+}
+
+/* Sets every unknown entry of [0, nb) by reading its page, and writes the
+ * FSM pages that changed. */
+static int fill_unknown(heap *h, wd_blkno nb)
+{
+	wd_blkno last_fb = WD_INVALID_BLKNO;
+	unsigned cat;
+	int rc = 0;
+	for (wd_blkno blk = 0; blk < nb && rc == 0; blk++) {
+		if (h->fsm[blk] != FSM_UNKNOWN)
+			continue;
+		if ((rc = read_category(h, blk, &cat)) != 0)
+			break;
+		(void)heap_fsm_set(h, blk, cat);
+		HEAP_COUNT(h, fsm_rebuilt);
+		if (blk / h->fsm_per_page != last_fb) {
+			if (last_fb != WD_INVALID_BLKNO)
+				heap_fsm_persist(h, last_fb * h->fsm_per_page);
+			last_fb = blk / h->fsm_per_page;
+		}
+	}
+	if (rc == 0 && last_fb != WD_INVALID_BLKNO)
+		heap_fsm_persist(h, last_fb * h->fsm_per_page);
+	return rc;
+}
+
+/*
+ * At open: sizes the map to the relation, loads the FSM file, rebuilds the
+ * entries it lacks (blocks added after it was written, torn FSM pages, no
+ * FSM file at all) by reading those heap pages, and sets the max hints.
+ */
+int heap_fsm_load(heap *h)
+{
+	wd_blkno nb;
+	int rc = bufmgr_rel_nblocks(h->pool, h->rel, &nb);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&h->fsm_mu);
+	rc = fsm_grow_locked(h, nb);
+	h->fsm_n = nb;
+	pthread_mutex_unlock(&h->fsm_mu);
+	if (rc == 0 && h->fsm_rel)
+		rc = load_file(h, nb);
+	for (wd_blkno b = 0; rc == 0 && b < nb; b++)
+		if (h->fsm_max[b / h->fsm_per_page] < h->fsm[b])
+			h->fsm_max[b / h->fsm_per_page] = h->fsm[b];
+	if (rc == 0)
+		rc = fill_unknown(h, nb);
+	return rc;
+}
+
+/* Counts how the entry of blk compares with its page's true category. */
+static int check_entry(heap *h, wd_blkno blk, heap_fsm_report *r)
+{
+	unsigned cat;
+	uint8_t v;
+	int rc = read_category(h, blk, &cat);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&h->fsm_mu);
+	v = blk < h->fsm_n ? h->fsm[blk] : FSM_UNKNOWN;
+	pthread_mutex_unlock(&h->fsm_mu);
+	r->pages++;
+	if (v == FSM_UNKNOWN) {
+		r->unknown++;
+	} else if (v - 1u > cat) {
+		if (r->over++ == 0 && r->disk_diff == 0)
+			r->first_bad = blk;
+	} else if (v - 1u < cat) {
+		r->under++;
+	}
+	return 0;
+}
+
+/* Compares FSM page fb of the file with the map in memory for [0, nb). */
+static int check_file_page(heap *h, wd_blkno fb, wd_blkno nb, heap_fsm_report *r)
+{
+	wd_blkno e = h->fsm_per_page, n = nb - fb * e < e ? nb - fb * e : e;
+	bm_buf *buf;
+	int rc = bufmgr_pin(h->pool, h->fsm_rel, fb, BM_READ, &buf);
+	if (rc != 0)
+		return rc;
+	bufmgr_latch(buf, BM_SHARE);
+	pthread_mutex_lock(&h->fsm_mu);
+	for (wd_blkno i = 0; i < n; i++)
+		if (bufmgr_page(buf)[PAGE_HEADER_SIZE + i] != h->fsm[fb * e + i] &&
+		    r->disk_diff++ == 0 && r->over == 0)
+			r->first_bad = fb * e + i;
+	pthread_mutex_unlock(&h->fsm_mu);
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(h->pool, buf);
+	return 0;
+}
+
+int heap_fsm_check(heap *h, heap_fsm_report *r)
+{
+	wd_blkno nb;
+	int rc;
+	memset(r, 0, sizeof *r);
+	r->first_bad = WD_INVALID_BLKNO;
+	if ((rc = bufmgr_rel_nblocks(h->pool, h->rel, &nb)) != 0)
+		return rc;
+	for (wd_blkno blk = 0; blk < nb && rc == 0; blk++)
+		rc = check_entry(h, blk, r);
+	for (wd_blkno fb = 0; h->fsm_rel && rc == 0 && (uint64_t)fb * h->fsm_per_page < nb; fb++)
+		rc = check_file_page(h, fb, nb, r);
+	if (rc != 0)
+		return rc;
+	if (r->over || r->disk_diff)
+		return err_set(WD_ECORRUPT,
+			       "heap rel %u: free space map wrong at block %u (%llu entries "
+			       "promise more room than the page has, %llu FSM file bytes differ)",
+			       h->rel, r->first_bad, (unsigned long long)r->over,
+			       (unsigned long long)r->disk_diff);
+	return 0;
+}

@@ -1,0 +1,175 @@
+/*
+ * heap.h - heap relations: (key, value) tuples on slotted pages, addressed
+ * by TID (block, slot), with a free space map and overflow pages for large
+ * values. The one header other modules (txn, the catalog, tools) include.
+ * Protocols, invariants and formats: heap/README.md.
+ *
+ *   heap *h;
+ *   heap_opts o;
+ *   heap_opts_default(&o);
+ *   o.fsm_rel = fsm_relid;                      // opened in the pool too
+ *   rc = heap_open(pool, log, rel, &o, &h);     // rel opened in the pool
+ *   rc = heap_insert(h, xid, &prev, k, klen, v, vlen, &tid);
+ *   rc = heap_fetch(h, tid, kbuf, kcap, &klen, vbuf, vcap, &vlen);
+ *   rc = heap_update(h, xid, &prev, tid, v2, v2len, &newtid); // index follows
+ *   rc = heap_delete(h, xid, &prev, tid);
+ *   heap_close(h);
+ *
+ * Every change writes one WAL record per page it changes (rmgr HEAP) whose
+ * header carries xid and *xact_prev; on success *xact_prev becomes the
+ * change's last record's LSN so the transaction's records form a chain.
+ * Redo routines: heap_rmgr_register(). All calls are thread-safe for
+ * distinct tuples; two threads changing the same tuple at once must be kept
+ * apart by the caller (txn row locks).
+ */
+#ifndef WALDEN_HEAP_H
+#define WALDEN_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bufmgr/bufmgr.h"
+#include "storage/error.h"
+#include "storage/types.h"
+#include "wal/redo.h"
+
+/* A tuple's address: block of the heap relation and slot on that page. */
+typedef struct heap_tid {
+	wd_blkno blk;
+	uint16_t slot;
+} heap_tid;
+
+typedef struct heap heap; /* an open heap relation */
+
+#define HEAP_MAX_VALUE_DEFAULT (64ull * 1024 * 1024)
+#define HEAP_MAX_VALUE_LIMIT (1ull << 40) /* largest accepted setting */
+
+typedef struct heap_opts {
+	/* Values longer than this are refused with WD_ETOOBIG.
+	 * 1..HEAP_MAX_VALUE_LIMIT; default 64 MiB. */
+	uint64_t max_value_bytes;
+	/* Relation holding the free space map (README "FSM"), already open
+	 * in the pool; 0: no FSM file, the map is rebuilt by a scan of the
+	 * heap at every heap_open. */
+	wd_relid fsm_rel;
+} heap_opts;
+
+void heap_opts_default(heap_opts *o);
+
+/*
+ * Opens heap relation rel (already open in pool, empty or holding heap and
+ * overflow pages) with log for WAL (required). Loads the free space map
+ * from o->fsm_rel and fills entries it lacks (pages added after it was last
+ * written, torn FSM pages) by reading those heap pages. o NULL: defaults.
+ * Errors: WD_EINVAL (bad options, page size mismatch), WD_ENOMEM, the pool's.
+ */
+int heap_open(bufmgr *pool, wal_log_ctx *log, wd_relid rel, const heap_opts *o,
+	      heap **out) WD_MUST_CHECK;
+
+/* Frees h (pages stay in the pool; the caller flushes and closes the
+ * relations). Precondition: no call on h in flight. NULL is ignored. */
+void heap_close(heap *h);
+
+/* Longest key accepted (klen): a quarter page less the tuple header; at
+ * least twice the btree's 1/8-page key limit. */
+uint32_t heap_max_key_len(const heap *h);
+
+/*
+ * Inserts (key, value) and returns its TID. Values longer than an inline
+ * tuple allows go to a chain of overflow pages written first. xact_prev
+ * (may be NULL) is the transaction's previous record LSN, updated to this
+ * change's last record. Errors: WD_ETOOBIG (key or value over its limit;
+ * the detail gives both sizes), WD_EINVAL, the pool's and the WAL's.
+ */
+int heap_insert(heap *h, wd_xid xid, wd_lsn *xact_prev, const void *key,
+		uint32_t klen, const void *val, uint64_t vlen,
+		heap_tid *tid) WD_MUST_CHECK;
+
+/*
+ * Reads the tuple at tid: copies min(klen, kcap) key bytes to kbuf and
+ * min(vlen, vcap) value bytes to vbuf (either buffer may be NULL with cap
+ * 0) and always sets *klen and *vlen (either pointer may be NULL) to the
+ * full lengths, so a caller whose buffer was short can retry.
+ * Errors: WD_NOTFOUND (no tuple at tid), WD_ECORRUPT (a broken overflow
+ * chain or bad tuple, naming the block), the pool's.
+ */
+int heap_fetch(heap *h, heap_tid tid, void *kbuf, uint32_t kcap, uint32_t *klen,
+	       void *vbuf, uint64_t vcap, uint64_t *vlen) WD_MUST_CHECK;
+
+/*
+ * Replaces the value of the tuple at tid (the key stays). In place when the
+ * new tuple fits on the same page (*newtid == tid); otherwise the new
+ * version is inserted elsewhere and the old one deleted (*newtid differs:
+ * the caller's index must follow). Errors: as heap_insert, WD_NOTFOUND.
+ */
+int heap_update(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid,
+		const void *val, uint64_t vlen, heap_tid *newtid) WD_MUST_CHECK;
+
+/* Deletes the tuple at tid and frees its overflow pages; its space and
+ * slot are reused by later inserts. Errors: WD_NOTFOUND, the pool's, WAL's. */
+int heap_delete(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid) WD_MUST_CHECK;
+
+/* ---- sequential scan ---- */
+
+typedef struct heap_scan heap_scan;
+
+/* Starts a scan of every tuple in TID order. WD_ENOMEM. */
+int heap_scan_begin(heap *h, heap_scan **out) WD_MUST_CHECK;
+
+/*
+ * The next tuple: its TID, key and value (pointers into the scan's memory,
+ * valid until the next call on s). WD_NOTFOUND at the end. Each page is
+ * copied under a share latch, so a scan sees every page at one moment but
+ * not the relation at one moment; tuples the caller deletes concurrently
+ * must be kept from it by the caller (txn locks).
+ */
+int heap_scan_next(heap_scan *s, heap_tid *tid, const uint8_t **key,
+		   uint32_t *klen, const uint8_t **val, uint64_t *vlen) WD_MUST_CHECK;
+
+void heap_scan_end(heap_scan *s);
+
+/* ---- free space map check (walden check) ---- */
+
+typedef struct heap_fsm_report {
+	uint64_t pages;      /* heap blocks examined */
+	uint64_t over;       /* entries promising more space than the page has */
+	uint64_t under;      /* entries promising less (harmless, wasted room) */
+	uint64_t unknown;    /* entries not known (never happens after open) */
+	uint64_t disk_diff;  /* FSM file bytes differing from the map in memory */
+	wd_blkno first_bad;  /* first block counted in over or disk_diff */
+} heap_fsm_report;
+
+/*
+ * Checks the free space map against every page (invariant FSM-I1: no entry
+ * promises more than its page has) and the FSM file against the map in
+ * memory. Call with no change in flight. Returns 0 if both hold, else
+ * WD_ECORRUPT naming the first bad block; *r always filled.
+ */
+int heap_fsm_check(heap *h, heap_fsm_report *r) WD_MUST_CHECK;
+
+/* ---- statistics ---- */
+
+typedef struct heap_stats {
+	uint64_t inserts, fetches, deletes;
+	uint64_t updates_in_place, updates_moved;
+	uint64_t overflow_written;   /* overflow pages written */
+	uint64_t overflow_freed;     /* overflow pages returned to free space */
+	uint64_t extends;            /* pages added to the relation */
+	uint64_t pages_tried;        /* pages latched to place a tuple */
+	uint64_t fsm_wrong;          /* ... whose entry promised too much */
+	uint64_t fsm_rebuilt;        /* entries rebuilt by reading the page */
+	uint64_t fsm_errors;         /* FSM file writes that failed (ignored) */
+	uint64_t images;             /* records that carried a full-page image */
+} heap_stats;
+
+void heap_stats_get(heap *h, heap_stats *out);
+
+/* The relation's block count (heap and overflow pages). */
+int heap_nblocks(heap *h, wd_blkno *n) WD_MUST_CHECK;
+
+/* Registers the HEAP rmgr's redo and describe routines (idempotent). Call
+ * at start-up, before recovery or waldump reads WAL. */
+void heap_rmgr_register(void);
+
+#endif /* WALDEN_HEAP_H */

@@ -1,0 +1,375 @@
+/*
+ * heapam.c - tuple operations on heap pages (README P1, P2, P5, P6):
+ * choosing a page with room (heap_take_page / heap_release_page), insert,
+ * fetch, update in place or moved, delete.
+ * Entry points: heap_insert, heap_fetch, heap_update, heap_delete.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap/heap_internal.h"
+#include "storage/storage.h"
+#include "wal/rmgr.h"
+
+/*
+ * P2 steps 1-2: a page that the FSM says has category min_cat or more (not
+ * skip), pinned and exclusively latched; a new block if the map knows
+ * none. The map is a hint: the caller checks the page itself.
+ */
+int heap_take_page(heap *h, unsigned min_cat, wd_blkno skip, wd_blkno *blk, bm_buf **buf)
+{
+	int rc;
+	*blk = heap_fsm_find(h, min_cat, skip);
+	if (*blk == WD_INVALID_BLKNO) {
+		rc = bufmgr_extend(h->pool, h->rel, blk, buf); /* latched, zero */
+		if (rc == 0)
+			HEAP_COUNT(h, extends);
+		return rc;
+	}
+	if ((rc = bufmgr_pin(h->pool, h->rel, *blk, BM_READ, buf)) != 0)
+		return rc;
+	bufmgr_latch(*buf, BM_EXCL);
+	HEAP_COUNT(h, pages_tried);
+	return 0;
+}
+
+/* P1 step 7 and P2 step 5: records the page's true category in the map
+ * (under the latch, so the map follows the page's changes in order),
+ * unlatches, unpins, and writes the FSM page if the entry changed. */
+void heap_release_page(heap *h, wd_blkno blk, bm_buf *buf)
+{
+	bool changed = heap_fsm_set(h, blk, heap_page_category(h, bufmgr_page(buf)));
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(h->pool, buf);
+	if (changed)
+		heap_fsm_persist(h, blk);
+}
+
+/*
+ * P1 steps 2-6 of an insert on the latched page buf: WD_ENOSPC if it is no
+ * heap page or the tuple does not fit. An empty page is formatted afresh
+ * and the record says so (WAL_BLK_WILL_INIT), so redo needs no image of it.
+ */
+static int try_add(heap *h, bm_buf *buf, wd_xid xid, wd_lsn *prev, const uint8_t *tuple,
+		   uint32_t tlen, uint16_t *slot)
+{
+	const uint8_t *p = bufmgr_page(buf);
+	bool init = heap_page_category(h, p) == FSM_CAT_EMPTY;
+	uint8_t main[HR_INSERT_MAIN], *page;
+	heap_logrec r = {HEAP_INSERT, init ? WAL_BLK_WILL_INIT : 0, tuple, tlen, main,
+			 sizeof main};
+	int rc;
+
+	/* step 2: room on a heap page (or an empty page to format) */
+	if (!init && page_kind(p) != PAGE_KIND_HEAP)
+		return WD_ENOSPC; /* an overflow page the map did not know of */
+	if (!(page = malloc(h->ps)))
+		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
+	/* step 3: change a private copy */
+	if (init)
+		page_init(page, h->ps, PAGE_KIND_HEAP, 0);
+	else
+		memcpy(page, p, h->ps);
+	if ((rc = page_item_add(page, tuple, tlen, PAGE_SLOT_NEW)) < 0)
+		goto out;
+	*slot = (uint16_t)rc;
+	heap_page_tidy(page);
+	put_le16(main, *slot);
+	main[2] = init ? HR_F_INIT : 0;
+	main[3] = 0;
+	/* steps 4-6 */
+	rc = heap_log(h, buf, page, &r, xid, prev);
+out:
+	free(page);
+	return rc;
+}
+
+/* P2: puts the tuple on some page other than skip with room for it,
+ * correcting map entries that promised too much, and returns its TID. */
+static int place_tuple(heap *h, wd_xid xid, wd_lsn *prev, const uint8_t *tuple,
+		       uint32_t tlen, wd_blkno skip, heap_tid *tid)
+{
+	unsigned cat = heap_fsm_cat_for(h, tlen);
+	uint16_t slot = 0;
+	wd_blkno blk;
+	bm_buf *buf;
+	int rc;
+
+	for (;;) {
+		/* P1 step 1 (P2 steps 1-3) */
+		if ((rc = heap_take_page(h, cat, skip, &blk, &buf)) != 0)
+			return rc;
+		rc = try_add(h, buf, xid, prev, tuple, tlen, &slot);
+		/* P1 step 7 (P2 steps 4-5) */
+		heap_release_page(h, blk, buf);
+		if (rc != WD_ENOSPC)
+			break;
+		HEAP_COUNT(h, fsm_wrong); /* stale entry, now corrected */
+	}
+	if (rc == 0)
+		*tid = (heap_tid){blk, slot};
+	return rc;
+}
+
+/* WD_ETOOBIG unless the key and value are within the heap's limits. */
+static int check_sizes(const heap *h, const void *key, uint32_t klen, const void *val,
+		       uint64_t vlen)
+{
+	if (klen > heap_max_key_len(h))
+		return err_set(WD_ETOOBIG, "heap rel %u: key of %u bytes exceeds the limit of "
+			       "%u bytes", h->rel, klen, heap_max_key_len(h));
+	if (vlen > h->max_value)
+		return err_set(WD_ETOOBIG, "heap rel %u: value of %llu bytes exceeds the "
+			       "maximum value size of %llu bytes (max_value_bytes)", h->rel,
+			       (unsigned long long)vlen, (unsigned long long)h->max_value);
+	if ((klen && !key) || (vlen && !val))
+		return err_set(WD_EINVAL, "heap rel %u: NULL key or value", h->rel);
+	return 0;
+}
+
+/* true if a tuple with this key and value is too long to stay inline. */
+static bool needs_overflow(const heap *h, uint32_t klen, uint64_t vlen)
+{
+	return HT_HDR + (uint64_t)klen + vlen > h->max_inline;
+}
+
+/* Builds the tuple for (key, val): inline, or pointing at a chain written
+ * first (P3). *tuple is malloc'd; *first is the chain or WD_INVALID_BLKNO. */
+static int make_tuple(heap *h, wd_xid xid, wd_lsn *prev, const void *key, uint32_t klen,
+		      const void *val, uint64_t vlen, uint8_t **tuple, uint32_t *tlen,
+		      wd_blkno *first)
+{
+	bool ovf = needs_overflow(h, klen, vlen);
+	int rc;
+	*first = WD_INVALID_BLKNO;
+	if (ovf && (rc = heap_ovf_write(h, xid, prev, val, vlen, first)) != 0)
+		return rc;
+	if (ovf)
+		storage_crash_point("heap-after-overflow-write");
+	*tlen = heap_tuple_len(klen, vlen, ovf);
+	if (!(*tuple = malloc(*tlen))) {
+		if (ovf)
+			heap_ovf_discard(h, xid, prev, *first, vlen);
+		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
+	}
+	heap_tuple_build(*tuple, key, klen, val, vlen, ovf, *first);
+	return 0;
+}
+
+int heap_insert(heap *h, wd_xid xid, wd_lsn *xact_prev, const void *key, uint32_t klen,
+		const void *val, uint64_t vlen, heap_tid *tid)
+{
+	uint8_t *tuple = NULL;
+	uint32_t tlen;
+	wd_blkno first;
+	int rc = check_sizes(h, key, klen, val, vlen);
+
+	if (rc == 0)
+		rc = make_tuple(h, xid, xact_prev, key, klen, val, vlen, &tuple, &tlen, &first);
+	if (rc != 0)
+		return rc;
+	rc = place_tuple(h, xid, xact_prev, tuple, tlen, WD_INVALID_BLKNO, tid);
+	if (rc != 0 && first != WD_INVALID_BLKNO)
+		heap_ovf_discard(h, xid, xact_prev, first, vlen);
+	if (rc == 0)
+		HEAP_COUNT(h, inserts);
+	free(tuple);
+	return rc;
+}
+
+/* WD_NOTFOUND naming the TID. */
+static int no_tuple(const heap *h, heap_tid tid)
+{
+	return err_set(WD_NOTFOUND, "heap rel %u: no tuple at (%u, %u)", h->rel, tid.blk,
+		       tid.slot);
+}
+
+/* Pins tid's page with the latch of mode; WD_NOTFOUND if the block is past
+ * the end or not a heap page, or the slot is empty (*item: the tuple). */
+static int pin_tuple(heap *h, heap_tid tid, int mode, bm_buf **buf, uint8_t **item,
+		     uint32_t *len)
+{
+	wd_blkno nb;
+	int rc = bufmgr_rel_nblocks(h->pool, h->rel, &nb);
+	if (rc == 0 && tid.blk >= nb)
+		return no_tuple(h, tid);
+	if (rc != 0 || (rc = bufmgr_pin(h->pool, h->rel, tid.blk, BM_READ, buf)) != 0)
+		return rc;
+	bufmgr_latch(*buf, mode);
+	if (page_kind(bufmgr_page(*buf)) != PAGE_KIND_HEAP ||
+	    !(*item = page_item(bufmgr_page(*buf), tid.slot, len))) {
+		bufmgr_unlatch(*buf);
+		bufmgr_unpin(h->pool, *buf);
+		return no_tuple(h, tid);
+	}
+	return 0;
+}
+
+/* A copy of the tuple at tid (*raw, malloc'd) and its parse. */
+static int load_tuple(heap *h, heap_tid tid, uint8_t **raw, heap_tuple *t)
+{
+	uint8_t *item;
+	uint32_t len;
+	bm_buf *buf;
+	int rc = pin_tuple(h, tid, BM_SHARE, &buf, &item, &len);
+	if (rc != 0)
+		return rc;
+	if ((*raw = malloc(len)) != NULL)
+		memcpy(*raw, item, len);
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(h->pool, buf);
+	if (!*raw)
+		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
+	if ((rc = heap_tuple_parse(*raw, len, t)) != 0) {
+		free(*raw);
+		*raw = NULL;
+		return err_wrap(rc, "heap rel %u block %u slot %u", h->rel, tid.blk, tid.slot);
+	}
+	return 0;
+}
+
+int heap_fetch(heap *h, heap_tid tid, void *kbuf, uint32_t kcap, uint32_t *klen,
+	       void *vbuf, uint64_t vcap, uint64_t *vlen)
+{
+	uint8_t *raw;
+	heap_tuple t;
+	int rc = load_tuple(h, tid, &raw, &t);
+	if (rc != 0)
+		return rc;
+	if (klen)
+		*klen = t.klen;
+	if (vlen)
+		*vlen = t.vlen;
+	if (kcap && t.klen)
+		memcpy(kbuf, t.key, t.klen < kcap ? t.klen : kcap);
+	if (vcap && t.vlen && (t.flags & HT_F_OVERFLOW))
+		rc = heap_ovf_read(h, t.ovf_first, t.vlen, vbuf, vcap);
+	else if (vcap && t.vlen)
+		memcpy(vbuf, t.val, (size_t)(t.vlen < vcap ? t.vlen : vcap));
+	free(raw);
+	if (rc == 0)
+		HEAP_COUNT(h, fetches);
+	return rc;
+}
+
+/*
+ * P5 on tid's page: removes the tuple (its slot becomes reusable, trailing
+ * empty slots go) and logs HEAP_DELETE.
+ */
+static int delete_slot(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid)
+{
+	uint8_t main[HR_DELETE_MAIN] = {0}, *item, *page;
+	heap_logrec r = {HEAP_DELETE, 0, NULL, 0, main, sizeof main};
+	uint32_t len;
+	bm_buf *buf;
+	int rc;
+
+	if (!(page = malloc(h->ps)))
+		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
+	if ((rc = pin_tuple(h, tid, BM_EXCL, &buf, &item, &len)) != 0)
+		goto out;
+	memcpy(page, bufmgr_page(buf), h->ps);
+	page_item_clear(page, tid.slot);
+	heap_page_tidy(page);
+	put_le16(main, tid.slot);
+	rc = heap_log(h, buf, page, &r, xid, prev);
+	heap_release_page(h, tid.blk, buf);
+out:
+	free(page);
+	return rc;
+}
+
+int heap_delete(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid)
+{
+	uint8_t *raw;
+	heap_tuple t;
+	int rc = load_tuple(h, tid, &raw, &t);
+	if (rc != 0)
+		return rc;
+	rc = delete_slot(h, xid, xact_prev, tid);
+	if (rc == 0 && (t.flags & HT_F_OVERFLOW)) {
+		/* P5 step 2: the tuple is gone, so nothing points at the chain */
+		storage_crash_point("heap-delete-before-overflow-free");
+		rc = heap_ovf_free(h, xid, xact_prev, t.ovf_first, t.vlen);
+	}
+	if (rc == 0)
+		HEAP_COUNT(h, deletes);
+	free(raw);
+	return rc;
+}
+
+/* P6 step 3: replaces the tuple at tid in place with tuple[0, tlen),
+ * logged as HEAP_UPDATE; WD_ENOSPC if it does not fit on the page. */
+static int replace_slot(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid,
+			const uint8_t *tuple, uint32_t tlen)
+{
+	uint8_t main[HR_UPDATE_MAIN] = {0}, *item, *page;
+	heap_logrec r = {HEAP_UPDATE, 0, tuple, tlen, main, sizeof main};
+	uint32_t len;
+	bm_buf *buf;
+	int rc;
+
+	if (!(page = malloc(h->ps)))
+		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
+	if ((rc = pin_tuple(h, tid, BM_EXCL, &buf, &item, &len)) != 0)
+		goto out;
+	memcpy(page, bufmgr_page(buf), h->ps);
+	rc = page_item_replace(page, tid.slot, tuple, tlen);
+	if (rc == 0) {
+		heap_page_tidy(page);
+		put_le16(main, tid.slot);
+		rc = heap_log(h, buf, page, &r, xid, prev);
+	}
+	heap_release_page(h, tid.blk, buf);
+out:
+	free(page);
+	return rc;
+}
+
+/* P6 step 4: the new version did not fit in place: insert it elsewhere,
+ * then delete the old one. */
+static int move_tuple(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid,
+		      const uint8_t *tuple, uint32_t tlen, heap_tid *newtid, bool *placed)
+{
+	int rc = place_tuple(h, xid, prev, tuple, tlen, tid.blk, newtid);
+	if (rc != 0)
+		return rc;
+	*placed = true;
+	storage_crash_point("heap-update-after-new-version");
+	if ((rc = delete_slot(h, xid, prev, tid)) == 0)
+		HEAP_COUNT(h, updates_moved);
+	return rc;
+}
+
+int heap_update(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid, const void *val,
+		uint64_t vlen, heap_tid *newtid)
+{
+	uint8_t *raw = NULL, *tuple = NULL;
+	bool placed = false;
+	heap_tuple old;
+	wd_blkno first = WD_INVALID_BLKNO;
+	uint32_t tlen;
+	int rc = check_sizes(h, NULL, 0, val, vlen);
+
+	/* step 1: the key (kept) and the old chain; step 2: the new tuple */
+	if (rc == 0 && (rc = load_tuple(h, tid, &raw, &old)) == 0)
+		rc = make_tuple(h, xid, xact_prev, old.key, old.klen, val, vlen, &tuple, &tlen,
+				&first);
+	if (rc != 0)
+		goto out;
+	if ((rc = replace_slot(h, xid, xact_prev, tid, tuple, tlen)) == 0) {
+		*newtid = tid;
+		HEAP_COUNT(h, updates_in_place);
+	} else if (rc == WD_ENOSPC) {
+		rc = move_tuple(h, xid, xact_prev, tid, tuple, tlen, newtid, &placed);
+	}
+	if (rc != 0 && !placed && first != WD_INVALID_BLKNO)
+		heap_ovf_discard(h, xid, xact_prev, first, vlen);
+	/* step 5: nothing points at the old chain any more */
+	if (rc == 0 && (old.flags & HT_F_OVERFLOW))
+		rc = heap_ovf_free(h, xid, xact_prev, old.ovf_first, old.vlen);
+out:
+	free(raw);
+	free(tuple);
+	return rc;
+}

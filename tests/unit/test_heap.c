@@ -1,0 +1,813 @@
+/*
+ * test_heap.c - heap relations: insert, fetch, update (in place and moved),
+ * delete and scan against an in-memory model with keys and values of
+ * random sizes (up to a few MB, through a pool much smaller than the data);
+ * space reuse after churn; the value limit; the free space map (finds room
+ * without growing the file, survives a reopen, is rebuilt when missing);
+ * redo (replay rebuilds the same pages, twice gives the same pages) and
+ * full-page images (every page's first change after the redo point carries
+ * one, and replay repairs a torn page).
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "bufmgr/bufmgr.h"
+#include "heap/heap.h"
+#include "storage/page.h"
+#include "storage/storage.h"
+#include "tests/lib/redotest.h"
+#include "tests/lib/testutil.h"
+#include "tests/lib/waltest.h"
+#include "wal/reader.h"
+#include "wal/rmgr.h"
+#include "wal/wal.h"
+
+#define PS 8192u
+#define REL 1
+#define FSM_REL 2
+
+/* ---- environment: a WAL, a pool with its hook, a heap ---- */
+
+typedef struct env {
+	char *root, *db, *relpath, *fsmpath;
+	wal_opts wo;
+	wal *w;
+	bufmgr *pool;
+	wal_log_ctx log;
+	heap_opts ho;
+	heap *h;
+} env;
+
+/* Opens the pool, the relations and the heap over e->db (WAL open). */
+static void env_open_heap(env *e, uint32_t pool_pages)
+{
+	bufmgr_opts bo;
+	bufmgr_opts_default(&bo);
+	bo.page_size = PS;
+	bo.pool_bytes = (uint64_t)pool_pages * PS;
+	assert_int_equal(bufmgr_create(&bo, &e->pool), 0);
+	bufmgr_set_wal_hook(e->pool, wal_bufmgr_hook, e->w);
+	assert_int_equal(bufmgr_rel_open(e->pool, REL, e->relpath, BM_REL_CREATE), 0);
+	assert_int_equal(bufmgr_rel_open(e->pool, FSM_REL, e->fsmpath, BM_REL_CREATE), 0);
+	e->log.w = e->w;
+	e->log.full_page_writes = true;
+	e->log.compress = false;
+	e->log.page_size = PS;
+	assert_int_equal(heap_open(e->pool, &e->log, REL, &e->ho, &e->h), 0);
+}
+
+/* A new database directory under a fresh scratch root. */
+static void env_create(env *e, const char *tag, uint32_t pool_pages)
+{
+	char *base;
+	memset(e, 0, sizeof *e);
+	heap_rmgr_register();
+	e->root = tu_tmpdir(tag);
+	e->db = tu_path(e->root, "db");
+	base = tu_path(e->db, "base");
+	e->relpath = tu_path(base, "1");
+	e->fsmpath = tu_path(base, "2");
+	assert_int_equal(storage_mkdir(e->db), 0);
+	assert_int_equal(storage_mkdir(base), 0);
+	free(base);
+	tw_opts(&e->wo);
+	e->wo.buffers_bytes = 1024 * 1024;
+	assert_int_equal(wal_create(e->db, &e->wo, &e->w), 0);
+	heap_opts_default(&e->ho);
+	e->ho.fsm_rel = FSM_REL;
+	env_open_heap(e, pool_pages);
+}
+
+/* Clean shutdown: every page written and synced, the WAL closed. */
+static void env_shutdown(env *e)
+{
+	heap_close(e->h);
+	e->h = NULL;
+	assert_int_equal(bufmgr_flush_all(e->pool), 0);
+	bufmgr_destroy(e->pool);
+	e->pool = NULL;
+	assert_int_equal(wal_close(e->w), 0);
+	e->w = NULL;
+}
+
+/* Reopens a shut-down environment (WAL appended at its end). */
+static void env_reopen(env *e, uint32_t pool_pages)
+{
+	wd_lsn end;
+	assert_int_equal(wal_find_end(e->db, &e->wo, WAL_SEG_HEADER_SIZE, &end), 0);
+	assert_int_equal(wal_open(e->db, &e->wo, end, &e->w), 0);
+	env_open_heap(e, pool_pages);
+}
+
+static void env_free(env *e)
+{
+	if (e->h)
+		env_shutdown(e);
+	tu_rmrf(e->root);
+	free(e->root);
+	free(e->db);
+	free(e->relpath);
+	free(e->fsmpath);
+}
+
+static wd_blkno nblocks(env *e)
+{
+	wd_blkno n;
+	assert_int_equal(heap_nblocks(e->h, &n), 0);
+	return n;
+}
+
+/* ---- the model ---- */
+
+typedef struct item {
+	bool live;
+	heap_tid tid;
+	uint8_t key[256];
+	uint32_t klen;
+	uint8_t *val;
+	uint64_t vlen;
+} item;
+
+typedef struct model {
+	item *it;
+	size_t n, cap;
+	uint64_t rng;
+	wd_lsn prev;
+} model;
+
+/* Random value size: mostly small, some spanning pages, a few large. */
+static uint64_t rand_vlen(model *m, uint64_t big)
+{
+	uint64_t r = tu_rand(&m->rng) % 100;
+	if (r < 60)
+		return tu_rand(&m->rng) % 300;
+	if (r < 85)
+		return 300 + tu_rand(&m->rng) % 3000;
+	if (r < 97)
+		return 3000 + tu_rand(&m->rng) % 40000;
+	return big ? 40000 + tu_rand(&m->rng) % big : 5000;
+}
+
+static uint8_t *rand_bytes(model *m, uint64_t len)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	uint64_t x = tu_rand(&m->rng);
+	assert_non_null(p);
+	for (uint64_t i = 0; i < len; i++) {
+		if ((i & 7) == 0)
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+		p[i] = (uint8_t)(x >> (8 * (i & 7)));
+	}
+	return p;
+}
+
+static item *model_add(model *m)
+{
+	if (m->n == m->cap) {
+		m->cap = m->cap ? 2 * m->cap : 64;
+		m->it = realloc(m->it, m->cap * sizeof *m->it);
+		assert_non_null(m->it);
+	}
+	memset(&m->it[m->n], 0, sizeof m->it[0]);
+	return &m->it[m->n++];
+}
+
+static void model_free(model *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->it[i].val);
+	free(m->it);
+	memset(m, 0, sizeof *m);
+}
+
+/* A random live item, or NULL. */
+static item *model_pick(model *m)
+{
+	if (!m->n)
+		return NULL;
+	for (int tries = 0; tries < 20; tries++) {
+		item *it = &m->it[tu_rand(&m->rng) % m->n];
+		if (it->live)
+			return it;
+	}
+	return NULL;
+}
+
+static void op_insert(env *e, model *m, uint64_t big)
+{
+	item *it = model_add(m);
+	it->klen = (uint32_t)snprintf((char *)it->key, sizeof it->key, "key-%zu-", m->n);
+	it->klen += (uint32_t)(tu_rand(&m->rng) % 100);
+	memset(it->key + strlen((char *)it->key), 'k', it->klen - strlen((char *)it->key));
+	it->vlen = rand_vlen(m, big);
+	it->val = rand_bytes(m, it->vlen);
+	assert_int_equal(heap_insert(e->h, 7, &m->prev, it->key, it->klen, it->val, it->vlen,
+				     &it->tid), 0);
+	it->live = true;
+}
+
+static void check_item(env *e, const item *it)
+{
+	uint8_t kbuf[256];
+	uint8_t *vbuf = malloc(it->vlen + 1);
+	uint32_t klen = 0;
+	uint64_t vlen = 0;
+	assert_non_null(vbuf);
+	assert_int_equal(heap_fetch(e->h, it->tid, kbuf, sizeof kbuf, &klen, vbuf, it->vlen + 1,
+				    &vlen), 0);
+	assert_int_equal(klen, it->klen);
+	assert_memory_equal(kbuf, it->key, klen);
+	assert_int_equal(vlen, it->vlen);
+	if (vlen)
+		assert_memory_equal(vbuf, it->val, vlen);
+	free(vbuf);
+}
+
+static void op_update(env *e, model *m, item *it, uint64_t big)
+{
+	heap_tid nt;
+	free(it->val);
+	it->vlen = rand_vlen(m, big);
+	it->val = rand_bytes(m, it->vlen);
+	assert_int_equal(heap_update(e->h, 7, &m->prev, it->tid, it->val, it->vlen, &nt), 0);
+	it->tid = nt;
+}
+
+static void op_delete(env *e, model *m, item *it)
+{
+	assert_int_equal(heap_delete(e->h, 7, &m->prev, it->tid), 0);
+	assert_int_equal(heap_fetch(e->h, it->tid, NULL, 0, NULL, NULL, 0, NULL), WD_NOTFOUND);
+	it->live = false;
+	free(it->val);
+	it->val = NULL;
+}
+
+/* nops random operations; big: extra size of the largest values. */
+static void run_ops(env *e, model *m, unsigned nops, uint64_t big)
+{
+	for (unsigned i = 0; i < nops; i++) {
+		uint64_t r = tu_rand(&m->rng) % 100;
+		item *it = model_pick(m);
+		if (r < 45 || !it)
+			op_insert(e, m, big);
+		else if (r < 65)
+			op_update(e, m, it, big);
+		else if (r < 85)
+			op_delete(e, m, it);
+		else
+			check_item(e, it);
+	}
+}
+
+/* Every live item fetches right, and a scan yields exactly the live set. */
+static void check_all(env *e, model *m)
+{
+	size_t live = 0, seen = 0;
+	heap_scan *s;
+	heap_tid tid;
+	const uint8_t *k, *v;
+	uint32_t klen;
+	uint64_t vlen;
+	int rc;
+	for (size_t i = 0; i < m->n; i++)
+		if (m->it[i].live) {
+			check_item(e, &m->it[i]);
+			live++;
+		}
+	assert_int_equal(heap_scan_begin(e->h, &s), 0);
+	while ((rc = heap_scan_next(s, &tid, &k, &klen, &v, &vlen)) == 0) {
+		item *it = NULL;
+		for (size_t i = 0; i < m->n && !it; i++)
+			if (m->it[i].live && m->it[i].tid.blk == tid.blk &&
+			    m->it[i].tid.slot == tid.slot)
+				it = &m->it[i];
+		assert_non_null(it);
+		assert_int_equal(klen, it->klen);
+		assert_memory_equal(k, it->key, klen);
+		assert_int_equal(vlen, it->vlen);
+		if (vlen)
+			assert_memory_equal(v, it->val, vlen);
+		seen++;
+	}
+	assert_int_equal(rc, WD_NOTFOUND);
+	heap_scan_end(s);
+	assert_int_equal(seen, live);
+}
+
+static void check_fsm(env *e)
+{
+	heap_fsm_report r;
+	assert_int_equal(heap_fsm_check(e->h, &r), 0);
+	assert_int_equal(r.over, 0);
+	assert_int_equal(r.unknown, 0);
+	assert_int_equal(r.disk_diff, 0);
+}
+
+/* ---- tests ---- */
+
+/* Random operations over three seeds through a 32-page pool, values up to
+ * ~1.5 MB; checked by fetch and scan, before and after a reopen. */
+static void test_model_round_trip(void **state)
+{
+	uint64_t moved = 0;
+	(void)state;
+	for (uint64_t seed = 1; seed <= 3; seed++) {
+		env e;
+		model m = {.rng = seed * 1000003};
+		heap_stats st;
+		env_create(&e, "heap-model", 32);
+		run_ops(&e, &m, 500, seed == 1 ? 1500000 : 200000);
+		if (seed == 1) { /* one value of 3 MB: ~390 overflow pages */
+			item *it = model_add(&m);
+			it->klen = 3;
+			memcpy(it->key, "3mb", 3);
+			it->vlen = 3u << 20;
+			it->val = rand_bytes(&m, it->vlen);
+			assert_int_equal(heap_insert(e.h, 7, &m.prev, it->key, 3, it->val,
+						     it->vlen, &it->tid), 0);
+			it->live = true;
+		}
+		check_all(&e, &m);
+		check_fsm(&e);
+		heap_stats_get(e.h, &st);
+		if (getenv("HEAP_DEBUG"))
+			fprintf(stderr, "inplace %llu moved %llu ow %llu of %llu nblocks %u\n",
+				(unsigned long long)st.updates_in_place,
+				(unsigned long long)st.updates_moved,
+				(unsigned long long)st.overflow_written,
+				(unsigned long long)st.overflow_freed, nblocks(&e));
+		assert_true(st.updates_in_place > 0);
+		moved += st.updates_moved;
+		assert_true(st.overflow_written > 0);
+		assert_true(st.overflow_freed > 0);
+		env_shutdown(&e);
+		env_reopen(&e, 32);
+		heap_stats_get(e.h, &st);
+		/* the FSM file was whole: only the zero pages bufmgr reserved
+		 * past the last block (an extend chunk) are read */
+		assert_true(st.fsm_rebuilt < 8);
+		check_all(&e, &m);
+		run_ops(&e, &m, 100, 100000);
+		check_all(&e, &m);
+		check_fsm(&e);
+		env_free(&e);
+		model_free(&m);
+	}
+	assert_true(moved > 0);
+}
+
+/* Updates: in place while the page has room, moved (new TID, old one gone)
+ * when it has not, and between inline and overflowed values both ways. */
+static void test_update_moves(void **state)
+{
+	env e;
+	model m = {.rng = 3};
+	heap_tid t[55], nt;
+	uint8_t *big, *small;
+	heap_stats st;
+	(void)state;
+	env_create(&e, "heap-update", 32);
+	big = rand_bytes(&m, 100000);
+	small = rand_bytes(&m, 1900);
+	for (int i = 0; i < 55; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%02d", i);
+		assert_int_equal(heap_insert(e.h, 1, NULL, k, 3, small, 120, &t[i]), 0);
+		assert_int_equal(t[i].blk, t[0].blk); /* one page: ~8 KB */
+	}
+	/* grows by 1780 bytes: the page has less free */
+	assert_int_equal(heap_update(e.h, 1, NULL, t[5], small, 1900, &nt), 0);
+	assert_true(nt.blk != t[5].blk);
+	assert_int_equal(heap_fetch(e.h, t[5], NULL, 0, NULL, NULL, 0, NULL), WD_NOTFOUND);
+	t[5] = nt;
+	/* shrinks: in place */
+	assert_int_equal(heap_update(e.h, 1, NULL, t[6], small, 10, &nt), 0);
+	assert_true(nt.blk == t[6].blk && nt.slot == t[6].slot);
+	/* inline -> overflow -> inline, in place (the tuple shrinks, then grows
+	 * back into the room it left) */
+	assert_int_equal(heap_update(e.h, 1, NULL, t[7], big, 100000, &nt), 0);
+	assert_true(nt.blk == t[7].blk && nt.slot == t[7].slot);
+	{
+		uint64_t vlen;
+		uint8_t *out = malloc(100000);
+		assert_int_equal(heap_fetch(e.h, nt, NULL, 0, NULL, out, 100000, &vlen), 0);
+		assert_int_equal(vlen, 100000);
+		assert_memory_equal(out, big, 100000);
+		free(out);
+	}
+	assert_int_equal(heap_update(e.h, 1, NULL, t[7], small, 120, &nt), 0);
+	heap_stats_get(e.h, &st);
+	assert_int_equal(st.updates_moved, 1);
+	assert_int_equal(st.updates_in_place, 3);
+	assert_int_equal(st.overflow_written, st.overflow_freed);
+	assert_true(st.overflow_written >= 100000 / PS);
+	check_fsm(&e);
+	free(big);
+	free(small);
+	model_free(&m);
+	env_free(&e);
+}
+
+/* Deleting everything and inserting it again, many times over, reuses the
+ * space: the file does not grow, for small tuples and overflow chains. */
+static void test_space_reuse(void **state)
+{
+	env e;
+	model m = {.rng = 42};
+	wd_blkno after_first;
+	(void)state;
+	env_create(&e, "heap-reuse", 64);
+	for (int round = 0; round < 6; round++) {
+		m.rng = 42; /* the same sizes every round */
+		for (int i = 0; i < 400; i++)
+			op_insert(&e, &m, 0);
+		if (round == 0)
+			after_first = nblocks(&e);
+		check_all(&e, &m);
+		for (size_t i = 0; i < m.n; i++)
+			if (m.it[i].live)
+				op_delete(&e, &m, &m.it[i]);
+		if (getenv("HEAP_DEBUG")) { heap_stats s; heap_stats_get(e.h, &s); fprintf(stderr, "round %d nblocks %u extends %llu tried %llu wrong %llu ovfw %llu ovff %llu\n", round, nblocks(&e), (unsigned long long)s.extends, (unsigned long long)s.pages_tried, (unsigned long long)s.fsm_wrong, (unsigned long long)s.overflow_written, (unsigned long long)s.overflow_freed); }
+		/* every page is empty again and the map knows it */
+		check_fsm(&e);
+	}
+	assert_true(nblocks(&e) <= after_first + 8);
+	/* one large value, freed and written again ten times */
+	{
+		uint8_t *v = rand_bytes(&m, 600000);
+		heap_tid t;
+		wd_blkno before = nblocks(&e);
+		for (int i = 0; i < 10; i++) {
+			assert_int_equal(heap_insert(e.h, 1, NULL, "big", 3, v, 600000, &t), 0);
+			assert_int_equal(heap_delete(e.h, 1, NULL, t), 0);
+		}
+		assert_true(nblocks(&e) <= (before > 80 ? before : 80) + 8);
+		free(v);
+	}
+	model_free(&m);
+	env_free(&e);
+}
+
+/* Values over the configured maximum: WD_ETOOBIG with a clear message;
+ * one at the maximum is fine. Keys over the limit too. */
+static void test_value_limit(void **state)
+{
+	env e;
+	heap_tid t;
+	uint8_t *v = calloc(1, 100001);
+	uint8_t key[4096] = {0};
+	(void)state;
+	memset(&e, 0, sizeof e);
+	env_create(&e, "heap-limit", 32);
+	heap_close(e.h);
+	e.ho.max_value_bytes = 100000;
+	assert_int_equal(heap_open(e.pool, &e.log, REL, &e.ho, &e.h), 0);
+	assert_int_equal(heap_insert(e.h, 1, NULL, "k", 1, v, 100001, &t), WD_ETOOBIG);
+	assert_non_null(strstr(wd_last_error(), "value of 100001 bytes exceeds the maximum"));
+	assert_int_equal(heap_insert(e.h, 1, NULL, "k", 1, v, 100000, &t), 0);
+	assert_int_equal(heap_update(e.h, 1, NULL, t, v, 100001, &t), WD_ETOOBIG);
+	assert_int_equal(heap_insert(e.h, 1, NULL, key, heap_max_key_len(e.h) + 1, v, 1, &t),
+			 WD_ETOOBIG);
+	assert_non_null(strstr(wd_last_error(), "key of"));
+	/* the btree's limit (1/8 page) is well within the heap's */
+	assert_true(heap_max_key_len(e.h) >= PS / 8);
+	assert_int_equal(heap_insert(e.h, 1, NULL, key, PS / 8, v, 5000, &t), 0);
+	assert_int_equal(heap_fetch(e.h, (heap_tid){t.blk, 99}, NULL, 0, NULL, NULL, 0, NULL),
+			 WD_NOTFOUND);
+	assert_int_equal(heap_fetch(e.h, (heap_tid){9999, 0}, NULL, 0, NULL, NULL, 0, NULL),
+			 WD_NOTFOUND);
+	free(v);
+	env_free(&e);
+}
+
+/* Short buffers: lengths always set, prefixes copied. */
+static void test_fetch_short_buffers(void **state)
+{
+	env e;
+	model m = {.rng = 5};
+	heap_tid t;
+	uint8_t kb[3], vb[10];
+	uint32_t klen;
+	uint64_t vlen;
+	uint8_t *v;
+	(void)state;
+	env_create(&e, "heap-short", 32);
+	v = rand_bytes(&m, 50000);
+	assert_int_equal(heap_insert(e.h, 1, NULL, "abcdef", 6, v, 50000, &t), 0);
+	assert_int_equal(heap_fetch(e.h, t, kb, sizeof kb, &klen, vb, sizeof vb, &vlen), 0);
+	assert_int_equal(klen, 6);
+	assert_int_equal(vlen, 50000);
+	assert_memory_equal(kb, "abc", 3);
+	assert_memory_equal(vb, v, sizeof vb);
+	assert_int_equal(heap_fetch(e.h, t, NULL, 0, NULL, NULL, 0, &vlen), 0);
+	assert_int_equal(vlen, 50000);
+	free(v);
+	env_free(&e);
+}
+
+/* The FSM sends inserts to pages with room: after deleting from early
+ * pages, inserts fill them without growing the file and try about one page
+ * each. A missing FSM file is rebuilt at open; a stale one is corrected. */
+static void test_fsm_finds_room(void **state)
+{
+	env e;
+	model m = {.rng = 9};
+	heap_stats a, b;
+	wd_blkno n0;
+	(void)state;
+	env_create(&e, "heap-fsm", 64);
+	for (int i = 0; i < 3000; i++) {
+		item *it = model_add(&m);
+		it->klen = (uint32_t)snprintf((char *)it->key, sizeof it->key, "%06d", i);
+		it->vlen = 100;
+		it->val = rand_bytes(&m, 100);
+		assert_int_equal(heap_insert(e.h, 1, NULL, it->key, it->klen, it->val, 100,
+					     &it->tid), 0);
+		it->live = true;
+	}
+	n0 = nblocks(&e);
+	for (size_t i = 0; i < m.n; i += 2)
+		op_delete(&e, &m, &m.it[i]);
+	heap_stats_get(e.h, &a);
+	for (int i = 0; i < 1400; i++) {
+		item *it = model_add(&m);
+		it->klen = (uint32_t)snprintf((char *)it->key, sizeof it->key, "new%06d", i);
+		it->vlen = 90;
+		it->val = rand_bytes(&m, 90);
+		assert_int_equal(heap_insert(e.h, 1, NULL, it->key, it->klen, it->val, 90,
+					     &it->tid), 0);
+		it->live = true;
+	}
+	heap_stats_get(e.h, &b);
+	check_all(&e, &m);
+	check_fsm(&e);
+	/* the holes took them all: no new page, about one page tried each */
+	assert_int_equal(nblocks(&e), n0);
+	assert_int_equal(b.extends, a.extends);
+	assert_true(b.pages_tried - a.pages_tried <= 1400 + 1400 / 4);
+	/* reopen without the FSM file: rebuilt by reading the heap */
+	env_shutdown(&e);
+	assert_int_equal(storage_unlink(e.fsmpath), 0);
+	env_reopen(&e, 64);
+	heap_stats_get(e.h, &a);
+	assert_int_equal(a.fsm_rebuilt, nblocks(&e));
+	check_fsm(&e);
+	/* reopened after a clean shutdown: the FSM file is used as it is */
+	env_shutdown(&e);
+	env_reopen(&e, 64);
+	heap_stats_get(e.h, &a);
+	assert_true(a.fsm_rebuilt < 8); /* only the reserved zero pages */
+	check_all(&e, &m);
+	model_free(&m);
+	env_free(&e);
+}
+
+/* A torn FSM page is rebuilt at open, not an error. */
+static void test_fsm_torn(void **state)
+{
+	env e;
+	model m = {.rng = 11};
+	uint8_t junk[4096];
+	st_file *f;
+	heap_stats st;
+	(void)state;
+	env_create(&e, "heap-fsmtorn", 32);
+	run_ops(&e, &m, 300, 0);
+	env_shutdown(&e);
+	memset(junk, 0x5A, sizeof junk);
+	assert_int_equal(storage_open(e.fsmpath, 0, &f), 0);
+	assert_int_equal(storage_write(f, junk, sizeof junk, PS / 2), 0);
+	assert_int_equal(storage_close(f), 0);
+	env_reopen(&e, 32);
+	heap_stats_get(e.h, &st);
+	assert_int_equal(st.fsm_rebuilt, nblocks(&e));
+	check_fsm(&e);
+	check_all(&e, &m);
+	run_ops(&e, &m, 100, 0);
+	check_fsm(&e);
+	model_free(&m);
+	env_free(&e);
+}
+
+/* Replays db's log from `from` into dir (its own scratch directory). */
+static void replay(env *e, const char *dir, wd_lsn from, redo_ctx *st)
+{
+	assert_int_equal(rt_replay(e->db, &e->wo, from, dir, 16, st), 0);
+}
+
+/* Redo rebuilds the same pages from an empty directory, and applying the
+ * whole log again on top of the result changes nothing. */
+static void test_redo_twice(void **state)
+{
+	env e;
+	model m = {.rng = 77};
+	redo_ctx st;
+	wd_lsn mid;
+	char *b;
+	(void)state;
+	env_create(&e, "heap-redo", 32);
+	run_ops(&e, &m, 300, 300000);
+	mid = wal_insert_pos(e.w);
+	run_ops(&e, &m, 300, 300000);
+	env_shutdown(&e);
+	b = tu_path(e.root, "replica");
+	replay(&e, b, WAL_SEG_HEADER_SIZE, &st);
+	assert_true(st.applied > 600);
+	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), -1);
+	/* again from the start: a record that formats its page afresh
+	 * (WAL_BLK_WILL_INIT) is applied again, and so are the later ones of
+	 * that page; the result is the same */
+	replay(&e, b, WAL_SEG_HEADER_SIZE, &st);
+	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), -1);
+	/* again from the middle: changes of pages formatted before it are
+	 * skipped by the pageLSN test */
+	replay(&e, b, mid, &st);
+	assert_true(st.skipped > 0);
+	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), -1);
+	free(b);
+	model_free(&m);
+	env_free(&e);
+}
+
+/* Per block, whether a change after the redo point was seen, and whether
+ * its first one could rebuild the page alone (image or WILL_INIT). */
+typedef struct fpi_seen {
+	uint8_t seen[4096], whole[4096], image[4096];
+	wd_lsn first[4096];
+} fpi_seen;
+
+/* Reads the log from `from` and checks that every page's first change
+ * carries an image or rebuilds the page; returns the blocks with images. */
+static unsigned check_images(env *e, wd_lsn from, fpi_seen *f)
+{
+	wal_reader *r;
+	const wal_decoded *rec;
+	unsigned images = 0;
+	int rc;
+	memset(f, 0, sizeof *f);
+	assert_int_equal(wal_reader_open(e->db, e->wo.db_id, e->wo.segment_size, PS, &r), 0);
+	assert_int_equal(wal_reader_seek(r, from), 0);
+	while ((rc = wal_reader_next(r, &rec)) == 0) {
+		const wal_block_ref *b = &rec->blocks[0];
+		assert_int_equal(rec->rmgr, WAL_RMGR_HEAP);
+		assert_true(b->blk < 4096);
+		if (!f->seen[b->blk]) {
+			f->seen[b->blk] = 1;
+			f->first[b->blk] = rec->lsn;
+			f->image[b->blk] = (b->flags & WAL_BLK_HAS_IMAGE) != 0;
+			f->whole[b->blk] = (b->flags & (WAL_BLK_HAS_IMAGE | WAL_BLK_WILL_INIT)) != 0;
+			assert_true(f->whole[b->blk]);
+			images += f->image[b->blk];
+		} else if (f->first[b->blk] != from) {
+			/* only the first (a page whose first change is the record
+			 * AT the redo point has pageLSN == redo point, which
+			 * wal_log_needs_image counts as "at or before": one
+			 * redundant image, see heap/README.md) */
+			assert_false(b->flags & WAL_BLK_HAS_IMAGE);
+		}
+	}
+	assert_int_equal(rc, WD_NOTFOUND);
+	wal_reader_close(r);
+	return images;
+}
+
+/* Overwrites the second half of block blk of rel in dir with garbage. */
+static void tear_page(const char *dir, wd_blkno blk)
+{
+	char path[4096];
+	uint8_t junk[PS / 2];
+	st_file *f;
+	memset(junk, 0xA5, sizeof junk);
+	snprintf(path, sizeof path, "%s/base/%u", dir, REL);
+	assert_int_equal(storage_open(path, 0, &f), 0);
+	assert_int_equal(storage_write(f, junk, sizeof junk, (uint64_t)blk * PS + PS / 2), 0);
+	assert_int_equal(storage_close(f), 0);
+}
+
+/* After a redo point is set, each page's first change carries a full-page
+ * image (or rebuilds the page), and replaying from the redo point repairs
+ * torn pages. */
+static void test_full_page_images(void **state)
+{
+	env e;
+	model m = {.rng = 1234};
+	fpi_seen *f = calloc(1, sizeof *f);
+	wd_lsn redo;
+	redo_ctx st;
+	unsigned images, torn = 0;
+	char *b;
+	(void)state;
+	env_create(&e, "heap-fpi", 32);
+	run_ops(&e, &m, 400, 50000);
+	redo = wal_insert_pos(e.w);
+	atomic_store(&e.log.redo_point, redo);
+	run_ops(&e, &m, 300, 50000);
+	env_shutdown(&e);
+	images = check_images(&e, redo, f);
+	assert_true(images >= 5);
+	b = tu_path(e.root, "replica");
+	replay(&e, b, WAL_SEG_HEADER_SIZE, &st);
+	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), -1);
+	for (wd_blkno blk = 0; blk < 4096; blk++)
+		if (f->image[blk] && torn++ < 8)
+			tear_page(b, blk);
+	assert_true(rt_compare_rel(e.db, b, REL, PS) >= 0);
+	replay(&e, b, redo, &st);
+	assert_true(st.images >= images);
+	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), -1);
+	free(b);
+	free(f);
+	model_free(&m);
+	env_free(&e);
+}
+
+/* waldump's lines for heap records. */
+static void test_describe(void **state)
+{
+	env e;
+	heap_tid t, t2;
+	wal_reader *r;
+	const wal_decoded *rec;
+	char line[256], all[2048] = "";
+	uint8_t *big = calloc(1, 20000);
+	(void)state;
+	env_create(&e, "heap-describe", 32);
+	assert_int_equal(heap_insert(e.h, 3, NULL, "hello", 5, "abc", 3, &t), 0);
+	assert_int_equal(heap_insert(e.h, 3, NULL, "k2", 2, big, 20000, &t2), 0);
+	assert_int_equal(heap_update(e.h, 3, NULL, t, "abcd", 4, &t), 0);
+	assert_int_equal(heap_delete(e.h, 3, NULL, t2), 0);
+	env_shutdown(&e);
+	assert_int_equal(wal_reader_open(e.db, e.wo.db_id, e.wo.segment_size, PS, &r), 0);
+	assert_int_equal(wal_reader_seek(r, WAL_SEG_HEADER_SIZE), 0);
+	while (wal_reader_next(r, &rec) == 0) {
+		wal_rmgr_describe(rec, line, sizeof line);
+		strncat(all, line, sizeof all - strlen(all) - 2);
+		strcat(all, "\n");
+		assert_int_equal(rec->xid, 3);
+	}
+	wal_reader_close(r);
+	assert_non_null(strstr(all, "insert slot 0 on a new page (key 5 bytes, value 3 bytes)"));
+	assert_non_null(strstr(all, "overflow chunk 3696 bytes, end of chain"));
+	assert_non_null(strstr(all, "insert slot 1 (key 2 bytes, value 20000 bytes in overflow"));
+	assert_non_null(strstr(all, "update slot 0 in place (key 5 bytes, value 4 bytes)"));
+	assert_non_null(strstr(all, "delete slot 1"));
+	assert_non_null(strstr(all, "overflow page freed"));
+	free(big);
+	env_free(&e);
+}
+
+/* Each change's record carries xid and chains to the previous one. */
+static void test_xact_chain(void **state)
+{
+	env e;
+	heap_tid t;
+	wd_lsn prev = 0, seen_prev = 0, last = 0;
+	wal_reader *r;
+	const wal_decoded *rec;
+	uint8_t *big = calloc(1, 30000);
+	int n = 0;
+	(void)state;
+	env_create(&e, "heap-chain", 32);
+	assert_int_equal(heap_insert(e.h, 9, &prev, "a", 1, big, 30000, &t), 0);
+	assert_int_equal(heap_update(e.h, 9, &prev, t, "x", 1, &t), 0);
+	assert_int_equal(heap_delete(e.h, 9, &prev, t), 0);
+	env_shutdown(&e);
+	assert_int_equal(wal_reader_open(e.db, e.wo.db_id, e.wo.segment_size, PS, &r), 0);
+	assert_int_equal(wal_reader_seek(r, WAL_SEG_HEADER_SIZE), 0);
+	while (wal_reader_next(r, &rec) == 0) {
+		assert_int_equal(rec->prev, seen_prev);
+		seen_prev = rec->lsn;
+		last = rec->lsn;
+		n++;
+	}
+	wal_reader_close(r);
+	assert_true(n >= 6);
+	assert_int_equal(prev, last);
+	free(big);
+	env_free(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_model_round_trip),
+		cmocka_unit_test(test_update_moves),
+		cmocka_unit_test(test_space_reuse),
+		cmocka_unit_test(test_value_limit),
+		cmocka_unit_test(test_fetch_short_buffers),
+		cmocka_unit_test(test_fsm_finds_room),
+		cmocka_unit_test(test_fsm_torn),
+		cmocka_unit_test(test_redo_twice),
+		cmocka_unit_test(test_full_page_images),
+		cmocka_unit_test(test_describe),
+		cmocka_unit_test(test_xact_chain),
+	};
+	return cmocka_run_group_tests_name("heap", tests, NULL, NULL);
+}

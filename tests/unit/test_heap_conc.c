@@ -1,0 +1,252 @@
+/*
+ * test_heap_conc.c - concurrent changes to one heap (also run under TSan):
+ * 4 threads insert, update (in place and moved), delete and fetch their
+ * own tuples, some with overflowed values, through a pool smaller than the
+ * data; afterwards every thread's tuples equal its model, a scan yields
+ * exactly their union, the free space map is right, and replaying the log
+ * rebuilds the same pages.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "bufmgr/bufmgr.h"
+#include "heap/heap.h"
+#include "storage/storage.h"
+#include "tests/lib/redotest.h"
+#include "tests/lib/testutil.h"
+#include "tests/lib/waltest.h"
+#include "wal/wal.h"
+
+#define PS 8192u
+#define REL 1
+#define FSM_REL 2
+#define NTHREADS 4
+#define NOPS 1000
+#define MAXITEMS NOPS
+
+typedef struct titem {
+	bool live;
+	heap_tid tid;
+	char key[32];
+	uint32_t klen;
+	uint64_t vlen, seed; /* value bytes derive from (seed, i) */
+} titem;
+
+typedef struct worker {
+	heap *h;
+	unsigned id;
+	uint64_t rng;
+	titem it[MAXITEMS];
+	unsigned n;
+	int failed;       /* first unexpected return code (0: none) */
+	char why[256];
+} worker;
+
+/* The value of an item: vlen bytes derived from its seed. */
+static uint8_t *make_value(uint64_t seed, uint64_t vlen)
+{
+	uint8_t *v = malloc(vlen ? vlen : 1);
+	for (uint64_t i = 0; v && i < vlen; i++)
+		v[i] = (uint8_t)((seed * 2654435761u) >> (i % 24) ^ i);
+	return v;
+}
+
+static uint64_t pick_vlen(worker *w)
+{
+	uint64_t r = tu_rand(&w->rng) % 100;
+	return r < 80 ? tu_rand(&w->rng) % 400 : r < 95 ? 400 + tu_rand(&w->rng) % 1500
+						   : 3000 + tu_rand(&w->rng) % 30000;
+}
+
+/* Records the first failure (cmocka asserts are not thread-safe). */
+static void note_fail(worker *w, int rc, const char *what)
+{
+	if (!w->failed) {
+		w->failed = rc ? rc : -1000;
+		snprintf(w->why, sizeof w->why, "thread %u %s: %d %s", w->id, what, rc,
+			 wd_last_error());
+	}
+}
+
+/* Fetches item it and compares it with the model. */
+static void verify(worker *w, titem *it)
+{
+	uint8_t *want = make_value(it->seed, it->vlen), *got = malloc(it->vlen + 1);
+	char k[32];
+	uint32_t klen;
+	uint64_t vlen;
+	int rc = heap_fetch(w->h, it->tid, k, sizeof k, &klen, got, it->vlen + 1, &vlen);
+	if (rc || klen != it->klen || memcmp(k, it->key, klen) || vlen != it->vlen ||
+	    memcmp(got, want, vlen))
+		note_fail(w, rc, "fetch mismatch");
+	free(want);
+	free(got);
+}
+
+static void do_insert(worker *w)
+{
+	titem *it = &w->it[w->n];
+	uint8_t *v;
+	int rc;
+	it->klen = (uint32_t)snprintf(it->key, sizeof it->key, "t%u-%u", w->id, w->n);
+	it->vlen = pick_vlen(w);
+	it->seed = tu_rand(&w->rng);
+	v = make_value(it->seed, it->vlen);
+	rc = heap_insert(w->h, w->id + 1, NULL, it->key, it->klen, v, it->vlen, &it->tid);
+	free(v);
+	if (rc)
+		return note_fail(w, rc, "insert");
+	it->live = true;
+	w->n++;
+}
+
+static void do_update(worker *w, titem *it)
+{
+	uint64_t seed = tu_rand(&w->rng), vlen = pick_vlen(w);
+	uint8_t *v = make_value(seed, vlen);
+	heap_tid nt;
+	int rc = heap_update(w->h, w->id + 1, NULL, it->tid, v, vlen, &nt);
+	free(v);
+	if (rc)
+		return note_fail(w, rc, "update");
+	it->tid = nt;
+	it->seed = seed;
+	it->vlen = vlen;
+}
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	for (unsigned i = 0; i < NOPS && !w->failed; i++) {
+		uint64_t r = tu_rand(&w->rng) % 100;
+		titem *it = w->n ? &w->it[tu_rand(&w->rng) % w->n] : NULL;
+		if (!it || !it->live || r < 40) {
+			if (w->n < MAXITEMS)
+				do_insert(w);
+		} else if (r < 65) {
+			do_update(w, it);
+		} else if (r < 80) {
+			int rc = heap_delete(w->h, w->id + 1, NULL, it->tid);
+			if (rc)
+				note_fail(w, rc, "delete");
+			it->live = false;
+		} else {
+			verify(w, it);
+		}
+	}
+	return NULL;
+}
+
+/* Counts scanned tuples and checks each belongs to a live model item. */
+static unsigned scan_all(heap *h, worker *ws)
+{
+	heap_scan *s;
+	heap_tid tid;
+	const uint8_t *k, *v;
+	uint32_t klen;
+	uint64_t vlen;
+	unsigned n = 0;
+	int rc;
+	assert_int_equal(heap_scan_begin(h, &s), 0);
+	while ((rc = heap_scan_next(s, &tid, &k, &klen, &v, &vlen)) == 0) {
+		bool found = false;
+		for (unsigned t = 0; t < NTHREADS && !found; t++)
+			for (unsigned i = 0; i < ws[t].n && !found; i++)
+				found = ws[t].it[i].live && ws[t].it[i].tid.blk == tid.blk &&
+					ws[t].it[i].tid.slot == tid.slot &&
+					ws[t].it[i].klen == klen && !memcmp(ws[t].it[i].key, k, klen);
+		assert_true(found);
+		n++;
+	}
+	assert_int_equal(rc, WD_NOTFOUND);
+	heap_scan_end(s);
+	return n;
+}
+
+static void test_concurrent_own_tuples(void **state)
+{
+	char *root = tu_tmpdir("heap-conc"), *db = tu_path(root, "db"), *base, *rp, *fp, *b;
+	worker *ws = calloc(NTHREADS, sizeof *ws);
+	pthread_t th[NTHREADS];
+	wal_log_ctx log = {0};
+	heap_fsm_report fr;
+	bufmgr_opts bo;
+	wal_opts wo;
+	bufmgr *pool;
+	unsigned live = 0;
+	heap *h;
+	wal *w;
+	(void)state;
+	heap_rmgr_register();
+	base = tu_path(db, "base");
+	rp = tu_path(base, "1");
+	fp = tu_path(base, "2");
+	assert_int_equal(storage_mkdir(db), 0);
+	assert_int_equal(storage_mkdir(base), 0);
+	tw_opts(&wo);
+	wo.no_writer_thread = false;
+	wo.buffers_bytes = 1024 * 1024;
+	assert_int_equal(wal_create(db, &wo, &w), 0);
+	bufmgr_opts_default(&bo);
+	bo.page_size = PS;
+	bo.pool_bytes = 48 * PS;
+	assert_int_equal(bufmgr_create(&bo, &pool), 0);
+	bufmgr_set_wal_hook(pool, wal_bufmgr_hook, w);
+	assert_int_equal(bufmgr_rel_open(pool, REL, rp, BM_REL_CREATE), 0);
+	assert_int_equal(bufmgr_rel_open(pool, FSM_REL, fp, BM_REL_CREATE), 0);
+	log.w = w;
+	log.full_page_writes = true;
+	log.page_size = PS;
+	{
+		heap_opts ho;
+		heap_opts_default(&ho);
+		ho.fsm_rel = FSM_REL;
+		assert_int_equal(heap_open(pool, &log, REL, &ho, &h), 0);
+	}
+	for (unsigned t = 0; t < NTHREADS; t++) {
+		ws[t] = (worker){.h = h, .id = t, .rng = 100 + t};
+		assert_int_equal(pthread_create(&th[t], NULL, worker_main, &ws[t]), 0);
+	}
+	/* a checkpoint-like redo point moves while they run */
+	atomic_store(&log.redo_point, wal_insert_pos(w));
+	for (unsigned t = 0; t < NTHREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	for (unsigned t = 0; t < NTHREADS; t++) {
+		if (ws[t].failed)
+			fail_msg("%s", ws[t].why);
+		for (unsigned i = 0; i < ws[t].n; i++)
+			if (ws[t].it[i].live) {
+				verify(&ws[t], &ws[t].it[i]);
+				live++;
+			}
+		assert_int_equal(ws[t].failed, 0);
+	}
+	assert_int_equal(scan_all(h, ws), live);
+	assert_int_equal(heap_fsm_check(h, &fr), 0);
+	heap_close(h);
+	assert_int_equal(bufmgr_flush_all(pool), 0);
+	bufmgr_destroy(pool);
+	assert_int_equal(wal_close(w), 0);
+	/* the interleaved log replays to the same pages */
+	b = tu_path(root, "replica");
+	assert_int_equal(rt_replay(db, &wo, WAL_SEG_HEADER_SIZE, b, 16, NULL), 0);
+	assert_int_equal(rt_compare_rel(db, b, REL, PS), -1);
+	tu_rmrf(root);
+	free(root), free(db), free(base), free(rp), free(fp), free(b), free(ws);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_concurrent_own_tuples),
+	};
+	return cmocka_run_group_tests_name("heap_conc", tests, NULL, NULL);
+}
