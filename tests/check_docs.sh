@@ -22,10 +22,14 @@ for p in $points; do
 		echo "crash point $p is not listed in any module README"; fail=1
 	fi
 done
-records=$(sed -nE 's/^RECORD\([A-Z]+, *0x[0-9A-Fa-f]+, *([A-Z_]+),.*/\1/p' wal/records.def)
-for r in $records; do
-	grep -q -- "\`$r\`" wal/README.md || { echo "WAL record $r is not in wal/README.md"; fail=1; }
-done
-[ $fail -eq 0 ] && echo "docs agree with the code ($(echo $records | wc -w) WAL records listed)"
+records=$(grep -c '^RECORD(' wal/records.def)
+tools/record_table.sh > /tmp/walden-record-table.$$
+awk '/^## Record types/{on=1; next} /^## /{on=0} on && /^\|/' wal/README.md |
+	diff -u /tmp/walden-record-table.$$ - >/dev/null || {
+	echo "wal/README.md's record table differs from wal/records.def; regenerate it with tools/record_table.sh"
+	fail=1
+}
+rm -f /tmp/walden-record-table.$$
+[ $fail -eq 0 ] && echo "docs agree with the code ($records WAL records listed)"
 [ $fail -eq 0 ] && echo "docs agree with the code ($(echo $points | wc -w) crash points listed)"
 exit $fail

@@ -2,8 +2,9 @@
  * flush.c - writing the WAL buffers to the segment files and making them
  * durable: the write lock, group commit (leader and followers), commit,
  * and the panic state. Entry points: wal_write_to, wal_flush_to,
- * wal_commit, wal_write_upto, wal_flush_upto, wal_flushed_lsn,
- * wal_is_panicked (README.insert.md, protocols P2 and P3).
+ * wal_commit, wal_write_round, wal_write_upto, wal_flush_upto, wal_panic,
+ * wal_flushed_lsn, wal_is_panicked (wal/README.md, protocols P2 and P3,
+ * invariants I4, I5, I8, I10).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -40,10 +41,16 @@ int wal_panic_error(wal *w)
 	return rc;
 }
 
-/* Enters the sticky panic state after a failed fdatasync or WAL write
- * (DESIGN.md section 3; never retried, I8), keeping the first failure's
- * detail, and wakes every waiting committer. Returns WD_EPANIC. */
-static int enter_panic(wal *w, int cause)
+/*
+ * Enters the sticky panic state after a failed fdatasync (of a segment, a
+ * new segment's file or the WAL directory) or a WAL write failing other
+ * than with ENOSPC (DESIGN.md section 3; never retried, I8), keeping the
+ * first failure's detail, and wakes every waiting committer and stalled
+ * inserter. `panicked` is set under flush_mx, where `flushed` is published,
+ * so no flush publishes after it (I8). Any lock but flush_mx and ins_mx may
+ * be held. Returns WD_EPANIC.
+ */
+int wal_panic(wal *w, int cause)
 {
 	pthread_mutex_lock(&w->flush_mx);
 	if (!atomic_load(&w->panicked))
@@ -52,6 +59,7 @@ static int enter_panic(wal *w, int cause)
 	atomic_store(&w->panicked, true);
 	pthread_cond_broadcast(&w->flush_cv);
 	pthread_mutex_unlock(&w->flush_mx);
+	wal_wake_stalled(w);
 	TRACE(TR_WAL, "panic: %s", w->panic_msg);
 	return wal_panic_error(w);
 }
@@ -71,23 +79,36 @@ wd_lsn wal_written_lsn(wal *w)
 	return atomic_load(&w->written);
 }
 
+/* WD_EPANIC if the log is panicked. Checked under the write lock before
+ * every write, fdatasync and publication of `flushed`: a thread that was
+ * already on its way when another one panicked the log must not write,
+ * sync (the failed file's pages may be gone, and a second fdatasync would
+ * "succeed") or acknowledge anything (I8). */
+static int panic_check(wal *w)
+{
+	return atomic_load(&w->panicked) ? wal_panic_error(w) : 0;
+}
+
 /* fdatasync of the segment being written, if it was written since its last
- * sync. Write lock held. A failure panics (I8). */
+ * sync. Write lock held. A failure panics (I8), so a file whose sync failed
+ * is never synced again. */
 static int sync_locked(wal *w)
 {
 	int rc;
 	if (!w->wfile || !w->wdirty)
 		return 0;
+	if ((rc = panic_check(w)) != 0)
+		return rc;
 	storage_crash_point("wal-after-write");
 	if ((rc = storage_sync(w->wfile)) != 0)
-		return enter_panic(w, rc);
+		return wal_panic(w, rc);
 	w->wdirty = false;
 	stat_add(&w->st_fsyncs, 1);
 	return 0;
 }
 
-/* Closes the segment being written (it must be clean). Write lock held or
- * the log closing. */
+/* Closes the segment being written (it must be clean, or the log
+ * panicked). Write lock held or the log closing. */
 void wal_close_file(wal *w)
 {
 	if (w->wfile && storage_close(w->wfile) != 0)
@@ -97,7 +118,8 @@ void wal_close_file(wal *w)
 
 /* Makes segment segno the one being written: a finished segment is synced
  * before it is closed, as PostgreSQL's XLogWrite does, so that a flush
- * only ever has to sync the current file. Write lock held. */
+ * only ever has to sync the current file. A missing segment is prepared
+ * inline (P5; a failed fsync there panics). Write lock held. */
 static int switch_segment(wal *w, uint64_t segno)
 {
 	int rc;
@@ -114,19 +136,22 @@ static int switch_segment(wal *w, uint64_t segno)
 }
 
 /* Writes the buffer bytes of LSNs [from, to), all in one segment, at
- * their file offset (two writes if they wrap the buffer). Write lock held. */
+ * their file offset (two writes if they wrap the buffer). Write lock held.
+ * ENOSPC is a clean error (I10); any other failure panics (I8). */
 static int write_piece(wal *w, wd_lsn from, wd_lsn to)
 {
 	uint64_t off = from & (w->buf_size - 1), len = to - from;
 	uint64_t first = len < w->buf_size - off ? len : w->buf_size - off;
 	uint64_t foff = from % w->seg_size;
 	int rc;
+	if ((rc = panic_check(w)) != 0)
+		return rc;
 	storage_crash_point("wal-before-write");
 	rc = storage_write(w->wfile, w->buf + off, first, foff);
 	if (rc == 0 && len > first)
 		rc = storage_write(w->wfile, w->buf, len - first, foff + first);
 	if (rc != 0)
-		return rc == WD_ENOSPC ? rc : enter_panic(w, rc);
+		return rc == WD_ENOSPC ? rc : wal_panic(w, rc);
 	w->wdirty = true;
 	stat_add(&w->st_writes, len > first ? 2 : 1);
 	stat_add(&w->st_write_bytes, len);
@@ -139,12 +164,13 @@ static int write_piece(wal *w, wd_lsn from, wd_lsn to)
  * `written` advances after each piece, so inserters waiting for buffer
  * room go on as early as possible. Write lock held; every byte below
  * target is copied (the caller waited for inserts). Errors: WD_ENOSPC
- * (nothing lost; the write can be retried), WD_EPANIC.
+ * (nothing lost; the write can be retried; disk_full stays set until a
+ * write succeeds), WD_EPANIC, other errors of inline segment creation.
  */
 static int write_locked(wal *w, wd_lsn target)
 {
 	wd_lsn from = atomic_load(&w->written);
-	int rc;
+	int rc = 0;
 	while (from < target) {
 		uint64_t segno = from / w->seg_size;
 		wd_lsn seg_end = (segno + 1) * w->seg_size, to;
@@ -155,73 +181,135 @@ static int write_locked(wal *w, wd_lsn target)
 		}
 		to = target < seg_end ? target : seg_end;
 		if ((rc = switch_segment(w, segno)) != 0 || (rc = write_piece(w, from, to)) != 0)
-			return rc;
-		atomic_store_explicit(&w->written, to, memory_order_release);
+			break;
+		atomic_store(&w->written, to); /* seq_cst: see wal_wake_stalled */
+		atomic_store_explicit(&w->disk_full, false, memory_order_relaxed);
+		wal_wake_stalled(w);
 		from = to;
 	}
-	return 0;
+	if (rc == WD_ENOSPC)
+		atomic_store_explicit(&w->disk_full, true, memory_order_relaxed);
+	return rc;
 }
 
 /*
- * Writes (no fdatasync) every copied byte below target. target need not be
- * a record boundary (an inserter making buffer room asks for its own
- * progress). Errors: WD_ENOSPC, WD_EPANIC.
+ * One write attempt (P2): waits for the inserts below target, except
+ * behind a stalled one (I10), and writes (no fdatasync) every byte that is
+ * copied. *reached receives how far that is: target, or less behind a
+ * stalled insert. Not under the write lock (I6). Errors: WD_ENOSPC,
+ * WD_EPANIC.
  */
-int wal_write_upto(wal *w, wd_lsn target)
+int wal_write_round(wal *w, wd_lsn target, wd_lsn *reached)
 {
-	int rc = 0;
-	if (atomic_load(&w->panicked))
-		return wal_panic_error(w);
-	if (atomic_load(&w->written) >= target)
-		return 0;
-	wal_wait_for_inserts(w, target); /* never under the write lock (I6) */
+	int rc;
+	*reached = wal_wait_for_inserts(w, target, NULL); /* never under the write lock (I6) */
 	pthread_mutex_lock(&w->write_mx);
-	if (atomic_load(&w->written) < target)
-		rc = write_locked(w, target);
+	if ((rc = panic_check(w)) == 0 && atomic_load(&w->written) < *reached)
+		rc = write_locked(w, *reached);
 	pthread_mutex_unlock(&w->write_mx);
 	return rc;
 }
 
-/* PostgreSQL's commit_delay: wait before flushing if enough other
- * transactions are active to make a bigger group likely. */
+/*
+ * Writes (no fdatasync) every copied byte below target. target need not be
+ * a record boundary. Behind an insert stalled for disk space, writes what
+ * is copied and, if that went through (so the stalled inserter can go on),
+ * tries again; never waits for a blocked insert (I10). Errors: WD_ENOSPC,
+ * WD_EPANIC.
+ */
+int wal_write_upto(wal *w, wd_lsn target)
+{
+	for (;;) {
+		wd_lsn reached;
+		int rc;
+		if (atomic_load(&w->panicked))
+			return wal_panic_error(w);
+		if (atomic_load(&w->written) >= target)
+			return 0;
+		if ((rc = wal_write_round(w, target, &reached)) != 0 || reached >= target)
+			return rc;
+	}
+}
+
+/* PostgreSQL's commit_delay: wait before flushing if at least
+ * commit_siblings other transactions are active, making a bigger group
+ * likely. As PostgreSQL's MinimumActiveBackends(0), commit_siblings 0
+ * means always; otherwise the active-transaction callback must say so. */
 static void commit_delay(wal *w)
 {
 	struct timespec ts;
-	if (w->o.commit_delay_us == 0 || !w->active_fn ||
-	    w->active_fn(w->active_arg) < (int)w->o.commit_siblings)
+	if (w->o.commit_delay_us == 0)
 		return;
+	if (w->o.commit_siblings > 0 &&
+	    (!w->active_fn || w->active_fn(w->active_arg) < (int)w->o.commit_siblings))
+		return;
+	stat_add(&w->st_commit_delays, 1);
 	ts.tv_sec = w->o.commit_delay_us / 1000000;
 	ts.tv_nsec = (long)(w->o.commit_delay_us % 1000000) * 1000;
 	nanosleep(&ts, NULL);
 }
 
 /*
- * The leader's flush (P3 steps 3-6): after the optional commit delay, take
+ * P3 steps 5-6 under the write lock (flush_mx too, to publish): write up to
+ * lim, fdatasync, and if the log is still not panicked, publish boundary
+ * (<= lim, a record boundary whose records are all copied) as `flushed`.
+ * Writes up to lim even when boundary is flushed already: that is what
+ * lets an insert stalled at lim go on (I10). *published: flushed moved.
+ */
+static int flush_locked(wal *w, wd_lsn lim, wd_lsn boundary, bool *published)
+{
+	int rc = 0;
+	*published = false;
+	if ((rc = panic_check(w)) != 0)
+		return rc;
+	if (atomic_load(&w->written) < lim && (rc = write_locked(w, lim)) != 0)
+		return rc;                                  /* step 5 */
+	if (atomic_load(&w->flushed) >= boundary)
+		return 0;
+	if ((rc = sync_locked(w)) != 0)
+		return rc;
+	storage_crash_point("wal-after-flush");
+	pthread_mutex_lock(&w->flush_mx);
+	if (!atomic_load(&w->panicked)) {
+		atomic_store(&w->flushed, boundary);        /* step 6: durable */
+		*published = true;
+	}
+	pthread_mutex_unlock(&w->flush_mx);
+	return *published ? 0 : wal_panic_error(w);
+}
+
+/*
+ * The leader's flush (P3 steps 3-7): after the optional commit delay, take
  * the whole reserved position as the target (so that everyone who inserted
  * meanwhile rides along), wait for those inserts, write, fdatasync,
- * publish. Not under flush_mx.
+ * publish. Behind an insert stalled for disk space (I10), flushes the
+ * records below it; if goal lies beyond, and the write went through (the
+ * stalled insert can go on now), goes round again; a full disk ends it
+ * with WD_ENOSPC. Not under flush_mx.
  */
-static int lead_flush(wal *w, bool delay)
+static int lead_flush(wal *w, wd_lsn goal, bool delay)
 {
 	wd_lsn target;
 	int rc = 0;
 	if (delay)
-		commit_delay(w);                        /* step 3 */
-	target = wal_reserved_end(w);                   /* step 4 */
-	wal_wait_for_inserts(w, target);
-	pthread_mutex_lock(&w->write_mx);
-	if (atomic_load(&w->flushed) < target) {
-		if ((rc = write_locked(w, target)) == 0 && /* step 5 */
-		    (rc = sync_locked(w)) == 0) {
-			storage_crash_point("wal-after-flush");
-			atomic_store(&w->flushed, target); /* step 6: durable */
+		commit_delay(w);                            /* step 3 */
+	target = wal_reserved_end(w);                       /* step 4 */
+	for (;;) {
+		wd_lsn boundary = target, lim;
+		bool published;
+		lim = wal_wait_for_inserts(w, target, &boundary);
+		pthread_mutex_lock(&w->write_mx);
+		rc = flush_locked(w, lim, boundary, &published);
+		pthread_mutex_unlock(&w->write_mx);
+		if (rc != 0)
+			break;
+		if (published) {                            /* step 6 */
+			TRACE(TR_WAL, "flush upto=" LSN_FMT, LSN_ARGS(boundary));
+			if (w->o.on_flush)
+				w->o.on_flush(w->o.on_flush_arg, boundary, wal_now_ns());
 		}
-	}
-	pthread_mutex_unlock(&w->write_mx);
-	if (rc == 0) {
-		TRACE(TR_WAL, "flush upto=" LSN_FMT, LSN_ARGS(target));
-		if (w->o.on_flush)
-			w->o.on_flush(w->o.on_flush_arg, target, wal_now_ns());
+		if (atomic_load(&w->flushed) >= goal || boundary >= target)
+			break;                              /* step 7 */
 	}
 	return rc;
 }
@@ -263,9 +351,9 @@ int wal_flush_upto(wal *w, wd_lsn goal, bool delay)
 	pthread_mutex_unlock(&w->flush_mx);
 	if (!lead)
 		return rc ? wal_panic_error(w) : 0;
-	rc = lead_flush(w, delay);
+	rc = lead_flush(w, goal, delay);
 	pthread_mutex_lock(&w->flush_mx);
-	w->flushing = false;                                 /* step 7 */
+	w->flushing = false;                                 /* step 8 */
 	waiting = w->group;
 	pthread_cond_broadcast(&w->flush_cv);
 	pthread_mutex_unlock(&w->flush_mx);

@@ -1,8 +1,9 @@
 /*
  * insert.c - putting records into the WAL buffers: space reservation, the
- * insertion slots, the copy into the circular buffer, and waiting for
- * in-progress inserts. Entry points: wal_insert, wal_insert_pos,
- * wal_reserved_end, wal_wait_for_inserts (README.insert.md, protocol P1).
+ * insertion slots, the copy into the circular buffer, stalls for disk space,
+ * and waiting for in-progress inserts. Entry points: wal_insert,
+ * wal_insert_pos, wal_reserved_end, wal_wait_for_inserts, wal_wake_stalled
+ * (wal/README.md, protocol P1, invariants I3, I6, I10).
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -29,11 +30,15 @@ void wal_insert_init(wal *w)
 	for (unsigned i = 0; i < WAL_NSLOTS; i++) {
 		pthread_mutex_init(&w->slots[i].lock, NULL);
 		atomic_init(&w->slots[i].inserting_at, WAL_SLOT_FREE);
+		atomic_init(&w->slots[i].rec_start, 0);
+		atomic_init(&w->slots[i].stall_seq, 0);
+		atomic_init(&w->slots[i].stall_written, 0);
 		atomic_init(&w->slots[i].records, 0);
 	}
 	pthread_mutex_init(&w->ins_mx, NULL);
-	pthread_cond_init(&w->ins_cv, NULL);
+	wal_cond_init_monotonic(&w->ins_cv);
 	atomic_init(&w->ins_waiters, 0);
+	atomic_init(&w->stalled_slots, 0);
 }
 
 void wal_insert_destroy(wal *w)
@@ -55,54 +60,106 @@ wd_lsn wal_insert_pos(wal *w)
 	return wal_lsn_from_usable(atomic_load(&w->reserved), w->seg_size);
 }
 
+/* Wakes everyone sleeping on ins_cv (waiters for slot progress, stalled
+ * inserters). */
+static void ins_broadcast(wal *w)
+{
+	pthread_mutex_lock(&w->ins_mx);
+	pthread_cond_broadcast(&w->ins_cv);
+	pthread_mutex_unlock(&w->ins_mx);
+}
+
 /* Publishes a slot's progress and wakes anyone waiting for it. The store is
  * sequentially consistent so that either a waiter that registered sees the
  * new value, or we see the waiter and broadcast (I3). */
 static void slot_advertise(wal *w, struct wal_slot *s, uint64_t at)
 {
 	atomic_store(&s->inserting_at, at);
-	if (atomic_load(&w->ins_waiters) > 0) {
-		pthread_mutex_lock(&w->ins_mx);
-		pthread_cond_broadcast(&w->ins_cv);
-		pthread_mutex_unlock(&w->ins_mx);
-	}
+	if (atomic_load(&w->ins_waiters) > 0)
+		ins_broadcast(w);
 }
 
-/* Waits until slot s has nothing uncopied below upto: spins briefly (the
- * copy is usually a few hundred bytes), then sleeps on ins_cv. */
-static void slot_wait(wal *w, struct wal_slot *s, wd_lsn upto)
+/* Called after `written` moved (flush.c, write lock held): a stalled
+ * inserter may have room now, and its slot is no longer blocked (I10). The
+ * caller's store of `written` is sequentially consistent, as is the
+ * stalled_slots increment of a stalling inserter, so one of the two sees
+ * the other. */
+void wal_wake_stalled(wal *w)
 {
+	if (atomic_load(&w->stalled_slots) > 0)
+		ins_broadcast(w);
+}
+
+/*
+ * Whether slot s is blocked (I10): stalled for disk space with no write
+ * succeeded since. If so, *at and *start receive its advertised progress and
+ * its record's start from one consistent snapshot (the stall_seq seqlock).
+ */
+static bool slot_blocked(wal *w, struct wal_slot *s, wd_lsn *at, wd_lsn *start)
+{
+	uint64_t seq = atomic_load(&s->stall_seq), sw;
+	if (!(seq & 1))
+		return false;
+	*at = atomic_load(&s->inserting_at);
+	*start = atomic_load(&s->rec_start);
+	sw = atomic_load(&s->stall_written);
+	return atomic_load(&s->stall_seq) == seq && sw == atomic_load(&w->written) &&
+	       *at != 0 && *start <= *at;
+}
+
+/*
+ * Waits until slot s has nothing uncopied below upto, or is blocked (I10):
+ * spins briefly (the copy is usually a few hundred bytes), then sleeps on
+ * ins_cv. Returns how far the slot lets a write go: upto, or the blocked
+ * slot's progress (and then lowers *boundary to its record's start).
+ */
+static wd_lsn slot_wait(wal *w, struct wal_slot *s, wd_lsn upto, wd_lsn *boundary)
+{
+	wd_lsn at = upto, start = 0;
+	bool blocked = false;
 	for (int i = 0; i < SPIN_TRIES; i++) {
 		if (atomic_load_explicit(&s->inserting_at, memory_order_acquire) >= upto)
-			return;
+			return upto;
 		cpu_relax();
 	}
 	pthread_mutex_lock(&w->ins_mx);
 	atomic_fetch_add(&w->ins_waiters, 1);
 	while (atomic_load(&s->inserting_at) < upto) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000 * 1000; /* belt and braces */
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		if ((blocked = slot_blocked(w, s, &at, &start)))
+			break;
+		wal_deadline_ms(&ts, 10); /* belt and braces */
 		pthread_cond_timedwait(&w->ins_cv, &w->ins_mx, &ts);
 	}
 	atomic_fetch_sub(&w->ins_waiters, 1);
 	pthread_mutex_unlock(&w->ins_mx);
+	if (!blocked)
+		return upto;
+	if (boundary && start < *boundary)
+		*boundary = start;
+	return at < upto ? at : upto;
 }
 
 /*
  * Returns once every byte below upto that has been reserved is copied into
- * the buffers (PostgreSQL's WaitXLogInsertionsToFinish). The caller must
- * hold no slot whose progress is below upto, and must not hold the write
- * lock (an inserter waiting for buffer space takes it; I6).
+ * the buffers (PostgreSQL's WaitXLogInsertionsToFinish), except behind an
+ * insert stalled for disk space (I10): then returns the lowest such slot's
+ * progress, below which every byte is copied. *boundary (optional; the
+ * caller sets it to upto, a record boundary) is lowered to the start of the
+ * lowest blocked record, so that it stays a record boundary with every
+ * record ending at or below it copied (I5). The caller must hold no slot
+ * whose progress is below upto, and must not hold the write lock (an
+ * inserter waiting for buffer space takes it; I6).
  */
-void wal_wait_for_inserts(wal *w, wd_lsn upto)
+wd_lsn wal_wait_for_inserts(wal *w, wd_lsn upto, wd_lsn *boundary)
 {
-	for (unsigned i = 0; i < WAL_NSLOTS; i++)
-		slot_wait(w, &w->slots[i], upto);
+	wd_lsn limit = upto;
+	for (unsigned i = 0; i < WAL_NSLOTS; i++) {
+		wd_lsn l = slot_wait(w, &w->slots[i], upto, boundary);
+		if (l < limit)
+			limit = l;
+	}
+	return limit;
 }
 
 /* Picks this thread's slot: a per-thread choice spreads inserters over the
@@ -121,38 +178,93 @@ static struct wal_slot *slot_acquire(wal *w)
 	return s;
 }
 
-static void slot_release(wal *w, struct wal_slot *s)
+/* Step 5: frees the slot; counts the record only if it went in (ok). */
+static void slot_release(wal *w, struct wal_slot *s, bool ok)
 {
-	atomic_store_explicit(&s->records, relaxed_get(&s->records) + 1,
-			      memory_order_relaxed);
-	slot_advertise(w, s, WAL_SLOT_FREE); /* step 5 */
+	if (ok)
+		atomic_store_explicit(&s->records, relaxed_get(&s->records) + 1,
+				      memory_order_relaxed);
+	slot_advertise(w, s, WAL_SLOT_FREE);
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Marks slot s stalled for disk space, blocked while `written` stays at
+ * seen (I10), and wakes waiters so that they stop waiting for it. A slot
+ * already stalled gets a new stall_written (the seqlock goes even, then odd
+ * again). */
+static void slot_stall(wal *w, struct wal_slot *s, wd_lsn seen)
+{
+	if (atomic_load(&s->stall_seq) & 1)
+		atomic_fetch_add(&s->stall_seq, 1);
+	else
+		atomic_fetch_add(&w->stalled_slots, 1);
+	atomic_store(&s->stall_written, seen);
+	atomic_fetch_add(&s->stall_seq, 1); /* odd: stalled */
+	ins_broadcast(w);
+}
+
+static void slot_unstall(wal *w, struct wal_slot *s)
+{
+	if (atomic_load(&s->stall_seq) & 1) {
+		atomic_fetch_add(&s->stall_seq, 1);
+		atomic_fetch_sub(&w->stalled_slots, 1);
+	}
+}
+
+/* A stalled inserter's pause: until `written` moves away from seen (a write
+ * went through: there may be space), the log panics, or ms pass. */
+static void stall_pause(wal *w, wd_lsn seen, unsigned ms)
+{
+	struct timespec ts;
+	wal_deadline_ms(&ts, ms);
+	pthread_mutex_lock(&w->ins_mx);
+	if (atomic_load(&w->written) == seen && !atomic_load(&w->panicked))
+		pthread_cond_timedwait(&w->ins_cv, &w->ins_mx, &ts);
+	pthread_mutex_unlock(&w->ins_mx);
+}
+
 /*
- * Makes buffer room for LSNs below end: the bytes that lived there must be
- * written out first (I4). Advertises our progress `at` so that the write
- * does not wait for us, then writes up to it. A full disk (ENOSPC) is
- * retried with a growing pause: our space is reserved and must be filled,
- * or every later record would be lost behind a hole. Returns 0 or
- * WD_EPANIC.
+ * Makes buffer room for LSNs below end (P1 step 4): the bytes that lived
+ * there must be written out first (I4). Advertises our progress `at` so
+ * that the write does not wait for us, then writes up to it. If no write
+ * goes through (the disk is full, or an insert below us is stalled), the
+ * slot stalls (I10): waiters stop at `at` instead of waiting for us, and we
+ * retry after a pause that doubles up to WAL_STALL_PAUSE_MAX_MS, or at once
+ * when someone's write moves `written`. We never give up while the log is
+ * usable: our space is reserved, and a hole would end the log there (R-I2),
+ * losing every later record. Returns 0 or WD_EPANIC.
  */
 static int make_room(wal *w, struct wal_slot *s, wd_lsn at, wd_lsn end)
 {
 	unsigned pause_ms = 1;
+	bool counted = false;
+	int rc = 0, wrc;
 	stat_add(&w->st_buffer_waits, 1);
 	slot_advertise(w, s, at);
-	while (atomic_load_explicit(&w->written, memory_order_acquire) + w->buf_size < end) {
-		int rc = wal_write_upto(w, at);
-		if (rc == WD_EPANIC || atomic_load(&w->panicked))
-			return WD_EPANIC;
-		if (rc != 0) {
-			struct timespec ts = {0, (long)pause_ms * 1000000};
-			nanosleep(&ts, NULL);
-			pause_ms = pause_ms < 100 ? pause_ms * 2 : 100;
+	for (;;) {
+		wd_lsn seen = atomic_load(&w->written), reached;
+		if (seen + w->buf_size >= end)
+			break;
+		wrc = wal_write_round(w, at, &reached);
+		if (wrc == WD_EPANIC || atomic_load(&w->panicked)) {
+			rc = WD_EPANIC;
+			break;
 		}
+		if (atomic_load(&w->written) != seen)
+			continue; /* progress: look again */
+		if (!counted) {
+			stat_add(&w->st_insert_stalls, 1);
+			TRACE(TR_WAL, "insert stalled at " LSN_FMT ": %s", LSN_ARGS(at),
+			      wrc ? wd_strerror(wrc) : "an insert below is stalled");
+			counted = true;
+		}
+		slot_stall(w, s, seen);
+		stall_pause(w, seen, pause_ms);
+		pause_ms = pause_ms * 2 < WAL_STALL_PAUSE_MAX_MS ? pause_ms * 2
+								 : WAL_STALL_PAUSE_MAX_MS;
 	}
-	return 0;
+	slot_unstall(w, s);
+	return rc;
 }
 
 /* Copies len bytes (src NULL: zeroes) to LSN lsn of the circular buffer,
@@ -205,7 +317,26 @@ static int copy_record(wal *w, struct wal_slot *s, uint64_t pos, const uint8_t *
 	return 0;
 }
 
-/* Validates the arguments of wal_insert. */
+/*
+ * While the disk is known to be full (the last WAL write failed with
+ * ENOSPC), an insert that would need buffer room fails before it reserves
+ * anything (I10): it first tries to write out what is copied, and returns
+ * that write's WD_ENOSPC. Called holding no slot (I6).
+ */
+static int room_check(wal *w, uint32_t alen)
+{
+	uint64_t pos = atomic_load(&w->reserved);
+	wd_lsn reached;
+	int rc;
+	if (atomic_load(&w->written) + w->buf_size >= wal_end_lsn(pos + alen, w->seg_size))
+		return 0;
+	rc = wal_write_round(w, wal_end_lsn(pos, w->seg_size), &reached);
+	if (rc == WD_ENOSPC)
+		return err_set(WD_ENOSPC, "wal_insert: no space for WAL (%s)", wd_last_error());
+	return rc;
+}
+
+/* Validates the arguments of wal_insert and checks for a full disk. */
 static int insert_check(wal *w, const uint8_t *rec, uint32_t len)
 {
 	if (atomic_load_explicit(&w->panicked, memory_order_relaxed))
@@ -215,6 +346,8 @@ static int insert_check(wal *w, const uint8_t *rec, uint32_t len)
 	if (get_le32(rec + WRH_TOT_LEN) != len)
 		return err_set(WD_EINVAL, "wal_insert: record tot_len %u but %u bytes given",
 			       get_le32(rec + WRH_TOT_LEN), len);
+	if (atomic_load_explicit(&w->disk_full, memory_order_relaxed))
+		return room_check(w, wal_align(len));
 	return 0;
 }
 
@@ -237,9 +370,11 @@ int wal_insert(wal *w, uint8_t *rec, uint32_t len, wd_lsn *lsn)
 	pos = atomic_fetch_add(&w->reserved, alen);         /* step 2 */
 	start = wal_lsn_from_usable(pos, w->seg_size);
 	end = wal_end_lsn(pos + alen, w->seg_size);
+	atomic_store_explicit(&s->rec_start, wal_end_lsn(pos, w->seg_size),
+			      memory_order_relaxed); /* read after a stall (I10) */
 	walrec_stamp(rec, len, start);                      /* step 3 */
 	rc = copy_record(w, s, pos, rec, len, alen);        /* step 4 */
-	slot_release(w, s);                                 /* step 5 */
+	slot_release(w, s, rc == 0);                        /* step 5 */
 	if (rc != 0)
 		return rc == WD_EPANIC ? wal_panic_error(w) : rc;
 	TRACE(TR_WAL, "insert lsn=" LSN_FMT " len=%u rmgr=%u type=%u", LSN_ARGS(start), len,

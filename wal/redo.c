@@ -85,6 +85,8 @@ void redo_release(redo_ctx *ctx, bm_buf *buf)
 
 bool wal_log_needs_image(const wal_log_ctx *c, const uint8_t *page)
 {
+	/* a page last changed by the record AT the redo point is rebuilt by
+	 * replaying that record: only older pages need an image */
 	return c->full_page_writes &&
-	       page_lsn(page) <= atomic_load_explicit(&c->redo_point, memory_order_acquire);
+	       page_lsn(page) < atomic_load_explicit(&c->redo_point, memory_order_acquire);
 }

@@ -88,8 +88,12 @@ typedef struct wal_log_ctx {
 
 /*
  * true if a change to page must carry a full-page image: full_page_writes is
- * on and the page was last changed at or before the redo point (its first
+ * on and the page was last changed before the redo point (this is its first
  * change since the checkpoint), so a torn write of it can be repaired.
+ * Known gap until checkpoints exist: a checkpoint that moves the redo point
+ * between this decision and wal_insert would leave the record without an
+ * image; PostgreSQL rechecks inside the insert and retries with one, and
+ * so must wal_insert once checkpoints move the redo point.
  * A page that redo rebuilds from nothing (WAL_BLK_WILL_INIT) needs none.
  * Precondition: the caller holds the page's exclusive latch.
  */

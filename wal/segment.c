@@ -2,9 +2,11 @@
  * segment.c - the life of WAL segment files: created (header, then zero
  * fill or fallocate, synced, renamed into place, directory synced) ahead of
  * use, opened for writing, the tail cleaned when the log is opened,
- * recycled or removed once a checkpoint no longer needs them. Entry
- * points: wal_seg_prepare_through, wal_seg_open_for_write, wal_seg_start,
- * wal_seg_create_dir, wal_remove_segments_before (README.insert.md, P5).
+ * recycled or removed once a checkpoint no longer needs them. A failed
+ * fsync of any of these files or of the WAL directory panics the log (I8).
+ * Entry points: wal_seg_prepare_through, wal_seg_prepare_next,
+ * wal_seg_open_for_write, wal_seg_start, wal_seg_create_dir,
+ * wal_remove_segments_before (wal/README.md, P5 and P6).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -35,6 +37,22 @@ static void seg_header(wal *w, uint64_t segno, uint8_t out[WAL_SEG_HEADER_SIZE])
 	wal_seg_header_encode(&h, out);
 }
 
+/* fdatasync of a segment file; a failure panics the log: the kernel may
+ * have dropped the pages, and a second fsync would "succeed" (I8). */
+static int seg_sync(wal *w, st_file *f)
+{
+	int rc = storage_sync(f);
+	return rc ? wal_panic(w, rc) : 0;
+}
+
+/* fsync of DIR/wal; a failure panics the log, as seg_sync: a lost
+ * directory entry of a segment would lose every record in it (I8). */
+static int seg_sync_dir(wal *w)
+{
+	int rc = storage_sync_dir(w->waldir);
+	return rc ? wal_panic(w, rc) : 0;
+}
+
 /* Writes zeroes over [from, to) of f. */
 static int write_zeroes(st_file *f, uint64_t from, uint64_t to)
 {
@@ -60,7 +78,7 @@ static int seg_fill(wal *w, st_file *f, uint64_t segno)
 		rc = write_zeroes(f, WAL_SEG_HEADER_SIZE, w->seg_size);
 	else
 		rc = storage_allocate(f, 0, w->seg_size);
-	return rc ? rc : storage_sync(f);
+	return rc ? rc : seg_sync(w, f);
 }
 
 /*
@@ -85,7 +103,7 @@ static int seg_create(wal *w, uint64_t segno)
 	if (rc != 0 || (rc = storage_rename(tmp, path)) != 0)   /* step 2 */
 		goto out;
 	storage_crash_point("wal-segment-before-dir-sync");
-	rc = storage_sync_dir(w->waldir);                        /* step 3 */
+	rc = seg_sync_dir(w);                                    /* step 3 */
 out:
 	if (f && storage_close(f) != 0)
 		TRACE(TR_WAL, "close of %s failed", tmp);
@@ -96,22 +114,53 @@ out:
 	return rc;
 }
 
+/* Creates the segment after prepared_upto if that is below segno. seg_mx
+ * held. Returns 1 if it created one, 0 if none was needed, or an error
+ * (WD_EPANIC if an fsync failed or the log was panicked already). */
+static int prepare_one(wal *w, uint64_t segno, bool inline_)
+{
+	uint64_t next = atomic_load(&w->prepared_upto) + 1;
+	int rc;
+	if (next > segno)
+		return 0;
+	if (atomic_load(&w->panicked))
+		return wal_panic_error(w);
+	if ((rc = seg_create(w, next)) != 0)
+		return rc;
+	atomic_store(&w->prepared_upto, next);
+	if (inline_)
+		stat_add(&w->st_segs_inline, 1);
+	return 1;
+}
+
 /* Prepares every segment up to segno that is not prepared yet. inline_:
  * the caller is writing WAL and found its segment missing (counted). */
 int wal_seg_prepare_through(wal *w, uint64_t segno, bool inline_)
 {
-	int rc = 0;
+	int rc;
 	pthread_mutex_lock(&w->seg_mx);
-	while (rc == 0 && atomic_load(&w->prepared_upto) < segno) {
-		uint64_t next = atomic_load(&w->prepared_upto) + 1;
-		if ((rc = seg_create(w, next)) == 0) {
-			atomic_store(&w->prepared_upto, next);
-			if (inline_)
-				stat_add(&w->st_segs_inline, 1);
-		}
-	}
+	while ((rc = prepare_one(w, segno, inline_)) == 1)
+		;
 	pthread_mutex_unlock(&w->seg_mx);
 	return rc;
+}
+
+/* The WAL writer's preparation ahead (P5): at most one segment towards
+ * need per call, so that a cycle's flush is never held up by more. A
+ * failure is traced and remembered (prepare_error) and the next cycle
+ * retries; a failed fsync has panicked the log. Returns true if a segment
+ * was created. */
+bool wal_seg_prepare_next(wal *w, uint64_t need)
+{
+	int rc;
+	pthread_mutex_lock(&w->seg_mx);
+	rc = prepare_one(w, need, false);
+	pthread_mutex_unlock(&w->seg_mx);
+	if (rc < 0)
+		TRACE(TR_WAL, "writer: preparing a segment towards %llu failed: %s",
+		      (unsigned long long)need, wd_strerror(rc));
+	w->prepare_error = rc < 0 ? rc : 0;
+	return rc == 1;
 }
 
 /* Opens segment segno for writing, preparing it first if the writer has not
@@ -225,7 +274,7 @@ static int clean_tail(wal *w, uint64_t k, uint64_t off)
 	    (rc = storage_open(path, 0, &f)) != 0)
 		return rc;
 	if ((rc = write_zeroes(f, off, w->seg_size)) == 0)
-		rc = storage_sync(f);
+		rc = seg_sync(w, f);
 	rc2 = storage_close(f);
 	return rc ? rc : rc2;
 }
@@ -250,7 +299,7 @@ static int remove_later(wal *w, uint64_t k)
 			stat_add(&w->st_segs_removed, 1);
 	}
 	free(segs);
-	return rc ? rc : storage_sync_dir(w->waldir);
+	return rc ? rc : seg_sync_dir(w);
 }
 
 /*
@@ -297,11 +346,11 @@ static int seg_recycle(wal *w, uint64_t from, uint64_t to)
 	    (rc = storage_rename(src, dst)) != 0)
 		return rc;
 	storage_crash_point("wal-recycle-before-dir-sync");
-	if ((rc = storage_sync_dir(w->waldir)) != 0 || (rc = storage_open(dst, 0, &f)) != 0)
+	if ((rc = seg_sync_dir(w)) != 0 || (rc = storage_open(dst, 0, &f)) != 0)
 		return rc;
 	seg_header(w, to, hdr);
 	if ((rc = storage_write(f, hdr, sizeof hdr, 0)) == 0)
-		rc = storage_sync(f);
+		rc = seg_sync(w, f);
 	rc2 = storage_close(f);
 	TRACE(TR_WAL, "segment %llu recycled as %llu", (unsigned long long)from,
 	      (unsigned long long)to);
@@ -318,7 +367,7 @@ static int seg_remove(wal *w, uint64_t segno)
 		return rc;
 	storage_crash_point("wal-remove-before-dir-sync");
 	TRACE(TR_WAL, "segment %llu removed", (unsigned long long)segno);
-	return storage_sync_dir(w->waldir);
+	return seg_sync_dir(w);
 }
 
 /* Recycles old segment segno if fewer than recycle_max future segments

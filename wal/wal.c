@@ -1,7 +1,8 @@
 /*
  * wal.c - the WAL's life cycle: options, wal_create, wal_open, wal_close,
  * statistics. Entry points: wal_opts_default, wal_opts_from, wal_create,
- * wal_open, wal_close, wal_set_active_fn, wal_stats.
+ * wal_open, wal_find_end, wal_close, wal_set_active_fn, wal_stats
+ * (wal/README.md, "Opening").
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -26,6 +27,8 @@ void wal_opts_default(wal_opts *o)
 		.recycle_max = 8,
 		.prepare_ahead = 1,
 		.page_size = 8192,
+		.writer_hibernate_loops = WAL_LOOPS_UNTIL_HIBERNATE,
+		.writer_hibernate_factor = WAL_HIBERNATE_FACTOR,
 	};
 }
 
@@ -60,6 +63,11 @@ static int opts_check(const wal_opts *o)
 	if (o->commit_delay_us > 100000 || o->commit_siblings > 1000)
 		return err_set(WD_EINVAL, "commit_delay_us %u (max 100000) or commit_siblings "
 			       "%u (max 1000) out of range", o->commit_delay_us, o->commit_siblings);
+	if (o->writer_hibernate_loops < 1 || o->writer_hibernate_loops > 1000 ||
+	    o->writer_hibernate_factor < 1 || o->writer_hibernate_factor > 100000)
+		return err_set(WD_EINVAL, "WAL writer hibernation after %u loops (1..1000), "
+			       "factor %u (1..100000): out of range", o->writer_hibernate_loops,
+			       o->writer_hibernate_factor);
 	if (o->prepare_ahead < 1 || o->prepare_ahead > 64)
 		return err_set(WD_EINVAL, "WAL prepare_ahead %u: not in [1, 64]", o->prepare_ahead);
 	if (o->page_size < 4096 || o->page_size > 65536 || (o->page_size & (o->page_size - 1)))
@@ -208,6 +216,8 @@ void wal_stats(wal *w, wal_counters *s)
 		s->records += relaxed_get(&w->slots[i].records);
 	s->bytes = atomic_load(&w->reserved) - w->start_reserved;
 	s->buffer_waits = relaxed_get(&w->st_buffer_waits);
+	s->insert_stalls = relaxed_get(&w->st_insert_stalls);
+	s->commit_delays = relaxed_get(&w->st_commit_delays);
 	s->writes = relaxed_get(&w->st_writes);
 	s->write_bytes = relaxed_get(&w->st_write_bytes);
 	s->fsyncs = relaxed_get(&w->st_fsyncs);

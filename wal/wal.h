@@ -1,7 +1,7 @@
 /*
  * wal.h - the write-ahead log's insertion and flush side: the one header
  * other modules include to append records, make them durable and commit.
- * Protocols and invariants: wal/README.insert.md (merged into wal/README.md).
+ * Protocols and invariants: wal/README.md ("Invariants", "Protocols").
  *
  *   wal *w;
  *   wal_opts o;
@@ -52,13 +52,19 @@ typedef struct wal_opts {
 	uint32_t page_size;         /* the database's, for segment headers */
 	uint8_t db_id[16];          /* the database's (control file) */
 	bool no_writer_thread;      /* tests: no WAL writer; drive it with
-				     * wal_writer_step */
+				     * wal_writer_step / wal_writer_cycle */
+	uint32_t writer_hibernate_loops;  /* idle cycles before the writer
+				     * hibernates (1..1000; PostgreSQL: 50) */
+	uint32_t writer_hibernate_factor; /* a hibernation sleep is this many
+				     * writer_delay_ms (1..100000; PostgreSQL:
+				     * 25); tests set both */
 	wal_flush_observer on_flush; /* may be NULL */
 	void *on_flush_arg;
 } wal_opts;
 
 /* Defaults: 16 MiB segments and buffers, 200 ms, 1 MiB, no commit delay,
- * 5 siblings, zero-fill, recycle, page 8192, an all-zero database id. */
+ * 5 siblings, zero-fill, recycle, page 8192, hibernation after 50 idle
+ * cycles for 25 x writer_delay_ms, an all-zero database id. */
 void wal_opts_default(wal_opts *o);
 
 /* The WAL settings of a database's options plus its identity. */
@@ -105,21 +111,33 @@ int wal_close(wal *w);
  * wal_align(len) bytes, stamps the record with its LSN and CRC
  * (walrec_stamp, which writes into rec) and copies it into the WAL buffers,
  * in parallel with other inserters. *lsn receives the record's LSN.
+ * Disk full (README I10): while WAL writes fail with ENOSPC, an insert that
+ * needs buffer room the disk cannot give fails with WD_ENOSPC before it
+ * reserves anything. One that has already reserved its space (it raced
+ * with the disk filling up, or its record is larger than the buffers) waits
+ * until space returns, retrying its write with pauses of up to 100 ms: it
+ * cannot give the space back without leaving a hole that would end the log.
  * Errors: WD_EINVAL (len < header size or above WAL_MAX_RECORD_SIZE, or
- * rec's tot_len differs from len), WD_EPANIC.
+ * rec's tot_len differs from len), WD_ENOSPC (nothing inserted),
+ * WD_EPANIC.
  */
 int wal_insert(wal *w, uint8_t *rec, uint32_t len, wd_lsn *lsn) WD_MUST_CHECK;
 
 /* Writes (to the OS, no fdatasync) every record starting at or before lsn.
- * Errors: WD_EPANIC, WD_ENOSPC / WD_EIO (write failed; ENOSPC leaves the
- * log usable, EIO panics it). */
+ * Errors: WD_ENOSPC (the disk is full: nothing lost, the log stays usable
+ * and a later call retries), WD_EPANIC (a write failed otherwise, or an
+ * fdatasync failed, now or before). */
 int wal_write_to(wal *w, wd_lsn lsn) WD_MUST_CHECK;
 
 /*
  * Makes every record starting at or before lsn durable (group commit: one
  * caller leads and fdatasyncs for all waiting ones, after commit_delay when
- * commit_siblings transactions are active). Errors: as wal_write_to; a
- * failed fdatasync panics the log (every later call: WD_EPANIC).
+ * at least commit_siblings other transactions are active; with
+ * commit_siblings 0, always, as PostgreSQL). Never waits for an insert that
+ * is stalled for disk space (README I10): with a full disk it returns
+ * WD_ENOSPC. Errors: as wal_write_to; a failed fdatasync panics the log
+ * (this and every later call: WD_EPANIC, and nothing more is ever
+ * acknowledged, I8).
  */
 int wal_flush_to(wal *w, wd_lsn lsn) WD_MUST_CHECK;
 
@@ -127,7 +145,9 @@ int wal_flush_to(wal *w, wd_lsn lsn) WD_MUST_CHECK;
  * The commit of the transaction whose COMMIT record is at commit_lsn.
  * synchronous: returns once it is durable (wal_flush_to). Otherwise returns
  * at once; the WAL writer makes it durable within 3 x writer_delay_ms (it is
- * woken as PostgreSQL's XLogSetAsyncXactLSN does). Errors: wal_flush_to's.
+ * woken as PostgreSQL's XLogSetAsyncXactLSN does; the bound assumes a disk
+ * with space and preparing one segment taking less than a writer_delay).
+ * Errors: wal_flush_to's.
  */
 int wal_commit(wal *w, wd_lsn commit_lsn, bool synchronous) WD_MUST_CHECK;
 
@@ -157,18 +177,38 @@ int wal_remove_segments_before(wal *w, wd_lsn lsn) WD_MUST_CHECK;
 int wal_bufmgr_hook(void *w, wd_lsn upto);
 
 /*
- * One cycle of the WAL writer (PostgreSQL's XLogBackgroundFlush) at time
- * now_ns; *did_work says whether there was WAL to write. The writer thread
- * calls it; tests that set no_writer_thread call it with a fake clock.
+ * The WAL writer's flush rule (PostgreSQL's XLogBackgroundFlush, README P4
+ * steps 2-4) at time now_ns; *did_work says whether there was WAL to write.
+ * Errors: those of wal_write_to / wal_flush_to (WD_ENOSPC, WD_EPANIC).
  */
 int wal_writer_step(wal *w, uint64_t now_ns, bool *did_work) WD_MUST_CHECK;
 
-/* Counters since open (README.insert.md, "Statistics"). */
+/*
+ * One whole cycle of the writer thread's loop (README P4 steps 2-5):
+ * wal_writer_step first, then at most one segment prepared ahead (P5), so
+ * preparing never delays a flush by more than one segment. *did_work: WAL
+ * was written or a segment prepared. The writer thread calls it; tests that
+ * set no_writer_thread call it (and wal_writer_step) with a fake clock.
+ * Errors: wal_writer_step's (a preparation failure is remembered and
+ * retried next cycle, except a failed fsync, which panics the log).
+ */
+int wal_writer_cycle(wal *w, uint64_t now_ns, bool *did_work) WD_MUST_CHECK;
+
+/*
+ * Tests: true while the writer thread waits in a hibernation sleep with no
+ * wake-up pending, i.e. only a wake-up (wal_commit's, an insert's) or the
+ * end of that sleep will make it run again. false without a writer thread.
+ */
+bool wal_writer_hibernating(wal *w);
+
+/* Counters since open (README.md, "Statistics"). */
 typedef struct wal_counters {
 	uint64_t records, bytes;     /* inserted (bytes: aligned sizes) */
 	uint64_t buffer_waits;       /* inserts that waited for buffer space */
+	uint64_t insert_stalls;      /* ... that stalled: the disk was full */
 	uint64_t writes, write_bytes; /* storage_write calls and bytes */
 	uint64_t fsyncs;             /* fdatasyncs of segments */
+	uint64_t commit_delays;      /* leaders that slept commit_delay */
 	uint64_t flush_requests;     /* wal_flush_to calls that had to wait */
 	uint64_t leader_flushes;     /* flushes done by a committer as leader */
 	uint64_t followers;          /* requests served by another's flush */

@@ -1,7 +1,7 @@
 /*
  * wal_internal.h - the WAL's shared state, for the files of wal/ only
- * (insert.c, flush.c, writer.c, segment.c, wal.c). Map and invariants:
- * wal/README.insert.md.
+ * (insert.c, flush.c, writer.c, segment.c, wal.c). Map, invariants and
+ * protocols: wal/README.md ("Invariants", "Protocols").
  */
 #ifndef WALDEN_WAL_INTERNAL_H
 #define WALDEN_WAL_INTERNAL_H
@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "storage/storage.h"
 #include "wal/format.h"
@@ -19,8 +20,9 @@
 #define WAL_SLOT_FREE UINT64_MAX    /* inserting_at of an unused slot */
 #define WAL_BLCKSZ 8192u            /* PostgreSQL's XLOG_BLCKSZ, for the
 				     * async-commit wake-up rule only */
-#define WAL_LOOPS_UNTIL_HIBERNATE 50u
-#define WAL_HIBERNATE_FACTOR 25u
+#define WAL_LOOPS_UNTIL_HIBERNATE 50u /* default writer_hibernate_loops */
+#define WAL_HIBERNATE_FACTOR 25u      /* default writer_hibernate_factor */
+#define WAL_STALL_PAUSE_MAX_MS 100u   /* a stalled inserter's longest retry pause */
 #define WAL_MIN_BUFFERS (64u * 1024)
 #define WAL_TMP_SEG "segment.tmp"
 
@@ -30,11 +32,24 @@
  * advertises in inserting_at how far it got (I3): 0 = "reserved, nothing
  * promised yet", an LSN p = "no byte of mine below p is still uncopied",
  * WAL_SLOT_FREE = idle. Padded to its own cache line.
+ *
+ * Stalls (I10): an inserter that needs buffer room while the disk is full
+ * cannot give its reserved space back, so it waits, "stalled", for space.
+ * stall_seq is odd while it is stalled; rec_start (its record's start,
+ * end-LSN form), inserting_at and stall_written (`written` when the stall
+ * began) do not change while it is odd, so a reader that sees the same odd
+ * stall_seq before and after reading them has one consistent snapshot
+ * (a seqlock). The slot is *blocked* while it is stalled and `written` is
+ * still stall_written: no write has succeeded since, so it cannot go on,
+ * and waiters stop at its inserting_at instead of waiting for it.
  */
 struct wal_slot {
 	pthread_mutex_t lock;
 	_Atomic uint64_t inserting_at;
-	_Atomic uint64_t records; /* inserted through this slot (stats) */
+	_Atomic uint64_t rec_start;     /* end-LSN form; valid while inserting */
+	_Atomic uint64_t stall_seq;     /* odd: stalled for disk space */
+	_Atomic uint64_t stall_written; /* `written` when the stall began */
+	_Atomic uint64_t records;       /* inserted through this slot (stats) */
 } __attribute__((aligned(64)));
 
 struct wal {
@@ -48,13 +63,15 @@ struct wal {
 	_Atomic uint64_t reserved __attribute__((aligned(64))); /* usable bytes */
 	struct wal_slot slots[WAL_NSLOTS];
 	pthread_mutex_t ins_mx;        /* waiters for inserting_at progress */
-	pthread_cond_t ins_cv;
+	pthread_cond_t ins_cv;         /* also: `written` moved, for stalls */
 	_Atomic int ins_waiters;
+	_Atomic int stalled_slots;     /* slots stalled for disk space (I10) */
 
 	/* ---- writing and flushing (flush.c) ---- */
 	_Atomic uint64_t written __attribute__((aligned(64))); /* end-LSN form */
 	_Atomic uint64_t flushed;      /* a record boundary (I5) */
-	_Atomic bool panicked;
+	_Atomic bool panicked;         /* set under flush_mx, never cleared */
+	_Atomic bool disk_full;        /* the last WAL write failed: ENOSPC */
 	pthread_mutex_t write_mx;      /* the write lock: files, `written` */
 	st_file *wfile;                /* segment being written, or NULL */
 	uint64_t wsegno;
@@ -62,6 +79,9 @@ struct wal {
 	pthread_mutex_t flush_mx;      /* group commit */
 	pthread_cond_t flush_cv;
 	bool flushing;                 /* a leader is flushing */
+	/* `flushed` is stored only under write_mx and flush_mx, after checking
+	 * `panicked` (I8). Lock order: write_mx, seg_mx, then flush_mx or
+	 * ins_mx (both leaves). */
 	uint64_t group;                /* requests waiting on this flush */
 	char panic_msg[256];
 	int (*active_fn)(void *);
@@ -77,6 +97,8 @@ struct wal {
 	pthread_mutex_t writer_mx;
 	pthread_cond_t writer_cv;
 	bool writer_stop;
+	bool writer_in_sleep;          /* in writer_sleep's wait (writer_mx) */
+	bool writer_in_hibernation;    /* ... a hibernation sleep (writer_mx) */
 	_Atomic bool writer_wake;      /* a wake-up is pending */
 	_Atomic bool writer_sleeping;  /* hibernating (PostgreSQL's flag) */
 	_Atomic uint64_t async_lsn;    /* latest async commit's target */
@@ -84,7 +106,8 @@ struct wal {
 	int prepare_error;             /* last failure preparing ahead */
 
 	/* ---- statistics ---- */
-	_Atomic uint64_t st_buffer_waits, st_writes, st_write_bytes, st_fsyncs;
+	_Atomic uint64_t st_buffer_waits, st_insert_stalls, st_writes, st_write_bytes,
+		st_fsyncs, st_commit_delays;
 	_Atomic uint64_t st_flush_requests, st_leader_flushes, st_followers,
 		st_max_group;
 	_Atomic uint64_t st_async_commits, st_async_wakeups;
@@ -129,16 +152,25 @@ static inline void stat_max(_Atomic uint64_t *a, uint64_t v)
 
 uint64_t wal_now_ns(void);
 
+/* Initialises cv to time out on CLOCK_MONOTONIC, and fills *ts with the
+ * CLOCK_MONOTONIC time ms milliseconds from now, for pthread_cond_timedwait
+ * on such a condition variable (a wall-clock jump never stretches a wait). */
+void wal_cond_init_monotonic(pthread_cond_t *cv);
+void wal_deadline_ms(struct timespec *ts, uint64_t ms);
+
 /* insert.c */
 void wal_insert_init(wal *w);
 void wal_insert_destroy(wal *w);
 wd_lsn wal_reserved_end(wal *w);
-void wal_wait_for_inserts(wal *w, wd_lsn upto);
+wd_lsn wal_wait_for_inserts(wal *w, wd_lsn upto, wd_lsn *boundary);
+void wal_wake_stalled(wal *w);
 
 /* flush.c */
 void wal_flush_init(wal *w);
 void wal_flush_destroy(wal *w);
 int wal_panic_error(wal *w);
+int wal_panic(wal *w, int cause);
+int wal_write_round(wal *w, wd_lsn target, wd_lsn *reached) WD_MUST_CHECK;
 int wal_write_upto(wal *w, wd_lsn target) WD_MUST_CHECK;
 int wal_flush_upto(wal *w, wd_lsn goal, bool leader_delay) WD_MUST_CHECK;
 void wal_close_file(wal *w);
@@ -149,6 +181,7 @@ int wal_seg_prepare_through(wal *w, uint64_t segno, bool inline_) WD_MUST_CHECK;
 int wal_seg_open_for_write(wal *w, uint64_t segno, st_file **out) WD_MUST_CHECK;
 int wal_seg_start(wal *w, wd_lsn start_lsn) WD_MUST_CHECK;
 int wal_seg_create_dir(const char *dbdir, const char *waldir) WD_MUST_CHECK;
+bool wal_seg_prepare_next(wal *w, uint64_t need);
 
 /* writer.c */
 int wal_writer_start(wal *w) WD_MUST_CHECK;

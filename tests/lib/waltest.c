@@ -105,6 +105,17 @@ uint64_t tw_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+bool tw_wait_for(bool (*cond)(void *arg), void *arg, unsigned timeout_s)
+{
+	uint64_t deadline = tw_now_ns() + (uint64_t)timeout_s * 1000000000u;
+	while (!cond(arg)) {
+		if (tw_now_ns() >= deadline)
+			return cond(arg);
+		usleep(1000);
+	}
+	return true;
+}
+
 int tw_spawn(void (*fn)(void *arg), void *arg)
 {
 	pid_t pid;

@@ -1,8 +1,8 @@
 /*
  * waltest.h - helpers for the WAL insertion/flush suites (test_wal_insert,
  * test_wal_conc, test_wal_crash): small-segment options, records whose
- * payload names their writer and number, and a read-back of the whole log
- * through the reader.
+ * payload names their writer and number, a read-back of the whole log
+ * through the reader, and polling for another thread's state.
  */
 #ifndef WALDEN_WALTEST_H
 #define WALDEN_WALTEST_H
@@ -46,6 +46,14 @@ int tw_read_all(const char *dbdir, const wal_opts *o, wd_lsn from, tw_rec **out,
 
 /* CLOCK_MONOTONIC in ns (the same clock in parent and child). */
 uint64_t tw_now_ns(void);
+
+/*
+ * Polls cond(arg) every millisecond until it is true or timeout_s seconds
+ * pass; returns its last value. For waiting on a state another thread
+ * reaches: tests use generous timeouts (>= 10 s) so that only a real hang,
+ * never a slow machine, fails them.
+ */
+bool tw_wait_for(bool (*cond)(void *arg), void *arg, unsigned timeout_s);
 
 /* Forks a child running fn(arg) (which must _exit); returns its pid. */
 int tw_spawn(void (*fn)(void *arg), void *arg);
