@@ -2,10 +2,10 @@
  * walden.h - the public C interface of walden, a transactional page store.
  *
  * This is the only header a program using walden includes. It grows with the
- * engine: today it holds the error codes, version, tracing and the options
- * that fix a database's physical layout. The transaction API of the design
- * (wd_open, wd_begin, wd_put, ...) arrives with the access-method and
- * transaction modules; nothing is declared here before it works.
+ * engine: the error codes, version, tracing, options, and the table API
+ * (wd_open, wd_begin, wd_put, ...). Savepoints, rollback and checkpoints
+ * arrive with the transaction and recovery modules; nothing is declared here
+ * before it works.
  *
  * Conventions (as in lmdb.h):
  *  - Every fallible call returns int: 0 on success, a negative WD_E* code on
@@ -124,9 +124,108 @@ typedef struct wd_options {
 	int full_page_writes;
 	/* zlib-compress full-page images (default 0). */
 	int wal_compression;
+
+	/* ---- tables ---- */
+	/* Longest value wd_put accepts, in bytes (longer: WD_ETOOBIG); values
+	 * longer than a page go to overflow pages. 1 to 2^40. A setting of
+	 * the open, not of the database. Default 64 MiB. */
+	uint64_t max_value_bytes;
 } wd_options;
 
 void wd_options_default(wd_options *o);
+
+/* ---- databases, transactions, tables ----------------------------------
+ *
+ * A database is a directory. One process at a time owns it (wd_open takes
+ * an exclusive lock; another process gets WD_EBUSY naming the holder);
+ * the threads of that process share one wd_db.
+ *
+ * Isolation, until the transactions module lands: a transaction's changes
+ * are visible to other transactions as soon as each call returns, not at
+ * commit, and wd_abort returns WD_ENOTSUP (the changes stay). wd_commit
+ * makes them durable (synchronous_commit) and ends the transaction. Two
+ * threads must not use one transaction at once.
+ */
+typedef struct wd_db wd_db;         /* an open database directory */
+typedef struct wd_txn wd_txn;       /* one transaction, one thread at a time */
+typedef struct wd_table wd_table;   /* a named table: heap + B+tree on the key */
+typedef struct wd_cursor wd_cursor; /* ordered iteration over a table */
+
+#define WD_CREATE 0x1u /* wd_table_open: create the table if absent */
+
+/*
+ * Opens the database in dir, creating it (and dir) if absent with the page
+ * size and WAL segment size of o (NULL: defaults); an existing database
+ * keeps its own. Errors: WD_EBUSY (another process has it open),
+ * WD_ECORRUPT / WD_EVERSION / WD_EFOREIGN (damaged or foreign files),
+ * WD_EINVAL (bad options), I/O errors. The detail names the file.
+ */
+int wd_open(const char *dir, const wd_options *o, wd_db **db);
+
+/*
+ * Writes every dirty page, makes everything durable, marks the database
+ * shut down cleanly and frees db. Fails with WD_ESTATE (db is left open)
+ * while transactions are still open. NULL is ignored.
+ */
+int wd_close(wd_db *db);
+
+/* Starts a transaction (a 64-bit id, never reused). */
+int wd_begin(wd_db *db, wd_txn **txn);
+
+/* Commits: returns once durable when synchronous_commit is on. Frees txn
+ * (also on failure). */
+int wd_commit(wd_txn *txn);
+
+/* Rolls back. Not yet supported: for a transaction that changed anything
+ * it returns WD_ENOTSUP and the changes stay; one that changed nothing
+ * ends normally (0). Frees txn either way. */
+int wd_abort(wd_txn *txn);
+
+/*
+ * Opens the table called name (1..255 bytes), creating it with WD_CREATE.
+ * The handle belongs to the database: valid until wd_close or the table is
+ * dropped, usable by any transaction. Errors: WD_NOTFOUND (absent, no
+ * WD_CREATE), WD_EINVAL (bad name).
+ */
+int wd_table_open(wd_txn *txn, const char *name, unsigned flags, wd_table **t);
+
+/* Drops the table and frees its pages; its handles become invalid (no
+ * other thread may be using them). The drop is durable when this returns.
+ * WD_NOTFOUND if there is no such table. */
+int wd_table_drop(wd_txn *txn, const char *name);
+
+/*
+ * Inserts or overwrites key k (1..page_size/8 bytes) with value v (0 bytes
+ * up to the configured maximum, 64 MiB by default). Keys order as unsigned
+ * bytes (memcmp, then shorter first). Errors: WD_ETOOBIG, WD_EPANIC, I/O.
+ */
+int wd_put(wd_txn *txn, wd_table *t, const void *k, size_t klen, const void *v,
+	   size_t vlen);
+
+/*
+ * Reads the value of k: copies min(cap, value length) bytes to buf and
+ * always sets *vlen to the full length (like snprintf: if *vlen > cap, call
+ * again with a larger buffer). WD_NOTFOUND if k is absent.
+ */
+int wd_get(wd_txn *txn, wd_table *t, const void *k, size_t klen, void *buf,
+	   size_t cap, size_t *vlen);
+
+/* Deletes k. WD_NOTFOUND if absent. */
+int wd_del(wd_txn *txn, wd_table *t, const void *k, size_t klen);
+
+/* A cursor over t in key order, positioned before the first key. Close it
+ * before its transaction ends. */
+int wd_cursor_open(wd_txn *txn, wd_table *t, wd_cursor **c);
+/* Positions c so that the next wd_cursor_next returns the first key >= k. */
+int wd_cursor_seek(wd_cursor *c, const void *k, size_t klen);
+/*
+ * The next key and value in order; the pointers stay valid until the next
+ * call on c. WD_NOTFOUND at the end. A cursor sees keys committed or
+ * changed by others while it moves (no snapshot).
+ */
+int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
+		   size_t *vlen);
+void wd_cursor_close(wd_cursor *c);
 
 #ifdef __cplusplus
 }

@@ -20,4 +20,5 @@ void wd_options_default(wd_options *o)
 	o->wal_recycle = 1;
 	o->full_page_writes = 1;
 	o->wal_compression = 0;
+	o->max_value_bytes = 64ull << 20;
 }

@@ -1,0 +1,153 @@
+/*
+ * cursor.c - ordered iteration over a table (README P8): a B+tree cursor
+ * gives keys and TIDs in order, and each value is read from the heap into a
+ * buffer the cursor owns and grows. Entry points: wd_cursor_open, _seek,
+ * _next, _close.
+ *
+ * The B+tree cursor holds nothing between calls, so by the time a value is
+ * read another thread may have moved or deleted the tuple, and the slot may
+ * hold another key's tuple. So the read takes the key's latch and checks
+ * the key it finds; if it is not the one expected, the index is asked
+ * again under the latch, which settles it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "txn/txn_internal.h"
+
+struct wd_cursor {
+	wd_table *t;
+	btree_cursor *bc;
+	uint8_t *kbuf;     /* the key found in the heap */
+	uint32_t kcap;
+	uint8_t *vbuf;     /* the value returned */
+	uint64_t vcap;
+};
+
+/* A cursor before the first key of t: a B+tree cursor and the buffers
+ * the values are read into. */
+int wd_cursor_open(wd_txn *txn, wd_table *t, wd_cursor **out)
+{
+	wd_cursor *c;
+	int rc;
+	if (!txn || !t || !out)
+		return err_set(WD_EINVAL, "wd_cursor_open: txn, table and cursor are required");
+	*out = NULL;
+	if ((rc = db_check_usable(txn->db)) != 0)
+		return rc;
+	if (!(c = calloc(1, sizeof *c)))
+		return err_set(WD_ENOMEM, "table %s: out of memory", t->name);
+	c->t = t;
+	c->kcap = heap_max_key_len(t->h);
+	c->vcap = 256;
+	c->kbuf = malloc(c->kcap);
+	c->vbuf = malloc(c->vcap);
+	if (!c->kbuf || !c->vbuf)
+		rc = err_set(WD_ENOMEM, "table %s: out of memory", t->name);
+	if (rc == 0 && (rc = btree_cursor_open(t->bt, &c->bc)) == 0)
+		rc = btree_cursor_seek(c->bc, NULL, 0, BT_FORWARD);
+	if (rc != 0) {
+		wd_cursor_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+/* Repositions: the next wd_cursor_next returns the first key >= k (the
+ * B+tree cursor only stores it). */
+int wd_cursor_seek(wd_cursor *c, const void *k, size_t klen)
+{
+	int rc;
+	if (!c || (!k && klen))
+		return err_set(WD_EINVAL, "wd_cursor_seek: cursor and key are required");
+	if ((rc = db_check_usable(c->t->db)) != 0)
+		return rc;
+	return btree_cursor_seek(c->bc, klen ? k : NULL, klen, BT_FORWARD);
+}
+
+/*
+ * Reads the tuple at tid into the cursor's buffers if it holds key (else
+ * WD_NOTFOUND). trusted: tid came from the index under the key latch, so
+ * anything but the key's tuple is damage. Caller holds the key latch.
+ */
+static int fetch_checked(wd_cursor *c, wd_tid tid, const void *key, size_t klen,
+			 bool trusted, uint64_t *vlen)
+{
+	uint32_t kl;
+	int rc = heap_fetch(c->t->h, tid_to_heap(tid), c->kbuf, c->kcap, &kl, c->vbuf,
+			    c->vcap, vlen);
+	bool same = rc == 0 && kl == klen && memcmp(c->kbuf, key, klen) == 0;
+	if (!trusted && (rc == WD_NOTFOUND || rc == WD_ECORRUPT || (rc == 0 && !same)))
+		return WD_NOTFOUND; /* a stale tid: ask the index */
+	if (rc == 0 && !same)
+		return err_set(WD_ECORRUPT, "table %s: index entry for a key points at "
+			       "block %u slot %u, which holds another key",
+			       c->t->name, tid.blk, tid.slot);
+	if (rc != 0 || *vlen <= c->vcap)
+		return rc;
+	/* the value did not fit: grow and read it again (stable: latched) */
+	free(c->vbuf);
+	c->vcap = *vlen;
+	if (!(c->vbuf = malloc(c->vcap))) {
+		c->vcap = 0;
+		return err_set(WD_ENOMEM, "table %s: out of memory", c->t->name);
+	}
+	return heap_fetch(c->t->h, tid_to_heap(tid), NULL, 0, NULL, c->vbuf, c->vcap, vlen);
+}
+
+/* The value of key (whose index entry said tid) under its latch;
+ * WD_NOTFOUND if the key went away meanwhile. */
+static int fetch_value(wd_cursor *c, const void *key, size_t klen, wd_tid tid,
+		       uint64_t *vlen)
+{
+	pthread_mutex_t *m = table_key_latch(c->t, key, klen);
+	int rc;
+	pthread_mutex_lock(m);
+	rc = fetch_checked(c, tid, key, klen, false, vlen);
+	if (rc == WD_NOTFOUND && (rc = btree_lookup(c->t->bt, key, klen, &tid)) == 0)
+		rc = fetch_checked(c, tid, key, klen, true, vlen);
+	pthread_mutex_unlock(m);
+	return rc;
+}
+
+/* P8: the next key whose tuple still exists, and its value. */
+int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
+		   size_t *vlen)
+{
+	const void *key;
+	size_t kl;
+	uint64_t vl = 0;
+	wd_tid tid;
+	int rc;
+	if (!c || !k || !klen || !v || !vlen)
+		return err_set(WD_EINVAL, "wd_cursor_next: every argument is required");
+	if ((rc = db_check_usable(c->t->db)) != 0)
+		return rc;
+	for (;;) {
+		if ((rc = btree_cursor_next(c->bc, &key, &kl, &tid)) != 0)
+			return rc; /* WD_NOTFOUND: the end */
+		rc = fetch_value(c, key, kl, tid, &vl);
+		if (rc != WD_NOTFOUND)
+			break;
+		/* the key was deleted since the index gave it: go on */
+	}
+	if (rc != 0)
+		return rc;
+	*k = key;
+	*klen = kl;
+	*v = c->vbuf;
+	*vlen = (size_t)vl;
+	return 0;
+}
+
+/* Frees the cursor and its buffers. NULL is ignored. */
+void wd_cursor_close(wd_cursor *c)
+{
+	if (!c)
+		return;
+	btree_cursor_close(c->bc);
+	free(c->kbuf);
+	free(c->vbuf);
+	free(c);
+}

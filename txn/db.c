@@ -1,0 +1,369 @@
+/*
+ * db.c - opening and closing a database: wd_open (README P1: lock, create
+ * or read the control file, open the log, replay after a crash, open the
+ * catalog) and wd_close (write everything, mark a clean shutdown), plus the
+ * small accessors of txn/db.h and the control-file helpers the other files
+ * of txn/ share (db_alloc_relids).
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/page.h"
+#include "storage/storage.h"
+#include "storage/trace.h"
+#include "txn/rmgrs.h"
+#include "txn/txn_internal.h"
+#include "wal/format.h"
+
+/* Checks the settings wd_open itself relies on; the pool and the log check
+ * theirs when they start. */
+static int check_options(const wd_options *o)
+{
+	if (!page_size_valid(o->page_size))
+		return err_set(WD_EINVAL, "page_size %u: must be a power of two from %u to %u",
+			       o->page_size, PAGE_SIZE_MIN, PAGE_SIZE_MAX);
+	if (o->max_value_bytes < 1 || o->max_value_bytes > HEAP_MAX_VALUE_LIMIT)
+		return err_set(WD_EINVAL, "max_value_bytes %llu: must be 1 to 2^40",
+			       (unsigned long long)o->max_value_bytes);
+	if (o->buffer_pool_bytes / o->page_size < BM_MIN_BUFFERS)
+		return err_set(WD_EINVAL, "buffer_pool_bytes %llu: must hold at least %u pages",
+			       (unsigned long long)o->buffer_pool_bytes, BM_MIN_BUFFERS);
+	return 0;
+}
+
+/* A zeroed handle for dir with its mutexes ready and the options copied. */
+static int db_alloc(const char *dir, const wd_options *o, wd_db **out)
+{
+	wd_db *db = calloc(1, sizeof *db);
+	if (!db || !(db->dir = strdup(dir))) {
+		free(db);
+		return err_set(WD_ENOMEM, "%s: out of memory", dir);
+	}
+	db->lock_fd = -1;
+	if (o)
+		db->opts = *o;
+	else
+		wd_options_default(&db->opts);
+	pthread_mutex_init(&db->ctl_mu, NULL);
+	pthread_mutex_init(&db->mu, NULL);
+	pthread_mutex_init(&db->ddl_mu, NULL);
+	for (unsigned i = 0; i < TXN_STRIPES; i++)
+		pthread_mutex_init(&db->stripes[i], NULL);
+	*out = db;
+	return 0;
+}
+
+/* Frees every table handle (closing their relations). First error wins. */
+static int close_tables(wd_db *db)
+{
+	int rc = 0, r;
+	while (db->tables) {
+		wd_table *t = db->tables;
+		db->tables = t->next;
+		if ((r = table_handle_close(t)) != 0 && rc == 0)
+			rc = r;
+	}
+	if (db->catalog && (r = table_handle_close(db->catalog)) != 0 && rc == 0)
+		rc = r;
+	db->catalog = NULL;
+	return rc;
+}
+
+/* Tears down whatever of db exists, writing nothing more (as a crash would,
+ * apart from the log's own flush at wal_close), and frees it. */
+static void db_free(wd_db *db)
+{
+	(void)close_tables(db);
+	if (db->w)
+		(void)wal_close(db->w);
+	bufmgr_destroy(db->pool);
+	if (db->lock_fd >= 0)
+		db_lock_release(db);
+	pthread_mutex_destroy(&db->ctl_mu);
+	pthread_mutex_destroy(&db->mu);
+	pthread_mutex_destroy(&db->ddl_mu);
+	for (unsigned i = 0; i < TXN_STRIPES; i++)
+		pthread_mutex_destroy(&db->stripes[i]);
+	free(db->dir);
+	free(db);
+}
+
+/* The pool (WAL before data through the log's hook) and the logging
+ * context the access methods share. Needs db->w. */
+static int pool_start(wd_db *db)
+{
+	bufmgr_opts bo;
+	int rc;
+	bufmgr_opts_default(&bo);
+	bo.page_size = db->opts.page_size;
+	bo.pool_bytes = db->opts.buffer_pool_bytes;
+	if ((rc = bufmgr_create(&bo, &db->pool)) != 0)
+		return rc;
+	bufmgr_set_wal_hook(db->pool, wal_bufmgr_hook, db->w);
+	db->log.w = db->w;
+	db->log.full_page_writes = db->opts.full_page_writes != 0;
+	db->log.compress = db->opts.wal_compression != 0;
+	db->log.page_size = db->opts.page_size;
+	atomic_store(&db->log.redo_point, 0);
+	return 0;
+}
+
+/* commit_siblings: how many transactions other than the caller's are open. */
+static int active_others(void *arg)
+{
+	wd_db *db = arg;
+	int n;
+	pthread_mutex_lock(&db->mu);
+	n = db->ntxn;
+	pthread_mutex_unlock(&db->mu);
+	return n > 0 ? n - 1 : 0;
+}
+
+/*
+ * P1 step 7: every page is on disk up to the log's end, so the log's end is
+ * the new redo point (where replay starts if this run crashes; the first
+ * change of each page after it carries a full-page image). Marks the
+ * database in production and reserves a batch of transaction ids.
+ */
+static int start_production(wd_db *db)
+{
+	control_data cd;
+	int rc;
+	if ((rc = bufmgr_flush_all(db->pool)) != 0)
+		return rc;
+	if ((rc = wal_flush_to(db->w, wal_insert_pos(db->w))) != 0)
+		return rc;
+	pthread_mutex_lock(&db->ctl_mu);
+	cd = db->cd;
+	db->next_xid = cd.next_xid;
+	cd.next_xid += TXN_XID_BATCH;
+	cd.state = CONTROL_IN_PRODUCTION;
+	cd.redo_lsn = wal_insert_pos(db->w);
+	if ((rc = control_write(db->dir, &cd)) == 0)
+		db->cd = cd;
+	pthread_mutex_unlock(&db->ctl_mu);
+	if (rc == 0)
+		atomic_store(&db->log.redo_point, cd.redo_lsn);
+	return rc;
+}
+
+/* P1 step 3, a new database: control file, base/, the log, the catalog. */
+static int create_new(wd_db *db)
+{
+	char base[4096];
+	int rc;
+	if ((rc = control_create(db->dir, db->opts.page_size, &db->cd)) != 0)
+		return rc;
+	snprintf(base, sizeof base, "%s/%s", db->dir, DB_BASE_DIR);
+	if ((rc = storage_mkdir(base)) != 0 || (rc = storage_sync_dir(db->dir)) != 0)
+		return rc;
+	wal_opts_from(&db->wo, &db->opts, db->cd.db_id);
+	if ((rc = wal_create(db->dir, &db->wo, &db->w)) != 0)
+		return rc;
+	wal_set_active_fn(db->w, active_others, db);
+	if ((rc = pool_start(db)) != 0 || (rc = catalog_open(db, true)) != 0)
+		return rc;
+	/* the creation is finished once next_relid leaves the reserved range */
+	db->cd.wal_segment_size = db->opts.wal_segment_size;
+	db->cd.next_relid = FIRST_USER_RELID;
+	return start_production(db);
+}
+
+/* Reads DIR/control into db->cd; the layout settings come from it. */
+static int read_control(wd_db *db)
+{
+	int rc = control_read(db->dir, &db->cd);
+	if (rc != 0)
+		return rc;
+	if (db->cd.next_relid < FIRST_USER_RELID || db->cd.wal_segment_size == 0)
+		return err_set(WD_ECORRUPT,
+			       "%s: the creation of this database never finished "
+			       "(control file without a catalog); remove the directory "
+			       "and create it again", db->dir);
+	db->opts.page_size = db->cd.page_size;
+	db->opts.wal_segment_size = db->cd.wal_segment_size;
+	return 0;
+}
+
+/* P1 step 5, after a crash: heap and index of every table made to agree,
+ * free space maps rebuilt, files of tables that never made it removed. */
+static int after_crash(wd_db *db)
+{
+	uint64_t fixed = 0, removed = 0;
+	wd_table *t;
+	int rc = table_repair(db->catalog, &fixed);
+	db->fsm_stale = true;
+	if (rc == 0)
+		rc = table_open_all(db);
+	for (t = db->tables; rc == 0 && t; t = t->next)
+		rc = table_repair(t, &fixed);
+	if (rc == 0)
+		rc = db_remove_orphans(db, &removed);
+	TRACE(TR_RECOVERY, "open %s: %llu index or heap entries repaired, %llu orphan files removed",
+	      db->dir, (unsigned long long)fixed, (unsigned long long)removed);
+	return rc;
+}
+
+/* P1 steps 3-6, an existing database. */
+static int open_existing(wd_db *db)
+{
+	wd_lsn from, end;
+	bool crashed;
+	int rc;
+	if ((rc = read_control(db)) != 0)
+		return rc;
+	wal_opts_from(&db->wo, &db->opts, db->cd.db_id);
+	from = db->cd.redo_lsn ? db->cd.redo_lsn : WAL_SEG_HEADER_SIZE;
+	if ((rc = wal_find_end(db->dir, &db->wo, from, &end)) != 0 ||
+	    (rc = wal_open(db->dir, &db->wo, end, &db->w)) != 0)
+		return rc;
+	wal_set_active_fn(db->w, active_others, db);
+	if ((rc = pool_start(db)) != 0)
+		return rc;
+	crashed = db->cd.state != CONTROL_SHUTDOWN;
+	if (crashed) {
+		/* step 4: repeat history from the redo point */
+		db->cd.state = CONTROL_IN_RECOVERY;
+		if ((rc = control_write(db->dir, &db->cd)) != 0 ||
+		    (rc = db_replay(db, from)) != 0)
+			return rc;
+	}
+	if ((rc = catalog_open(db, false)) != 0)
+		return rc;
+	if (crashed && (rc = after_crash(db)) != 0)
+		return rc;
+	return start_production(db);
+}
+
+/*
+ * The public entry (README P1). Step 1: options, directory; step 2: the
+ * lock; then create or open; last, the database goes into production.
+ */
+int wd_open(const char *dir, const wd_options *o, wd_db **out)
+{
+	wd_db *db = NULL;
+	char ctl[4096];
+	int rc;
+	if (!dir || !*dir || !out)
+		return err_set(WD_EINVAL, "wd_open: dir and db are required");
+	*out = NULL;
+	if ((rc = db_alloc(dir, o, &db)) != 0)
+		return rc;
+	if ((rc = check_options(&db->opts)) != 0)
+		goto fail;
+	/* step 1: the directory */
+	if (!storage_exists(dir) && (rc = storage_mkdir(dir)) != 0 && rc != WD_EEXIST)
+		goto fail;
+	/* step 2: one owner */
+	if ((rc = db_lock_acquire(db)) != 0 || (rc = walden_register_rmgrs()) != 0)
+		goto fail;
+	snprintf(ctl, sizeof ctl, "%s/%s", dir, CONTROL_FILE);
+	rc = storage_exists(ctl) ? open_existing(db) : create_new(db);
+	if (rc != 0)
+		goto fail;
+	TRACE(TR_TXN, "open %s page_size=%u redo=" LSN_FMT, dir, db->opts.page_size,
+	      LSN_ARGS(db->cd.redo_lsn));
+	*out = db;
+	return 0;
+fail:
+	db_free(db);
+	return rc;
+}
+
+/*
+ * Clean shutdown (README P9): every page written and synced, the log
+ * flushed and closed, then the control file says SHUTDOWN with the log's
+ * end as the redo point, so the next open replays nothing. On a failure
+ * the control file keeps IN_PRODUCTION and the next open replays; db is
+ * freed either way, except for WD_ESTATE.
+ */
+int wd_close(wd_db *db)
+{
+	wd_lsn end;
+	int rc, r;
+	if (!db)
+		return 0;
+	pthread_mutex_lock(&db->mu);
+	r = db->ntxn;
+	pthread_mutex_unlock(&db->mu);
+	if (r > 0)
+		return err_set(WD_ESTATE, "%s: %d transaction(s) still open", db->dir, r);
+	rc = close_tables(db);
+	if ((r = bufmgr_flush_all(db->pool)) != 0 && rc == 0)
+		rc = r;
+	end = wal_insert_pos(db->w);
+	r = wal_close(db->w);
+	db->w = NULL;
+	if (r != 0 && rc == 0)
+		rc = r;
+	if (rc == 0) {
+		db->cd.state = CONTROL_SHUTDOWN;
+		db->cd.next_xid = db->next_xid;
+		db->cd.redo_lsn = end;
+		rc = control_write(db->dir, &db->cd);
+	}
+	db_free(db);
+	return rc;
+}
+
+/* The panic check every public call makes first. */
+int db_check_usable(wd_db *db)
+{
+	if (db->w && wal_is_panicked(db->w))
+		return err_set(WD_EPANIC, "%s: a write to the log failed earlier; "
+			       "close and reopen the database to recover", db->dir);
+	return 0;
+}
+
+/* DIR/base/<rel>. */
+int db_rel_path(const wd_db *db, wd_relid rel, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s/%u", db->dir, DB_BASE_DIR, rel);
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(WD_EINVAL, "%s: path too long", db->dir);
+	return 0;
+}
+
+/*
+ * Reserves n consecutive relation ids: the control file is rewritten with
+ * the higher counter before any file with those ids is created, so no crash
+ * can ever let an id be handed out twice (README I2).
+ */
+int db_alloc_relids(wd_db *db, unsigned n, wd_relid *first)
+{
+	control_data cd;
+	int rc;
+	pthread_mutex_lock(&db->ctl_mu);
+	cd = db->cd;
+	*first = cd.next_relid;
+	cd.next_relid += n;
+	if (cd.next_relid < *first)
+		rc = err_set(WD_ETOOBIG, "%s: relation ids exhausted", db->dir);
+	else if ((rc = control_write(db->dir, &cd)) == 0)
+		db->cd = cd;
+	pthread_mutex_unlock(&db->ctl_mu);
+	return rc;
+}
+
+/* Accessors for tools (txn/db.h). */
+bufmgr *db_pool(wd_db *db)
+{
+	return db->pool;
+}
+
+struct wal *db_wal(wd_db *db)
+{
+	return db->w;
+}
+
+uint32_t db_page_size(wd_db *db)
+{
+	return db->opts.page_size;
+}
+
+const char *db_dir(wd_db *db)
+{
+	return db->dir;
+}

@@ -1,0 +1,204 @@
+/*
+ * repair.c - what an open after a crash does once history is replayed
+ * (README P3), while there is no undo log to roll back the change that was
+ * in flight in each thread:
+ *  - table_repair makes a table's heap and index agree one to one again.
+ *    A put or del is two or three records (heap, index); a crash between
+ *    them leaves a tuple no index entry points at, an index entry pointing
+ *    at a deleted tuple, or two tuples of one key. Each case is finished or
+ *    taken back, whichever keeps the key's last complete value (README
+ *    "Crash behaviour" has the table);
+ *  - db_remove_orphans removes the files of tables whose catalog entry never
+ *    became durable or whose drop did not finish unlinking.
+ * Repairs are logged with xid 0 (they belong to no transaction).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/page.h"
+#include "storage/storage.h"
+#include "txn/txn_internal.h"
+
+enum fix_kind {
+	FIX_DELETE_TUPLE, /* a tuple the index does not point at */
+	FIX_REPOINT,      /* the index points at a deleted tuple; this one is its key's */
+	FIX_DELETE_ENTRY, /* an index entry whose key has no tuple */
+};
+
+struct fix {
+	enum fix_kind kind;
+	wd_tid tid;
+	size_t klen;
+	uint8_t *key;
+};
+
+struct fixes {
+	struct fix *v;
+	size_t n, cap;
+};
+
+/* Records a fix to apply once the scan is over. */
+static int fix_add(struct fixes *f, enum fix_kind kind, wd_tid tid, const void *key,
+		   size_t klen)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 8;
+		struct fix *v = realloc(f->v, cap * sizeof *v);
+		if (!v)
+			return err_set(WD_ENOMEM, "repair: out of memory");
+		f->v = v;
+		f->cap = cap;
+	}
+	if (!(f->v[f->n].key = malloc(klen ? klen : 1)))
+		return err_set(WD_ENOMEM, "repair: out of memory");
+	memcpy(f->v[f->n].key, key, klen);
+	f->v[f->n].kind = kind;
+	f->v[f->n].tid = tid;
+	f->v[f->n++].klen = klen;
+	return 0;
+}
+
+/* true if the tuple at tid exists and holds key. */
+static bool tuple_has_key(wd_table *t, wd_tid tid, const void *key, size_t klen)
+{
+	uint8_t kbuf[PAGE_SIZE_MAX / 4]; /* > heap_max_key_len */
+	uint32_t kl;
+	if (heap_fetch(t->h, tid_to_heap(tid), kbuf, sizeof kbuf, &kl, NULL, 0, NULL) != 0)
+		return false;
+	return kl == klen && klen <= sizeof kbuf && memcmp(kbuf, key, klen) == 0;
+}
+
+/* Step 1: a heap scan; each tuple is checked against the index. */
+static int scan_heap(wd_table *t, struct fixes *f)
+{
+	heap_scan *s;
+	heap_tid ht;
+	const uint8_t *key, *val;
+	uint32_t klen;
+	uint64_t vlen;
+	wd_tid itid;
+	int rc = heap_scan_begin(t->h, &s);
+	while (rc == 0 && (rc = heap_scan_next(s, &ht, &key, &klen, &val, &vlen)) == 0) {
+		wd_tid tid = tid_from_heap(ht);
+		rc = btree_lookup(t->bt, key, klen, &itid);
+		if (rc == WD_NOTFOUND)
+			rc = fix_add(f, FIX_DELETE_TUPLE, tid, key, klen);
+		else if (rc == 0 && (itid.blk != tid.blk || itid.slot != tid.slot))
+			rc = fix_add(f, tuple_has_key(t, itid, key, klen) ? FIX_DELETE_TUPLE
+									  : FIX_REPOINT,
+				     tid, key, klen);
+	}
+	heap_scan_end(s);
+	return rc == WD_NOTFOUND ? 0 : rc;
+}
+
+/* Step 2: an index scan; each entry must point at a tuple of its key. */
+static int scan_index(wd_table *t, struct fixes *f)
+{
+	btree_cursor *c;
+	const void *key;
+	size_t klen;
+	wd_tid tid;
+	int rc = btree_cursor_open(t->bt, &c);
+	if (rc != 0)
+		return rc;
+	rc = btree_cursor_seek(c, NULL, 0, BT_FORWARD);
+	while (rc == 0 && (rc = btree_cursor_next(c, &key, &klen, &tid)) == 0)
+		if (!tuple_has_key(t, tid, key, klen))
+			rc = fix_add(f, FIX_DELETE_ENTRY, tid, key, klen);
+	btree_cursor_close(c);
+	return rc == WD_NOTFOUND ? 0 : rc;
+}
+
+/* Step 3: applies one fix (the conditions still hold: nothing else runs). */
+static int fix_apply(wd_table *t, const struct fix *x)
+{
+	wd_lsn prev = 0, lsn;
+	switch (x->kind) {
+	case FIX_DELETE_TUPLE:
+		return heap_delete(t->h, 0, &prev, tid_to_heap(x->tid));
+	case FIX_REPOINT:
+		return btree_update_tid(t->bt, 0, 0, x->key, x->klen, x->tid, &lsn);
+	case FIX_DELETE_ENTRY:
+		return btree_delete(t->bt, 0, 0, x->key, x->klen, NULL, &lsn);
+	}
+	return WD_EINVAL;
+}
+
+/* P3 steps 1-3 on one table; *fixed grows by the fixes made. Nothing
+ * else may run on t. */
+int table_repair(wd_table *t, uint64_t *fixed)
+{
+	struct fixes f = {0};
+	int rc = scan_heap(t, &f);
+	/* repoints first, so the index scan sees them */
+	for (size_t i = 0; rc == 0 && i < f.n; i++)
+		if (f.v[i].kind == FIX_REPOINT)
+			rc = fix_apply(t, &f.v[i]);
+	if (rc == 0)
+		rc = scan_index(t, &f);
+	for (size_t i = 0; rc == 0 && i < f.n; i++)
+		if (f.v[i].kind != FIX_REPOINT)
+			rc = fix_apply(t, &f.v[i]);
+	*fixed += f.n;
+	for (size_t i = 0; i < f.n; i++)
+		free(f.v[i].key);
+	free(f.v);
+	return rc ? err_wrap(rc, "repairing table %s", *t->name ? t->name : "(catalog)")
+		  : 0;
+}
+
+/* true if rel belongs to the catalog or an open table (all are open
+ * after a crash: after_crash opened them). */
+static bool rel_in_use(wd_db *db, wd_relid rel)
+{
+	if (rel < FIRST_USER_RELID)
+		return true;
+	for (wd_table *t = db->tables; t; t = t->next)
+		if (rel == t->info.heap_rel || rel == t->info.fsm_rel || rel == t->info.index_rel)
+			return true;
+	return false;
+}
+
+/* A base/ file name as a relation id; false for anything else. */
+static bool parse_relid(const char *name, wd_relid *rel)
+{
+	char *end;
+	unsigned long v;
+	if (name[0] < '0' || name[0] > '9')
+		return false;
+	v = strtoul(name, &end, 10);
+	if (*end != '\0' || v > UINT32_MAX)
+		return false;
+	*rel = (wd_relid)v;
+	return true;
+}
+
+/* P3 step 4: unlinks base/<n>, n >= 16, that no open table names. */
+int db_remove_orphans(wd_db *db, uint64_t *removed)
+{
+	char base[4096], path[4200];
+	struct dirent *de;
+	wd_relid rel;
+	DIR *d;
+	int rc = 0;
+	snprintf(base, sizeof base, "%s/%s", db->dir, DB_BASE_DIR);
+	if (!(d = opendir(base)))
+		return err_errno(errno, "%s", base);
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (!parse_relid(de->d_name, &rel) || rel_in_use(db, rel))
+			continue;
+		if (snprintf(path, sizeof path, "%s/%u", base, rel) >= (int)sizeof path)
+			rc = err_set(WD_EINVAL, "%s: path too long", base);
+		else if ((rc = storage_unlink(path)) == 0)
+			(*removed)++;
+	}
+	closedir(d);
+	if (rc == 0 && *removed)
+		rc = storage_sync_dir(base);
+	return rc;
+}

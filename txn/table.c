@@ -1,0 +1,361 @@
+/*
+ * table.c - table handles and their life: wd_table_open (open, or create:
+ * README P4), wd_table_drop (P5), the handle cache of a database, and the
+ * accessors of txn/db.h that tools use (db_table_heap, db_table_btree).
+ *
+ * A table is three relations: its heap, the heap's free space map, and a
+ * B+tree on the key. A handle holds them open in the pool from its first
+ * wd_table_open until wd_close or the drop.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/storage.h"
+#include "storage/trace.h"
+#include "txn/txn_internal.h"
+
+/* The relations of a table in the order they are opened. */
+static void table_rels(const db_table_info *ti, wd_relid rels[3])
+{
+	rels[0] = ti->heap_rel;
+	rels[1] = ti->fsm_rel;
+	rels[2] = ti->index_rel;
+}
+
+/*
+ * Opens one relation file of t in the pool. The heap and the index must
+ * exist unless they are being created; the FSM is created when absent and,
+ * after a crash (fsm_stale), thrown away first so that heap_open rebuilds
+ * it from the heap pages (heap README, "Open").
+ */
+static int open_rel(wd_table *t, wd_relid rel, bool is_fsm, bool create)
+{
+	char path[4096];
+	int rc;
+	if (rel == 0)
+		return 0;
+	if ((rc = db_rel_path(t->db, rel, path, sizeof path)) != 0)
+		return rc;
+	if (is_fsm && t->db->fsm_stale && !create && storage_exists(path) &&
+	    (rc = storage_unlink(path)) != 0)
+		return rc;
+	return bufmgr_rel_open(t->db->pool, rel, path,
+			       create || is_fsm ? BM_REL_CREATE : 0);
+}
+
+/* Closes (drop: forgets without writing) the relations of t that are open. */
+static int close_rels(wd_table *t, unsigned nopen, bool drop)
+{
+	wd_relid rels[3];
+	int rc = 0, r;
+	table_rels(&t->info, rels);
+	for (unsigned i = 0; i < nopen; i++) {
+		if (rels[i] == 0)
+			continue;
+		if (drop && (r = bufmgr_drop_rel(t->db->pool, rels[i])) != 0 && rc == 0)
+			rc = r;
+		if ((r = bufmgr_rel_close(t->db->pool, rels[i])) != 0 && rc == 0)
+			rc = r;
+	}
+	return rc;
+}
+
+/* Frees t's memory and access-method handles; nopen relations are open. */
+static int table_free(wd_table *t, unsigned nopen, bool drop)
+{
+	int rc;
+	heap_close(t->h);
+	btree_close(t->bt);
+	rc = close_rels(t, nopen, drop);
+	free(t->name);
+	free(t);
+	return rc;
+}
+
+/* Opens the relations of t, then heap and tree over them (P4 step 3). */
+static int table_start(wd_table *t, bool create, unsigned *nopen)
+{
+	wd_relid rels[3];
+	heap_opts ho;
+	char base[4096];
+	int rc = 0;
+	table_rels(&t->info, rels);
+	for (*nopen = 0; *nopen < 3 && rc == 0; (*nopen)++)
+		rc = open_rel(t, rels[*nopen], *nopen == 1, create);
+	if (rc != 0) {
+		(*nopen)--; /* the one that failed is not open */
+		return rc;
+	}
+	snprintf(base, sizeof base, "%s/%s", t->db->dir, DB_BASE_DIR);
+	if (create && (rc = storage_sync_dir(base)) != 0)
+		return rc; /* the files exist before anything is logged to them */
+	heap_opts_default(&ho);
+	ho.max_value_bytes = t->db->opts.max_value_bytes;
+	ho.fsm_rel = t->info.fsm_rel;
+	if ((rc = heap_open(t->db->pool, &t->db->log, t->info.heap_rel, &ho, &t->h)) != 0)
+		return rc;
+	return create ? btree_create(t->db->pool, t->info.index_rel, &t->db->log, &t->bt)
+		      : btree_open(t->db->pool, t->info.index_rel, &t->db->log, &t->bt);
+}
+
+/* A handle for the table described by info (P4 step 3 when create); on
+ * failure whatever was opened is closed again. */
+int table_handle_open(wd_db *db, const char *name, const db_table_info *info,
+		      bool create, wd_table **out)
+{
+	wd_table *t = calloc(1, sizeof *t);
+	unsigned nopen = 0;
+	int rc;
+	if (!t || !(t->name = strdup(name))) {
+		free(t);
+		return err_set(WD_ENOMEM, "table %s: out of memory", name);
+	}
+	t->db = db;
+	t->info = *info;
+	t->info.name = t->name;
+	if ((rc = table_start(t, create, &nopen)) != 0) {
+		rc = err_wrap(rc, "table %s", *name ? name : "(catalog)");
+		(void)table_free(t, nopen, false);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+/* Frees a handle; its relations are written, synced and closed. */
+int table_handle_close(wd_table *t)
+{
+	return t ? table_free(t, 3, false) : 0;
+}
+
+/* The cached handle of name, or NULL. Caller holds db->mu. */
+static wd_table *cache_find(wd_db *db, const char *name)
+{
+	for (wd_table *t = db->tables; t; t = t->next)
+		if (strcmp(t->name, name) == 0)
+			return t;
+	return NULL;
+}
+
+/* Adds t to the cache. */
+static void cache_add(wd_db *db, wd_table *t)
+{
+	pthread_mutex_lock(&db->mu);
+	t->next = db->tables;
+	db->tables = t;
+	pthread_mutex_unlock(&db->mu);
+}
+
+/* Removes and returns the cached handle of name (NULL if none). */
+static wd_table *cache_take(wd_db *db, const char *name)
+{
+	wd_table *t = NULL;
+	pthread_mutex_lock(&db->mu);
+	for (wd_table **pp = &db->tables; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0) {
+			t = *pp;
+			*pp = t->next;
+			break;
+		}
+	pthread_mutex_unlock(&db->mu);
+	return t;
+}
+
+/* Unlinks the files of info (drop step 4, or a create that failed). */
+static int unlink_files(wd_db *db, const db_table_info *info)
+{
+	wd_relid rels[3];
+	char path[4096], base[4096];
+	int rc = 0, r;
+	table_rels(info, rels);
+	for (unsigned i = 0; i < 3; i++) {
+		if ((r = db_rel_path(db, rels[i], path, sizeof path)) == 0 &&
+		    storage_exists(path))
+			r = storage_unlink(path);
+		if (r != 0 && rc == 0)
+			rc = r;
+	}
+	snprintf(base, sizeof base, "%s/%s", db->dir, DB_BASE_DIR);
+	if ((r = storage_sync_dir(base)) != 0 && rc == 0)
+		rc = r;
+	return rc;
+}
+
+/*
+ * P4: creates table name. Step 2: relation ids reserved in the control
+ * file; step 3: files created and the directory synced; step 4: the tree
+ * formatted (BTREE_CREATE); step 5: the catalog entry, logged under txn.
+ * Caller holds ddl_mu.
+ */
+static int table_create(wd_txn *txn, const char *name, wd_table **out)
+{
+	wd_db *db = txn->db;
+	db_table_info info = {.name = name};
+	uint8_t val[CATALOG_VALUE_SIZE];
+	wd_table *t;
+	int rc;
+	/* step 2 (I2) */
+	if ((rc = db_alloc_relids(db, 3, &info.heap_rel)) != 0)
+		return rc;
+	info.fsm_rel = info.heap_rel + 1;
+	info.index_rel = info.heap_rel + 2;
+	/* steps 3 and 4 */
+	if ((rc = table_handle_open(db, name, &info, true, &t)) != 0) {
+		(void)unlink_files(db, &info);
+		return rc;
+	}
+	storage_crash_point("txn-create-before-catalog");
+	/* step 5 */
+	catalog_encode(&info, val);
+	rc = table_put(db->catalog, txn->xid, &txn->prev, name, strlen(name), val,
+		       sizeof val);
+	if (rc != 0) {
+		(void)table_free(t, 3, true);
+		(void)unlink_files(db, &info);
+		return err_wrap(rc, "table %s: catalog entry", name);
+	}
+	TRACE(TR_TXN, "create table %s heap=%u fsm=%u index=%u", name, info.heap_rel,
+	      info.fsm_rel, info.index_rel);
+	*out = t;
+	return 0;
+}
+
+/* Checks a table name: 1..255 bytes. */
+static int check_name(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > TABLE_NAME_MAX)
+		return err_set(WD_EINVAL, "table name of %zu bytes: must be 1 to %u bytes",
+			       n, TABLE_NAME_MAX);
+	return 0;
+}
+
+/* The slow path of wd_table_open, under ddl_mu: catalog, then open or
+ * create. */
+static int open_locked(wd_txn *txn, const char *name, unsigned flags, wd_table **t)
+{
+	wd_db *db = txn->db;
+	db_table_info info;
+	int rc;
+	pthread_mutex_lock(&db->mu);
+	*t = cache_find(db, name);
+	pthread_mutex_unlock(&db->mu);
+	if (*t)
+		return 0;
+	rc = catalog_lookup(db, name, &info);
+	if (rc == 0)
+		rc = table_handle_open(db, name, &info, false, t);
+	else if (rc == WD_NOTFOUND && (flags & WD_CREATE))
+		rc = table_create(txn, name, t);
+	else if (rc == WD_NOTFOUND)
+		return err_set(WD_NOTFOUND, "table %s does not exist", name);
+	if (rc == 0)
+		cache_add(db, *t);
+	return rc;
+}
+
+/* The cached handle if there is one, else the slow path under ddl_mu. */
+int wd_table_open(wd_txn *txn, const char *name, unsigned flags, wd_table **t)
+{
+	int rc;
+	if (!txn || !t)
+		return err_set(WD_EINVAL, "wd_table_open: txn and t are required");
+	if ((rc = check_name(name)) != 0 || (rc = db_check_usable(txn->db)) != 0)
+		return rc;
+	if (flags & ~WD_CREATE)
+		return err_set(WD_EINVAL, "wd_table_open: unknown flags 0x%x", flags);
+	pthread_mutex_lock(&txn->db->mu);
+	*t = cache_find(txn->db, name);
+	pthread_mutex_unlock(&txn->db->mu);
+	if (*t)
+		return 0;
+	pthread_mutex_lock(&txn->db->ddl_mu);
+	rc = open_locked(txn, name, flags, t);
+	pthread_mutex_unlock(&txn->db->ddl_mu);
+	return rc;
+}
+
+/*
+ * P5: drops table name. Step 1: the catalog entry goes (logged under txn);
+ * step 2: the log is flushed past it, so the drop is durable before any
+ * file goes; step 3: the handle is freed and the buffers forgotten; step
+ * 4: the files are unlinked. Caller holds ddl_mu.
+ */
+static int drop_locked(wd_txn *txn, const char *name)
+{
+	wd_db *db = txn->db;
+	db_table_info info;
+	wd_table *t;
+	int rc = catalog_lookup(db, name, &info);
+	if (rc == WD_NOTFOUND)
+		return err_set(WD_NOTFOUND, "table %s does not exist", name);
+	if (rc != 0)
+		return rc;
+	/* step 1 */
+	if ((rc = table_del(db->catalog, txn->xid, &txn->prev, name, strlen(name))) != 0)
+		return rc;
+	/* step 2 */
+	if ((rc = wal_flush_to(db->w, txn->prev)) != 0)
+		return rc;
+	/* step 3 */
+	if ((t = cache_take(db, name)) != NULL && (rc = table_free(t, 3, true)) != 0)
+		return rc;
+	storage_crash_point("txn-drop-before-unlink");
+	/* step 4 */
+	TRACE(TR_TXN, "drop table %s heap=%u fsm=%u index=%u", name, info.heap_rel,
+	      info.fsm_rel, info.index_rel);
+	return unlink_files(db, &info);
+}
+
+/* P5 under ddl_mu (no create or drop runs beside it). */
+int wd_table_drop(wd_txn *txn, const char *name)
+{
+	int rc;
+	if (!txn)
+		return err_set(WD_EINVAL, "wd_table_drop: txn is required");
+	if ((rc = check_name(name)) != 0 || (rc = db_check_usable(txn->db)) != 0)
+		return rc;
+	pthread_mutex_lock(&txn->db->ddl_mu);
+	rc = drop_locked(txn, name);
+	pthread_mutex_unlock(&txn->db->ddl_mu);
+	return rc;
+}
+
+/* db_catalog_list callback of table_open_all. */
+static int open_one(void *arg, const db_table_info *ti)
+{
+	wd_db *db = arg;
+	wd_table *t;
+	int rc;
+	pthread_mutex_lock(&db->mu);
+	t = cache_find(db, ti->name);
+	pthread_mutex_unlock(&db->mu);
+	if (t)
+		return 0;
+	if ((rc = table_handle_open(db, ti->name, ti, false, &t)) == 0)
+		cache_add(db, t);
+	return rc;
+}
+
+/* After a crash: every table is opened (and repaired by the caller). */
+int table_open_all(wd_db *db)
+{
+	return db_catalog_list(db, open_one, db);
+}
+
+heap *db_table_heap(wd_table *t)
+{
+	return t->h;
+}
+
+btree *db_table_btree(wd_table *t)
+{
+	return t->bt;
+}
+
+const db_table_info *db_table_info_of(wd_table *t)
+{
+	return &t->info;
+}
