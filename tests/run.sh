@@ -10,8 +10,16 @@ export WALDEN_CRASH_QUIET=1
 for bin in "$@"; do
 	log=$(mktemp)
 	echo "=== $mode: $bin"
-	timeout 900 "$bin" >"$log" 2>&1
-	rc=$?
+	case "$bin" in
+	*/examples/*) # examples take a database directory: give each a fresh one
+		scratch=$(mktemp -d)
+		timeout 900 "$bin" "$scratch/db" >"$log" 2>&1
+		rc=$?
+		rm -rf "$scratch" ;;
+	*)
+		timeout 900 "$bin" >"$log" 2>&1
+		rc=$? ;;
+	esac
 	cat "$log"
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\..*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s).*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
