@@ -50,9 +50,9 @@ struct btree {
 #define BTS_NEXT 12
 
 /* page flags (special area) */
-#define BTF_LEAF 0x1u
-#define BTF_ROOT 0x2u
-#define BTF_DELETED 0x4u
+#define BTF_LEAF BTREE_PAGE_LEAF
+#define BTF_ROOT BTREE_PAGE_ROOT
+#define BTF_DELETED BTREE_PAGE_DELETED
 
 /* offsets in the metapage special area */
 #define BTM_MAGIC 0

@@ -144,6 +144,57 @@ int btree_check(btree *t, btree_check_report *r) WD_MUST_CHECK;
  * dashed). Pool errors, WD_EIO if writing fails. */
 int btree_dot(btree *t, FILE *out) WD_MUST_CHECK;
 
+/* ---- page decoders (walden inspect, walden check) ----
+ * Pure functions over page images that may come from a damaged file: every
+ * offset and length is checked against the page; garbage is WD_ECORRUPT,
+ * never a read outside it. Pointers in the views point into the page.
+ * Formats: README "Formats". This format has no high keys: a page's upper
+ * bound is its parent's next separator (README I4). */
+
+#define BTREE_PAGE_LEAF 0x1u    /* level 0 */
+#define BTREE_PAGE_ROOT 0x2u    /* the root */
+#define BTREE_PAGE_DELETED 0x4u /* on the free list */
+
+typedef struct btree_page_view {
+	uint32_t level;          /* 0 = leaf */
+	uint16_t flags;          /* BTREE_PAGE_* */
+	wd_blkno left, right;    /* leaf siblings, WD_INVALID_BLKNO if none */
+	wd_blkno next_free;      /* deleted pages: the next free page */
+	uint32_t nitems;
+} btree_page_view;
+
+/* Decodes a tree page's special area and item count. WD_ECORRUPT if page
+ * is not a B+tree page (kind, special size) or its header bounds are bad. */
+int btree_page_view_decode(const uint8_t *page, uint32_t page_size,
+			   btree_page_view *v) WD_MUST_CHECK;
+
+typedef struct btree_item_view {
+	const uint8_t *key;
+	uint32_t klen;
+	bool minus_inf;          /* item 0 of an internal page: no key */
+	wd_tid tid;              /* leaf: the heap tuple */
+	wd_blkno child;          /* internal: the child, else WD_INVALID_BLKNO */
+} btree_item_view;
+
+/* Decodes item slot of tree page page (leaf or internal by its flags).
+ * WD_ECORRUPT if the page or the item is damaged. */
+int btree_item_view_decode(const uint8_t *page, uint32_t page_size, uint32_t slot,
+			   btree_item_view *v) WD_MUST_CHECK;
+
+typedef struct btree_meta_view {
+	uint32_t magic, version;
+	wd_blkno root;
+	uint32_t level;          /* root level (height - 1) */
+	wd_blkno free_head;      /* first free page, WD_INVALID_BLKNO if none */
+	uint32_t nfree;
+} btree_meta_view;
+
+/* Decodes a metapage. Fills every field it can reach, then returns
+ * WD_ECORRUPT for a wrong kind, special size or magic, WD_EVERSION for an
+ * unknown version. */
+int btree_meta_view_decode(const uint8_t *page, uint32_t page_size,
+			   btree_meta_view *v) WD_MUST_CHECK;
+
 /* Registers the BTREE rmgr's redo and describe routines (idempotent). */
 int btree_rmgr_register(void) WD_MUST_CHECK;
 

@@ -68,6 +68,14 @@ static int check_header(chk *c, const uint8_t *p, wd_blkno blk, uint32_t level, 
 			    root ? " (root)" : "");
 	if (level > 0 && n == 0)
 		return viol(c, blk, -1, "internal page without children");
+	for (uint32_t i = 0; i < n; i++) {
+		btree_item_view iv;
+		if (btree_item_view_decode(p, c->t->ps, i, &iv) != 0)
+			return viol(c, blk, (int)i, "%s", wd_last_error());
+		if (iv.klen > c->t->max_key)
+			return viol(c, blk, (int)i, "key of %u bytes, longer than the %u allowed",
+				    iv.klen, c->t->max_key);
+	}
 	if (level > 0) {
 		uint32_t l0;
 		bt_key(p, 0, &l0);
@@ -235,69 +243,148 @@ int btree_check(btree *t, btree_check_report *r)
 
 /* ---- DOT ---- */
 
-/* A key, at most 8 bytes, escaped for a DOT record label. */
-static void dot_key(FILE *out, const uint8_t *k, uint32_t len)
+#define DOT_KEY_BYTES 12  /* keys up to this long are shown whole, */
+#define DOT_KEY_HEAD 6    /* longer ones as their first bytes .. */
+#define DOT_KEY_TAIL 4    /* .. and last bytes (the ones that differ) */
+#define DOT_HEAD_KEYS 3   /* keys shown at the start of a long page ... */
+#define DOT_TAIL_KEYS 2   /* ... and at its end */
+
+typedef struct dot {
+	btree *t;
+	FILE *out;
+	uint8_t *pages;       /* a page copy per depth */
+	wd_blkno *leaves;     /* leaves in key order, for the chain's rank */
+	size_t nleaves, cap;
+} dot;
+
+static void dot_bytes(FILE *out, const uint8_t *k, uint32_t len)
 {
-	for (uint32_t i = 0; i < len && i < 8; i++) {
+	for (uint32_t i = 0; i < len; i++) {
 		if (k[i] >= 0x30 && k[i] < 0x7f && !strchr("\\\"{}|<>", k[i]))
 			fputc(k[i], out);
 		else
 			fprintf(out, "\\\\x%02x", k[i]);
 	}
-	if (len > 8)
-		fputs("..", out);
 }
 
-/* Prints the subtree at blk: a record node per page, edges to children,
- * dashed edges along the leaf chain. */
-static int dot_page(btree *t, FILE *out, wd_blkno blk, uint8_t *page, unsigned depth)
+/* A key shortened for a DOT record label: whole up to DOT_KEY_BYTES,
+ * else head..tail, escaped. */
+static void dot_key(FILE *out, const uint8_t *k, uint32_t len)
 {
+	if (len <= DOT_KEY_BYTES) {
+		dot_bytes(out, k, len);
+		return;
+	}
+	dot_bytes(out, k, DOT_KEY_HEAD);
+	fputs("..", out);
+	dot_bytes(out, k + len - DOT_KEY_TAIL, DOT_KEY_TAIL);
+}
+
+/* The label's key list: every key of a short page; the first and last few
+ * of a long one with the count of those left out between. */
+static void dot_keys(FILE *out, const uint8_t *page, uint32_t ps)
+{
+	uint32_t n = bt_nitems(page);
+	for (uint32_t i = 0; i < n; i++) {
+		btree_item_view iv;
+		if (n > DOT_HEAD_KEYS + DOT_TAIL_KEYS + 1 && i == DOT_HEAD_KEYS) {
+			fprintf(out, " ...%u more...", n - DOT_HEAD_KEYS - DOT_TAIL_KEYS);
+			i = n - DOT_TAIL_KEYS - 1;
+			continue;
+		}
+		if (i)
+			fputs(" ", out);
+		if (btree_item_view_decode(page, ps, i, &iv) != 0)
+			fputs("(damaged)", out);
+		else if (iv.minus_inf)
+			fputs("-inf", out);
+		else
+			dot_key(out, iv.key, iv.klen);
+	}
+}
+
+/* Prints the subtree at blk: a record node per page ("blk B L<level>
+ * (<n> keys)" over its keys), edges to children; notes the leaves. */
+static int dot_page(dot *d, wd_blkno blk, unsigned depth)
+{
+	btree *t = d->t;
+	uint8_t *page = d->pages + (size_t)depth * t->ps;
 	bm_buf *buf;
-	uint32_t n, l;
+	uint32_t n;
 	int rc = depth < 64 ? bt_pin(t, blk, BM_SHARE, &buf) : WD_ECORRUPT;
 	if (rc)
 		return rc;
 	memcpy(page, bufmgr_page(buf), t->ps);
 	bt_release(t, buf);
+	if (!bt_page_live(page, t->ps) || page_bounds_check(page, t->ps) != 0)
+		return bt_corrupt(t, blk, "not a live B+tree page");
 	n = bt_nitems(page);
-	fprintf(out, "  n%u [label=\"{blk %u L%u|", blk, blk, bt_level(page));
-	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *k = bt_key(page, i, &l);
-		if (i)
-			fputs(" ", out);
-		if (bt_level(page) > 0 && i == 0)
-			fputs("-inf", out);
-		else
-			dot_key(out, k, l);
-	}
-	fputs("}\"];\n", out);
+	fprintf(d->out, "  n%u [label=\"{blk %u  L%u  (%u keys)|", blk, blk,
+		bt_level(page), n);
+	dot_keys(d->out, page, t->ps);
+	fputs("}\"];\n", d->out);
 	if (bt_level(page) == 0) {
-		if (bt_right(page) != WD_INVALID_BLKNO)
-			fprintf(out, "  n%u -> n%u [style=dashed, constraint=false];\n", blk,
-				bt_right(page));
+		if (d->nleaves == d->cap) {
+			size_t cap = d->cap ? 2 * d->cap : 64;
+			wd_blkno *l = realloc(d->leaves, cap * sizeof *l);
+			if (!l)
+				return err_set(WD_ENOMEM, "btree dot: no memory");
+			d->leaves = l;
+			d->cap = cap;
+		}
+		d->leaves[d->nleaves++] = blk;
 		return 0;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		wd_blkno c = bt_item_child(page, i);
-		fprintf(out, "  n%u -> n%u;\n", blk, c);
-		if ((rc = dot_page(t, out, c, page + t->ps, depth + 1)) != 0)
+		fprintf(d->out, "  n%u -> n%u;\n", blk, c);
+		if ((rc = dot_page(d, c, depth + 1)) != 0)
 			return rc;
+	}
+	return 0;
+}
+
+/* The leaf chain: leaves side by side, each right link a dashed edge. The
+ * links are read again from the pages, so a broken chain shows as drawn. */
+static int dot_chain(dot *d)
+{
+	fputs("  // leaf chain (right links), leaves on one rank\n  { rank=same;", d->out);
+	for (size_t i = 0; i < d->nleaves; i++)
+		fprintf(d->out, " n%u;", d->leaves[i]);
+	fputs(" }\n", d->out);
+	for (size_t i = 0; i < d->nleaves; i++) {
+		bm_buf *buf;
+		wd_blkno right;
+		int rc = bt_pin(d->t, d->leaves[i], BM_SHARE, &buf);
+		if (rc)
+			return rc;
+		right = bt_right(bufmgr_page(buf));
+		bt_release(d->t, buf);
+		if (right != WD_INVALID_BLKNO)
+			fprintf(d->out, "  n%u -> n%u [style=dashed, color=gray40, "
+				"constraint=false, label=\"right\", fontsize=8];\n",
+				d->leaves[i], right);
 	}
 	return 0;
 }
 
 int btree_dot(btree *t, FILE *out)
 {
-	uint8_t *pages = malloc((size_t)t->ps * 65);
+	dot d = {.t = t, .out = out, .pages = malloc((size_t)t->ps * 64)};
 	int rc;
-	if (!pages)
+	if (!d.pages)
 		return err_set(WD_ENOMEM, "btree dot: no memory");
 	bt_lock_excl(t);
-	fprintf(out, "digraph btree_%u {\n  node [shape=record, fontsize=10];\n", t->rel);
-	rc = dot_page(t, out, t->root, pages, 0);
+	fprintf(out, "digraph btree_%u {\n  node [shape=record, fontsize=10];\n"
+		"  // root blk %u, height %u; keys over %u bytes shortened to head..tail\n",
+		t->rel, t->root, t->level + 1, DOT_KEY_BYTES);
+	rc = dot_page(&d, t->root, 0);
+	if (rc == 0)
+		rc = dot_chain(&d);
 	fputs("}\n", out);
 	bt_unlock(t);
-	free(pages);
+	free(d.pages);
+	free(d.leaves);
 	if (rc == 0 && ferror(out))
 		rc = err_set(WD_EIO, "btree dot: writing the output failed");
 	return rc;

@@ -135,3 +135,80 @@ int bt_meta_check(const uint8_t *p, uint32_t ps, wd_relid rel)
 			       rel, get_le32(s + BTM_VERSION), BT_META_VERSION);
 	return 0;
 }
+
+/* ---- decoders for the tools (btree.h): nothing trusted ---- */
+
+int btree_page_view_decode(const uint8_t *p, uint32_t ps, btree_page_view *v)
+{
+	int rc;
+	memset(v, 0, sizeof *v);
+	v->left = v->right = v->next_free = WD_INVALID_BLKNO;
+	if ((rc = page_bounds_check(p, ps)) != 0)
+		return rc;
+	if (page_kind(p) != PAGE_KIND_BTREE || page_special(p) != ps - BT_SPECIAL)
+		return err_set(WD_ECORRUPT, "a %s page (special at %u), not a B+tree page",
+			       page_kind_name(page_kind(p)), page_special(p));
+	v->level = bt_level(p);
+	v->flags = bt_flags(p);
+	v->left = bt_left(p);
+	v->right = bt_right(p);
+	v->next_free = bt_next_free(p);
+	v->nitems = bt_nitems(p);
+	return 0;
+}
+
+int btree_item_view_decode(const uint8_t *p, uint32_t ps, uint32_t slot,
+			   btree_item_view *v)
+{
+	btree_page_view pv;
+	const uint8_t *it;
+	uint32_t len, hdr;
+	int rc;
+	memset(v, 0, sizeof *v);
+	v->tid.blk = v->child = WD_INVALID_BLKNO;
+	if ((rc = btree_page_view_decode(p, ps, &pv)) != 0 ||
+	    (rc = page_item_checked(p, ps, slot, &it, &len)) != 0)
+		return rc;
+	hdr = (pv.flags & BTF_LEAF) ? BT_TID_SIZE : BT_CHILD_SIZE;
+	if (!it || len < hdr)
+		return err_set(WD_ECORRUPT, "item %u: %u bytes, shorter than its %u-byte header",
+			       slot, len, hdr);
+	v->key = it + hdr;
+	v->klen = len - hdr;
+	if (pv.flags & BTF_LEAF) {
+		v->tid.blk = get_le32(it);
+		v->tid.slot = get_le16(it + 4);
+	} else {
+		v->child = get_le32(it);
+		v->minus_inf = slot == 0;
+	}
+	return 0;
+}
+
+int btree_meta_view_decode(const uint8_t *p, uint32_t ps, btree_meta_view *v)
+{
+	const uint8_t *s;
+	bt_meta m;
+	int rc;
+	memset(v, 0, sizeof *v);
+	v->root = v->free_head = WD_INVALID_BLKNO;
+	if ((rc = page_bounds_check(p, ps)) != 0)
+		return rc;
+	if (page_kind(p) != PAGE_KIND_META || page_special(p) != ps - BT_META_SPECIAL)
+		return err_set(WD_ECORRUPT, "a %s page (special at %u), not a B+tree metapage",
+			       page_kind_name(page_kind(p)), page_special(p));
+	s = p + page_special(p);
+	v->magic = get_le32(s + BTM_MAGIC);
+	v->version = get_le32(s + BTM_VERSION);
+	bt_meta_decode(p, &m);
+	v->root = m.root;
+	v->level = m.level;
+	v->free_head = m.free_head;
+	v->nfree = m.nfree;
+	if (v->magic != BT_META_MAGIC)
+		return err_set(WD_ECORRUPT, "bad metapage magic 0x%08x", v->magic);
+	if (v->version != BT_META_VERSION)
+		return err_set(WD_EVERSION, "metapage format version %u, expected %u",
+			       v->version, BT_META_VERSION);
+	return 0;
+}

@@ -168,6 +168,71 @@ void heap_stats_get(heap *h, heap_stats *out);
 /* The relation's block count (heap and overflow pages). */
 int heap_nblocks(heap *h, wd_blkno *n) WD_MUST_CHECK;
 
+/* ---- page decoders (walden inspect, walden check) ----
+ * Pure functions over page images, which may come straight from a damaged
+ * file: they validate every length and offset against the page and return
+ * WD_ECORRUPT (detail says what) rather than read outside it. Pointers in
+ * the views point into the bytes given. Formats: README "Formats". */
+
+#define HEAP_ITEM_OVERFLOW 0x01u /* heap_item_view.flags: value on a chain */
+
+typedef struct heap_item_view {
+	unsigned flags;          /* HEAP_ITEM_OVERFLOW or 0 */
+	uint32_t klen;
+	const uint8_t *key;
+	uint64_t vlen;           /* the whole value, also when overflowed */
+	const uint8_t *val;      /* inline value (vlen bytes), NULL if overflowed */
+	wd_blkno ovf_first;      /* first overflow block, WD_INVALID_BLKNO if inline */
+} heap_item_view;
+
+/* Decodes one tuple item of len bytes (its header lengths must add up to
+ * len). WD_ECORRUPT otherwise. */
+int heap_item_view_decode(const uint8_t *item, uint32_t len,
+			  heap_item_view *v) WD_MUST_CHECK;
+
+/* Decodes the tuple in slot of heap page page: 0, WD_NOTFOUND for an
+ * unused slot, WD_ECORRUPT (the page is not a heap page, the line pointer
+ * leaves the item area, or the tuple does not parse). */
+int heap_slot_view_decode(const uint8_t *page, uint32_t page_size, uint32_t slot,
+			  heap_item_view *v) WD_MUST_CHECK;
+
+typedef struct heap_overflow_view {
+	wd_blkno next;           /* next block of the chain, WD_INVALID_BLKNO at the end */
+	uint32_t len;            /* chunk bytes on this page */
+	uint32_t cap;            /* the most a page holds (page size - 40) */
+	const uint8_t *chunk;
+} heap_overflow_view;
+
+/* Decodes an overflow page. WD_ECORRUPT if it is none or its length does
+ * not fit. */
+int heap_overflow_view_decode(const uint8_t *page, uint32_t page_size,
+			      heap_overflow_view *v) WD_MUST_CHECK;
+
+/* What one stored FSM byte says about its heap page. */
+enum heap_fsm_state {
+	HEAP_FSM_UNKNOWN = 0,    /* never written: read from the page at open */
+	HEAP_FSM_SPACE = 1,      /* a heap page with at least free_min bytes free */
+	HEAP_FSM_EMPTY = 2,      /* no tuple (new or emptied): usable for anything */
+};
+
+typedef struct heap_fsm_view {
+	wd_blkno first;          /* heap block of entry 0 */
+	uint32_t n;              /* entries on the page (page size - 32) */
+	uint32_t unit;           /* bytes per category step (page size / 256) */
+	const uint8_t *entry;    /* n stored bytes; see heap_fsm_entry */
+	/* counts over the n entries */
+	uint32_t unknown, empty, full, partial; /* full: category 0 */
+} heap_fsm_view;
+
+/* Decodes FSM page fsm_blk of a free space map relation. WD_ECORRUPT if it
+ * is not an FSM page. */
+int heap_fsm_view_decode(const uint8_t *page, uint32_t page_size, wd_blkno fsm_blk,
+			 heap_fsm_view *v) WD_MUST_CHECK;
+
+/* The meaning of stored FSM byte b with unit bytes per step; *free_min:
+ * bytes at least free for a new tuple and its line pointer (HEAP_FSM_SPACE). */
+enum heap_fsm_state heap_fsm_entry(uint8_t b, uint32_t unit, uint32_t *free_min);
+
 /* Registers the HEAP rmgr's redo and describe routines (idempotent). Call
  * at start-up, before recovery or waldump reads WAL. */
 void heap_rmgr_register(void);

@@ -89,7 +89,7 @@ int page_verify(const uint8_t *p, uint32_t page_size, wd_blkno blkno,
 		const char *file)
 {
 	uint32_t stored = get_le32(p + PH_CHECKSUM);
-	uint32_t computed, lower, upper, special;
+	uint32_t computed;
 
 	if (stored == 0 && page_is_zero(p, page_size))
 		return PAGE_VERIFY_NEW;
@@ -102,15 +102,19 @@ int page_verify(const uint8_t *p, uint32_t page_size, wd_blkno blkno,
 	if (p[PH_VERSION] != PAGE_FORMAT_VERSION)
 		return err_set(WD_ECORRUPT, "%s: block %u: page format version %u, expected %u",
 			      file, blkno, p[PH_VERSION], PAGE_FORMAT_VERSION);
-	lower = page_lower(p);
-	upper = page_upper(p);
-	special = page_special(p);
+	if (page_bounds_check(p, page_size) != 0)
+		return err_wrap(WD_ECORRUPT, "%s: block %u", file, blkno);
+	return 0;
+}
+
+int page_bounds_check(const uint8_t *p, uint32_t page_size)
+{
+	uint32_t lower = page_lower(p), upper = page_upper(p), special = page_special(p);
 	if (lower < PAGE_HEADER_SIZE || lower > upper || upper > special ||
 	    special > page_size || (lower - PAGE_HEADER_SIZE) % PAGE_LP_SIZE)
 		return err_set(WD_ECORRUPT,
-			      "%s: block %u: bad page bounds lower=%u upper=%u "
-			      "special=%u page size %u",
-			      file, blkno, lower, upper, special, page_size);
+			      "bad page bounds lower=%u upper=%u special=%u page size %u",
+			      lower, upper, special, page_size);
 	return 0;
 }
 
@@ -268,4 +272,29 @@ void page_trim_slots(uint8_t *p)
 	while (n > 0 && get_le16(lp(p, n - 1) + 2) == 0)
 		n--;
 	set_lower(p, PAGE_HEADER_SIZE + n * PAGE_LP_SIZE);
+}
+
+int page_item_checked(const uint8_t *p, uint32_t page_size, uint32_t slot,
+		      const uint8_t **item, uint32_t *len)
+{
+	uint32_t off, l;
+	int rc = page_bounds_check(p, page_size);
+	*item = NULL;
+	*len = 0;
+	if (rc != 0)
+		return rc;
+	if (slot >= page_nslots(p))
+		return err_set(WD_ECORRUPT, "slot %u beyond the %u line pointers", slot,
+			       page_nslots(p));
+	off = get_le16(lp_const(p, slot));
+	l = get_le16(lp_const(p, slot) + 2);
+	if (l == 0)
+		return 0;
+	if (off < page_upper(p) || off + l > page_special(p))
+		return err_set(WD_ECORRUPT,
+			       "slot %u: item at %u, %u bytes, outside the item area [%u, %u)",
+			       slot, off, l, page_upper(p), page_special(p));
+	*item = p + off;
+	*len = l;
+	return 0;
 }

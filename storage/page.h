@@ -131,4 +131,21 @@ int page_item_replace(uint8_t *p, uint32_t slot, const void *item, uint32_t len)
 /* Drops trailing unused line pointers (heap: after clears). */
 void page_trim_slots(uint8_t *p);
 
+/* ---- reading pages that may be damaged (walden inspect, walden check) ----
+ * The accessors above trust the page (it passed page_verify or was built
+ * here). These two never read outside [p, p + page_size). */
+
+/* 0 if lower, upper and special are in order and inside the page (what
+ * page_verify checks after the checksum), else WD_ECORRUPT saying which. */
+int page_bounds_check(const uint8_t *p, uint32_t page_size) WD_MUST_CHECK;
+
+/*
+ * Slot's item, checked: 0 with *item and *len set (*item NULL, *len 0 for
+ * an unused slot), or WD_ECORRUPT if the header bounds are bad, slot is
+ * beyond the line pointers, or the item does not lie within
+ * [upper, special).
+ */
+int page_item_checked(const uint8_t *p, uint32_t page_size, uint32_t slot,
+		      const uint8_t **item, uint32_t *len) WD_MUST_CHECK;
+
 #endif

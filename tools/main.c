@@ -22,7 +22,12 @@ static const struct command commands[] = {
 	 "create a database, write pages, kill the writer, simulate a power "
 	 "loss and show what survived"},
 	{"inspect", inspect_main,
-	 "show the control file, or one page of a relation file"},
+	 "show the control file, a table's relations, or one page decoded "
+	 "(tuples, B+tree items, FSM)"},
+	{"check", check_main,
+	 "verify every page, B+tree, free space map and heap/index agreement "
+	 "(exit 3 on damage)"},
+	{"dot", dot_main, "print a table's B+tree as Graphviz DOT"},
 	{"waldump", waldump_main,
 	 "print the write-ahead log: records, statistics, and where and why it ends"},
 	{"bench", bench_main, "benchmarks: pin, pool, commit, walinsert (walden beside its peers)"},

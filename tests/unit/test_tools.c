@@ -1,0 +1,514 @@
+/*
+ * test_tools.c - `walden check`, `walden dot` and `walden inspect --table /
+ * --block` end to end: a database made through the public API (three
+ * tables, values longer than a page, a 2-level index) is checked, drawn and
+ * inspected; then copies of it are damaged on disk (a byte of a heap page,
+ * a byte of an index page, two index items swapped under a valid checksum,
+ * an orphan file) and check must exit 3 naming table, file, block and item.
+ * Runs the binary named by WALDEN_BIN (set by the Makefile).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "btree/btree.h"
+#include "storage/bytes.h"
+#include "storage/page.h"
+#include "tests/lib/testutil.h"
+#include "txn/db.h"
+#include "walden.h"
+
+#define PS 8192u
+#define NUSERS 3000   /* a 2-level index on 8 KiB pages */
+#define NBLOBS 12     /* values of 10..21 KB: overflow chains */
+
+static char *root, *pristine;
+static wd_relid users_heap, users_index, blobs_heap;
+
+struct run {
+	int status;
+	char out[1 << 18], err[8192];
+};
+
+static void slurp(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+	while ((n = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+}
+
+/* Runs WALDEN_BIN with args (NULL-terminated), capturing its output. */
+static void run_tool(struct run *r, const char *const *args)
+{
+	const char *bin = getenv("WALDEN_BIN");
+	char errpath[] = "/tmp/walden-tools-err-XXXXXX";
+	int out[2], errfd = mkstemp(errpath);
+	const char *argv[16] = {bin ? bin : "build/release/walden"};
+	pid_t pid;
+	for (int i = 0; args[i] && i < 14; i++)
+		argv[i + 1] = args[i];
+	assert_true(errfd >= 0);
+	assert_int_equal(pipe(out), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(out[1], 1);
+		dup2(errfd, 2);
+		close(out[0]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	slurp(out[0], r->out, sizeof r->out);
+	close(out[0]);
+	assert_int_equal(waitpid(pid, &r->status, 0), pid);
+	r->status = WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128;
+	lseek(errfd, 0, SEEK_SET);
+	slurp(errfd, r->err, sizeof r->err);
+	close(errfd);
+	unlink(errpath);
+}
+
+/* Lines of s starting with prefix. */
+static unsigned count_lines(const char *s, const char *prefix)
+{
+	unsigned n = 0;
+	for (const char *l = s; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, prefix, strlen(prefix)) == 0)
+			n++;
+	return n;
+}
+
+/* Fails with both outputs shown unless needle is in hay. */
+static void expect_in(const char *hay, const char *needle, const struct run *r)
+{
+	if (!strstr(hay, needle))
+		fail_msg("expected \"%s\" in the output\n--- stdout:\n%s\n--- stderr:\n%s",
+			 needle, r->out, r->err);
+}
+
+static wd_relid rel_of(wd_table *t, int which)
+{
+	const db_table_info *ti = db_table_info_of(t);
+	return which == 0 ? ti->heap_rel : ti->index_rel;
+}
+
+/* users: NUSERS small tuples; blobs: NBLOBS long values; empty: none. */
+static void make_db(const char *dir)
+{
+	static char big[10000 + NBLOBS * 1000];
+	wd_options o;
+	wd_db *db;
+	wd_txn *x;
+	wd_table *users, *blobs, *empty;
+	char k[32], v[64];
+	wd_options_default(&o);
+	o.page_size = PS;
+	memset(big, 'B', sizeof big);
+	assert_int_equal(wd_open(dir, &o, &db), 0);
+	assert_int_equal(wd_begin(db, &x), 0);
+	assert_int_equal(wd_table_open(x, "users", WD_CREATE, &users), 0);
+	assert_int_equal(wd_table_open(x, "blobs", WD_CREATE, &blobs), 0);
+	assert_int_equal(wd_table_open(x, "empty", WD_CREATE, &empty), 0);
+	for (int i = 0; i < NUSERS; i++) {
+		int kl = snprintf(k, sizeof k, "user%06d", i);
+		int vl = snprintf(v, sizeof v, "value of user %d", i);
+		assert_int_equal(wd_put(x, users, k, (size_t)kl, v, (size_t)vl), 0);
+	}
+	for (int i = 0; i < NBLOBS; i++) {
+		int kl = snprintf(k, sizeof k, "blob%02d", i);
+		assert_int_equal(wd_put(x, blobs, k, (size_t)kl, big, 10000 + (size_t)i * 1000), 0);
+	}
+	users_heap = rel_of(users, 0);
+	users_index = rel_of(users, 1);
+	blobs_heap = rel_of(blobs, 0);
+	assert_int_equal(wd_commit(x), 0);
+	assert_int_equal(wd_close(db), 0);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	root = tu_tmpdir("tools");
+	pristine = tu_path(root, "pristine");
+	make_db(pristine);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tu_rmrf(root);
+	free(root);
+	free(pristine);
+	return 0;
+}
+
+/* A fresh copy of the pristine database, to be damaged. */
+static char *copy_db(const char *name)
+{
+	char cmd[8192];
+	char *dir = tu_path(root, name);
+	tu_rmrf(dir);
+	snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", pristine, dir);
+	assert_int_equal(system(cmd), 0);
+	return dir;
+}
+
+static char *rel_path(const char *dir, wd_relid rel)
+{
+	char name[64];
+	snprintf(name, sizeof name, "base/%u", rel);
+	return tu_path(dir, name);
+}
+
+static void read_block(const char *path, wd_blkno blk, uint8_t *p)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, p, PS, (off_t)blk * PS), (ssize_t)PS);
+	close(fd);
+}
+
+static void write_block(const char *path, wd_blkno blk, const uint8_t *p)
+{
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, p, PS, (off_t)blk * PS), (ssize_t)PS);
+	close(fd);
+}
+
+/* The first block of the index whose page is a leaf with > 10 items. */
+static wd_blkno find_leaf(const char *idx, uint8_t *p)
+{
+	for (wd_blkno b = 1; b < 64; b++) {
+		btree_page_view v;
+		read_block(idx, b, p);
+		if (btree_page_view_decode(p, PS, &v) == 0 && (v.flags & BTREE_PAGE_LEAF) &&
+		    v.nitems > 10)
+			return b;
+	}
+	fail_msg("no leaf in %s", idx);
+	return 0;
+}
+
+/* ---- sound database ---- */
+
+static void test_check_ok(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	(void)state;
+	run_tool(r, (const char *[]){"check", pristine, NULL});
+	if (r->status != 0)
+		fail_msg("check exit %d\n%s\n%s", r->status, r->out, r->err);
+	/* one ok line per table, the catalog's too */
+	assert_int_equal(count_lines(r->out, "users: 3000 tuples, index height 2 ("), 1);
+	assert_int_equal(count_lines(r->out, "blobs: 12 tuples, index height 1 ("), 1);
+	assert_int_equal(count_lines(r->out, "empty: 0 tuples, index height 1 ("), 1);
+	assert_int_equal(count_lines(r->out, "(catalog): 3 tables"), 1);
+	expect_in(r->out, "pages), ok\n", r);
+	expect_in(r->out, "0 problems, ok", r);
+
+	run_tool(r, (const char *[]){"check", pristine, "--table", "users", "--json", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "\"ok\": true", r);
+	expect_in(r->out, "\"name\": \"users\"", r);
+	expect_in(r->out, "\"tuples\": 3000", r);
+	assert_null(strstr(r->out, "blobs"));
+	free(r);
+}
+
+static void test_dot(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	(void)state;
+	run_tool(r, (const char *[]){"dot", pristine, "--table", "users", NULL});
+	assert_int_equal(r->status, 0);
+	assert_int_equal(strncmp(r->out, "digraph", 7), 0);
+	expect_in(r->out, "leaf chain", r);
+	expect_in(r->out, "style=dashed", r);
+	expect_in(r->out, "rank=same", r);
+	expect_in(r->out, "L1", r);          /* the internal root */
+	expect_in(r->out, "-inf", r);
+	expect_in(r->out, "user000000", r);  /* a whole short key */
+	expect_in(r->out, "more...", r);     /* long pages shortened */
+	assert_true(r->out[strlen(r->out) - 2] == '}');
+	run_tool(r, (const char *[]){"dot", pristine, "--table", "nope", NULL});
+	assert_int_equal(r->status, 1);
+	expect_in(r->err, "no table 'nope'", r);
+	run_tool(r, (const char *[]){"dot", pristine, NULL});
+	assert_int_equal(r->status, 2);
+	free(r);
+}
+
+static void test_inspect(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	uint8_t *p = malloc(PS);
+	char *idx = rel_path(pristine, users_index), blk[16];
+	(void)state;
+	run_tool(r, (const char *[]){"inspect", pristine, "--table", "users", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "table users", r);
+	expect_in(r->out, "3000 tuples", r);
+	expect_in(r->out, "height 2", r);
+	expect_in(r->out, "3000 items", r);
+	expect_in(r->out, "fsm ", r);
+
+	run_tool(r, (const char *[]){"inspect", pristine, "--table", "blobs", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "12 tuples (12 with overflowed values)", r);
+
+	/* a heap page: tuples with flags, keys, value lengths */
+	run_tool(r, (const char *[]){"inspect", pristine, "--table", "users", "--block", "0", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "heap page", r);
+	expect_in(r->out, "slot    0", r);
+	expect_in(r->out, "flags 0x00  value 15 bytes inline  key[10] 75736572303030303030 "
+		  "\"user000000\"", r);
+
+	/* the blobs heap: a tuple pointing at its chain, and an overflow page */
+	run_tool(r, (const char *[]){"inspect", pristine, "--table", "blobs", "--heap",
+				     "--block", "1", NULL});
+	assert_int_equal(r->status, 0);
+	assert_true(strstr(r->out, "overflow -> blk") || strstr(r->out, "chunk "));
+
+	/* an index leaf and the metapage */
+	snprintf(blk, sizeof blk, "%u", find_leaf(idx, p));
+	run_tool(r, (const char *[]){"inspect", pristine, "--table", "users", "--index",
+				     "--block", blk, NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "btree page level 0 (leaf)", r);
+	expect_in(r->out, "item    0  tid (", r);
+	expect_in(r->out, "key[10] 7573657230", r);
+	run_tool(r, (const char *[]){"inspect", pristine, "--table", "users", "--index",
+				     "--block", "0", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "metapage   B+tree, magic 0x54424457, version 1", r);
+	expect_in(r->out, "(height 2)", r);
+
+	/* the FSM, and the raw --rel form */
+	run_tool(r, (const char *[]){"inspect", pristine, "--table", "users", "--fsm",
+				     "--block", "0", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "fsm page   entries for heap blocks 0..", r);
+	snprintf(blk, sizeof blk, "%u", users_heap);
+	run_tool(r, (const char *[]){"inspect", pristine, "--rel", blk, "--block", "0", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "\"user000000\"", r);
+
+	run_tool(r, (const char *[]){"inspect", pristine, "--table", "nope", NULL});
+	assert_int_equal(r->status, 1);
+	run_tool(r, (const char *[]){"inspect", pristine, "--index", "--block", "0", NULL});
+	assert_int_equal(r->status, 2);
+	free(idx);
+	free(p);
+	free(r);
+}
+
+/* ---- damage ---- */
+
+static void test_heap_byte_flipped(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *dir = copy_db("heapflip"), *hp = rel_path(dir, users_heap), want[128];
+	uint8_t *p = malloc(PS);
+	(void)state;
+	read_block(hp, 1, p);
+	p[PS / 2] ^= 0x40;
+	write_block(hp, 1, p);
+	run_tool(r, (const char *[]){"check", dir, NULL});
+	assert_int_equal(r->status, 3);
+	snprintf(want, sizeof want, "users: heap base/%u block 1: checksum mismatch", users_heap);
+	expect_in(r->out, want, r);
+	expect_in(r->out, "users: 1 damaged page", r);
+	/* the other tables are still checked and sound */
+	assert_int_equal(count_lines(r->out, "blobs: 12 tuples"), 1);
+	run_tool(r, (const char *[]){"check", dir, "--json", NULL});
+	assert_int_equal(r->status, 3);
+	expect_in(r->out, "\"table\": \"users\", \"relation\": \"heap\"", r);
+	expect_in(r->out, "\"block\": 1", r);
+	/* inspect shows the page decoded anyway, marked */
+	run_tool(r, (const char *[]){"inspect", dir, "--table", "users", "--block", "1", NULL});
+	assert_int_equal(r->status, 3);
+	expect_in(r->out, "MISMATCH", r);
+	tu_rmrf(dir);
+	free(dir);
+	free(hp);
+	free(p);
+	free(r);
+}
+
+static void test_index_byte_flipped(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *dir = copy_db("indexflip"), *idx = rel_path(dir, users_index), want[128];
+	uint8_t *p = malloc(PS);
+	wd_blkno leaf;
+	(void)state;
+	leaf = find_leaf(idx, p);
+	p[PS - 100] ^= 0x01;
+	write_block(idx, leaf, p);
+	run_tool(r, (const char *[]){"check", dir, NULL});
+	assert_int_equal(r->status, 3);
+	snprintf(want, sizeof want, "users: index base/%u block %u: checksum mismatch",
+		 users_index, leaf);
+	expect_in(r->out, want, r);
+	tu_rmrf(dir);
+	free(dir);
+	free(idx);
+	free(p);
+	free(r);
+}
+
+/* Two items of a leaf swapped, the checksum made right: only the B+tree
+ * check can see it. */
+static void test_key_order_violation(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *dir = copy_db("swapped"), *idx = rel_path(dir, users_index), want[160];
+	uint8_t *p = malloc(PS), lp[PAGE_LP_SIZE];
+	uint8_t *a = NULL, *b = NULL;
+	wd_blkno leaf;
+	(void)state;
+	leaf = find_leaf(idx, p);
+	a = p + PAGE_HEADER_SIZE + 5 * PAGE_LP_SIZE;
+	b = p + PAGE_HEADER_SIZE + 6 * PAGE_LP_SIZE;
+	memcpy(lp, a, sizeof lp);
+	memcpy(a, b, sizeof lp);
+	memcpy(b, lp, sizeof lp);
+	page_checksum_set(p, PS, leaf);
+	write_block(idx, leaf, p);
+	run_tool(r, (const char *[]){"check", dir, NULL});
+	assert_int_equal(r->status, 3);
+	snprintf(want, sizeof want, "users: index base/%u block %u item 6: key not greater "
+		 "than the one before", users_index, leaf);
+	expect_in(r->out, want, r);
+	expect_in(r->out, "users: 3000 tuples, index height 2", r);
+	expect_in(r->out, "DAMAGED", r);
+	run_tool(r, (const char *[]){"check", dir, "--json", NULL});
+	assert_int_equal(r->status, 3);
+	expect_in(r->out, "\"item\": 6", r);
+	tu_rmrf(dir);
+	free(dir);
+	free(idx);
+	free(p);
+	free(r);
+}
+
+/* A heap tuple whose header lengths do not add up, with a valid checksum:
+ * the page decoders catch it before any engine code reads it. */
+static void test_bad_tuple(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *dir = copy_db("badtuple"), *hp = rel_path(dir, users_heap), want[160];
+	uint8_t *p = malloc(PS), *it;
+	uint32_t len;
+	(void)state;
+	read_block(hp, 0, p);
+	it = page_item(p, 3, &len);
+	assert_non_null(it);
+	put_le16(it + 2, 500); /* klen */
+	page_checksum_set(p, PS, 0);
+	write_block(hp, 0, p);
+	run_tool(r, (const char *[]){"check", dir, NULL});
+	assert_int_equal(r->status, 3);
+	snprintf(want, sizeof want, "users: heap base/%u block 0 item 3: slot 3: tuple of",
+		 users_heap);
+	expect_in(r->out, want, r);
+	tu_rmrf(dir);
+	free(dir);
+	free(hp);
+	free(p);
+	free(r);
+}
+
+static void test_orphan_file(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *dir = copy_db("orphan"), *hp = rel_path(dir, blobs_heap), cmd[8192];
+	(void)state;
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s/base/999'", hp, dir);
+	assert_int_equal(system(cmd), 0);
+	run_tool(r, (const char *[]){"check", dir, NULL});
+	assert_int_equal(r->status, 3);
+	expect_in(r->out, "orphan base/999: orphan file: no catalog entry names it", r);
+	tu_rmrf(dir);
+	free(dir);
+	free(hp);
+	free(r);
+}
+
+/* ---- errors and usage ---- */
+
+static void test_errors(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *empty = tu_path(root, "notadb"), *flag;
+	wd_db *db;
+	(void)state;
+	assert_int_equal(mkdir(empty, 0755), 0);
+	run_tool(r, (const char *[]){"check", empty, NULL});
+	assert_int_equal(r->status, 1);
+	expect_in(r->err, "not a walden database", r);
+	flag = tu_path(empty, "control");
+	assert_false(access(flag, F_OK) == 0); /* check created nothing */
+	run_tool(r, (const char *[]){"dot", empty, "--table", "users", NULL});
+	assert_int_equal(r->status, 1);
+
+	/* in use by another process (this one) */
+	assert_int_equal(wd_open(pristine, NULL, &db), 0);
+	run_tool(r, (const char *[]){"check", pristine, NULL});
+	assert_int_equal(r->status, 1);
+	expect_in(r->err, "in use", r);
+	assert_int_equal(wd_close(db), 0);
+
+	run_tool(r, (const char *[]){"check", NULL});
+	assert_int_equal(r->status, 2);
+	run_tool(r, (const char *[]){"check", pristine, "extra", NULL});
+	assert_int_equal(r->status, 2);
+	run_tool(r, (const char *[]){"check", pristine, "--bogus", NULL});
+	assert_int_equal(r->status, 2);
+	run_tool(r, (const char *[]){"check", "--help", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "usage: walden check", r);
+	run_tool(r, (const char *[]){"dot", "--help", NULL});
+	assert_int_equal(r->status, 0);
+	run_tool(r, (const char *[]){"check", pristine, "--table", "nope", NULL});
+	assert_int_equal(r->status, 1);
+	run_tool(r, (const char *[]){"--help", NULL});
+	expect_in(r->out, "check", r);
+	expect_in(r->out, "dot ", r);
+	free(flag);
+	free(empty);
+	free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_check_ok),
+		cmocka_unit_test(test_dot),
+		cmocka_unit_test(test_inspect),
+		cmocka_unit_test(test_heap_byte_flipped),
+		cmocka_unit_test(test_index_byte_flipped),
+		cmocka_unit_test(test_key_order_violation),
+		cmocka_unit_test(test_bad_tuple),
+		cmocka_unit_test(test_orphan_file),
+		cmocka_unit_test(test_errors),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
