@@ -145,6 +145,7 @@ bench: all
 	$(WALDEN) bench pool
 	$(WALDEN) bench commit
 	$(WALDEN) bench walinsert
+	$(WALDEN) bench tables
 
 # ---- install ----------------------------------------------------------------
 install: all

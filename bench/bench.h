@@ -31,6 +31,19 @@ int bench_commit_main(int argc, char **argv);
  * (bench_walinsert.c). */
 int bench_walinsert_main(int argc, char **argv);
 
+/* `walden bench load|read|scan|update|tables` (bench_tables.c): the table
+ * API (wd_put, wd_get, cursors) beside LMDB on the same workload in the same
+ * run, as walden/LMDB ratios against targets, with peak RSS against the
+ * buffer pool and the size on disk. load: W1 sequential and W2 random load,
+ * 1000 puts per durable commit; read: W3 random gets, cache warm; scan: W4
+ * a full cursor scan; update: W5 random overwrites, 100 per durable commit;
+ * tables: all five. */
+int bench_load_main(int argc, char **argv);
+int bench_read_main(int argc, char **argv);
+int bench_scan_main(int argc, char **argv);
+int bench_update_main(int argc, char **argv);
+int bench_tables_main(int argc, char **argv);
+
 /* ---- helpers (benchutil.c) ---- */
 
 /* Monotonic clock in nanoseconds. */

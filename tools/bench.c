@@ -20,6 +20,16 @@ static const struct {
 	 "durable commits/s at 1..64 threads vs fdatasync and LMDB; async commits"},
 	{"walinsert", bench_walinsert_main,
 	 "bytes/s of WAL records appended by 1 and 2 threads vs memcpy"},
+	{"load", bench_load_main,
+	 "W1 sequential and W2 random table load, durable, vs LMDB"},
+	{"read", bench_read_main,
+	 "W3 random point gets on a loaded table, cache warm, vs LMDB"},
+	{"scan", bench_scan_main,
+	 "W4 a full ordered cursor scan of a loaded table vs LMDB"},
+	{"update", bench_update_main,
+	 "W5 random overwrites, 100 per durable commit, vs LMDB"},
+	{"tables", bench_tables_main,
+	 "W1..W5 together (load, read, scan, update) vs LMDB"},
 };
 
 static void usage(FILE *out)
