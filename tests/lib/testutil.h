@@ -35,4 +35,13 @@ static inline uint64_t tu_rand(uint64_t *state)
  */
 int tu_run_child(void (*fn)(void *arg), void *arg);
 
+/*
+ * Runs the walden binary named by $WALDEN_BIN (default build/release/walden)
+ * with args (NULL-terminated; args[0] is the subcommand), capturing stdout
+ * into out and stderr into err (NUL-terminated, truncated to fit). Returns
+ * the exit status, or 128 + signal number.
+ */
+int tu_run_tool(const char *const *args, char *out, size_t out_cap, char *err,
+		size_t err_cap);
+
 #endif

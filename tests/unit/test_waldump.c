@@ -33,46 +33,10 @@ struct run {
 	char out[1 << 16], err[4096];
 };
 
-/* Reads fd to EOF into buf (NUL-terminated, truncated to cap - 1). */
-static void slurp(int fd, char *buf, size_t cap)
-{
-	size_t len = 0;
-	ssize_t n;
-	while ((n = read(fd, buf + len, cap - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-}
-
-/* Runs WALDEN_BIN with args (NULL-terminated), capturing its output. */
+/* Runs the walden binary (WALDEN_BIN) with args, capturing its output. */
 static void run_tool(struct run *r, const char *const *args)
 {
-	const char *bin = getenv("WALDEN_BIN");
-	char errpath[] = "/tmp/walden-waldump-err-XXXXXX";
-	int out[2], errfd = mkstemp(errpath);
-	const char *argv[16] = {bin ? bin : "build/release/walden"};
-	pid_t pid;
-	for (int i = 0; args[i] && i < 14; i++)
-		argv[i + 1] = args[i];
-	assert_true(errfd >= 0);
-	assert_int_equal(pipe(out), 0);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(out[1], 1);
-		dup2(errfd, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	slurp(out[0], r->out, sizeof r->out);
-	close(out[0]);
-	assert_int_equal(waitpid(pid, &r->status, 0), pid);
-	r->status = WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128;
-	lseek(errfd, 0, SEEK_SET);
-	slurp(errfd, r->err, sizeof r->err);
-	close(errfd);
-	unlink(errpath);
+	r->status = tu_run_tool(args, r->out, sizeof r->out, r->err, sizeof r->err);
 }
 
 static unsigned count_lines(const char *s, const char *needle)
