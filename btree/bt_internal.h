@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "btree/btree.h"
 #include "storage/bytes.h"
@@ -72,29 +73,92 @@ typedef struct bt_meta {
 	uint32_t nfree;
 } bt_meta;
 
-static inline const uint8_t *bt_spec(const uint8_t *p)
-{
-	return p + page_special(p);
-}
+/*
+ * Page accessors for the hot paths (descent, in-page search). They read the
+ * common header directly (storage/page.h offsets PH_*; a line pointer is u16
+ * offset, u16 length, storage/README.md) instead of calling the out-of-line
+ * storage helpers once per probe. Like those helpers they trust the page's
+ * header bounds, which bufmgr_pin checked (page_verify) when it read the
+ * page; btree_check and the view decoders are the paths that trust nothing.
+ */
+static inline uint32_t bt_special_off(const uint8_t *p) { return get_le32(p + PH_SPECIAL); }
+static inline const uint8_t *bt_spec(const uint8_t *p) { return p + bt_special_off(p); }
 static inline wd_blkno bt_left(const uint8_t *p) { return get_le32(bt_spec(p) + BTS_LEFT); }
 static inline wd_blkno bt_right(const uint8_t *p) { return get_le32(bt_spec(p) + BTS_RIGHT); }
 static inline uint32_t bt_level(const uint8_t *p) { return get_le16(bt_spec(p) + BTS_LEVEL); }
 static inline uint16_t bt_flags(const uint8_t *p) { return get_le16(bt_spec(p) + BTS_FLAGS); }
 static inline wd_blkno bt_next_free(const uint8_t *p) { return get_le32(bt_spec(p) + BTS_NEXT); }
-static inline uint32_t bt_nitems(const uint8_t *p) { return page_nslots(p); }
+static inline uint32_t bt_nitems(const uint8_t *p)
+{
+	return (get_le32(p + PH_LOWER) - PAGE_HEADER_SIZE) / PAGE_LP_SIZE;
+}
+/* Item i's bytes and length (i < bt_nitems; tree pages have no unused slot). */
+static inline const uint8_t *bt_item(const uint8_t *p, uint32_t i, uint32_t *len)
+{
+	const uint8_t *lp = p + PAGE_HEADER_SIZE + i * PAGE_LP_SIZE;
+	*len = get_le16(lp + 2);
+	return p + get_le16(lp);
+}
 
-/* true if p looks like a live B+tree page (kind, special size, not deleted). */
-bool bt_page_live(const uint8_t *p, uint32_t ps);
+/*
+ * true if p looks like a live B+tree page: btree kind, our special size, not
+ * deleted. The cheap check that keeps a descent from reading a page of
+ * another kind (a bad downlink to a page with a valid checksum) as a tree
+ * page; the header bounds themselves were checked when the page was read.
+ */
+static inline bool bt_page_live(const uint8_t *p, uint32_t ps)
+{
+	/* the flags are read at the special area's one valid place, not
+	 * through the header's offset: the two loads (header, end of page)
+	 * then miss the cache in parallel, not one after the other */
+	return p[PH_KIND] == PAGE_KIND_BTREE && bt_special_off(p) == ps - BT_SPECIAL &&
+	       !(get_le16(p + ps - BT_SPECIAL + BTS_FLAGS) & BTF_DELETED);
+}
+
+/* bt_page_live and at the given level (the descent's check, README P1). */
+static inline bool bt_page_live_at(const uint8_t *p, uint32_t ps, uint32_t level)
+{
+	return bt_page_live(p, ps) && get_le16(p + ps - BT_SPECIAL + BTS_LEVEL) == level;
+}
 
 /* Key of item i (leaf: after the tid; internal: after the child). */
 const uint8_t *bt_key(const uint8_t *p, uint32_t i, uint32_t *klen);
-wd_tid bt_item_tid(const uint8_t *p, uint32_t i);
-wd_blkno bt_item_child(const uint8_t *p, uint32_t i);
+
+/* Leaf item i's tid ({INVALID, 0} if i is out of range or too short). */
+static inline wd_tid bt_item_tid(const uint8_t *p, uint32_t i)
+{
+	wd_tid t = {WD_INVALID_BLKNO, 0};
+	uint32_t len;
+	if (i < bt_nitems(p)) {
+		const uint8_t *it = bt_item(p, i, &len);
+		if (len >= BT_TID_SIZE) {
+			t.blk = get_le32(it);
+			t.slot = get_le16(it + 4);
+		}
+	}
+	return t;
+}
+
+/* Internal item i's child (INVALID if out of range or too short). */
+static inline wd_blkno bt_item_child(const uint8_t *p, uint32_t i)
+{
+	uint32_t len;
+	const uint8_t *it = i < bt_nitems(p) ? bt_item(p, i, &len) : NULL;
+	return it && len >= BT_CHILD_SIZE ? get_le32(it) : WD_INVALID_BLKNO;
+}
 
 /* Unsigned-byte order: memcmp over the common length, then shorter first. */
-int bt_keycmp(const void *a, size_t alen, const void *b, size_t blen);
+static inline int bt_keycmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
 
-/* Leaf: first index whose key >= key (nitems if none); *found if equal. */
+/* Leaf (p must be one: items are read as [tid][key]): first index whose
+ * key >= key (nitems if none); *found if equal. */
 uint32_t bt_leaf_search(const uint8_t *p, const void *key, size_t klen, bool *found);
 
 /* Internal: the index of the child whose range holds key (the last item
@@ -123,13 +187,21 @@ enum bt_op {
 	BTOP_META = 8,     /* u32 root, u32 level, u32 free, u32 nfree */
 };
 
-/* A growable byte string (an op list or main data). */
+/*
+ * A growable byte string (an op list or main data). The first
+ * BT_BYTES_INLINE bytes live in the struct, so the op list and main data of
+ * a leaf change with a key of up to about 100 bytes need no malloc. Zero
+ * initialised = empty; a bt_bytes must not be copied or moved once used.
+ */
+#define BT_BYTES_INLINE 160u
 typedef struct bt_bytes {
 	uint8_t *b;
 	uint32_t len, cap;
 	bool oom;
+	uint8_t inl[BT_BYTES_INLINE];
 } bt_bytes;
 
+void bt_bytes_init(bt_bytes *s);
 void bt_bytes_put(bt_bytes *s, const void *p, uint32_t n);
 void bt_bytes_free(bt_bytes *s);
 
@@ -150,6 +222,11 @@ void bt_op_meta(bt_bytes *s, const bt_meta *m);
  */
 int bt_ops_apply(uint8_t *page, uint32_t ps, const uint8_t *ops,
 		 uint32_t len) WD_MUST_CHECK;
+
+/* true if ops is a single ADD, REMOVE or REPLACE that bt_ops_apply is sure
+ * to apply to page (index in range, item fits): log.c then changes the
+ * buffer in place, after logging, instead of a private copy. */
+bool bt_ops_fit(const uint8_t *page, uint32_t ps, const uint8_t *ops, uint32_t len);
 
 /* ---- logged changes (log.c; README P2) ---- */
 
@@ -189,8 +266,9 @@ void bt_log_abandon(bt_log *lg);
 
 int bt_pin(btree *t, wd_blkno blk, int mode, bm_buf **buf) WD_MUST_CHECK;
 void bt_release(btree *t, bm_buf *buf);
-/* Pin only, for code under smo exclusive (no other thread changes a tree
- * page then; bufmgr only reads it under a share latch). */
+/* Pin only, for pages no other thread changes while we hold smo: any tree
+ * page under smo exclusive, internal pages under smo shared (I7; bufmgr
+ * only reads a page, under a share latch, to write it out). */
 int bt_pin_x(btree *t, wd_blkno blk, bm_buf **buf) WD_MUST_CHECK;
 void bt_unpin(btree *t, bm_buf *buf);
 int bt_key_ok(const btree *t, size_t klen) WD_MUST_CHECK;

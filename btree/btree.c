@@ -172,11 +172,16 @@ int btree_open(bufmgr *pool, wd_relid rel, wal_log_ctx *log, btree **out)
 	return rc;
 }
 
-/* A child reached by descent must be a live page one level down. */
-static int check_child(btree *t, bm_buf *buf, uint32_t level)
+/*
+ * A page reached by descent must be a live tree page of the expected level.
+ * Only cheap header fields are looked at: bufmgr_pin verified the checksum
+ * and header bounds when it read the page, so what is left to catch is a
+ * sound page of the wrong kind or place (a damaged downlink).
+ */
+static inline int check_child(btree *t, bm_buf *buf, uint32_t level)
 {
 	const uint8_t *p = bufmgr_page(buf);
-	if (!bt_page_live(p, t->ps) || bt_level(p) != level)
+	if (__builtin_expect(!bt_page_live_at(p, t->ps, level), 0))
 		return bt_corrupt(t, bufmgr_buf_blkno(buf),
 				  "descent reached a page that is not a live B+tree page "
 				  "of the expected level");
@@ -184,37 +189,40 @@ static int check_child(btree *t, bm_buf *buf, uint32_t level)
 }
 
 /*
- * P1 (descent): share-latch the root; at each level read the child's block,
- * release the parent, latch the child. Holding smo (shared or exclusive)
- * freezes internal pages (I7), so the child read under the parent's latch
- * is still the right child when it is latched: no coupling is needed, and a
- * thread never holds two page latches. The leaf is latched in leaf_mode.
+ * P1 (descent): from the root, at each level read the child's block and
+ * unpin the parent. Holding smo (shared or exclusive) freezes internal
+ * pages (I7): nobody writes their bytes while we hold it, and bufmgr only
+ * reads a page (under a share latch) to write it out, so internal pages are
+ * read pinned but unlatched, and the child read is still the right child
+ * when we get to it. Only the leaf, whose contents change under shared smo,
+ * is latched, in leaf_mode: a thread never holds two page latches.
  */
 int bt_descend(btree *t, const void *key, size_t klen, int dir, int leaf_mode,
 	       bm_buf **leaf)
 {
 	uint32_t level = t->level;
-	bm_buf *cur, *child;
-	int rc = bt_pin(t, t->root, level == 0 ? leaf_mode : BM_SHARE, &cur);
-	if (rc)
-		return rc;
-	if ((rc = check_child(t, cur, level)) != 0)
-		goto fail;
-	while (level > 0) {
-		const uint8_t *p = bufmgr_page(cur);
-		wd_blkno c = bt_item_child(p, bt_child_search(p, key, klen, dir));
-		level--;
-		bt_release(t, cur);
-		if ((rc = bt_pin(t, c, level == 0 ? leaf_mode : BM_SHARE, &child)) != 0)
+	wd_blkno blk = t->root;
+	bm_buf *cur;
+	int rc;
+	for (;;) {
+		if ((rc = bt_pin_x(t, blk, &cur)) != 0)
 			return rc;
-		cur = child;
+		if (level == 0)
+			bufmgr_latch(cur, leaf_mode);
 		if ((rc = check_child(t, cur, level)) != 0)
-			goto fail;
+			break;
+		if (level == 0) {
+			*leaf = cur;
+			return 0;
+		}
+		const uint8_t *p = bufmgr_page(cur);
+		blk = bt_item_child(p, bt_child_search(p, key, klen, dir));
+		bt_unpin(t, cur);
+		level--;
 	}
-	*leaf = cur;
-	return 0;
-fail:
-	bt_release(t, cur);
+	if (level == 0)
+		bufmgr_unlatch(cur);
+	bt_unpin(t, cur);
 	return rc;
 }
 
@@ -251,12 +259,26 @@ int bt_leaf_change(btree *t, bm_buf *buf, bool latched, unsigned type, wd_xid xi
 	return bt_log_commit(&lg, lsn); /* steps 2-5 */
 }
 
-int btree_lookup(btree *t, const void *key, size_t klen, wd_tid *tid)
+/* The position of key in the latched leaf (README P7). */
+static void pos_set(btree_pos *pos, bm_buf *leaf, uint32_t idx, bool found)
+{
+	if (!pos)
+		return;
+	pos->leaf = bufmgr_buf_blkno(leaf);
+	pos->lsn = page_lsn(bufmgr_page(leaf));
+	pos->idx = idx;
+	pos->found = found;
+}
+
+int btree_lookup_pos(btree *t, const void *key, size_t klen, wd_tid *tid,
+		     btree_pos *pos)
 {
 	bm_buf *leaf;
 	bool found;
 	uint32_t i;
 	int rc = bt_key_ok(t, klen);
+	if (pos)
+		pos->leaf = WD_INVALID_BLKNO;
 	if (rc)
 		return rc;
 	bt_lock_shared(t);
@@ -266,21 +288,68 @@ int btree_lookup(btree *t, const void *key, size_t klen, wd_tid *tid)
 			*tid = bt_item_tid(bufmgr_page(leaf), i);
 		else
 			rc = WD_NOTFOUND;
+		pos_set(pos, leaf, i, found);
 		bt_release(t, leaf);
 	}
 	bt_unlock(t);
 	return rc;
 }
 
+int btree_lookup(btree *t, const void *key, size_t klen, wd_tid *tid)
+{
+	return btree_lookup_pos(t, key, klen, tid, NULL);
+}
+
 /*
- * P3 (optimistic insert): shared structure lock, exclusive leaf latch; if
- * the item fits, one INSERT_LEAF record. If not, everything is released and
- * the insert restarts under the exclusive structure lock (split.c).
+ * P7 step 2: pins pos's leaf and latches it exclusively; true if its
+ * pageLSN is still the one the lookup saw. Then (I8) not a byte of it has
+ * changed, and neither has its key range (a split or unlink that moves
+ * keys into or out of a leaf changes that leaf, README P7), so the leaf is
+ * where a descent would lead and pos->idx is still key's place. false,
+ * holding nothing, if it changed or cannot be pinned: the caller descends
+ * (and meets any error there). Precondition: smo shared.
  */
-int btree_insert(btree *t, wd_xid xid, wd_lsn prev, const void *key, size_t klen,
-		 wd_tid tid, wd_lsn *lsn)
+static bool revisit(btree *t, const btree_pos *pos, bm_buf **leaf)
+{
+	const uint8_t *p;
+	if (!pos || pos->leaf == WD_INVALID_BLKNO || bt_pin(t, pos->leaf, BM_EXCL, leaf) != 0)
+		return false;
+	p = bufmgr_page(*leaf);
+	if (page_lsn(p) == pos->lsn && bt_page_live(p, t->ps) && (bt_flags(p) & BTF_LEAF) &&
+	    pos->idx <= bt_nitems(p))
+		return true;
+	bt_release(t, *leaf);
+	return false;
+}
+
+/*
+ * P3 step 3 for an insert, in the exclusively latched leaf where key
+ * belongs (index i, found: key present). *split: the item does not fit.
+ */
+static int insert_in_leaf(btree *t, bm_buf *leaf, uint32_t i, bool found, wd_xid xid,
+			  wd_lsn prev, const void *key, size_t klen, wd_tid tid,
+			  wd_lsn *lsn, bool *split)
 {
 	wd_tid none = {WD_INVALID_BLKNO, 0};
+	if (found)
+		return err_set(WD_EEXIST, "btree rel %u: key already present", t->rel);
+	if (page_free_space(bufmgr_page(leaf)) < BT_TID_SIZE + klen) {
+		*split = true;
+		return 0;
+	}
+	return bt_leaf_change(t, leaf, true, BTREE_INSERT_LEAF, xid, prev, i, key, klen, tid,
+			      none, lsn);
+}
+
+/*
+ * P3 (optimistic insert), or P7 with a position: shared structure lock,
+ * exclusive leaf latch; if the item fits, one INSERT_LEAF record. If not,
+ * everything is released and the insert restarts under the exclusive
+ * structure lock (split.c).
+ */
+int btree_insert_at(btree *t, const btree_pos *pos, wd_xid xid, wd_lsn prev,
+		    const void *key, size_t klen, wd_tid tid, wd_lsn *lsn)
+{
 	bool found, split = false;
 	bm_buf *leaf;
 	uint32_t i;
@@ -288,22 +357,26 @@ int btree_insert(btree *t, wd_xid xid, wd_lsn prev, const void *key, size_t klen
 	if (rc)
 		return rc;
 	bt_lock_shared(t);
-	if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, &leaf)) == 0) {
-		uint8_t *p = bufmgr_page(leaf);
-		i = bt_leaf_search(p, key, klen, &found);
-		if (found)
-			rc = err_set(WD_EEXIST, "btree rel %u: key already present", t->rel);
-		else if (page_free_space(p) >= BT_TID_SIZE + klen)
-			rc = bt_leaf_change(t, leaf, true, BTREE_INSERT_LEAF, xid, prev, i, key,
-					    klen, tid, none, lsn);
-		else
-			split = true;
+	if (revisit(t, pos, &leaf)) {
+		i = pos->idx;
+		found = pos->found;
+	} else if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, &leaf)) == 0) {
+		i = bt_leaf_search(bufmgr_page(leaf), key, klen, &found);
+	}
+	if (rc == 0) {
+		rc = insert_in_leaf(t, leaf, i, found, xid, prev, key, klen, tid, lsn, &split);
 		bt_release(t, leaf);
 	}
 	bt_unlock(t);
 	if (split)
 		rc = bt_insert_pessimistic(t, xid, prev, key, klen, tid, lsn);
 	return rc;
+}
+
+int btree_insert(btree *t, wd_xid xid, wd_lsn prev, const void *key, size_t klen,
+		 wd_tid tid, wd_lsn *lsn)
+{
+	return btree_insert_at(t, NULL, xid, prev, key, klen, tid, lsn);
 }
 
 /* P4 (optimistic delete): as insert; a delete that would empty a non-root
@@ -337,8 +410,8 @@ int btree_delete(btree *t, wd_xid xid, wd_lsn prev, const void *key, size_t klen
 	return rc;
 }
 
-int btree_update_tid(btree *t, wd_xid xid, wd_lsn prev, const void *key,
-		     size_t klen, wd_tid tid, wd_lsn *lsn)
+int btree_update_tid_at(btree *t, const btree_pos *pos, wd_xid xid, wd_lsn prev,
+			const void *key, size_t klen, wd_tid tid, wd_lsn *lsn)
 {
 	bool found;
 	bm_buf *leaf;
@@ -347,9 +420,14 @@ int btree_update_tid(btree *t, wd_xid xid, wd_lsn prev, const void *key,
 	if (rc)
 		return rc;
 	bt_lock_shared(t);
-	if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, &leaf)) == 0) {
+	if (revisit(t, pos, &leaf)) {
+		i = pos->idx;
+		found = pos->found;
+	} else if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, &leaf)) == 0) {
+		i = bt_leaf_search(bufmgr_page(leaf), key, klen, &found);
+	}
+	if (rc == 0) {
 		uint8_t *p = bufmgr_page(leaf);
-		i = bt_leaf_search(p, key, klen, &found);
 		if (!found)
 			rc = WD_NOTFOUND;
 		else
@@ -359,4 +437,10 @@ int btree_update_tid(btree *t, wd_xid xid, wd_lsn prev, const void *key,
 	}
 	bt_unlock(t);
 	return rc;
+}
+
+int btree_update_tid(btree *t, wd_xid xid, wd_lsn prev, const void *key,
+		     size_t klen, wd_tid tid, wd_lsn *lsn)
+{
+	return btree_update_tid_at(t, NULL, xid, prev, key, klen, tid, lsn);
 }

@@ -86,6 +86,37 @@ int btree_delete(btree *t, wd_xid xid, wd_lsn prev, const void *key,
 int btree_update_tid(btree *t, wd_xid xid, wd_lsn prev, const void *key,
 		     size_t klen, wd_tid tid, wd_lsn *lsn) WD_MUST_CHECK;
 
+/* ---- one descent per read-modify-write (README P7) ----
+ *
+ * A caller that looks a key up and then, depending on the answer, inserts
+ * it or repoints it (wd_put: heap work in between) passes the position the
+ * lookup found to the change. If the leaf has not changed since (same
+ * pageLSN) the change goes straight to it, without a second descent;
+ * otherwise it descends as btree_insert/btree_update_tid do. Results are
+ * exactly those of the calls without a position. A position is a hint,
+ * never a lock: it holds no pin, and it may be used once or not at all. */
+
+typedef struct btree_pos {
+	wd_blkno leaf;   /* the leaf the lookup ended in; INVALID: none */
+	wd_lsn lsn;      /* its pageLSN then */
+	uint32_t idx;    /* key's index, or where it would go */
+	bool found;      /* key was present */
+} btree_pos;
+
+/* btree_lookup that also fills *pos (may be NULL), found or not. */
+int btree_lookup_pos(btree *t, const void *key, size_t klen, wd_tid *tid,
+		     btree_pos *pos) WD_MUST_CHECK;
+
+/* btree_insert at pos (from btree_lookup_pos of the same key; NULL: none). */
+int btree_insert_at(btree *t, const btree_pos *pos, wd_xid xid, wd_lsn prev,
+		    const void *key, size_t klen, wd_tid tid,
+		    wd_lsn *lsn) WD_MUST_CHECK;
+
+/* btree_update_tid at pos (as btree_insert_at). */
+int btree_update_tid_at(btree *t, const btree_pos *pos, wd_xid xid, wd_lsn prev,
+			const void *key, size_t klen, wd_tid tid,
+			wd_lsn *lsn) WD_MUST_CHECK;
+
 /* ---- cursors ---- */
 
 enum { BT_FORWARD = 1, BT_BACKWARD = -1 };

@@ -1,11 +1,16 @@
 /*
  * log.c - one logged change of one or more pages (README protocol P2):
- * apply the op lists to private copies, build one WAL record with a block
- * reference per page (full-page image where the page's first change since
- * the redo point), insert it, then install the copies with its LSN.
- * Changing copies first means a failure before wal_insert returns leaves
- * every page as it was: nothing unlogged ever reaches a buffer.
+ * build one WAL record with a block reference per page (its op list, and a
+ * full-page image where the page's first change since the redo point),
+ * insert it, then change the buffers and stamp them with its LSN. A change
+ * of several pages (a split), or one that needs an image, applies its op
+ * lists to private copies first and installs the copies; a single-page
+ * change that cannot fail (the common leaf insert, delete or update) is
+ * applied to the buffer in place after the insert. Either way a failure
+ * before wal_insert returns leaves every page as it was: nothing unlogged
+ * ever reaches a buffer (I10).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,12 +20,14 @@
 
 void bt_log_begin(bt_log *lg, btree *t, unsigned type, wd_xid xid, wd_lsn prev)
 {
-	memset(lg, 0, sizeof *lg);
+	/* no memset: the 8 change slots are set up by bt_log_page as used */
 	lg->t = t;
 	lg->latched = true;
 	lg->type = type;
 	lg->xid = xid;
 	lg->prev = prev;
+	lg->n = 0;
+	bt_bytes_init(&lg->main);
 }
 
 bt_bytes *bt_log_page(bt_log *lg, bm_buf *buf, bool init)
@@ -28,6 +35,7 @@ bt_bytes *bt_log_page(bt_log *lg, bm_buf *buf, bool init)
 	bt_chg *c = &lg->c[lg->n++]; /* callers add at most WAL_MAX_BLOCKS */
 	c->buf = buf;
 	c->init = init;
+	bt_bytes_init(&c->ops);
 	return &c->ops;
 }
 
@@ -61,38 +69,106 @@ static int log_one(bt_log *lg, wal_rec_builder *b, unsigned i, uint8_t *copy)
 				t->ps, t->log->compress, c->ops.b, c->ops.len);
 }
 
-int bt_log_commit(bt_log *lg, wd_lsn *lsn)
+/* Step 3 (main data) and step 4 once the block references are in b. */
+static int insert_record(bt_log *lg, wal_rec_builder *b, wd_lsn *lsn)
+{
+	uint8_t *rec;
+	uint32_t len;
+	int rc = 0;
+	if (lg->main.oom)
+		return err_set(WD_ENOMEM, "btree: no memory for a WAL record");
+	if (lg->main.len)
+		rc = walrec_set_main(b, lg->main.b, lg->main.len);
+	if (rc == 0)
+		rc = walrec_assemble(b, &rec, &len);
+	if (rc == 0)
+		rc = wal_insert(lg->t->log->w, rec, len, lsn); /* step 4 */
+	return rc;
+}
+
+/* Step 5 for page i: its new bytes (the copy, or with copy NULL its ops
+ * applied to the buffer itself) reach the buffer with the record's LSN. */
+static int install(bt_log *lg, unsigned i, const uint8_t *copy, wd_lsn lsn)
+{
+	bt_chg *c = &lg->c[i];
+	uint8_t *page = bufmgr_page(c->buf);
+	int rc = 0;
+	if (!lg->latched)
+		bufmgr_latch(c->buf, BM_EXCL);
+	if (copy)
+		memcpy(page, copy, lg->t->ps);
+	else
+		rc = bt_ops_apply(page, lg->t->ps, c->ops.b, c->ops.len);
+	assert(rc == 0); /* bt_ops_fit promised it (P2 step 2) */
+	if (rc == 0) {
+		page_set_lsn(page, lsn);
+		bufmgr_mark_dirty(c->buf, lsn);
+	}
+	if (!lg->latched)
+		bufmgr_unlatch(c->buf);
+	return rc;
+}
+
+/*
+ * The in-place case of P2 (one page, no image, ops that bt_ops_fit says
+ * cannot fail: every transaction leaf change outside a checkpoint's first
+ * touch). The record does not depend on the changed bytes, so it is built
+ * and inserted first and the ops are then applied to the buffer itself,
+ * under the exclusive latch: no page copy, and still nothing unlogged ever
+ * reaches the buffer (I10). Redo applies the same ops with the same
+ * function to the same before-image, so the pages are byte-identical.
+ */
+static bool can_apply_in_place(const bt_log *lg)
+{
+	const bt_chg *c = &lg->c[0];
+	const uint8_t *page;
+	if (lg->n != 1 || c->init || c->ops.oom)
+		return false;
+	page = bufmgr_page(c->buf);
+	return !wal_log_needs_image(lg->t->log, page) &&
+	       bt_ops_fit(page, lg->t->ps, c->ops.b, c->ops.len);
+}
+
+static int commit_in_place(bt_log *lg, wd_lsn *lsn)
+{
+	btree *t = lg->t;
+	bt_chg *c = &lg->c[0];
+	wal_rec_builder b = {0};
+	int rc;
+	walrec_begin(&b, WAL_RMGR_BTREE, lg->type, lg->xid, lg->prev, 0, 0);
+	rc = walrec_add_block(&b, t->rel, bufmgr_buf_blkno(c->buf), 0, NULL, t->ps,
+			      t->log->compress, c->ops.b, c->ops.len); /* step 3 */
+	if (rc == 0)
+		rc = insert_record(lg, &b, lsn); /* step 4 */
+	if (rc == 0)
+		rc = install(lg, 0, NULL, *lsn); /* steps 2 and 5 */
+	walrec_free(&b);
+	return rc;
+}
+
+/* The general case of P2: every page changed on a private copy first. */
+static int commit_copies(bt_log *lg, wd_lsn *lsn)
 {
 	btree *t = lg->t;
 	wal_rec_builder b = {0};
-	uint8_t *copies = malloc((size_t)lg->n * t->ps), *rec;
-	uint32_t len;
+	uint8_t *copies = malloc((size_t)lg->n * t->ps);
 	int rc = copies ? 0 : err_set(WD_ENOMEM, "btree: no memory for page copies");
 
 	walrec_begin(&b, WAL_RMGR_BTREE, lg->type, lg->xid, lg->prev, 0, 0);
 	for (unsigned i = 0; rc == 0 && i < lg->n; i++)
 		rc = log_one(lg, &b, i, copies + (size_t)i * t->ps); /* steps 2, 3 */
-	if (rc == 0 && lg->main.oom)
-		rc = err_set(WD_ENOMEM, "btree: no memory for a WAL record");
-	if (rc == 0 && lg->main.len)
-		rc = walrec_set_main(&b, lg->main.b, lg->main.len);
 	if (rc == 0)
-		rc = walrec_assemble(&b, &rec, &len);
-	if (rc == 0)
-		rc = wal_insert(t->log->w, rec, len, lsn); /* step 4 */
-	for (unsigned i = 0; rc == 0 && i < lg->n; i++) {
-		/* step 5: the change reaches the buffer with its LSN */
-		uint8_t *page = bufmgr_page(lg->c[i].buf);
-		if (!lg->latched)
-			bufmgr_latch(lg->c[i].buf, BM_EXCL);
-		memcpy(page, copies + (size_t)i * t->ps, t->ps);
-		page_set_lsn(page, *lsn);
-		bufmgr_mark_dirty(lg->c[i].buf, *lsn);
-		if (!lg->latched)
-			bufmgr_unlatch(lg->c[i].buf);
-	}
+		rc = insert_record(lg, &b, lsn); /* step 4 */
+	for (unsigned i = 0; rc == 0 && i < lg->n; i++)
+		rc = install(lg, i, copies + (size_t)i * t->ps, *lsn); /* step 5 */
 	walrec_free(&b);
 	free(copies);
+	return rc;
+}
+
+int bt_log_commit(bt_log *lg, wd_lsn *lsn)
+{
+	int rc = can_apply_in_place(lg) ? commit_in_place(lg, lsn) : commit_copies(lg, lsn);
 	bt_log_abandon(lg);
 	return rc;
 }

@@ -14,15 +14,21 @@ void bt_bytes_put(bt_bytes *s, const void *p, uint32_t n)
 {
 	if (s->oom)
 		return;
+	if (s->cap == 0) {
+		s->b = s->inl;
+		s->cap = BT_BYTES_INLINE;
+	}
 	if (s->len + n > s->cap) {
-		uint32_t cap = s->cap ? s->cap : 256;
+		uint32_t cap = s->cap * 2;
 		while (cap < s->len + n)
 			cap *= 2;
-		uint8_t *nb = realloc(s->b, cap);
+		uint8_t *nb = s->b == s->inl ? malloc(cap) : realloc(s->b, cap);
 		if (!nb) {
 			s->oom = true;
 			return;
 		}
+		if (s->b == s->inl)
+			memcpy(nb, s->inl, s->len);
 		s->b = nb;
 		s->cap = cap;
 	}
@@ -30,10 +36,20 @@ void bt_bytes_put(bt_bytes *s, const void *p, uint32_t n)
 	s->len += n;
 }
 
+void bt_bytes_init(bt_bytes *s)
+{
+	s->b = NULL;
+	s->len = s->cap = 0;
+	s->oom = false;
+}
+
 void bt_bytes_free(bt_bytes *s)
 {
-	free(s->b);
-	*s = (bt_bytes){0};
+	if (s->b != s->inl)
+		free(s->b);
+	s->b = NULL;
+	s->len = s->cap = 0;
+	s->oom = false;
 }
 
 static void put_u8(bt_bytes *s, uint32_t v)
@@ -220,4 +236,37 @@ int bt_ops_apply(uint8_t *page, uint32_t ps, const uint8_t *ops, uint32_t len)
 			return rc;
 	}
 	return 0;
+}
+
+/*
+ * true if ops is exactly one ADD, REMOVE or REPLACE that bt_ops_apply would
+ * apply to page without an error: the index is in range and the item fits
+ * (the same tests as page_item_add and page_item_replace). log.c applies
+ * such a list to the buffer in place after the record is in the WAL, when a
+ * failure could no longer be undone, so this must never say true for a list
+ * that would fail. Anything else (several ops, INIT, TRUNCATE, ...) is
+ * false: log.c then takes the private-copy path.
+ */
+bool bt_ops_fit(const uint8_t *page, uint32_t ps, const uint8_t *ops, uint32_t len)
+{
+	uint32_t n, idx, ilen, f, old;
+	if (len < 3 || page[PH_KIND] != PAGE_KIND_BTREE || bt_special_off(page) != ps - BT_SPECIAL)
+		return false;
+	n = bt_nitems(page);
+	idx = get_le16(ops + 1);
+	f = get_le32(page + PH_UPPER) - get_le32(page + PH_LOWER); /* without a new slot */
+	if (ops[0] == BTOP_REMOVE)
+		return len == 3 && idx < n;
+	if ((ops[0] != BTOP_ADD && ops[0] != BTOP_REPLACE) || len < 5)
+		return false;
+	ilen = get_le16(ops + 3);
+	if (len != 5 + ilen || ilen == 0)
+		return false;
+	if (ops[0] == BTOP_ADD)
+		return idx <= n && idx != PAGE_SLOT_NEW && f > PAGE_LP_SIZE &&
+		       ilen <= f - PAGE_LP_SIZE;
+	if (idx >= n)
+		return false;
+	bt_item(page, idx, &old);
+	return ilen <= f + old;
 }

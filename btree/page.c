@@ -7,24 +7,17 @@
 
 #include "btree/bt_internal.h"
 
-/* A live tree page: btree kind, our special size, not on the free list. */
-bool bt_page_live(const uint8_t *p, uint32_t ps)
-{
-	return page_kind(p) == PAGE_KIND_BTREE && page_special(p) == ps - BT_SPECIAL &&
-	       !(bt_flags(p) & BTF_DELETED);
-}
-
 /*
  * Item i's key. Leaf items are [tid 6][key], internal items [child 4][key];
  * an internal item of exactly 4 bytes has the empty key (minus infinity
- * when it is item 0).
+ * when it is item 0). hdr is the item header size of the page.
  */
-const uint8_t *bt_key(const uint8_t *p, uint32_t i, uint32_t *klen)
+static inline const uint8_t *item_key(const uint8_t *p, uint32_t i, uint32_t hdr,
+				      uint32_t *klen)
 {
-	uint32_t len = 0;
-	const uint8_t *it = page_item_const(p, i, &len);
-	uint32_t hdr = (bt_flags(p) & BTF_LEAF) ? BT_TID_SIZE : BT_CHILD_SIZE;
-	if (!it || len < hdr) {
+	uint32_t len;
+	const uint8_t *it = bt_item(p, i, &len);
+	if (len < hdr) {
 		*klen = 0;
 		return p; /* damaged: callers that care check with btree_check */
 	}
@@ -32,48 +25,43 @@ const uint8_t *bt_key(const uint8_t *p, uint32_t i, uint32_t *klen)
 	return it + hdr;
 }
 
-wd_tid bt_item_tid(const uint8_t *p, uint32_t i)
+static inline uint32_t item_hdr(const uint8_t *p)
 {
-	const uint8_t *it = page_item_const(p, i, NULL);
-	wd_tid t = {WD_INVALID_BLKNO, 0};
-	if (it) {
-		t.blk = get_le32(it);
-		t.slot = get_le16(it + 4);
+	return (bt_flags(p) & BTF_LEAF) ? BT_TID_SIZE : BT_CHILD_SIZE;
+}
+
+const uint8_t *bt_key(const uint8_t *p, uint32_t i, uint32_t *klen)
+{
+	if (i >= bt_nitems(p)) {
+		*klen = 0;
+		return p;
 	}
-	return t;
+	return item_key(p, i, item_hdr(p), klen);
 }
 
-wd_blkno bt_item_child(const uint8_t *p, uint32_t i)
-{
-	const uint8_t *it = page_item_const(p, i, NULL);
-	return it ? get_le32(it) : WD_INVALID_BLKNO;
-}
-
-int bt_keycmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
+/*
+ * Leaf search: a binary search that stops at an equal key, so a lookup that
+ * finds its key compares no more keys than it must.
+ */
 uint32_t bt_leaf_search(const uint8_t *p, const void *key, size_t klen, bool *found)
 {
 	uint32_t lo = 0, hi = bt_nitems(p);
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2, ml;
-		const uint8_t *mk = bt_key(p, mid, &ml);
-		if (bt_keycmp(mk, ml, key, klen) < 0)
+		const uint8_t *mk = item_key(p, mid, BT_TID_SIZE, &ml);
+		int c = bt_keycmp(mk, ml, key, klen);
+		if (c < 0) {
 			lo = mid + 1;
-		else
+		} else if (c > 0) {
 			hi = mid;
+		} else {
+			if (found)
+				*found = true;
+			return mid;
+		}
 	}
-	if (found) {
-		uint32_t l;
-		const uint8_t *k = lo < bt_nitems(p) ? bt_key(p, lo, &l) : NULL;
-		*found = k && bt_keycmp(k, l, key, klen) == 0;
-	}
+	if (found)
+		*found = false;
 	return lo;
 }
 
@@ -85,11 +73,15 @@ uint32_t bt_child_search(const uint8_t *p, const void *key, size_t klen, int dir
 	/* first index >= 1 whose key > key; the child is the one before */
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2, ml;
-		const uint8_t *mk = bt_key(p, mid, &ml);
-		if (bt_keycmp(mk, ml, key, klen) <= 0)
+		const uint8_t *mk = item_key(p, mid, BT_CHILD_SIZE, &ml);
+		int c = bt_keycmp(mk, ml, key, klen);
+		if (c < 0) {
 			lo = mid + 1;
-		else
+		} else if (c > 0) {
 			hi = mid;
+		} else {
+			return mid; /* key equals separator mid: child mid */
+		}
 	}
 	return lo - 1;
 }

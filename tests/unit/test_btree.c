@@ -4,7 +4,10 @@
  * keys over several seeds, with btree_check after every batch; key limits
  * and duplicates; root splits and height shrink; page reuse when a tree
  * grows, shrinks and grows again; redo rebuilding the same pages, twice;
- * full-page images repairing torn pages after a redo point.
+ * full-page images repairing torn pages after a redo point; positioned
+ * changes (lookup_pos, then insert_at / update_tid_at) with positions made
+ * stale by splits, deletes and page reuse; bt_ops_fit never promising an
+ * in-place change that bt_ops_apply would refuse.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -17,6 +20,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "btree/bt_internal.h"
 #include "btree/btree.h"
 #include "storage/page.h"
 #include "storage/storage.h"
@@ -233,6 +237,12 @@ static void run_random(uint64_t seed, size_t nops)
 	btree_check_report r;
 	wd_lsn lsn;
 	uint32_t max_height = 0;
+	/* a position from an earlier lookup, used by a later insert or update
+	 * after whatever ops came between (stale or not: same results) */
+	btree_pos pend;
+	uint8_t pk[MAXK];
+	size_t plen = 0;
+	bool have_pend = false;
 	env_open(&e, "btree-rand", 2048);
 	for (size_t op = 1; op <= nops; op++) {
 		uint64_t dice = tu_rand(&rs) % 100;
@@ -242,7 +252,14 @@ static void run_random(uint64_t seed, size_t nops)
 		/* delete existing keys often enough that leaves empty out */
 		bool grow = op % 10000 < 6000;
 		uint64_t ins = grow ? 70 : 10, del = ins + (grow ? 10 : 70);
-		if (dice < ins) {
+		if (dice < ins && have_pend && op % 2) {
+			in = m_find(&m, pk, plen, &at);
+			assert_int_equal(btree_insert_at(e.t, &pend, 1, 0, pk, plen, tid, &lsn),
+					 in ? WD_EEXIST : 0);
+			if (!in)
+				m_insert(&m, at, pk, plen, tid);
+			have_pend = false;
+		} else if (dice < ins) {
 			len = gen_key(&rs, k);
 			in = m_find(&m, k, len, &at);
 			assert_int_equal(btree_insert(e.t, 1, 0, k, len, tid, &lsn),
@@ -255,6 +272,13 @@ static void run_random(uint64_t seed, size_t nops)
 			assert_int_equal(btree_delete(e.t, 1, 0, m.a[at].k, m.a[at].len, &old, &lsn), 0);
 			assert_int_equal(old.blk, m.a[at].tid.blk);
 			m_remove(&m, at);
+		} else if (dice < del + 7 && have_pend && op % 2) {
+			in = m_find(&m, pk, plen, &at);
+			assert_int_equal(btree_update_tid_at(e.t, &pend, 1, 0, pk, plen, tid, &lsn),
+					 in ? 0 : WD_NOTFOUND);
+			if (in)
+				m.a[at].tid = tid;
+			have_pend = false;
 		} else if (dice < del + 7 && m.n) {
 			at = tu_rand(&rs) % m.n;
 			assert_int_equal(btree_update_tid(e.t, 1, 0, m.a[at].k, m.a[at].len, tid, &lsn), 0);
@@ -263,10 +287,14 @@ static void run_random(uint64_t seed, size_t nops)
 			len = gen_key(&rs, k);
 			in = m_find(&m, k, len, &at);
 			wd_tid got;
-			int rc = btree_lookup(e.t, k, len, &got);
+			int rc = btree_lookup_pos(e.t, k, len, &got, &pend);
 			assert_int_equal(rc, in ? 0 : WD_NOTFOUND);
+			assert_int_equal(pend.found, in);
 			if (in)
 				assert_int_equal(got.slot, m.a[at].tid.slot);
+			memcpy(pk, k, len);
+			plen = len;
+			have_pend = true;
 		}
 		if (op % 1000 == 0) {
 			check_clean(e.t, &r);
@@ -334,6 +362,148 @@ static size_t num_key(uint8_t *k, unsigned n, size_t len)
 	for (size_t i = (size_t)w; i < len; i++)
 		k[i] = (uint8_t)('a' + (n + i) % 26);
 	return len > (size_t)w ? len : (size_t)w;
+}
+
+/* The tid stored under num_key(n, 40), which must be present. */
+static wd_tid tid_of(env *e, unsigned n)
+{
+	uint8_t k[MAXK];
+	size_t len = num_key(k, n, 40);
+	wd_tid t = {0, 0};
+	assert_int_equal(btree_lookup(e->t, k, len, &t), 0);
+	return t;
+}
+
+/*
+ * Positioned changes (README P7): a fresh position goes straight to its
+ * leaf; one made stale by a change to the leaf, a split of it, the same key
+ * arriving meanwhile, or the leaf being emptied, freed and reused, still
+ * gives the results of the unpositioned calls.
+ */
+static void test_positions(void **state)
+{
+	env e;
+	btree_check_report r;
+	uint8_t k[MAXK];
+	btree_pos pos;
+	wd_tid tid;
+	wd_lsn lsn;
+	size_t len;
+	(void)state;
+	env_open(&e, "btree-pos", 1024);
+	for (unsigned n = 0; n < 2000; n += 2) {
+		len = num_key(k, n, 40);
+		assert_int_equal(btree_insert(e.t, 1, 0, k, len, (wd_tid){n, 1}, &lsn), 0);
+	}
+	/* fresh: absent, inserted at the position; present, repointed */
+	len = num_key(k, 1001, 40);
+	assert_int_equal(btree_lookup_pos(e.t, k, len, &tid, &pos), WD_NOTFOUND);
+	assert_false(pos.found);
+	assert_int_not_equal(pos.leaf, WD_INVALID_BLKNO);
+	assert_int_equal(btree_insert_at(e.t, &pos, 1, 0, k, len, (wd_tid){1001, 2}, &lsn), 0);
+	assert_int_equal(tid_of(&e, 1001).slot, 2);
+	assert_int_equal(btree_lookup_pos(e.t, k, len, &tid, &pos), 0);
+	assert_true(pos.found);
+	assert_int_equal(btree_update_tid_at(e.t, &pos, 1, 0, k, len, (wd_tid){1001, 3}, &lsn), 0);
+	assert_int_equal(tid_of(&e, 1001).slot, 3);
+	/* stale: a neighbour went into the same leaf first (index shifted) */
+	len = num_key(k, 1005, 40);
+	assert_int_equal(btree_lookup_pos(e.t, k, len, &tid, &pos), WD_NOTFOUND);
+	uint8_t k2[MAXK];
+	size_t l2 = num_key(k2, 1003, 40);
+	assert_int_equal(btree_insert(e.t, 1, 0, k2, l2, (wd_tid){1003, 1}, &lsn), 0);
+	assert_int_equal(btree_insert_at(e.t, &pos, 1, 0, k, len, (wd_tid){1005, 1}, &lsn), 0);
+	/* stale: the same key arrived meanwhile */
+	len = num_key(k, 1007, 40);
+	assert_int_equal(btree_lookup_pos(e.t, k, len, &tid, &pos), WD_NOTFOUND);
+	assert_int_equal(btree_insert(e.t, 1, 0, k, len, (wd_tid){1007, 1}, &lsn), 0);
+	assert_int_equal(btree_insert_at(e.t, &pos, 1, 0, k, len, (wd_tid){1007, 9}, &lsn),
+			 WD_EEXIST);
+	assert_int_equal(tid_of(&e, 1007).slot, 1);
+	/* stale: the leaf split under the position (odd keys fill it) */
+	len = num_key(k, 1101, 40);
+	assert_int_equal(btree_lookup_pos(e.t, k, len, &tid, &pos), WD_NOTFOUND);
+	for (unsigned n = 1009; n < 1400; n += 2)
+		if (n != 1101) {
+			l2 = num_key(k2, n, 40);
+			assert_int_equal(btree_insert(e.t, 1, 0, k2, l2, (wd_tid){n, 1}, &lsn), 0);
+		}
+	assert_int_equal(btree_insert_at(e.t, &pos, 1, 0, k, len, (wd_tid){1101, 1}, &lsn), 0);
+	/* stale: present at lookup, deleted before the update */
+	len = num_key(k, 1200, 40);
+	assert_int_equal(btree_lookup_pos(e.t, k, len, &tid, &pos), 0);
+	assert_int_equal(btree_delete(e.t, 1, 0, k, len, NULL, &lsn), 0);
+	assert_int_equal(btree_update_tid_at(e.t, &pos, 1, 0, k, len, (wd_tid){1200, 5}, &lsn),
+			 WD_NOTFOUND);
+	/* stale: the whole tree emptied (the leaf freed) and refilled (pages
+	 * reused) before the insert */
+	len = num_key(k, 5001, 40);
+	assert_int_equal(btree_lookup_pos(e.t, k, len, &tid, &pos), WD_NOTFOUND);
+	for (unsigned n = 0; n < 2000; n++) {
+		l2 = num_key(k2, n, 40);
+		int rc = btree_delete(e.t, 1, 0, k2, l2, NULL, &lsn);
+		assert_true(rc == 0 || rc == WD_NOTFOUND);
+	}
+	check_clean(e.t, &r);
+	assert_int_equal(r.items, 0);
+	for (unsigned n = 4000; n < 6000; n += 2) {
+		l2 = num_key(k2, n, 40);
+		assert_int_equal(btree_insert(e.t, 1, 0, k2, l2, (wd_tid){n, 1}, &lsn), 0);
+	}
+	assert_int_equal(btree_insert_at(e.t, &pos, 1, 0, k, len, (wd_tid){5001, 7}, &lsn), 0);
+	assert_int_equal(tid_of(&e, 5001).slot, 7);
+	/* no position at all: the plain calls */
+	len = num_key(k, 5003, 40);
+	assert_int_equal(btree_insert_at(e.t, NULL, 1, 0, k, len, (wd_tid){5003, 1}, &lsn), 0);
+	check_clean(e.t, &r);
+	assert_int_equal(r.items, 1002);
+	env_close(&e, true);
+}
+
+/*
+ * bt_ops_fit (README P2 in place) promises that bt_ops_apply will not fail:
+ * random single ops against pages of every fill, with indexes and lengths
+ * around the limits. A promise that apply breaks would leave a logged
+ * change unapplied, so any disagreement fails; the cases it refuses are
+ * counted to make sure both answers were exercised.
+ */
+static void test_ops_fit(void **state)
+{
+	uint8_t page[PS], copy[PS], item[PS];
+	uint64_t rs = 99;
+	unsigned yes = 0, no = 0;
+	(void)state;
+	memset(item, 'x', sizeof item);
+	for (unsigned round = 0; round < 4000; round++) {
+		bt_bytes ops = {0};
+		page_init(page, PS, PAGE_KIND_BTREE, BT_SPECIAL);
+		unsigned fill = (unsigned)(tu_rand(&rs) % 400);
+		for (unsigned i = 0; i < fill; i++) {
+			uint32_t l = 1 + (uint32_t)(tu_rand(&rs) % 40);
+			if (page_item_add(page, item, l, bt_nitems(page)) < 0)
+				break;
+		}
+		uint32_t n = bt_nitems(page);
+		uint32_t idx = (uint32_t)(tu_rand(&rs) % (n + 3));
+		uint32_t ilen = (uint32_t)(tu_rand(&rs) % 4 == 0 ? tu_rand(&rs) % PS
+								   : tu_rand(&rs) % 64);
+		switch (tu_rand(&rs) % 3) {
+		case 0: bt_op_add(&ops, idx, item, ilen); break;
+		case 1: bt_op_remove(&ops, idx); break;
+		default: bt_op_replace(&ops, idx, item, ilen); break;
+		}
+		assert_false(ops.oom);
+		memcpy(copy, page, PS);
+		int rc = bt_ops_apply(copy, PS, ops.b, ops.len);
+		if (bt_ops_fit(page, PS, ops.b, ops.len)) {
+			assert_int_equal(rc, 0);
+			yes++;
+		} else {
+			no++;
+		}
+		bt_bytes_free(&ops);
+	}
+	assert_true(yes > 500 && no > 500);
 }
 
 /* Grows, empties and regrows a tree three times: the height goes up and
@@ -535,6 +705,8 @@ int main(void)
 		cmocka_unit_test(test_dot),
 		cmocka_unit_test(test_random_vs_model),
 		cmocka_unit_test(test_grow_shrink_reuse),
+		cmocka_unit_test(test_positions),
+		cmocka_unit_test(test_ops_fit),
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_fpi_repairs_torn_pages),
 	};
