@@ -23,6 +23,7 @@ void heap_fsm_free(heap *h)
 	pthread_mutex_destroy(&h->fsm_mu);
 	free(h->fsm);
 	free(h->fsm_max);
+	free(h->fsm_whole);
 }
 
 /* Grows the map to hold block blk (zeroed = unknown). Caller holds fsm_mu.
@@ -30,7 +31,7 @@ void heap_fsm_free(heap *h)
 static int fsm_grow_locked(heap *h, wd_blkno blk)
 {
 	size_t e = h->fsm_per_page, cap = h->fsm_cap ? h->fsm_cap : e, old = h->fsm_cap;
-	uint8_t *m, *mx;
+	uint8_t *m, *mx, *wh;
 	while (cap <= blk)
 		cap *= 2;
 	if (cap == old)
@@ -41,8 +42,12 @@ static int fsm_grow_locked(heap *h, wd_blkno blk)
 	if (!(mx = realloc(h->fsm_max, cap / e)))
 		return err_set(WD_ENOMEM, "heap rel %u: FSM of %zu entries", h->rel, cap);
 	h->fsm_max = mx;
+	if (!(wh = realloc(h->fsm_whole, cap / e)))
+		return err_set(WD_ENOMEM, "heap rel %u: FSM of %zu entries", h->rel, cap);
+	h->fsm_whole = wh;
 	memset(h->fsm + old, 0, cap - old);
 	memset(h->fsm_max + old / e, 0, cap / e - old / e);
+	memset(h->fsm_whole + old / e, 1, cap / e - old / e); /* not written yet */
 	h->fsm_cap = cap;
 	return 0;
 }
@@ -130,13 +135,17 @@ wd_blkno heap_fsm_find(heap *h, unsigned min_cat, wd_blkno skip)
 }
 
 /* Pins FSM page fb: beyond the file's end, or torn (WD_ECORRUPT), it is
- * taken as zeroes and rewritten from the map in memory. */
+ * taken as zeroes and rewritten from the map in memory. The file's block
+ * count is asked only past fsm_nblocks_known (it only grows). */
 static int fsm_pin(heap *h, wd_blkno fb, bm_buf **buf)
 {
-	wd_blkno nb;
-	int rc = bufmgr_rel_nblocks(h->pool, h->fsm_rel, &nb);
-	if (rc != 0)
-		return rc;
+	wd_blkno nb = atomic_load_explicit(&h->fsm_nblocks_known, memory_order_relaxed);
+	int rc;
+	if (fb >= nb) {
+		if ((rc = bufmgr_rel_nblocks(h->pool, h->fsm_rel, &nb)) != 0)
+			return rc;
+		atomic_store_explicit(&h->fsm_nblocks_known, nb, memory_order_relaxed);
+	}
 	rc = bufmgr_pin(h->pool, h->fsm_rel, fb, fb < nb ? BM_READ : BM_ZERO, buf);
 	if (rc == WD_ECORRUPT)
 		rc = bufmgr_pin(h->pool, h->fsm_rel, fb, BM_ZERO, buf);
@@ -144,29 +153,45 @@ static int fsm_pin(heap *h, wd_blkno fb, bm_buf **buf)
 }
 
 /*
- * Writes the FSM page holding blk's entry from the map in memory (the whole
- * page, so a page that was torn comes back whole). The page is not logged:
- * it carries pageLSN 0 and is marked dirty with the current WAL position as
- * its recLSN. Failures only count fsm_errors: the map is a hint.
+ * Writes blk's entry through to the FSM page holding it (FSM-I2): the one
+ * byte, from the map in memory, read under the FSM page's latch (so
+ * whichever persist of an entry comes last writes its latest value). The
+ * whole FSM page is written instead when whole is set, when the page is
+ * no FSM page yet (new, or torn and read as zeroes), and when fsm_whole
+ * says so (the first write of each FSM page after open, and after a
+ * failed write), so a page that missed an update comes back whole. The
+ * page is not logged: it carries pageLSN 0 and is marked dirty with the
+ * current WAL position as its recLSN. Failures only count fsm_errors (the
+ * map is a hint) and leave the page to be written whole next time.
  * Precondition: no FSM page latch held (a heap page latch may be).
  */
-void heap_fsm_persist(heap *h, wd_blkno blk)
+void heap_fsm_persist(heap *h, wd_blkno blk, bool whole)
 {
 	wd_blkno fb = blk / h->fsm_per_page;
+	size_t first = (size_t)fb * h->fsm_per_page;
 	bm_buf *buf;
 	uint8_t *p;
 	if (!h->fsm_rel)
 		return;
 	if (fsm_pin(h, fb, &buf) != 0) {
+		pthread_mutex_lock(&h->fsm_mu);
+		h->fsm_whole[fb] = 1;
+		pthread_mutex_unlock(&h->fsm_mu);
 		HEAP_COUNT(h, fsm_errors);
 		return;
 	}
 	bufmgr_latch(buf, BM_EXCL);
 	p = bufmgr_page(buf);
-	if (page_kind(p) != PAGE_KIND_FSM)
+	if (page_kind(p) != PAGE_KIND_FSM) {
 		page_init(p, h->ps, PAGE_KIND_FSM, 0);
+		whole = true;
+	}
 	pthread_mutex_lock(&h->fsm_mu);
-	memcpy(p + PAGE_HEADER_SIZE, h->fsm + (size_t)fb * h->fsm_per_page, h->fsm_per_page);
+	if (whole || h->fsm_whole[fb])
+		memcpy(p + PAGE_HEADER_SIZE, h->fsm + first, h->fsm_per_page);
+	else
+		p[PAGE_HEADER_SIZE + (blk - first)] = h->fsm[blk];
+	h->fsm_whole[fb] = 0;
 	pthread_mutex_unlock(&h->fsm_mu);
 	bufmgr_mark_dirty(buf, wal_insert_pos(h->log->w));
 	bufmgr_unlatch(buf);
@@ -227,12 +252,12 @@ static int fill_unknown(heap *h, wd_blkno nb)
 		HEAP_COUNT(h, fsm_rebuilt);
 		if (blk / h->fsm_per_page != last_fb) {
 			if (last_fb != WD_INVALID_BLKNO)
-				heap_fsm_persist(h, last_fb * h->fsm_per_page);
+				heap_fsm_persist(h, last_fb * h->fsm_per_page, true);
 			last_fb = blk / h->fsm_per_page;
 		}
 	}
 	if (rc == 0 && last_fb != WD_INVALID_BLKNO)
-		heap_fsm_persist(h, last_fb * h->fsm_per_page);
+		heap_fsm_persist(h, last_fb * h->fsm_per_page, true);
 	return rc;
 }
 

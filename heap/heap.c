@@ -1,7 +1,9 @@
 /*
- * heap.c - opening and closing a heap relation, the logging steps every
- * change shares (heap_log: README P1 steps 4-6), statistics.
+ * heap.c - opening and closing a heap relation, the logged change every
+ * page change goes through (heap_change_apply, heap_log: README P1 steps
+ * 3-6), pinning a block by TID (heap_pin_block), statistics.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,44 +99,126 @@ int heap_nblocks(heap *h, wd_blkno *n)
 }
 
 /*
- * Steps 4-6 of P1 for one change of one page. buf is pinned and exclusively
- * latched and still holds the page as it was before the change; newpage is
- * the page after it (the caller changed a private copy). Step 4 decides the
- * full-page image on the old page's LSN (wal_log_needs_image) and takes it
- * of the new page, since redo of an image only restores it. Step 5 inserts
- * the record; only then (step 6) does the buffer take the new bytes, the
- * record's LSN and the dirty mark, so a failure leaves the page untouched.
- * On success *xact_prev (may be NULL) becomes the record's LSN.
+ * Pins heap block blk for reading into *buf, or sets *past_end (nothing
+ * pinned, 0 returned) if the relation has no such block. The pool's block
+ * count is asked only for blocks at or past nblocks_known, a lower bound
+ * refreshed here (relations only grow while the heap is open), so readers
+ * of existing blocks skip the relation lookup.
  */
-int heap_log(heap *h, bm_buf *buf, const uint8_t *newpage, const heap_logrec *r,
-	     wd_xid xid, wd_lsn *xact_prev)
+int heap_pin_block(heap *h, wd_blkno blk, bool *past_end, bm_buf **buf)
+{
+	wd_blkno nb;
+	int rc;
+	*past_end = false;
+	if (blk >= atomic_load_explicit(&h->nblocks_known, memory_order_relaxed)) {
+		if ((rc = bufmgr_rel_nblocks(h->pool, h->rel, &nb)) != 0)
+			return rc;
+		atomic_store_explicit(&h->nblocks_known, nb, memory_order_relaxed);
+		if (blk >= nb) {
+			*past_end = true;
+			return 0;
+		}
+	}
+	return bufmgr_pin(h->pool, h->rel, blk, BM_READ, buf);
+}
+
+/*
+ * P1 step 3 on page p: carries out change c, then tidies the page (I3).
+ * The caller checked that it fits (P1 step 2), so it cannot fail; the
+ * asserts catch a check that disagrees with storage/page.c. Used on the
+ * buffer itself, or on a private copy when the record needs an image.
+ */
+void heap_change_apply(const heap *h, uint8_t *p, const heap_change *c)
+{
+	uint32_t lower, upper;
+	int rc = 0;
+	if (c->op == HC_OVF_FORMAT) {
+		heap_ovf_format(p, h->ps, c->next, c->item, c->len);
+		return;
+	}
+	if (c->op == HC_EMPTY || (c->op == HC_INSERT && c->init))
+		page_init(p, h->ps, PAGE_KIND_HEAP, 0);
+	if (c->op == HC_EMPTY)
+		return;
+	lower = page_lower(p);
+	upper = page_upper(p);
+	if (c->op == HC_INSERT) {
+		rc = page_item_add(p, c->item, c->len, PAGE_SLOT_NEW);
+		assert(rc == c->slot);
+	} else if (c->op == HC_REPLACE) {
+		rc = page_item_replace(p, c->slot, c->item, c->len);
+		assert(rc == 0);
+	} else {
+		page_item_clear(p, c->slot);
+	}
+	(void)rc;
+	heap_page_tidy_from(p, lower, upper);
+}
+
+/* Step 4: the record of c in b, with image (may be NULL) as its page. */
+static int build_record(heap *h, wal_rec_builder *b, bm_buf *buf, const heap_change *c,
+			const uint8_t *image, wd_xid xid, wd_lsn prev, uint8_t **rec,
+			uint32_t *len)
+{
+	int rc;
+	walrec_begin(b, WAL_RMGR_HEAP, c->type, xid, prev, 0, 0);
+	rc = walrec_add_block(b, h->rel, bufmgr_buf_blkno(buf), c->blk_flags, image, h->ps,
+			      h->log->compress, c->data, c->data_len);
+	if (rc == 0)
+		rc = walrec_set_main(b, c->main, c->main_len);
+	if (rc == 0)
+		rc = walrec_assemble(b, rec, len);
+	return rc;
+}
+
+/*
+ * Steps 3-6 of P1 for change c of the page in buf, which is pinned and
+ * exclusively latched, and which the caller has checked c fits (step 2).
+ *
+ * WAL before the change, and nothing to undo: the record is built and
+ * inserted while the page is still untouched (a record without an image
+ * needs only c), and only then is c applied to the buffer in place, which
+ * cannot fail. Every failure (no memory for the record, wal_insert's
+ * WD_ENOSPC or WD_EPANIC) therefore leaves the page exactly as it was.
+ *
+ * The one exception to "no copy" is a record that must carry a full-page
+ * image (wal_log_needs_image on the page's LSN before the change: its
+ * first change after the redo point, I5): the image is of the page after
+ * the change, so c is applied to a private copy first, the record carries
+ * that copy, and the copy goes into the buffer after wal_insert. That is
+ * once per page per redo point. On success the page gets the record's LSN
+ * and is marked dirty; *xact_prev (may be NULL) becomes the LSN.
+ */
+int heap_log(heap *h, bm_buf *buf, const heap_change *c, wd_xid xid, wd_lsn *xact_prev)
 {
 	wal_rec_builder b = {0};
-	uint8_t *rec, *page = bufmgr_page(buf);
+	uint8_t *rec, *page = bufmgr_page(buf), *copy = NULL;
 	bool image;
 	uint32_t len;
 	wd_lsn lsn;
-	int rc;
+	int rc = 0;
 
-	/* step 4: the record, with an image on the page's first change since
-	 * the redo point (a page rebuilt from nothing needs none) */
-	image = !(r->blk_flags & WAL_BLK_WILL_INIT) && wal_log_needs_image(h->log, page);
-	walrec_begin(&b, WAL_RMGR_HEAP, r->type, xid, xact_prev ? *xact_prev : 0, 0, 0);
-	rc = walrec_add_block(&b, h->rel, bufmgr_buf_blkno(buf), r->blk_flags,
-			      image ? newpage : NULL, h->ps, h->log->compress, r->data,
-			      r->data_len);
-	if (rc == 0)
-		rc = walrec_set_main(&b, r->main, r->main_len);
-	if (rc == 0)
-		rc = walrec_assemble(&b, &rec, &len);
+	/* step 3, image case only: the change on a private copy */
+	image = !(c->blk_flags & WAL_BLK_WILL_INIT) && wal_log_needs_image(h->log, page);
+	if (image) {
+		if (!(copy = malloc(h->ps)))
+			return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
+		memcpy(copy, page, h->ps);
+		heap_change_apply(h, copy, c);
+	}
+	/* step 4: the record (an image of the page after the change if needed) */
+	rc = build_record(h, &b, buf, c, copy, xid, xact_prev ? *xact_prev : 0, &rec, &len);
 	/* step 5: WAL first */
 	if (rc == 0)
 		rc = wal_insert(h->log->w, rec, len, &lsn);
 	if (rc != 0)
-		goto out;
+		goto out; /* the page is untouched */
 	storage_crash_point("heap-after-wal-insert");
 	/* step 6: the change reaches the page, stamped with its record */
-	memcpy(page, newpage, h->ps);
+	if (image)
+		memcpy(page, copy, h->ps);
+	else
+		heap_change_apply(h, page, c);
 	page_set_lsn(page, lsn);
 	bufmgr_mark_dirty(buf, lsn);
 	if (xact_prev)
@@ -143,6 +227,7 @@ int heap_log(heap *h, bm_buf *buf, const uint8_t *newpage, const heap_logrec *r,
 		HEAP_COUNT(h, images);
 out:
 	walrec_free(&b);
+	free(copy);
 	return rc;
 }
 

@@ -97,6 +97,41 @@ int heap_insert(heap *h, wd_xid xid, wd_lsn *xact_prev, const void *key,
 int heap_fetch(heap *h, heap_tid tid, void *kbuf, uint32_t kcap, uint32_t *klen,
 	       void *vbuf, uint64_t vcap, uint64_t *vlen) WD_MUST_CHECK;
 
+/* ---- reading many tuples: a page kept pinned between reads ---- */
+
+/*
+ * A heap page pinned between calls of heap_fetch_key, so a reader that
+ * goes through many tuples of one page (a cursor over keys loaded in
+ * order) pins it once. Zero-initialise it; heap_fetch_key keeps the page
+ * of its last TID pinned (a TID on another block unpins it first);
+ * heap_hold_release unpins it. A held pin keeps the page in the pool and
+ * makes bufmgr_drop_rel of the relation wait: release it before the heap
+ * is closed or dropped. Never latched between calls.
+ */
+typedef struct heap_hold {
+	bm_buf *buf;     /* pinned page, or NULL */
+	wd_blkno blk;
+} heap_hold;
+
+/* Unpins hold's page, if any; hold is then empty. */
+void heap_hold_release(heap *h, heap_hold *hold);
+
+/*
+ * Reads the value of the tuple at tid if it holds key[0, klen) and its
+ * value is inline: copies min(vlen, vcap) value bytes to vbuf and sets
+ * *vlen to the full length, comparing the key and copying the value under
+ * one share latch of the page, which hold keeps pinned afterwards. Meant
+ * for callers that know which key they expect and can fall back on
+ * heap_fetch under their own protection. Returns WD_NOTFOUND (block past
+ * the end, no heap page, empty slot, another key) and WD_ETOOBIG (the
+ * value is on an overflow chain, which this call never reads: a chain may
+ * be freed by a concurrent change of the key once the page is unlatched,
+ * so reading it needs the caller's key latch), WD_ECORRUPT (a bad tuple),
+ * the pool's errors. Never allocates.
+ */
+int heap_fetch_key(heap *h, heap_hold *hold, heap_tid tid, const void *key, uint32_t klen,
+		   void *vbuf, uint64_t vcap, uint64_t *vlen) WD_MUST_CHECK;
+
 /*
  * Replaces the value of the tuple at tid (the key stays). In place when the
  * new tuple fits on the same page (*newtid == tid); otherwise the new

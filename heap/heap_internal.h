@@ -50,6 +50,13 @@ typedef struct heap_tuple {
 #define HR_OVF_FREE_MAIN 4 /* u32 next of the freed page (for waldump) */
 #define HR_F_INIT 0x01u    /* HEAP_INSERT: the page is initialised first */
 
+/* Internal result (positive, never returned by heap.h's calls): the tuple
+ * does not fit on this page, which is untouched; the caller tries another.
+ * Kept apart from WD_ENOSPC, which means the disk (the WAL) is full: a
+ * WAL insert failing with WD_ENOSPC ends the change instead of sending it
+ * round the pages (and the file growing) for ever. */
+#define HEAP_NO_ROOM 1
+
 struct heap_counters {
 	_Atomic uint64_t inserts, fetches, deletes, updates_in_place, updates_moved,
 		overflow_written, overflow_freed, extends, pages_tried, fsm_wrong,
@@ -76,6 +83,13 @@ struct heap {
 				* for a tuple, [1] for an empty page, so
 				* overflow chains do not pull tuple inserts
 				* away from the page they are filling */
+	uint8_t *fsm_whole;    /* per FSM page: 1 = write it whole next time
+				* (heap_fsm_persist), set at open and after a
+				* failed write so the file catches up */
+	/* Blocks known to exist in the heap and the FSM relation: lower
+	 * bounds of bufmgr_rel_nblocks (relations only grow while the heap
+	 * is open), so the hot paths ask the pool only past them. */
+	_Atomic wd_blkno nblocks_known, fsm_nblocks_known;
 	struct heap_counters st;
 };
 
@@ -87,23 +101,47 @@ void heap_tuple_build(uint8_t *out, const void *key, uint32_t klen, const void *
 		      uint64_t vlen, bool overflow, wd_blkno ovf_first);
 int heap_tuple_parse(const uint8_t *item, uint32_t len, heap_tuple *t) WD_MUST_CHECK;
 void heap_page_tidy(uint8_t *p);
+void heap_page_tidy_from(uint8_t *p, uint32_t old_lower, uint32_t old_upper);
 void heap_ovf_format(uint8_t *p, uint32_t ps, wd_blkno next, const void *chunk,
 		     uint32_t len);
 int heap_ovf_parse(const uint8_t *p, uint32_t ps, wd_blkno *next, uint32_t *len) WD_MUST_CHECK;
 unsigned heap_page_category(const heap *h, const uint8_t *p);
 
-/* ---- heap.c: the logging steps 4-6 (README P1) ---- */
-typedef struct heap_logrec {
+/* ---- heap.c: the logged change of one page (README P1 steps 3-6) ---- */
+
+/* What a change does to its page; heap_change_apply carries it out. */
+enum heap_change_op {
+	HC_INSERT,     /* page_item_add(item) into slot (the first unused one) */
+	HC_REPLACE,    /* page_item_replace(slot, item) */
+	HC_CLEAR,      /* page_item_clear(slot) */
+	HC_OVF_FORMAT, /* heap_ovf_format(next, item): an overflow page */
+	HC_EMPTY,      /* page_init as an empty heap page */
+};
+
+/*
+ * One change of one page and its WAL record. The change is checked to
+ * fit before it is described (P1 step 2), so applying it cannot fail.
+ */
+typedef struct heap_change {
+	enum heap_change_op op;
+	bool init;              /* HC_INSERT: format the page first */
+	uint16_t slot;          /* HC_INSERT: the slot it will get; others: the slot */
+	const uint8_t *item;    /* tuple or chunk */
+	uint32_t len;
+	wd_blkno next;          /* HC_OVF_FORMAT: chain link */
+	/* the record */
 	unsigned type;          /* HEAP_* */
 	unsigned blk_flags;     /* WAL_BLK_WILL_INIT or 0 */
 	const void *data;       /* block data */
 	uint32_t data_len;
 	const void *main;       /* main data */
 	uint32_t main_len;
-} heap_logrec;
+} heap_change;
 
-int heap_log(heap *h, bm_buf *buf, const uint8_t *newpage, const heap_logrec *r,
-	     wd_xid xid, wd_lsn *xact_prev) WD_MUST_CHECK;
+void heap_change_apply(const heap *h, uint8_t *p, const heap_change *c);
+int heap_log(heap *h, bm_buf *buf, const heap_change *c, wd_xid xid,
+	     wd_lsn *xact_prev) WD_MUST_CHECK;
+int heap_pin_block(heap *h, wd_blkno blk, bool *past_end, bm_buf **buf) WD_MUST_CHECK;
 
 /* ---- fsm.c ---- */
 int heap_fsm_init(heap *h) WD_MUST_CHECK;
@@ -111,7 +149,7 @@ void heap_fsm_free(heap *h);
 int heap_fsm_load(heap *h) WD_MUST_CHECK;
 wd_blkno heap_fsm_find(heap *h, unsigned min_cat, wd_blkno skip);
 bool heap_fsm_set(heap *h, wd_blkno blk, unsigned cat);
-void heap_fsm_persist(heap *h, wd_blkno blk);
+void heap_fsm_persist(heap *h, wd_blkno blk, bool whole);
 unsigned heap_fsm_cat_for(const heap *h, uint32_t tuple_len);
 
 /* ---- overflow.c ---- */

@@ -42,46 +42,58 @@ void heap_release_page(heap *h, wd_blkno blk, bm_buf *buf)
 	bufmgr_unlatch(buf);
 	bufmgr_unpin(h->pool, buf);
 	if (changed)
-		heap_fsm_persist(h, blk);
+		heap_fsm_persist(h, blk, false);
 }
 
 /*
- * P1 steps 2-6 of an insert on the latched page buf: WD_ENOSPC if it is no
- * heap page or the tuple does not fit. An empty page is formatted afresh
- * and the record says so (WAL_BLK_WILL_INIT), so redo needs no image of it.
+ * P1 step 2 of an insert: whether a tlen-byte tuple fits on heap page p,
+ * and *slot, the slot page_item_add(PAGE_SLOT_NEW) will give it: the first
+ * unused slot (line pointer length 0), else a new one at the end
+ * (storage/page.c's rule, which heap_change_apply asserts). The line
+ * pointers are read in place (storage/README "Page format": u16 offset,
+ * u16 length at 32 + 4i): this runs on every insert.
+ */
+static bool insert_slot(const uint8_t *p, uint32_t tlen, uint16_t *slot)
+{
+	uint32_t n = page_nslots(p), s;
+	const uint8_t *lp = p + PAGE_HEADER_SIZE;
+	if (tlen > page_free_space_noslot(p))
+		return false;
+	for (s = 0; s < n; s++, lp += PAGE_LP_SIZE)
+		if (get_le16(lp + 2) == 0)
+			break;
+	*slot = (uint16_t)s;
+	return s < n || tlen <= page_free_space(p); /* a new slot needs a pointer */
+}
+
+/*
+ * P1 steps 2-6 of an insert on the latched page buf: HEAP_NO_ROOM if it is
+ * no heap page or the tuple does not fit (the page untouched). An empty page
+ * is formatted afresh and the record says so (WAL_BLK_WILL_INIT), so redo
+ * needs no image of it.
  */
 static int try_add(heap *h, bm_buf *buf, wd_xid xid, wd_lsn *prev, const uint8_t *tuple,
 		   uint32_t tlen, uint16_t *slot)
 {
 	const uint8_t *p = bufmgr_page(buf);
 	bool init = heap_page_category(h, p) == FSM_CAT_EMPTY;
-	uint8_t main[HR_INSERT_MAIN], *page;
-	heap_logrec r = {HEAP_INSERT, init ? WAL_BLK_WILL_INIT : 0, tuple, tlen, main,
-			 sizeof main};
-	int rc;
+	uint8_t main[HR_INSERT_MAIN];
+	heap_change c = {.op = HC_INSERT, .init = init, .item = tuple, .len = tlen,
+			 .type = HEAP_INSERT, .blk_flags = init ? WAL_BLK_WILL_INIT : 0,
+			 .data = tuple, .data_len = tlen, .main = main, .main_len = sizeof main};
 
 	/* step 2: room on a heap page (or an empty page to format) */
 	if (!init && page_kind(p) != PAGE_KIND_HEAP)
-		return WD_ENOSPC; /* an overflow page the map did not know of */
-	if (!(page = malloc(h->ps)))
-		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
-	/* step 3: change a private copy */
-	if (init)
-		page_init(page, h->ps, PAGE_KIND_HEAP, 0);
-	else
-		memcpy(page, p, h->ps);
-	if ((rc = page_item_add(page, tuple, tlen, PAGE_SLOT_NEW)) < 0)
-		goto out;
-	*slot = (uint16_t)rc;
-	heap_page_tidy(page);
-	put_le16(main, *slot);
+		return HEAP_NO_ROOM; /* an overflow page the map did not know of */
+	c.slot = 0;
+	if (!init && !insert_slot(p, tlen, &c.slot))
+		return HEAP_NO_ROOM;
+	*slot = c.slot;
+	put_le16(main, c.slot);
 	main[2] = init ? HR_F_INIT : 0;
 	main[3] = 0;
-	/* steps 4-6 */
-	rc = heap_log(h, buf, page, &r, xid, prev);
-out:
-	free(page);
-	return rc;
+	/* steps 3-6 */
+	return heap_log(h, buf, &c, xid, prev);
 }
 
 /* P2: puts the tuple on some page other than skip with room for it,
@@ -102,7 +114,7 @@ static int place_tuple(heap *h, wd_xid xid, wd_lsn *prev, const uint8_t *tuple,
 		rc = try_add(h, buf, xid, prev, tuple, tlen, &slot);
 		/* P1 step 7 (P2 steps 4-5) */
 		heap_release_page(h, blk, buf);
-		if (rc != WD_ENOSPC)
+		if (rc != HEAP_NO_ROOM)
 			break;
 		HEAP_COUNT(h, fsm_wrong); /* stale entry, now corrected */
 	}
@@ -189,12 +201,12 @@ static int no_tuple(const heap *h, heap_tid tid)
 static int pin_tuple(heap *h, heap_tid tid, int mode, bm_buf **buf, uint8_t **item,
 		     uint32_t *len)
 {
-	wd_blkno nb;
-	int rc = bufmgr_rel_nblocks(h->pool, h->rel, &nb);
-	if (rc == 0 && tid.blk >= nb)
-		return no_tuple(h, tid);
-	if (rc != 0 || (rc = bufmgr_pin(h->pool, h->rel, tid.blk, BM_READ, buf)) != 0)
+	bool past_end;
+	int rc = heap_pin_block(h, tid.blk, &past_end, buf);
+	if (rc != 0)
 		return rc;
+	if (past_end)
+		return no_tuple(h, tid);
 	bufmgr_latch(*buf, mode);
 	if (page_kind(bufmgr_page(*buf)) != PAGE_KIND_HEAP ||
 	    !(*item = page_item(bufmgr_page(*buf), tid.slot, len))) {
@@ -228,65 +240,142 @@ static int load_tuple(heap *h, heap_tid tid, uint8_t **raw, heap_tuple *t)
 	return 0;
 }
 
+/*
+ * Parses the tuple item[0, len) at tid of a latched page and copies
+ * min(klen, kcap) key bytes to kbuf and, if the value is inline,
+ * min(vlen, vcap) value bytes to vbuf; *t keeps the lengths, flags and
+ * chain (its pointers are into the page: not to be used once unlatched).
+ */
+static int copy_tuple(heap *h, heap_tid tid, const uint8_t *item, uint32_t len,
+		      void *kbuf, uint32_t kcap, void *vbuf, uint64_t vcap, heap_tuple *t)
+{
+	int rc = heap_tuple_parse(item, len, t);
+	if (rc != 0)
+		return err_wrap(rc, "heap rel %u block %u slot %u", h->rel, tid.blk, tid.slot);
+	if (kcap && t->klen)
+		memcpy(kbuf, t->key, t->klen < kcap ? t->klen : kcap);
+	if (vcap && t->vlen && !(t->flags & HT_F_OVERFLOW))
+		memcpy(vbuf, t->val, (size_t)(t->vlen < vcap ? t->vlen : vcap));
+	return 0;
+}
+
+/* Reads the tuple at tid straight into the caller's buffers, under a share
+ * latch (no copy of the tuple, no allocation); an overflowed value is read
+ * from its chain after the page is released. */
 int heap_fetch(heap *h, heap_tid tid, void *kbuf, uint32_t kcap, uint32_t *klen,
 	       void *vbuf, uint64_t vcap, uint64_t *vlen)
 {
-	uint8_t *raw;
+	uint8_t *item;
+	uint32_t len;
 	heap_tuple t;
-	int rc = load_tuple(h, tid, &raw, &t);
+	bm_buf *buf;
+	int rc = pin_tuple(h, tid, BM_SHARE, &buf, &item, &len);
+	if (rc != 0)
+		return rc;
+	rc = copy_tuple(h, tid, item, len, kbuf, kcap, vbuf, vcap, &t);
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(h->pool, buf);
 	if (rc != 0)
 		return rc;
 	if (klen)
 		*klen = t.klen;
 	if (vlen)
 		*vlen = t.vlen;
-	if (kcap && t.klen)
-		memcpy(kbuf, t.key, t.klen < kcap ? t.klen : kcap);
 	if (vcap && t.vlen && (t.flags & HT_F_OVERFLOW))
 		rc = heap_ovf_read(h, t.ovf_first, t.vlen, vbuf, vcap);
-	else if (vcap && t.vlen)
-		memcpy(vbuf, t.val, (size_t)(t.vlen < vcap ? t.vlen : vcap));
-	free(raw);
 	if (rc == 0)
 		HEAP_COUNT(h, fetches);
 	return rc;
 }
 
+void heap_hold_release(heap *h, heap_hold *hold)
+{
+	if (hold->buf)
+		bufmgr_unpin(h->pool, hold->buf);
+	hold->buf = NULL;
+}
+
+/*
+ * Makes hold pin block blk: kept if it does already, else the old block
+ * is unpinned and blk pinned. *past_end (nothing held) if there is no blk.
+ */
+static int hold_block(heap *h, heap_hold *hold, wd_blkno blk, bool *past_end)
+{
+	int rc;
+	*past_end = false;
+	if (hold->buf && hold->blk == blk)
+		return 0;
+	heap_hold_release(h, hold);
+	rc = heap_pin_block(h, blk, past_end, &hold->buf);
+	if (rc != 0 || *past_end)
+		hold->buf = NULL;
+	else
+		hold->blk = blk;
+	return rc;
+}
+
+int heap_fetch_key(heap *h, heap_hold *hold, heap_tid tid, const void *key, uint32_t klen,
+		   void *vbuf, uint64_t vcap, uint64_t *vlen)
+{
+	const uint8_t *p, *item;
+	bool past_end, same = false;
+	uint32_t len;
+	heap_tuple t;
+	int rc = hold_block(h, hold, tid.blk, &past_end);
+	if (rc != 0 || past_end)
+		return rc != 0 ? rc : WD_NOTFOUND;
+	bufmgr_latch(hold->buf, BM_SHARE);
+	p = bufmgr_page(hold->buf);
+	if (page_kind(p) != PAGE_KIND_HEAP || !(item = page_item_const(p, tid.slot, &len)))
+		rc = WD_NOTFOUND;
+	else if ((rc = heap_tuple_parse(item, len, &t)) == 0)
+		same = t.klen == klen && memcmp(t.key, key, klen) == 0;
+	if (rc == 0 && same && !(t.flags & HT_F_OVERFLOW)) {
+		if (vcap && t.vlen)
+			memcpy(vbuf, t.val, (size_t)(t.vlen < vcap ? t.vlen : vcap));
+		*vlen = t.vlen;
+	}
+	bufmgr_unlatch(hold->buf);
+	if (rc != 0)
+		return rc == WD_NOTFOUND ? WD_NOTFOUND
+					 : err_wrap(rc, "heap rel %u block %u slot %u", h->rel,
+						    tid.blk, tid.slot);
+	if (!same)
+		return WD_NOTFOUND;
+	if (t.flags & HT_F_OVERFLOW)
+		return WD_ETOOBIG;
+	HEAP_COUNT(h, fetches);
+	return 0;
+}
+
 /*
  * P5 on tid's page: removes the tuple (its slot becomes reusable, trailing
- * empty slots go) and logs HEAP_DELETE.
+ * empty slots go) and logs HEAP_DELETE. *t: the tuple's lengths, flags and
+ * chain, read under the same latch (its pointers are not to be used).
  */
-static int delete_slot(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid)
+static int delete_slot(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid, heap_tuple *t)
 {
-	uint8_t main[HR_DELETE_MAIN] = {0}, *item, *page;
-	heap_logrec r = {HEAP_DELETE, 0, NULL, 0, main, sizeof main};
+	uint8_t main[HR_DELETE_MAIN] = {0}, *item;
+	heap_change c = {.op = HC_CLEAR, .slot = tid.slot, .type = HEAP_DELETE, .main = main,
+			 .main_len = sizeof main};
 	uint32_t len;
 	bm_buf *buf;
-	int rc;
-
-	if (!(page = malloc(h->ps)))
-		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
-	if ((rc = pin_tuple(h, tid, BM_EXCL, &buf, &item, &len)) != 0)
-		goto out;
-	memcpy(page, bufmgr_page(buf), h->ps);
-	page_item_clear(page, tid.slot);
-	heap_page_tidy(page);
+	int rc = pin_tuple(h, tid, BM_EXCL, &buf, &item, &len);
+	if (rc != 0)
+		return rc;
+	/* step 2: the tuple (for its chain); a clear always fits */
+	rc = copy_tuple(h, tid, item, len, NULL, 0, NULL, 0, t);
 	put_le16(main, tid.slot);
-	rc = heap_log(h, buf, page, &r, xid, prev);
+	if (rc == 0)
+		rc = heap_log(h, buf, &c, xid, prev);
 	heap_release_page(h, tid.blk, buf);
-out:
-	free(page);
 	return rc;
 }
 
 int heap_delete(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid)
 {
-	uint8_t *raw;
 	heap_tuple t;
-	int rc = load_tuple(h, tid, &raw, &t);
-	if (rc != 0)
-		return rc;
-	rc = delete_slot(h, xid, xact_prev, tid);
+	int rc = delete_slot(h, xid, xact_prev, tid, &t);
 	if (rc == 0 && (t.flags & HT_F_OVERFLOW)) {
 		/* P5 step 2: the tuple is gone, so nothing points at the chain */
 		storage_crash_point("heap-delete-before-overflow-free");
@@ -294,35 +383,31 @@ int heap_delete(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid)
 	}
 	if (rc == 0)
 		HEAP_COUNT(h, deletes);
-	free(raw);
 	return rc;
 }
 
 /* P6 step 3: replaces the tuple at tid in place with tuple[0, tlen),
- * logged as HEAP_UPDATE; WD_ENOSPC if it does not fit on the page. */
+ * logged as HEAP_UPDATE; HEAP_NO_ROOM (page untouched) if it does not fit. */
 static int replace_slot(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid,
 			const uint8_t *tuple, uint32_t tlen)
 {
-	uint8_t main[HR_UPDATE_MAIN] = {0}, *item, *page;
-	heap_logrec r = {HEAP_UPDATE, 0, tuple, tlen, main, sizeof main};
+	uint8_t main[HR_UPDATE_MAIN] = {0}, *item;
+	heap_change c = {.op = HC_REPLACE, .slot = tid.slot, .item = tuple, .len = tlen,
+			 .type = HEAP_UPDATE, .data = tuple, .data_len = tlen, .main = main,
+			 .main_len = sizeof main};
 	uint32_t len;
 	bm_buf *buf;
-	int rc;
-
-	if (!(page = malloc(h->ps)))
-		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
-	if ((rc = pin_tuple(h, tid, BM_EXCL, &buf, &item, &len)) != 0)
-		goto out;
-	memcpy(page, bufmgr_page(buf), h->ps);
-	rc = page_item_replace(page, tid.slot, tuple, tlen);
-	if (rc == 0) {
-		heap_page_tidy(page);
+	int rc = pin_tuple(h, tid, BM_EXCL, &buf, &item, &len);
+	if (rc != 0)
+		return rc;
+	/* step 2: page_item_replace's test, before anything changes */
+	if (tlen > page_free_space_noslot(bufmgr_page(buf)) + len) {
+		rc = HEAP_NO_ROOM;
+	} else {
 		put_le16(main, tid.slot);
-		rc = heap_log(h, buf, page, &r, xid, prev);
+		rc = heap_log(h, buf, &c, xid, prev);
 	}
 	heap_release_page(h, tid.blk, buf);
-out:
-	free(page);
 	return rc;
 }
 
@@ -331,12 +416,13 @@ out:
 static int move_tuple(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid,
 		      const uint8_t *tuple, uint32_t tlen, heap_tid *newtid, bool *placed)
 {
+	heap_tuple gone;
 	int rc = place_tuple(h, xid, prev, tuple, tlen, tid.blk, newtid);
 	if (rc != 0)
 		return rc;
 	*placed = true;
 	storage_crash_point("heap-update-after-new-version");
-	if ((rc = delete_slot(h, xid, prev, tid)) == 0)
+	if ((rc = delete_slot(h, xid, prev, tid, &gone)) == 0)
 		HEAP_COUNT(h, updates_moved);
 	return rc;
 }
@@ -360,7 +446,7 @@ int heap_update(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid, const void
 	if ((rc = replace_slot(h, xid, xact_prev, tid, tuple, tlen)) == 0) {
 		*newtid = tid;
 		HEAP_COUNT(h, updates_in_place);
-	} else if (rc == WD_ENOSPC) {
+	} else if (rc == HEAP_NO_ROOM) {
 		rc = move_tuple(h, xid, xact_prev, tid, tuple, tlen, newtid, &placed);
 	}
 	if (rc != 0 && !placed && first != WD_INVALID_BLKNO)

@@ -7,7 +7,6 @@
  * (WAL_BLK_WILL_INIT), so none of them needs a full-page image.
  * Entry points: heap_ovf_write, heap_ovf_read, heap_ovf_free.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "heap/heap_internal.h"
@@ -41,25 +40,20 @@ static int take_empty(heap *h, wd_blkno *blk, bm_buf **buf)
 static int write_one(heap *h, wd_xid xid, wd_lsn *prev, const uint8_t *chunk,
 		     uint32_t len, wd_blkno next, wd_blkno *blk)
 {
-	uint8_t main[HR_OVF_WRITE_MAIN], *page;
-	heap_logrec r = {HEAP_OVERFLOW_WRITE, WAL_BLK_WILL_INIT, chunk, len, main,
-			 sizeof main};
+	uint8_t main[HR_OVF_WRITE_MAIN];
+	heap_change c = {.op = HC_OVF_FORMAT, .item = chunk, .len = len, .next = next,
+			 .type = HEAP_OVERFLOW_WRITE, .blk_flags = WAL_BLK_WILL_INIT,
+			 .data = chunk, .data_len = len, .main = main, .main_len = sizeof main};
 	bm_buf *buf;
-	int rc;
-
-	if (!(page = malloc(h->ps)))
-		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
-	if ((rc = take_empty(h, blk, &buf)) != 0)
-		goto out;
-	heap_ovf_format(page, h->ps, next, chunk, len);
+	int rc = take_empty(h, blk, &buf);
+	if (rc != 0)
+		return rc;
 	put_le32(main, next);
 	put_le32(main + 4, len);
-	rc = heap_log(h, buf, page, &r, xid, prev);
+	rc = heap_log(h, buf, &c, xid, prev);
 	heap_release_page(h, *blk, buf);
 	if (rc == 0)
 		HEAP_COUNT(h, overflow_written);
-out:
-	free(page);
 	return rc;
 }
 
@@ -138,30 +132,25 @@ int heap_ovf_read(heap *h, wd_blkno first, uint64_t vlen, uint8_t *buf, uint64_t
  * logged; *next: its chain link. */
 static int free_one(heap *h, wd_xid xid, wd_lsn *prev, wd_blkno blk, wd_blkno *next)
 {
-	uint8_t main[HR_OVF_FREE_MAIN], *page;
-	heap_logrec r = {HEAP_OVERFLOW_FREE, WAL_BLK_WILL_INIT, NULL, 0, main, sizeof main};
+	uint8_t main[HR_OVF_FREE_MAIN];
+	heap_change c = {.op = HC_EMPTY, .type = HEAP_OVERFLOW_FREE,
+			 .blk_flags = WAL_BLK_WILL_INIT, .main = main, .main_len = sizeof main};
 	uint32_t len;
 	bm_buf *buf;
-	int rc;
-
-	if (!(page = malloc(h->ps)))
-		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
-	if ((rc = bufmgr_pin(h->pool, h->rel, blk, BM_READ, &buf)) != 0)
-		goto out;
+	int rc = bufmgr_pin(h->pool, h->rel, blk, BM_READ, &buf);
+	if (rc != 0)
+		return rc;
 	bufmgr_latch(buf, BM_EXCL);
 	rc = heap_ovf_parse(bufmgr_page(buf), h->ps, next, &len);
 	if (rc == 0) {
-		page_init(page, h->ps, PAGE_KIND_HEAP, 0);
 		put_le32(main, *next);
-		rc = heap_log(h, buf, page, &r, xid, prev);
+		rc = heap_log(h, buf, &c, xid, prev);
 	} else {
 		rc = err_wrap(rc, "heap rel %u: overflow block %u", h->rel, blk);
 	}
 	heap_release_page(h, blk, buf); /* an empty page: free space again */
 	if (rc == 0)
 		HEAP_COUNT(h, overflow_freed);
-out:
-	free(page);
 	return rc;
 }
 

@@ -73,6 +73,30 @@ void heap_page_tidy(uint8_t *p)
 	memset(p + page_lower(p), 0, page_upper(p) - page_lower(p));
 }
 
+/*
+ * heap_page_tidy for a change made in place on a page that was tidy before
+ * it, whose hole was then [old_lower, old_upper): drops trailing unused
+ * line pointers and zeroes only the bytes of the new hole that lay outside
+ * the old one. The rest of the new hole was in the old hole, which was
+ * zero (I3), and page_item_add/replace/clear never leave bytes they wrote
+ * inside the hole that results, so the page ends byte for byte as
+ * heap_page_tidy would leave it, without clearing the whole hole (up to a
+ * page) on every insert. Redo uses heap_page_tidy: a page restored from an
+ * image or read from disk is tidied whole.
+ */
+void heap_page_tidy_from(uint8_t *p, uint32_t old_lower, uint32_t old_upper)
+{
+	uint32_t lower, upper, from;
+	page_trim_slots(p);
+	lower = page_lower(p);
+	upper = page_upper(p);
+	if (lower < old_lower) /* line pointers dropped, or the hole moved down */
+		memset(p + lower, 0, (old_lower < upper ? old_lower : upper) - lower);
+	from = old_upper > lower ? old_upper : lower;
+	if (upper > from) /* items removed or shrunk: their old bytes */
+		memset(p + from, 0, upper - from);
+}
+
 /* Formats p as an overflow page holding chunk[0, len) and pointing at next. */
 void heap_ovf_format(uint8_t *p, uint32_t ps, wd_blkno next, const void *chunk,
 		     uint32_t len)

@@ -6,9 +6,21 @@
  *
  * The B+tree cursor holds nothing between calls, so by the time a value is
  * read another thread may have moved or deleted the tuple, and the slot may
- * hold another key's tuple. So the read takes the key's latch and checks
- * the key it finds; if it is not the one expected, the index is asked
- * again under the latch, which settles it.
+ * hold another key's tuple. The fast read (step 2) therefore compares the
+ * key it finds with the one the index gave, under the heap page's share
+ * latch, and takes the value only if they agree and the value is inline:
+ * then it is that key's tuple as it stood at that moment (a key has one
+ * tuple, or two while a moved update is between its insert and its delete,
+ * and either is a value the key held during the call). Anything else - no
+ * tuple, another key, a value on overflow pages (whose chain a concurrent
+ * change could free once the page is unlatched) - takes the key's latch
+ * and, if the TID is stale, asks the index again under it, which settles
+ * it (step 3).
+ *
+ * The cursor keeps the heap page of its last row pinned (heap_hold), so a
+ * run of keys whose tuples share a page (a table loaded in key order) pins
+ * it once. The pin is dropped at the end of the scan, on an error, on a
+ * seek and at close.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +34,7 @@ struct wd_cursor {
 	uint32_t kcap;
 	uint8_t *vbuf;     /* the value returned */
 	uint64_t vcap;
+	heap_hold hold;    /* the heap page of the last row, pinned */
 };
 
 /* A cursor before the first key of t: a B+tree cursor and the buffers
@@ -63,6 +76,7 @@ int wd_cursor_seek(wd_cursor *c, const void *k, size_t klen)
 		return err_set(WD_EINVAL, "wd_cursor_seek: cursor and key are required");
 	if ((rc = db_check_usable(c->t->db)) != 0)
 		return rc;
+	heap_hold_release(c->t->h, &c->hold);
 	return btree_cursor_seek(c->bc, klen ? k : NULL, klen, BT_FORWARD);
 }
 
@@ -111,6 +125,19 @@ static int fetch_value(wd_cursor *c, const void *key, size_t klen, wd_tid tid,
 	return rc;
 }
 
+/*
+ * P8 step 2: the value of key straight from its heap page (kept pinned in
+ * c->hold), with no key latch, if the tuple at tid holds key and an inline
+ * value that fits c->vbuf. Non-zero: take the latched path.
+ */
+static int fetch_fast(wd_cursor *c, const void *key, size_t klen, wd_tid tid,
+		      uint64_t *vlen)
+{
+	int rc = heap_fetch_key(c->t->h, &c->hold, tid_to_heap(tid), key, (uint32_t)klen,
+				c->vbuf, c->vcap, vlen);
+	return rc == 0 && *vlen > c->vcap ? WD_ETOOBIG : rc;
+}
+
 /* P8: the next key whose tuple still exists, and its value. */
 int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
 		   size_t *vlen)
@@ -125,15 +152,21 @@ int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
 	if ((rc = db_check_usable(c->t->db)) != 0)
 		return rc;
 	for (;;) {
+		/* step 1 */
 		if ((rc = btree_cursor_next(c->bc, &key, &kl, &tid)) != 0)
-			return rc; /* WD_NOTFOUND: the end */
+			break; /* WD_NOTFOUND: the end */
+		/* step 2, else steps 3-4 */
+		if (fetch_fast(c, key, kl, tid, &vl) == 0)
+			break;
 		rc = fetch_value(c, key, kl, tid, &vl);
 		if (rc != WD_NOTFOUND)
 			break;
 		/* the key was deleted since the index gave it: go on */
 	}
-	if (rc != 0)
+	if (rc != 0) {
+		heap_hold_release(c->t->h, &c->hold); /* the end, or an error */
 		return rc;
+	}
 	*k = key;
 	*klen = kl;
 	*v = c->vbuf;
@@ -146,6 +179,7 @@ void wd_cursor_close(wd_cursor *c)
 {
 	if (!c)
 		return;
+	heap_hold_release(c->t->h, &c->hold);
 	btree_cursor_close(c->bc);
 	free(c->kbuf);
 	free(c->vbuf);

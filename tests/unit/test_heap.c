@@ -728,6 +728,163 @@ static void test_full_page_images(void **state)
 	env_free(&e);
 }
 
+/* Every page of the heap relation as the pool has it (malloc'd). */
+static uint8_t *snapshot(env *e, wd_blkno *n)
+{
+	uint8_t *s;
+	*n = nblocks(e);
+	s = malloc((size_t)*n * PS + 1);
+	assert_non_null(s);
+	for (wd_blkno b = 0; b < *n; b++) {
+		bm_buf *buf;
+		assert_int_equal(bufmgr_pin(e->pool, REL, b, BM_READ, &buf), 0);
+		bufmgr_latch(buf, BM_SHARE);
+		memcpy(s + (size_t)b * PS, bufmgr_page(buf), PS);
+		bufmgr_unlatch(buf);
+		bufmgr_unpin(e->pool, buf);
+	}
+	return s;
+}
+
+/* The pages equal the snapshot s of n blocks; at most one block was added
+ * (an insert that found no room extends the file before it logs), and it
+ * is still a new, all-zero page. */
+static void assert_unchanged(env *e, const uint8_t *s, wd_blkno n)
+{
+	wd_blkno n2;
+	uint8_t *now = snapshot(e, &n2);
+	assert_true(n2 == n || n2 == n + 1);
+	for (wd_blkno b = 0; b < n; b++)
+		assert_memory_equal(now + (size_t)b * PS, s + (size_t)b * PS, PS);
+	if (n2 > n)
+		assert_true(page_is_zero(now + (size_t)n * PS, PS));
+	free(now);
+}
+
+/* A change whose WAL insert fails (WD_ENOSPC: the disk is full) leaves
+ * every page byte for byte as it was - inserts, in-place updates and
+ * deletes, with and without a full-page image - and does not go looking
+ * for another page (the file does not grow). Once space returns the
+ * changes go through, and the log replays to the same pages. */
+static void test_failed_wal_insert(void **state)
+{
+	env e;
+	model m = {.rng = 31};
+	uint8_t val[300], *snap;
+	heap_tid t[40], nt;
+	wd_blkno n;
+	redo_ctx st;
+	int rc = 0, i;
+	char *b;
+	(void)state;
+	env_create(&e, "heap-enospc", 512); /* no eviction (it would need the WAL) */
+	memset(val, 'v', sizeof val);
+	for (i = 0; i < 40; i++)
+		assert_int_equal(heap_insert(e.h, 3, &m.prev, &i, sizeof i, val, 200, &t[i]), 0);
+	/* from here each page's first change carries an image */
+	atomic_store(&e.log.redo_point, wal_insert_pos(e.w));
+	assert_int_equal(storage_fault_add(ST_OP_WRITE, ST_FAULT_ENOSPC, 1, 0, "/wal/"), 0);
+	assert_int_equal(heap_insert(e.h, 3, &m.prev, "x", 1, val, 10, &nt), 0);
+	assert_int_equal(wal_write_to(e.w, wal_insert_pos(e.w)), WD_ENOSPC);
+	/* fill the WAL buffer until an insert is refused */
+	for (i = 0; i < 100000; i++) {
+		snap = snapshot(&e, &n);
+		rc = heap_insert(e.h, 3, &m.prev, &i, sizeof i, val, sizeof val, &nt);
+		if (rc != 0)
+			break;
+		free(snap);
+	}
+	assert_int_equal(rc, WD_ENOSPC);
+	assert_non_null(strstr(wd_last_error(), "no space for WAL"));
+	assert_unchanged(&e, snap, n);
+	/* an in-place update and a delete of pages not changed since the
+	 * redo point (their record would carry an image) and of one that
+	 * was (no image) */
+	assert_int_equal(heap_update(e.h, 3, &m.prev, t[0], val, 200, &nt), WD_ENOSPC);
+	assert_int_equal(heap_update(e.h, 3, &m.prev, t[39], val, 150, &nt), WD_ENOSPC);
+	assert_int_equal(heap_delete(e.h, 3, &m.prev, t[1]), WD_ENOSPC);
+	assert_unchanged(&e, snap, n);
+	free(snap);
+	/* space again */
+	storage_fault_clear();
+	assert_int_equal(heap_update(e.h, 3, &m.prev, t[0], val, 250, &nt), 0);
+	assert_int_equal(heap_delete(e.h, 3, &m.prev, t[1]), 0);
+	assert_int_equal(heap_insert(e.h, 3, &m.prev, "y", 1, val, 10, &nt), 0);
+	check_fsm(&e);
+	env_shutdown(&e);
+	b = tu_path(e.root, "replica");
+	replay(&e, b, WAL_SEG_HEADER_SIZE, &st);
+	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), -1);
+	free(b);
+	env_free(&e);
+}
+
+/* Teardown: no injected fault outlives its test, even a failed one. */
+static int clear_faults(void **state)
+{
+	(void)state;
+	storage_fault_clear();
+	return 0;
+}
+
+/* heap_fetch_key: the value when the tuple holds the key and is inline,
+ * WD_NOTFOUND for another key, an empty slot or a block past the end,
+ * WD_ETOOBIG for an overflowed value; the page stays pinned across calls
+ * on one block and is let go by a call on another and by release. */
+static void test_fetch_key_hold(void **state)
+{
+	env e;
+	model m = {.rng = 9};
+	heap_hold hold = {0};
+	heap_tid a, b, big;
+	uint8_t vb[64], *v;
+	uint64_t vlen = 0;
+	bm_stats s0, s1;
+	(void)state;
+	env_create(&e, "heap-hold", 32);
+	v = rand_bytes(&m, 30000);
+	assert_int_equal(heap_insert(e.h, 1, NULL, "alpha", 5, "one", 3, &a), 0);
+	assert_int_equal(heap_insert(e.h, 1, NULL, "beta", 4, "", 0, &b), 0);
+	assert_int_equal(heap_insert(e.h, 1, NULL, "gamma", 5, v, 30000, &big), 0);
+	assert_int_equal(a.blk, b.blk);
+	bufmgr_stats(e.pool, &s0);
+	assert_int_equal(heap_fetch_key(e.h, &hold, a, "alpha", 5, vb, sizeof vb, &vlen), 0);
+	assert_int_equal(vlen, 3);
+	assert_memory_equal(vb, "one", 3);
+	assert_non_null(hold.buf);
+	assert_int_equal(heap_fetch_key(e.h, &hold, b, "beta", 4, vb, sizeof vb, &vlen), 0);
+	assert_int_equal(vlen, 0);
+	bufmgr_stats(e.pool, &s1);
+	assert_int_equal(s1.hits + s1.misses, s0.hits + s0.misses + 1); /* pinned once */
+	assert_int_equal(s1.pinned, s0.pinned + 1);
+	/* a short buffer: the length, a prefix */
+	assert_int_equal(heap_fetch_key(e.h, &hold, a, "alpha", 5, vb, 2, &vlen), 0);
+	assert_int_equal(vlen, 3);
+	assert_memory_equal(vb, "on", 2);
+	assert_int_equal(heap_fetch_key(e.h, &hold, a, "alphA", 5, vb, sizeof vb, &vlen),
+			 WD_NOTFOUND);
+	assert_int_equal(heap_fetch_key(e.h, &hold, a, "alph", 4, vb, sizeof vb, &vlen),
+			 WD_NOTFOUND);
+	assert_int_equal(heap_fetch_key(e.h, &hold, (heap_tid){a.blk, 77}, "alpha", 5, vb,
+					sizeof vb, &vlen), WD_NOTFOUND);
+	assert_int_equal(heap_fetch_key(e.h, &hold, big, "gamma", 5, vb, sizeof vb, &vlen),
+			 WD_ETOOBIG);
+	assert_int_equal(heap_fetch_key(e.h, &hold, (heap_tid){99999, 0}, "alpha", 5, vb,
+					sizeof vb, &vlen), WD_NOTFOUND);
+	assert_null(hold.buf);
+	assert_int_equal(heap_fetch_key(e.h, &hold, a, "alpha", 5, vb, sizeof vb, &vlen), 0);
+	assert_int_equal(heap_delete(e.h, 1, NULL, b), 0);
+	assert_int_equal(heap_fetch_key(e.h, &hold, b, "beta", 4, vb, sizeof vb, &vlen),
+			 WD_NOTFOUND);
+	heap_hold_release(e.h, &hold);
+	assert_null(hold.buf);
+	heap_hold_release(e.h, &hold); /* twice is fine */
+	bufmgr_stats(e.pool, &s1);
+	assert_int_equal(s1.pinned, s0.pinned);
+	free(v);
+	env_free(&e);
+}
+
 /* waldump's lines for heap records. */
 static void test_describe(void **state)
 {
@@ -806,6 +963,8 @@ int main(void)
 		cmocka_unit_test(test_fsm_torn),
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_full_page_images),
+		cmocka_unit_test_teardown(test_failed_wal_insert, clear_faults),
+		cmocka_unit_test(test_fetch_key_hold),
 		cmocka_unit_test(test_describe),
 		cmocka_unit_test(test_xact_chain),
 	};
