@@ -220,6 +220,7 @@ static void remove_data(uint8_t *p, uint32_t slot)
 	if (len == 0)
 		return;
 	memmove(p + upper + len, p + upper, off - upper);
+	memset(p + upper, 0, len); /* I8: the free area stays zero */
 	set_upper(p, upper + len);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t o = get_le16(lp(p, i));
@@ -242,6 +243,7 @@ void page_item_remove(uint8_t *p, uint32_t slot)
 		return;
 	remove_data(p, slot);
 	memmove(lp(p, slot), lp(p, slot + 1), (n - slot - 1) * PAGE_LP_SIZE);
+	memset(lp(p, n - 1), 0, PAGE_LP_SIZE); /* I8 */
 	set_lower(p, page_lower(p) - PAGE_LP_SIZE);
 }
 
@@ -269,8 +271,10 @@ int page_item_replace(uint8_t *p, uint32_t slot, const void *item, uint32_t len)
 void page_trim_slots(uint8_t *p)
 {
 	uint32_t n = page_nslots(p);
-	while (n > 0 && get_le16(lp(p, n - 1) + 2) == 0)
+	while (n > 0 && get_le16(lp(p, n - 1) + 2) == 0) {
 		n--;
+		memset(lp(p, n), 0, PAGE_LP_SIZE); /* I8 */
+	}
 	set_lower(p, PAGE_HEADER_SIZE + n * PAGE_LP_SIZE);
 }
 

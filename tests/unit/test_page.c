@@ -145,6 +145,9 @@ struct model {
 static void check_model(const uint8_t *p, const struct model *m)
 {
 	uint32_t used = 0;
+	/* I8: the free area is all zero after any sequence of operations */
+	for (uint32_t i = page_lower(p); i < page_upper(p); i++)
+		assert_int_equal(p[i], 0);
 	assert_int_equal(page_nslots(p), m->n);
 	for (uint32_t i = 0; i < m->n; i++) {
 		uint32_t len = 0;
