@@ -106,7 +106,8 @@ typedef struct wd_options {
 	uint64_t wal_writer_flush_after_bytes;
 	/* 1: wd_commit returns once the commit record is durable. 0: it returns
 	 * at once; the WAL writer makes it durable within 3 x
-	 * wal_writer_delay_ms. Default 1; settable per transaction. */
+	 * wal_writer_delay_ms. Default 1. The default of each transaction,
+	 * which wd_txn_set_synchronous changes. */
 	int synchronous_commit;
 	/* Group commit: a committer about to flush waits this many
 	 * microseconds first, if at least commit_siblings other transactions
@@ -145,6 +146,15 @@ void wd_options_default(wd_options *o);
  * commit, and wd_abort returns WD_ENOTSUP (the changes stay). wd_commit
  * makes them durable (synchronous_commit) and ends the transaction. Two
  * threads must not use one transaction at once.
+ *
+ * Panic: if a durable write fails (an fsync of the log or of the control
+ * file), every later call on the database returns WD_EPANIC and nothing
+ * more is acknowledged; wd_close frees it (returning WD_EPANIC) and the
+ * next wd_open recovers.
+ *
+ * A process that forks while a database is open must not use it in the
+ * child; the child does not keep the directory lock (it stays with the
+ * parent).
  */
 typedef struct wd_db wd_db;         /* an open database directory */
 typedef struct wd_txn wd_txn;       /* one transaction, one thread at a time */
@@ -169,8 +179,14 @@ int wd_open(const char *dir, const wd_options *o, wd_db **db);
  */
 int wd_close(wd_db *db);
 
-/* Starts a transaction (a 64-bit id, never reused). */
+/* Starts a transaction (a 64-bit id, never reused), with the database's
+ * synchronous_commit. */
 int wd_begin(wd_db *db, wd_txn **txn);
+
+/* Sets synchronous_commit for txn alone (1: wd_commit returns once the
+ * commit is durable; 0: at once, durable within 3 x wal_writer_delay_ms),
+ * until it ends. WD_EINVAL if txn is NULL. */
+int wd_txn_set_synchronous(wd_txn *txn, int on);
 
 /* Commits: returns once durable when synchronous_commit is on. Frees txn
  * (also on failure). */
@@ -184,14 +200,22 @@ int wd_abort(wd_txn *txn);
 /*
  * Opens the table called name (1..255 bytes), creating it with WD_CREATE.
  * The handle belongs to the database: valid until wd_close or the table is
- * dropped, usable by any transaction. Errors: WD_NOTFOUND (absent, no
- * WD_CREATE), WD_EINVAL (bad name).
+ * dropped, usable by any transaction of that database (with a transaction
+ * of another database every call returns WD_EINVAL). A transaction holds
+ * a reference on a table from its wd_table_open, or its first call on the
+ * table, until it ends; wd_table_drop refuses while others hold one.
+ * Errors: WD_NOTFOUND (absent, no WD_CREATE), WD_EINVAL (bad name).
  */
 int wd_table_open(wd_txn *txn, const char *name, unsigned flags, wd_table **t);
 
-/* Drops the table and frees its pages; its handles become invalid (no
- * other thread may be using them). The drop is durable when this returns.
- * WD_NOTFOUND if there is no such table. */
+/*
+ * Drops the table and frees its pages; its handles become invalid. The
+ * drop is durable when this returns (also when it then fails to remove
+ * the files: the next wd_open removes what is left). Errors: WD_NOTFOUND
+ * (no such table), WD_EBUSY (another transaction holds a reference on the
+ * table - opened it or used it - and has not ended; nothing changed).
+ * Using a handle after its table was dropped is undefined.
+ */
 int wd_table_drop(wd_txn *txn, const char *name);
 
 /*
@@ -212,6 +236,15 @@ int wd_get(wd_txn *txn, wd_table *t, const void *k, size_t klen, void *buf,
 
 /* Deletes k. WD_NOTFOUND if absent. */
 int wd_del(wd_txn *txn, wd_table *t, const void *k, size_t klen);
+
+/*
+ * Put, get and del check the tuple the index gives: one that does not
+ * hold the key is WD_ECORRUPT (naming table, key length and address), and
+ * the call changes nothing. A put or del that fails (I/O, WD_ENOSPC)
+ * between its heap and index steps takes its change back; if it cannot,
+ * it says so in the detail and the database is marked for repair: wd_close
+ * then leaves it as after a crash, and the next wd_open repairs the table.
+ */
 
 /* A cursor over t in key order, positioned before the first key. Close it
  * before its transaction ends. */

@@ -26,7 +26,7 @@ static void problem(db_check_report *r, const char *fmt, ...)
 /* Every heap tuple's key must map to that tuple in the index. */
 static int check_heap_side(wd_table *t, db_check_report *r)
 {
-	heap_scan *s;
+	heap_scan *s = NULL;
 	heap_tid ht;
 	const uint8_t *key, *val;
 	uint32_t klen;

@@ -46,7 +46,9 @@ int wd_cursor_open(wd_txn *txn, wd_table *t, wd_cursor **out)
 	if (!txn || !t || !out)
 		return err_set(WD_EINVAL, "wd_cursor_open: txn, table and cursor are required");
 	*out = NULL;
-	if ((rc = db_check_usable(txn->db)) != 0)
+	/* a table of another database: WD_EINVAL; else txn holds t until it
+	 * ends, so no drop frees it under the cursor (README I8) */
+	if ((rc = db_check_usable(txn->db)) != 0 || (rc = txn_use_table(txn, t)) != 0)
 		return rc;
 	if (!(c = calloc(1, sizeof *c)))
 		return err_set(WD_ENOMEM, "table %s: out of memory", t->name);
@@ -94,10 +96,13 @@ static int fetch_checked(wd_cursor *c, wd_tid tid, const void *key, size_t klen,
 	bool same = rc == 0 && kl == klen && memcmp(c->kbuf, key, klen) == 0;
 	if (!trusted && (rc == WD_NOTFOUND || rc == WD_ECORRUPT || (rc == 0 && !same)))
 		return WD_NOTFOUND; /* a stale tid: ask the index */
-	if (rc == 0 && !same)
-		return err_set(WD_ECORRUPT, "table %s: index entry for a key points at "
-			       "block %u slot %u, which holds another key",
-			       c->t->name, tid.blk, tid.slot);
+	/* trusted (the index under the key latch): anything but the key's
+	 * tuple is damage, and the next open must repair it (README P10) */
+	if (rc == WD_NOTFOUND || (rc == 0 && !same))
+		return db_needs_repair(c->t, err_set(WD_ECORRUPT,
+			"table %s: the index entry of a key of %zu bytes points at block %u "
+			"slot %u, which holds %s", c->t->name, klen, tid.blk, tid.slot,
+			rc == 0 ? "another key" : "no tuple"));
 	if (rc != 0 || *vlen <= c->vcap)
 		return rc;
 	/* the value did not fit: grow and read it again (stable: latched) */

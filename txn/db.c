@@ -6,6 +6,7 @@
  * of txn/ share (db_alloc_relids).
  */
 #define _GNU_SOURCE
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,11 +72,17 @@ static int close_tables(wd_db *db)
 	return rc;
 }
 
-/* Tears down whatever of db exists, writing nothing more (as a crash would,
+/* Tears down whatever of db exists, writing no page (as a crash would,
  * apart from the log's own flush at wal_close), and frees it. */
 static void db_free(wd_db *db)
 {
-	(void)close_tables(db);
+	while (db->tables) {
+		wd_table *t = db->tables;
+		db->tables = t->next;
+		table_handle_discard(t);
+	}
+	table_handle_discard(db->catalog);
+	db->catalog = NULL;
 	if (db->w)
 		(void)wal_close(db->w);
 	bufmgr_destroy(db->pool);
@@ -188,10 +195,10 @@ static int read_control(wd_db *db)
 }
 
 /* P1 step 5, after a crash: heap and index of every table made to agree,
- * free space maps rebuilt, files of tables that never made it removed. */
+ * free space maps rebuilt. */
 static int after_crash(wd_db *db)
 {
-	uint64_t fixed = 0, removed = 0;
+	uint64_t fixed = 0;
 	wd_table *t;
 	int rc = table_repair(db->catalog, &fixed);
 	db->fsm_stale = true;
@@ -199,11 +206,22 @@ static int after_crash(wd_db *db)
 		rc = table_open_all(db);
 	for (t = db->tables; rc == 0 && t; t = t->next)
 		rc = table_repair(t, &fixed);
-	if (rc == 0)
-		rc = db_remove_orphans(db, &removed);
-	TRACE(TR_RECOVERY, "open %s: %llu index or heap entries repaired, %llu orphan files removed",
-	      db->dir, (unsigned long long)fixed, (unsigned long long)removed);
+	TRACE(TR_RECOVERY, "open %s: %llu index or heap entries repaired", db->dir,
+	      (unsigned long long)fixed);
 	return rc;
+}
+
+/* P1 step 6, at every open: the files of tables that never made it into
+ * the catalog or whose drop did not finish are removed. Best effort: a
+ * leftover is harmless (no id is reused, I2) and goes at a later open. */
+static void remove_leftovers(wd_db *db)
+{
+	uint64_t removed = 0;
+	int rc = db_remove_orphans(db, &removed);
+	if (rc != 0 || removed)
+		TRACE(TR_TXN, "open %s: %llu leftover files removed%s%s", db->dir,
+		      (unsigned long long)removed, rc ? "; stopped: " : "",
+		      rc ? wd_last_error() : "");
 }
 
 /* P1 steps 3-6, an existing database. */
@@ -222,6 +240,13 @@ static int open_existing(wd_db *db)
 	wal_set_active_fn(db->w, active_others, db);
 	if ((rc = pool_start(db)) != 0)
 		return rc;
+	/* The changes of this open (the repairs of step 5) are the first
+	 * since the redo point `from`, where the next replay starts if this
+	 * open crashes too (the control file keeps redo_lsn until step 7):
+	 * each page's first change after it must carry a full-page image, or
+	 * a torn write during the open's final flush could not be repaired
+	 * (I7). */
+	atomic_store(&db->log.redo_point, from);
 	crashed = db->cd.state != CONTROL_SHUTDOWN;
 	if (crashed) {
 		/* step 4: repeat history from the redo point */
@@ -234,7 +259,26 @@ static int open_existing(wd_db *db)
 		return rc;
 	if (crashed && (rc = after_crash(db)) != 0)
 		return rc;
+	remove_leftovers(db);
 	return start_production(db);
+}
+
+/* Creates dir (an existing one is fine: another process may have won the
+ * race) and fsyncs its parent, so that the new directory entry is as
+ * durable as the files about to be created in it. */
+static int create_dir(const char *dir)
+{
+	char *copy = strdup(dir);
+	int rc;
+	if (!copy)
+		return err_set(WD_ENOMEM, "%s: out of memory", dir);
+	rc = storage_mkdir(dir);
+	if (rc == WD_EEXIST)
+		rc = 0;
+	else if (rc == 0)
+		rc = storage_sync_dir(dirname(copy));
+	free(copy);
+	return rc;
 }
 
 /*
@@ -253,8 +297,8 @@ int wd_open(const char *dir, const wd_options *o, wd_db **out)
 		return rc;
 	if ((rc = check_options(&db->opts)) != 0)
 		goto fail;
-	/* step 1: the directory */
-	if (!storage_exists(dir) && (rc = storage_mkdir(dir)) != 0 && rc != WD_EEXIST)
+	/* step 1: the directory, durable in its parent */
+	if (!storage_exists(dir) && (rc = create_dir(dir)) != 0)
 		goto fail;
 	/* step 2: one owner */
 	if ((rc = db_lock_acquire(db)) != 0 || (rc = walden_register_rmgrs()) != 0)
@@ -277,7 +321,10 @@ fail:
  * flushed and closed, then the control file says SHUTDOWN with the log's
  * end as the redo point, so the next open replays nothing. On a failure
  * the control file keeps IN_PRODUCTION and the next open replays; db is
- * freed either way, except for WD_ESTATE.
+ * freed either way, except for WD_ESTATE. A database that panicked is
+ * freed without writing anything more (WD_EPANIC); one that needs a
+ * repair (db_needs_repair) is closed with state IN_PRODUCTION, so the next
+ * open repairs it.
  */
 int wd_close(wd_db *db)
 {
@@ -290,6 +337,11 @@ int wd_close(wd_db *db)
 	pthread_mutex_unlock(&db->mu);
 	if (r > 0)
 		return err_set(WD_ESTATE, "%s: %d transaction(s) still open", db->dir, r);
+	if (atomic_load(&db->panicked)) {
+		rc = db_check_usable(db);
+		db_free(db);
+		return rc;
+	}
 	rc = close_tables(db);
 	if ((r = bufmgr_flush_all(db->pool)) != 0 && rc == 0)
 		rc = r;
@@ -299,7 +351,9 @@ int wd_close(wd_db *db)
 	if (r != 0 && rc == 0)
 		rc = r;
 	if (rc == 0) {
-		db->cd.state = CONTROL_SHUTDOWN;
+		/* step 4 (a repair pending: the next open must not trust I1) */
+		db->cd.state = atomic_load(&db->needs_repair) ? CONTROL_IN_PRODUCTION
+							      : CONTROL_SHUTDOWN;
 		db->cd.next_xid = db->next_xid;
 		db->cd.redo_lsn = end;
 		rc = control_write(db->dir, &db->cd);
@@ -311,10 +365,57 @@ int wd_close(wd_db *db)
 /* The panic check every public call makes first. */
 int db_check_usable(wd_db *db)
 {
+	if (atomic_load_explicit(&db->panicked, memory_order_acquire))
+		return err_set(WD_EPANIC, "%s: %s; close and reopen the database to recover",
+			       db->dir, db->panic_msg);
 	if (db->w && wal_is_panicked(db->w))
 		return err_set(WD_EPANIC, "%s: a write to the log failed earlier; "
 			       "close and reopen the database to recover", db->dir);
 	return 0;
+}
+
+/* The database's own panic state (the log has its own, wal_panic). The
+ * first cause's detail is kept; panic_msg is written once, before the
+ * flag is published. */
+int db_panic(wd_db *db, int cause)
+{
+	static pthread_mutex_t panic_mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&panic_mu);
+	if (!atomic_load(&db->panicked)) {
+		snprintf(db->panic_msg, sizeof db->panic_msg, "a durable write failed (%s: %s)",
+			 wd_strerror(cause), wd_last_error());
+		atomic_store_explicit(&db->panicked, true, memory_order_release);
+		TRACE(TR_TXN, "panic %s: %s", db->dir, db->panic_msg);
+	}
+	pthread_mutex_unlock(&panic_mu);
+	return db_check_usable(db);
+}
+
+/*
+ * control_write while open. Whatever step failed (the temporary file's
+ * fdatasync, the rename, the directory's fsync), the control file on disk
+ * may or may not be the new one and a failed fsync must never be retried
+ * (DESIGN.md section 3): the database panics. The next open recovers.
+ */
+int db_control_write(wd_db *db, const control_data *cd)
+{
+	int rc = control_write(db->dir, cd);
+	return rc == 0 ? 0 : db_panic(db, rc);
+}
+
+int db_needs_repair(wd_table *t, int code)
+{
+	wd_db *db = t->db;
+	if (!atomic_exchange(&db->needs_repair, true))
+		TRACE(TR_TXN, "table %s: heap and index disagree; the next open repairs",
+		      *t->name ? t->name : "(catalog)");
+	return err_wrap(code, "table %s: heap and index left out of step (the next "
+			"open repairs them)", *t->name ? t->name : "(catalog)");
+}
+
+bool db_needs_repair_flag(wd_db *db)
+{
+	return atomic_load(&db->needs_repair);
 }
 
 /* DIR/base/<rel>. */
@@ -341,7 +442,7 @@ int db_alloc_relids(wd_db *db, unsigned n, wd_relid *first)
 	cd.next_relid += n;
 	if (cd.next_relid < *first)
 		rc = err_set(WD_ETOOBIG, "%s: relation ids exhausted", db->dir);
-	else if ((rc = control_write(db->dir, &cd)) == 0)
+	else if ((rc = db_control_write(db, &cd)) == 0)
 		db->cd = cd;
 	pthread_mutex_unlock(&db->ctl_mu);
 	return rc;

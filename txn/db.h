@@ -27,6 +27,12 @@
 #include "storage/types.h"
 #include "walden.h"
 
+/* Table relation ids start here; below are the catalog's (README I2). A
+ * base/ file with an id in [DB_FIRST_TABLE_RELID, the control file's
+ * next_relid) that no catalog entry names is a leftover of an unfinished
+ * create or drop, removed at the next open (README P1 step 6). */
+#define DB_FIRST_TABLE_RELID 16u
+
 /* A catalog entry (README "Formats"). */
 typedef struct db_table_info {
 	const char *name;    /* NUL-terminated, valid during the callback */
@@ -78,5 +84,18 @@ int db_table_check(wd_table *t, db_check_report *r) WD_MUST_CHECK;
 
 /* db_table_check of the catalog itself (names -> relation ids). */
 int db_catalog_check(wd_db *db, db_check_report *r) WD_MUST_CHECK;
+
+/*
+ * Test hook: makes the nth hit from now of the fault point name (README
+ * "Fault points": "txn-put-update-index", "txn-put-insert-index",
+ * "txn-put-insert-undo", "txn-del-heap", "txn-del-undo") fail with WD_EIO,
+ * once. Up to 8 points may be armed at a time; name NULL disarms them all.
+ * Unarmed points cost one atomic load.
+ */
+void db_fault_arm(const char *name, uint64_t nth);
+
+/* true if a call of this run left a table needing the repair of the next
+ * open (README "Failures between the heap and the index"). */
+bool db_needs_repair_flag(wd_db *db);
 
 #endif

@@ -11,6 +11,12 @@
  *    of DIR), so that a second wd_open in the same process gets a message
  *    saying so rather than naming its own pid. Entries carry the pid that
  *    made them: a child after fork() ignores its parent's.
+ * fork() shares the open file description, and with it the OFD lock: a
+ * child forked while a database is open (a worker that never touches it)
+ * would keep the lock after the parent's wd_close, refusing the parent's
+ * next open. A pthread_atfork child handler therefore closes, in the
+ * child, every lock fd of the registry: the lock stays with the parent's
+ * descriptor alone. The child must not use the parent's wd_db (walden.h).
  * The lock file is not data: it is read and written with plain system calls,
  * not through storage/ (no crash point or fault applies to it).
  */
@@ -33,35 +39,55 @@ struct reg_entry {
 	dev_t dev;
 	ino_t ino;
 	pid_t pid;
+	int fd;       /* the lock file's descriptor; -1 in a forked child */
 	struct reg_entry *next;
 };
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct reg_entry *reg_head;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-/* Adds (dev, ino) to the registry unless this process has it already. */
-static int registry_add(const wd_db *db)
+/* fork(): the registry is locked across it, so the child sees it whole. */
+static void atfork_prepare(void)
 {
-	struct reg_entry *e;
-	pid_t me = getpid();
-	int rc = 0;
 	pthread_mutex_lock(&reg_mu);
-	for (e = reg_head; e; e = e->next)
-		if (e->dev == db->dev && e->ino == db->ino && e->pid == me)
-			break;
-	if (e)
-		rc = err_set(WD_EBUSY, "%s is already open in this process", db->dir);
-	else if (!(e = malloc(sizeof *e)))
-		rc = err_set(WD_ENOMEM, "%s: out of memory", db->dir);
-	else {
-		*e = (struct reg_entry){db->dev, db->ino, me, reg_head};
-		reg_head = e;
-	}
-	pthread_mutex_unlock(&reg_mu);
-	return rc;
 }
 
-/* Removes this process's entry for db (a no-op if absent). */
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&reg_mu);
+}
+
+/* In the child: every lock descriptor inherited from the parent is closed
+ * (the parent's own keeps the lock); the entries stay, marked, so that the
+ * child's db_lock_release closes nothing twice. */
+static void atfork_child(void)
+{
+	for (struct reg_entry *e = reg_head; e; e = e->next)
+		if (e->fd >= 0) {
+			close(e->fd);
+			e->fd = -1;
+		}
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static void atfork_install(void)
+{
+	(void)pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* This process's entry for db, or NULL. Caller holds reg_mu. */
+static struct reg_entry *registry_find(const wd_db *db, pid_t me)
+{
+	for (struct reg_entry *e = reg_head; e; e = e->next)
+		if (e->dev == db->dev && e->ino == db->ino && e->pid == me)
+			return e;
+	return NULL;
+}
+
+/* Removes this process's entry for db (a no-op if absent), closing its
+ * lock descriptor if it has one. An entry inherited through fork() is not
+ * this process's: its descriptor was closed at the fork, and is left. */
 static void registry_remove(const wd_db *db)
 {
 	pid_t me = getpid();
@@ -69,6 +95,8 @@ static void registry_remove(const wd_db *db)
 	for (struct reg_entry **pp = &reg_head; *pp; pp = &(*pp)->next) {
 		struct reg_entry *e = *pp;
 		if (e->dev == db->dev && e->ino == db->ino && e->pid == me) {
+			if (e->fd >= 0)
+				close(e->fd);
 			*pp = e->next;
 			free(e);
 			break;
@@ -97,50 +125,61 @@ static int lock_fd(const wd_db *db, int fd)
 				       db->dir, holder_pid(fd));
 		return err_errno(errno, "%s/%s: lock", db->dir, LOCK_FILE);
 	}
+	/* the pid first, then the length: a refused open reading meanwhile
+	 * finds a pid, never an empty file */
 	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+	if (pwrite(fd, pid, (size_t)n, 0) != n || ftruncate(fd, n) != 0)
 		return err_errno(errno, "%s/%s: writing the pid", db->dir, LOCK_FILE);
 	return 0;
 }
 
 /*
  * Makes this process the only owner of db->dir (which exists): registry
- * first, then the lock file. Sets db->lock_fd, dev and ino. Errors:
- * WD_EBUSY (the detail says who holds it), I/O errors.
+ * first, then the lock file, all under reg_mu so that a fork() sees the
+ * entry with its descriptor or neither. Sets db->lock_fd, dev and ino.
+ * Errors: WD_EBUSY (the detail says who holds it), I/O errors.
  */
 int db_lock_acquire(wd_db *db)
 {
 	char path[4096];
 	struct stat st;
-	int rc, fd = -1;
+	struct reg_entry *e = NULL;
+	pid_t me = getpid();
+	int rc = 0, fd = -1;
+	pthread_once(&atfork_once, atfork_install);
 	if (stat(db->dir, &st) != 0)
 		return err_errno(errno, "%s", db->dir);
 	db->dev = st.st_dev;
 	db->ino = st.st_ino;
-	if ((rc = registry_add(db)) != 0)
-		return rc;
 	snprintf(path, sizeof path, "%s/%s", db->dir, LOCK_FILE);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
+	pthread_mutex_lock(&reg_mu);
+	if (registry_find(db, me))
+		rc = err_set(WD_EBUSY, "%s is already open in this process", db->dir);
+	else if (!(e = malloc(sizeof *e)))
+		rc = err_set(WD_ENOMEM, "%s: out of memory", db->dir);
+	else if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
 		rc = err_errno(errno, "%s", path);
 	else
 		rc = lock_fd(db, fd);
+	if (rc == 0) {
+		*e = (struct reg_entry){db->dev, db->ino, me, fd, reg_head};
+		reg_head = e;
+		db->lock_fd = fd;
+	}
+	pthread_mutex_unlock(&reg_mu);
 	if (rc != 0) {
 		if (fd >= 0)
 			close(fd);
-		registry_remove(db);
-		return rc;
+		free(e);
 	}
-	db->lock_fd = fd;
-	return 0;
+	return rc;
 }
 
-/* Drops the lock (closing the fd releases it) and the registry entry. The
- * file stays: removing it would race with a process about to lock it. */
+/* Drops the lock (closing the fd, which the registry entry owns, releases
+ * it) and the registry entry. The file stays: removing it would race with
+ * a process about to lock it. */
 void db_lock_release(wd_db *db)
 {
-	if (db->lock_fd >= 0)
-		close(db->lock_fd);
 	db->lock_fd = -1;
 	registry_remove(db);
 }

@@ -7,9 +7,12 @@
  * one call, so two transactions changing one key are serialised call by
  * call but not isolated (row locks come with the transactions module).
  */
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "storage/page.h"
 #include "storage/storage.h"
 #include "storage/trace.h"
 #include "txn/txn_internal.h"
@@ -25,42 +28,203 @@ pthread_mutex_t *table_key_latch(wd_table *t, const void *k, size_t klen)
 	return &t->db->stripes[h & (TXN_STRIPES - 1)];
 }
 
+/* ---- test-only fault points (README "Fault points") ---- */
+
+#define FAULT_SLOTS 8
+
+static pthread_mutex_t fault_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int faults_armed; /* slots in use: 0 keeps the points free */
+static struct {
+	char name[48];
+	uint64_t left; /* hits until it fires; 0: slot free */
+} faults[FAULT_SLOTS];
+
+void db_fault_arm(const char *name, uint64_t nth)
+{
+	pthread_mutex_lock(&fault_mu);
+	if (!name) {
+		memset(faults, 0, sizeof faults);
+		atomic_store(&faults_armed, 0);
+	}
+	for (unsigned i = 0; name && nth && i < FAULT_SLOTS; i++)
+		if (faults[i].left == 0) {
+			snprintf(faults[i].name, sizeof faults[i].name, "%s", name);
+			faults[i].left = nth;
+			atomic_fetch_add(&faults_armed, 1);
+			break;
+		}
+	pthread_mutex_unlock(&fault_mu);
+}
+
+int txn_fault_point(const char *name)
+{
+	int rc = 0;
+	if (atomic_load_explicit(&faults_armed, memory_order_relaxed) == 0)
+		return 0;
+	pthread_mutex_lock(&fault_mu);
+	for (unsigned i = 0; rc == 0 && i < FAULT_SLOTS; i++)
+		if (faults[i].left && strcmp(faults[i].name, name) == 0 && --faults[i].left == 0) {
+			atomic_fetch_sub(&faults_armed, 1);
+			rc = err_set(WD_EIO, "fault point %s: injected failure", name);
+		}
+	pthread_mutex_unlock(&fault_mu);
+	return rc;
+}
+
+/* ---- the key's tuple ---- */
+
+static bool same_tid(wd_tid a, heap_tid b)
+{
+	return a.blk == b.blk && a.slot == b.slot;
+}
+
+/*
+ * Reads the tuple at tid, which the index gave for key k, and checks that
+ * it is k's (I1): never trust an index entry without looking at the key,
+ * or a slot freed and reused by another key would make a call read,
+ * overwrite or delete that key's value. With vbuf, the value is copied as
+ * heap_fetch does. WD_ECORRUPT naming table, key length and TID (and the
+ * database then needs the repair of the next open) if the slot is empty or
+ * holds another key; the heap's errors.
+ */
+static int fetch_own(wd_table *t, const void *k, size_t klen, wd_tid tid, void *vbuf,
+		     uint64_t vcap, uint64_t *vlen)
+{
+	uint8_t kbuf[PAGE_SIZE_MAX / 8]; /* >= btree_max_key >= klen */
+	uint32_t kl = 0;
+	int rc = heap_fetch(t->h, tid_to_heap(tid), kbuf, sizeof kbuf, &kl, vbuf, vcap, vlen);
+	if (rc == WD_NOTFOUND)
+		return db_needs_repair(t, err_set(WD_ECORRUPT,
+			"table %s: the index entry of a key of %zu bytes points at block %u "
+			"slot %u, which holds no tuple", *t->name ? t->name : "(catalog)",
+			klen, tid.blk, tid.slot));
+	if (rc == 0 && (kl != klen || memcmp(kbuf, k, klen) != 0))
+		return db_needs_repair(t, err_set(WD_ECORRUPT,
+			"table %s: the index entry of a key of %zu bytes points at block %u "
+			"slot %u, which holds another key (%u bytes)",
+			*t->name ? t->name : "(catalog)", klen, tid.blk, tid.slot, kl));
+	return rc;
+}
+
+/* *is: the tuple at tid exists and holds k. Errors: the heap's. */
+static int tuple_is(wd_table *t, heap_tid tid, const void *k, size_t klen, bool *is)
+{
+	uint8_t kbuf[PAGE_SIZE_MAX / 8];
+	uint32_t kl = 0;
+	int rc = heap_fetch(t->h, tid, kbuf, sizeof kbuf, &kl, NULL, 0, NULL);
+	*is = rc == 0 && kl == klen && memcmp(kbuf, k, klen) == 0;
+	return rc == WD_NOTFOUND ? 0 : rc;
+}
+
+/* The failure of a step, kept while the compensation runs (its calls may
+ * overwrite the detail) and given back after it. */
+struct cause {
+	int code;
+	char msg[512];
+};
+
+static void cause_keep(struct cause *c, int code)
+{
+	c->code = code;
+	snprintf(c->msg, sizeof c->msg, "%s", wd_last_error());
+}
+
+static int cause_return(const struct cause *c)
+{
+	return err_set(c->code, "%s", c->msg);
+}
+
+/* ---- P6 steps 3-4, and what a failure between them leaves ---- */
+
+/*
+ * heap_update failed (cause). It may have failed before changing anything,
+ * after replacing the tuple in place (freeing the old value's chain), after
+ * inserting the new version elsewhere but before deleting the old one, or
+ * after both (freeing the old chain): the key then has two tuples, or its
+ * index entry points at a freed slot. Settles it from what the slots hold:
+ * a second version is deleted again (the old value stays); a moved tuple
+ * gets the index entry (the new value stays). If that fails too, the next
+ * open repairs (db_needs_repair).
+ */
+static int settle_update(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
+			 size_t klen, wd_tid tid, heap_tid nt, struct cause *c)
+{
+	bool old_ok = false, new_ok = false, moved = nt.blk != WD_INVALID_BLKNO &&
+						   !same_tid(tid, nt);
+	wd_lsn lsn;
+	int rc = tuple_is(t, tid_to_heap(tid), k, klen, &old_ok);
+	if (rc == 0 && moved)
+		rc = tuple_is(t, nt, k, klen, &new_ok);
+	if (rc == 0 && old_ok && new_ok)
+		rc = heap_delete(t->h, xid, prev, nt);
+	else if (rc == 0 && !old_ok && new_ok &&
+		 (rc = btree_update_tid(t->bt, xid, *prev, k, klen, tid_from_heap(nt), &lsn)) == 0)
+		*prev = lsn;
+	else if (rc == 0 && !old_ok && !new_ok)
+		rc = WD_ECORRUPT; /* the key lost its tuple */
+	return rc == 0 ? cause_return(c) : db_needs_repair(t, cause_return(c));
+}
+
 /* An existing key: the heap tuple is replaced, and if it moved the index
  * follows it (step 3). */
 static int put_update(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
 		      size_t klen, wd_tid tid, const btree_pos *pos, const void *v,
 		      size_t vlen)
 {
-	heap_tid nt;
+	heap_tid nt = {.blk = WD_INVALID_BLKNO};
+	struct cause c;
 	wd_lsn lsn;
-	int rc = heap_update(t->h, xid, prev, tid_to_heap(tid), v, vlen, &nt);
-	if (rc != 0 || (nt.blk == tid.blk && nt.slot == tid.slot))
+	int rc = fetch_own(t, k, klen, tid, NULL, 0, NULL);
+	if (rc != 0)
 		return rc;
-	rc = btree_update_tid_at(t->bt, pos, xid, *prev, k, klen, tid_from_heap(nt), &lsn);
-	if (rc == 0)
+	if ((rc = heap_update(t->h, xid, prev, tid_to_heap(tid), v, vlen, &nt)) != 0) {
+		cause_keep(&c, rc);
+		return settle_update(t, xid, prev, k, klen, tid, nt, &c);
+	}
+	if (same_tid(tid, nt))
+		return 0;
+	if ((rc = txn_fault_point("txn-put-update-index")) == 0)
+		rc = btree_update_tid_at(t->bt, pos, xid, *prev, k, klen, tid_from_heap(nt), &lsn);
+	if (rc == 0) {
 		*prev = lsn;
-	return rc;
+		return 0;
+	}
+	/* The old slot is free (another key's insert may already have
+	 * taken it) and the new version has no entry: no step undoes the
+	 * move. Until the next open points the entry at the new version,
+	 * fetch_own keeps every call on k from trusting the entry. */
+	return db_needs_repair(t, rc);
 }
 
 /* A new key: heap tuple first, then its index entry (step 4), at the
  * position the lookup found. If the index refuses, the tuple is deleted
- * again so nothing unindexed stays. */
+ * again so nothing unindexed stays; if that fails too, the next open
+ * deletes it. */
 static int put_insert(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
 		      size_t klen, const btree_pos *pos, const void *v, size_t vlen)
 {
 	heap_tid nt;
+	struct cause c;
 	wd_lsn lsn;
+	bool still = true;
 	int rc = heap_insert(t->h, xid, prev, k, (uint32_t)klen, v, vlen, &nt);
 	if (rc != 0)
 		return rc;
 	storage_crash_point("txn-put-before-index");
-	rc = btree_insert_at(t->bt, pos, xid, *prev, k, klen, tid_from_heap(nt), &lsn);
-	if (rc == 0)
+	if ((rc = txn_fault_point("txn-put-insert-index")) == 0)
+		rc = btree_insert_at(t->bt, pos, xid, *prev, k, klen, tid_from_heap(nt), &lsn);
+	if (rc == 0) {
 		*prev = lsn;
-	else if (heap_delete(t->h, xid, prev, nt) != 0)
-		rc = err_wrap(rc, "table %s: a tuple left unindexed (its delete failed too)",
-			      t->name);
-	return rc;
+		return 0;
+	}
+	cause_keep(&c, rc);
+	if ((rc = txn_fault_point("txn-put-insert-undo")) == 0)
+		rc = heap_delete(t->h, xid, prev, nt);
+	/* a delete that failed after clearing the slot (freeing the chain)
+	 * took the tuple away all the same */
+	if (rc != 0 && tuple_is(t, nt, k, klen, &still) == 0 && !still)
+		rc = 0;
+	return rc == 0 ? cause_return(&c) : db_needs_repair(t, cause_return(&c));
 }
 
 /*
@@ -87,7 +251,8 @@ int table_put(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k, size_t klen,
 	return rc;
 }
 
-/* P6 get: under the key latch the index entry and its tuple agree. */
+/* P6 get: under the key latch the index entry and its tuple agree; the
+ * tuple's key is checked all the same (fetch_own). */
 int table_get(wd_table *t, const void *k, size_t klen, void *buf, size_t cap,
 	      size_t *vlen)
 {
@@ -97,32 +262,64 @@ int table_get(wd_table *t, const void *k, size_t klen, void *buf, size_t cap,
 	int rc;
 	pthread_mutex_lock(m);
 	rc = btree_lookup(t->bt, k, klen, &tid);
-	if (rc == 0) {
-		rc = heap_fetch(t->h, tid_to_heap(tid), NULL, 0, NULL, buf, cap, &len);
-		if (rc == WD_NOTFOUND) /* the latch rules out a race: damage */
-			rc = err_set(WD_ECORRUPT, "table %s: the index points at "
-				     "block %u slot %u, which holds no tuple",
-				     t->name, tid.blk, tid.slot);
-	}
+	if (rc == 0)
+		rc = fetch_own(t, k, klen, tid, buf, cap, &len);
 	pthread_mutex_unlock(m);
 	*vlen = (size_t)len;
 	return rc;
 }
 
-/* P6 del: the index entry goes first, then the tuple it pointed at. */
+/*
+ * heap_delete of k's tuple at old failed (c) after its index entry went.
+ * If the slot still holds k's tuple, the entry is put back (the del is
+ * taken back whole); if the tuple went before the failure, the del is done
+ * (at worst its overflow chain leaked). Anything else: the next open
+ * repairs.
+ */
+static int settle_del(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k, size_t klen,
+		      wd_tid old, struct cause *c)
+{
+	bool still = false;
+	wd_lsn lsn;
+	int rc = tuple_is(t, tid_to_heap(old), k, klen, &still);
+	if (rc == 0 && still && (rc = txn_fault_point("txn-del-undo")) == 0 &&
+	    (rc = btree_insert(t->bt, xid, *prev, k, klen, old, &lsn)) == 0)
+		*prev = lsn;
+	return rc == 0 ? cause_return(c) : db_needs_repair(t, cause_return(c));
+}
+
+/*
+ * P6 del: the index entry goes first, then the tuple it pointed at, once
+ * that tuple is seen to hold the key (fetch_own; if not, the entry is put
+ * back and the call fails with WD_ECORRUPT, changing nothing).
+ */
 int table_del(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k, size_t klen)
 {
 	pthread_mutex_t *m = table_key_latch(t, k, klen);
+	struct cause c;
 	wd_tid old;
 	wd_lsn lsn;
 	int rc;
 	pthread_mutex_lock(m);
 	rc = btree_delete(t->bt, xid, *prev, k, klen, &old, &lsn);
-	if (rc == 0) {
-		*prev = lsn;
-		storage_crash_point("txn-del-before-heap");
-		rc = heap_delete(t->h, xid, prev, tid_to_heap(old));
+	if (rc != 0)
+		goto out;
+	*prev = lsn;
+	if ((rc = fetch_own(t, k, klen, old, NULL, 0, NULL)) != 0) {
+		cause_keep(&c, rc);
+		if (btree_insert(t->bt, xid, *prev, k, klen, old, &lsn) == 0)
+			*prev = lsn;
+		rc = cause_return(&c); /* fetch_own marked the repair */
+		goto out;
 	}
+	storage_crash_point("txn-del-before-heap");
+	if ((rc = txn_fault_point("txn-del-heap")) == 0)
+		rc = heap_delete(t->h, xid, prev, tid_to_heap(old));
+	if (rc != 0) {
+		cause_keep(&c, rc);
+		rc = settle_del(t, xid, prev, k, klen, old, &c);
+	}
+out:
 	pthread_mutex_unlock(m);
 	return rc;
 }
@@ -134,7 +331,7 @@ static int check_call(wd_txn *txn, wd_table *t, const void *k, size_t klen)
 	int rc;
 	if (!txn || !t || (!k && klen))
 		return err_set(WD_EINVAL, "txn, table and key are required");
-	if ((rc = db_check_usable(txn->db)) != 0)
+	if ((rc = db_check_usable(txn->db)) != 0 || (rc = txn_use_table(txn, t)) != 0)
 		return rc;
 	if (klen == 0)
 		return err_set(WD_EINVAL, "table %s: keys are 1 or more bytes", t->name);

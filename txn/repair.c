@@ -8,8 +8,9 @@
  *    at a deleted tuple, or two tuples of one key. Each case is finished or
  *    taken back, whichever keeps the key's last complete value (README
  *    "Crash behaviour" has the table);
- *  - db_remove_orphans removes the files of tables whose catalog entry never
- *    became durable or whose drop did not finish unlinking.
+ *  - db_remove_orphans (at every open, crash or not) removes the files of
+ *    tables whose catalog entry never became durable or whose drop did not
+ *    finish unlinking.
  * Repairs are logged with xid 0 (they belong to no transaction).
  */
 #define _GNU_SOURCE
@@ -75,12 +76,12 @@ static bool tuple_has_key(wd_table *t, wd_tid tid, const void *key, size_t klen)
 /* Step 1: a heap scan; each tuple is checked against the index. */
 static int scan_heap(wd_table *t, struct fixes *f)
 {
-	heap_scan *s;
 	heap_tid ht;
 	const uint8_t *key, *val;
 	uint32_t klen;
 	uint64_t vlen;
 	wd_tid itid;
+	heap_scan *s = NULL;
 	int rc = heap_scan_begin(t->h, &s);
 	while (rc == 0 && (rc = heap_scan_next(s, &ht, &key, &klen, &val, &vlen)) == 0) {
 		wd_tid tid = tid_from_heap(ht);
@@ -152,16 +153,43 @@ int table_repair(wd_table *t, uint64_t *fixed)
 		  : 0;
 }
 
-/* true if rel belongs to the catalog or an open table (all are open
- * after a crash: after_crash opened them). */
-static bool rel_in_use(wd_db *db, wd_relid rel)
+/* The relation ids the catalog names (db_catalog_list collects them). */
+struct relset {
+	wd_relid *v;
+	size_t n, cap;
+};
+
+static int relset_add(void *arg, const db_table_info *ti)
 {
-	if (rel < FIRST_USER_RELID)
-		return true;
-	for (wd_table *t = db->tables; t; t = t->next)
-		if (rel == t->info.heap_rel || rel == t->info.fsm_rel || rel == t->info.index_rel)
-			return true;
-	return false;
+	struct relset *rs = arg;
+	if (rs->n + 3 > rs->cap) {
+		size_t cap = rs->cap ? 2 * rs->cap : 48;
+		wd_relid *v = realloc(rs->v, cap * sizeof *v);
+		if (!v)
+			return err_set(WD_ENOMEM, "leftover files: out of memory");
+		rs->v = v;
+		rs->cap = cap;
+	}
+	rs->v[rs->n++] = ti->heap_rel;
+	rs->v[rs->n++] = ti->fsm_rel;
+	rs->v[rs->n++] = ti->index_rel;
+	return 0;
+}
+
+/*
+ * true if base/<rel> is a leftover: a table id (>= 16) handed out already
+ * (< next_relid, so a create or drop made it, I2) that no catalog entry
+ * names. A file with an id never handed out is not walden's doing: it is
+ * left alone (walden check reports it).
+ */
+static bool is_leftover(const wd_db *db, const struct relset *rs, wd_relid rel)
+{
+	if (rel < FIRST_USER_RELID || rel >= db->cd.next_relid)
+		return false;
+	for (size_t i = 0; i < rs->n; i++)
+		if (rs->v[i] == rel)
+			return false;
+	return true;
 }
 
 /* A base/ file name as a relation id; false for anything else. */
@@ -178,19 +206,23 @@ static bool parse_relid(const char *name, wd_relid *rel)
 	return true;
 }
 
-/* P3 step 4: unlinks base/<n>, n >= 16, that no open table names. */
+/* P1 step 6 (P3 step 4): unlinks every leftover of base/ (is_leftover),
+ * then fsyncs base/. Nothing else may run on db. */
 int db_remove_orphans(wd_db *db, uint64_t *removed)
 {
 	char base[4096], path[4200];
+	struct relset rs = {0};
 	struct dirent *de;
 	wd_relid rel;
-	DIR *d;
-	int rc = 0;
+	DIR *d = NULL;
+	int rc = db_catalog_list(db, relset_add, &rs);
 	snprintf(base, sizeof base, "%s/%s", db->dir, DB_BASE_DIR);
-	if (!(d = opendir(base)))
-		return err_errno(errno, "%s", base);
+	if (rc == 0 && !(d = opendir(base)))
+		rc = err_errno(errno, "%s", base);
+	if (rc != 0)
+		goto out;
 	while (rc == 0 && (de = readdir(d)) != NULL) {
-		if (!parse_relid(de->d_name, &rel) || rel_in_use(db, rel))
+		if (!parse_relid(de->d_name, &rel) || !is_leftover(db, &rs, rel))
 			continue;
 		if (snprintf(path, sizeof path, "%s/%u", base, rel) >= (int)sizeof path)
 			rc = err_set(WD_EINVAL, "%s: path too long", base);
@@ -200,5 +232,7 @@ int db_remove_orphans(wd_db *db, uint64_t *removed)
 	closedir(d);
 	if (rc == 0 && *removed)
 		rc = storage_sync_dir(base);
+out:
+	free(rs.v);
 	return rc;
 }

@@ -130,6 +130,18 @@ int table_handle_close(wd_table *t)
 	return t ? table_free(t, 3, false) : 0;
 }
 
+/* Frees a handle and nothing else: its relations stay open in the pool,
+ * unwritten (bufmgr_destroy closes them as a crash would). */
+void table_handle_discard(wd_table *t)
+{
+	if (!t)
+		return;
+	heap_close(t->h);
+	btree_close(t->bt);
+	free(t->name);
+	free(t);
+}
+
 /* The cached handle of name, or NULL. Caller holds db->mu. */
 static wd_table *cache_find(wd_db *db, const char *name)
 {
@@ -148,19 +160,53 @@ static void cache_add(wd_db *db, wd_table *t)
 	pthread_mutex_unlock(&db->mu);
 }
 
-/* Removes and returns the cached handle of name (NULL if none). */
-static wd_table *cache_take(wd_db *db, const char *name)
+/* Takes t out of the cache. Caller holds db->mu. */
+static void cache_unlink_locked(wd_db *db, wd_table *t)
 {
-	wd_table *t = NULL;
-	pthread_mutex_lock(&db->mu);
 	for (wd_table **pp = &db->tables; *pp; pp = &(*pp)->next)
-		if (strcmp((*pp)->name, name) == 0) {
-			t = *pp;
+		if (*pp == t) {
 			*pp = t->next;
 			break;
 		}
+}
+
+/* The cached handle of name with txn holding it (I8), found and held
+ * under one hold of db->mu so that no drop frees it in between; *t NULL
+ * if it is not cached. */
+static int cache_find_hold(wd_txn *txn, const char *name, wd_table **t)
+{
+	int rc = 0;
+	pthread_mutex_lock(&txn->db->mu);
+	*t = cache_find(txn->db, name);
+	if (*t && (rc = txn_hold_table_locked(txn, *t)) != 0)
+		*t = NULL;
+	pthread_mutex_unlock(&txn->db->mu);
+	return rc;
+}
+
+/*
+ * P5 step 0 (I8): takes the cached handle of name (NULL if none) out of
+ * the cache, unless a transaction other than txn holds it: WD_EBUSY, and
+ * nothing changes. Once out of the cache, a wd_table_open of name waits
+ * for ddl_mu (held by the drop) and then finds no catalog entry.
+ */
+static int take_unused(wd_txn *txn, const char *name, wd_table **out)
+{
+	wd_db *db = txn->db;
+	wd_table *t;
+	int others = 0;
+	pthread_mutex_lock(&db->mu);
+	t = cache_find(db, name);
+	if (t && (others = t->refs - (txn_holds_table(txn, t) ? 1 : 0)) == 0) {
+		cache_unlink_locked(db, t);
+		txn_forget_table_locked(txn, t);
+	}
 	pthread_mutex_unlock(&db->mu);
-	return t;
+	if (others > 0)
+		return err_set(WD_EBUSY, "table %s is in use by %d other transaction(s); "
+			       "drop it once they have ended", name, others);
+	*out = t;
+	return 0;
 }
 
 /* Unlinks the files of info (drop step 4, or a create that failed). */
@@ -239,11 +285,8 @@ static int open_locked(wd_txn *txn, const char *name, unsigned flags, wd_table *
 	wd_db *db = txn->db;
 	db_table_info info;
 	int rc;
-	pthread_mutex_lock(&db->mu);
-	*t = cache_find(db, name);
-	pthread_mutex_unlock(&db->mu);
-	if (*t)
-		return 0;
+	if ((rc = cache_find_hold(txn, name, t)) != 0 || *t)
+		return rc;
 	rc = catalog_lookup(db, name, &info);
 	if (rc == 0)
 		rc = table_handle_open(db, name, &info, false, t);
@@ -251,12 +294,15 @@ static int open_locked(wd_txn *txn, const char *name, unsigned flags, wd_table *
 		rc = table_create(txn, name, t);
 	else if (rc == WD_NOTFOUND)
 		return err_set(WD_NOTFOUND, "table %s does not exist", name);
-	if (rc == 0)
-		cache_add(db, *t);
-	return rc;
+	if (rc != 0)
+		return rc;
+	cache_add(db, *t);
+	/* ddl_mu held: no drop can take it before the hold */
+	return txn_use_table(txn, *t);
 }
 
-/* The cached handle if there is one, else the slow path under ddl_mu. */
+/* The cached handle if there is one, else the slow path under ddl_mu;
+ * either way txn holds it until it ends (I8). */
 int wd_table_open(wd_txn *txn, const char *name, unsigned flags, wd_table **t)
 {
 	int rc;
@@ -266,11 +312,8 @@ int wd_table_open(wd_txn *txn, const char *name, unsigned flags, wd_table **t)
 		return rc;
 	if (flags & ~WD_CREATE)
 		return err_set(WD_EINVAL, "wd_table_open: unknown flags 0x%x", flags);
-	pthread_mutex_lock(&txn->db->mu);
-	*t = cache_find(txn->db, name);
-	pthread_mutex_unlock(&txn->db->mu);
-	if (*t)
-		return 0;
+	if ((rc = cache_find_hold(txn, name, t)) != 0 || *t)
+		return rc;
 	pthread_mutex_lock(&txn->db->ddl_mu);
 	rc = open_locked(txn, name, flags, t);
 	pthread_mutex_unlock(&txn->db->ddl_mu);
@@ -278,35 +321,46 @@ int wd_table_open(wd_txn *txn, const char *name, unsigned flags, wd_table **t)
 }
 
 /*
- * P5: drops table name. Step 1: the catalog entry goes (logged under txn);
- * step 2: the log is flushed past it, so the drop is durable before any
- * file goes; step 3: the handle is freed and the buffers forgotten; step
- * 4: the files are unlinked. Caller holds ddl_mu.
+ * P5: drops table name. Step 0: refused (WD_EBUSY) while another
+ * transaction holds the handle (I8); step 1: the catalog entry goes
+ * (logged under txn); step 2: the log is flushed past it, so the drop is
+ * durable before any file goes; step 3: the handle is freed and the
+ * buffers forgotten; step 4: the files are unlinked - also when step 3
+ * failed: the drop is durable, and files left behind would never be
+ * used again (the open removes any that stay, P1 step 6). Caller holds
+ * ddl_mu.
  */
 static int drop_locked(wd_txn *txn, const char *name)
 {
 	wd_db *db = txn->db;
 	db_table_info info;
-	wd_table *t;
-	int rc = catalog_lookup(db, name, &info);
+	wd_table *t = NULL;
+	int rc = catalog_lookup(db, name, &info), r;
 	if (rc == WD_NOTFOUND)
 		return err_set(WD_NOTFOUND, "table %s does not exist", name);
 	if (rc != 0)
 		return rc;
-	/* step 1 */
-	if ((rc = table_del(db->catalog, txn->xid, &txn->prev, name, strlen(name))) != 0)
+	/* step 0 */
+	if ((rc = take_unused(txn, name, &t)) != 0)
 		return rc;
-	/* step 2 */
-	if ((rc = wal_flush_to(db->w, txn->prev)) != 0)
+	/* steps 1 and 2 */
+	if ((rc = table_del(db->catalog, txn->xid, &txn->prev, name, strlen(name))) != 0 ||
+	    (rc = wal_flush_to(db->w, txn->prev)) != 0) {
+		if (t)
+			cache_add(db, t); /* not dropped (durably) */
 		return rc;
+	}
 	/* step 3 */
-	if ((t = cache_take(db, name)) != NULL && (rc = table_free(t, 3, true)) != 0)
-		return rc;
+	if (t && (rc = table_free(t, 3, true)) != 0)
+		rc = err_wrap(rc, "table %s: dropped, but closing its relations", name);
 	storage_crash_point("txn-drop-before-unlink");
 	/* step 4 */
 	TRACE(TR_TXN, "drop table %s heap=%u fsm=%u index=%u", name, info.heap_rel,
 	      info.fsm_rel, info.index_rel);
-	return unlink_files(db, &info);
+	if ((r = unlink_files(db, &info)) != 0 && rc == 0)
+		rc = err_wrap(r, "table %s: dropped, but removing its files (the next "
+			      "open removes them)", name);
+	return rc;
 }
 
 /* P5 under ddl_mu (no create or drop runs beside it). */

@@ -28,7 +28,7 @@
 /* Relation ids below this are reserved; the first table gets it. A
  * control file whose next_relid is below it belongs to a database whose
  * creation never finished. */
-#define FIRST_USER_RELID 16u
+#define FIRST_USER_RELID DB_FIRST_TABLE_RELID
 /* Transaction ids are reserved in the control file this many at a time. */
 #define TXN_XID_BATCH 4096u
 /* Key latches (README I4): a power of two. */
@@ -42,6 +42,7 @@ struct wd_table {
 	db_table_info info;   /* relation ids and flags */
 	heap *h;
 	btree *bt;
+	int refs;             /* transactions holding the handle (I8); db->mu */
 	struct wd_table *next; /* the db's cache */
 };
 
@@ -56,6 +57,14 @@ struct wd_db {
 	wal *w;
 	wal_log_ctx log;
 	bool fsm_stale;       /* opened after a crash: rebuild each FSM */
+	/* A durable write of the control file failed: every later call is
+	 * WD_EPANIC and wd_close writes nothing (DESIGN.md section 3). */
+	atomic_bool panicked;
+	char panic_msg[320];    /* set once, before panicked */
+	/* A put or del left heap and index out of step and could not take
+	 * its change back: wd_close leaves the control file IN_PRODUCTION so
+	 * that the next open repairs (README P3, I1). */
+	atomic_bool needs_repair;
 
 	pthread_mutex_t ctl_mu; /* guards cd and next_xid */
 	control_data cd;        /* as last written */
@@ -74,6 +83,12 @@ struct wd_txn {
 	wd_db *db;
 	wd_xid xid;
 	wd_lsn prev; /* the transaction's last record; 0: wrote nothing */
+	bool sync;   /* synchronous_commit for this transaction */
+	/* Table handles this transaction holds a reference on (I8): taken at
+	 * wd_table_open or the first call on the table, dropped at the end. */
+	wd_table *last;  /* the last one used (a cache for the common case) */
+	wd_table **tabs;
+	unsigned ntabs, cap;
 };
 
 /* ---- tids: the heap's and the index's spelling of one address ---- */
@@ -90,8 +105,22 @@ static inline wd_tid tid_from_heap(heap_tid t)
 
 /* ---- db.c ---- */
 
-/* 0, or WD_EPANIC (with a detail) once the log has panicked. */
+/* 0, or WD_EPANIC (with a detail) once the log or the database has
+ * panicked. */
 int db_check_usable(wd_db *db) WD_MUST_CHECK;
+
+/* Puts db in the panic state after a failed durable write (cause, whose
+ * detail is the current one) and returns WD_EPANIC. Sticky until reopen. */
+int db_panic(wd_db *db, int cause);
+
+/* control_write of cd while the database is open: on failure (a failed
+ * fsync cannot be retried) db panics. Caller holds ctl_mu. */
+int db_control_write(wd_db *db, const control_data *cd) WD_MUST_CHECK;
+
+/* Notes that heap and index of t may disagree until the next open
+ * repairs them (wd_close then keeps the control file IN_PRODUCTION).
+ * Returns code with the detail extended to say so. */
+int db_needs_repair(wd_table *t, int code);
 
 /* DIR/base/<rel> into out[cap]. WD_EINVAL if it does not fit. */
 int db_rel_path(const wd_db *db, wd_relid rel, char *out, size_t cap) WD_MUST_CHECK;
@@ -120,6 +149,10 @@ int table_handle_open(wd_db *db, const char *name, const db_table_info *info,
  * written first). */
 int table_handle_close(wd_table *t);
 
+/* Frees the handle without writing anything (its relations stay open in
+ * the pool, for bufmgr_destroy to drop). */
+void table_handle_discard(wd_table *t);
+
 /* Opens a handle for every table of the catalog into db's cache. */
 int table_open_all(wd_db *db) WD_MUST_CHECK;
 
@@ -134,6 +167,28 @@ int table_del(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
 
 /* The key latch of (t, k): held across one key's heap and index change. */
 pthread_mutex_t *table_key_latch(wd_table *t, const void *k, size_t klen);
+
+/* A test-only fault point (see db.h db_fault_arm): 0, or WD_EIO when the
+ * named point is armed and due. */
+int txn_fault_point(const char *name) WD_MUST_CHECK;
+
+/* ---- xact.c / table.c: table references of a transaction (I8) ---- */
+
+/* Before txn's first call on t: WD_EINVAL if t belongs to another
+ * database; else txn holds a reference on t until it ends. Cheap when txn
+ * used t last. Every call that takes a table (put, get, del, cursor open)
+ * makes it first. */
+int txn_use_table(wd_txn *txn, wd_table *t) WD_MUST_CHECK;
+
+/* txn_use_table with db->mu already held (wd_table_open, under the same
+ * hold as its cache lookup, so no drop frees t in between). */
+int txn_hold_table_locked(wd_txn *txn, wd_table *t) WD_MUST_CHECK;
+
+/* Whether txn holds a reference on t; caller holds db->mu. */
+bool txn_holds_table(const wd_txn *txn, const wd_table *t);
+
+/* Drops txn's reference on t (the drop of t by txn). Caller holds db->mu. */
+void txn_forget_table_locked(wd_txn *txn, wd_table *t);
 
 /* ---- catalog.c ---- */
 
@@ -155,7 +210,8 @@ int catalog_lookup(wd_db *db, const char *name, db_table_info *ti) WD_MUST_CHECK
 /* After a crash: makes heap and index of t agree (README P3). */
 int table_repair(wd_table *t, uint64_t *fixed) WD_MUST_CHECK;
 
-/* After a crash: removes base/ files no catalog entry names. */
+/* At every open: removes base/<n>, 16 <= n < next_relid, that no catalog
+ * entry names (leftovers of an unfinished create or drop). */
 int db_remove_orphans(wd_db *db, uint64_t *removed) WD_MUST_CHECK;
 
 #endif

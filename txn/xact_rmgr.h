@@ -5,8 +5,12 @@
 #ifndef WALDEN_TXN_XACT_RMGR_H
 #define WALDEN_TXN_XACT_RMGR_H
 
+#include "storage/error.h"
+
 /* Registers the XACT rmgr's routines (idempotent). Call at start-up, before
- * reading WAL: wd_open and the tools that dump or replay WAL do. */
-void xact_rmgr_register(void);
+ * reading WAL: wd_open and the tools that dump or replay WAL do. Errors
+ * (a programming error: other routines registered for XACT): WD_EEXIST,
+ * WD_EINVAL. */
+int xact_rmgr_register(void) WD_MUST_CHECK;
 
 #endif

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "storage/sim.h"
 #include "storage/storage.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
@@ -1028,6 +1029,556 @@ static void test_crash_acknowledged(void **state)
 	free(root);
 }
 
+
+/* ---- repairs at open carry full-page images (a torn write of the open's
+ * own flush is repaired by the next open) -------------------------------- */
+
+static const char *tp_dir, *tp_jdir;
+static uint64_t tp_hit;
+
+/* In a child: 200 committed keys, a clean close, then a del cut after its
+ * index record (made durable) and the process gone: the next open must
+ * repair the heap page of k150. */
+static void tp_build(void *arg)
+{
+	uint8_t v[100];
+	char k[16];
+	wd_options o;
+	wd_db *db;
+	wd_txn *x;
+	wd_table *t;
+	wd_lsn lsn;
+	int rc = 0;
+	(void)arg;
+	test_opts(&o, 1);
+	memset(v, 'v', sizeof v);
+	if (wd_open(tp_dir, &o, &db) || wd_begin(db, &x) || wd_table_open(x, "t", WD_CREATE, &t))
+		_exit(1);
+	for (int i = 0; i < 200; i++)
+		rc |= wd_put(x, t, k, (size_t)snprintf(k, sizeof k, "k%03d", i), v, sizeof v);
+	if (rc || wd_commit(x) || wd_close(db))
+		_exit(2);
+	if (wd_open(tp_dir, &o, &db) || wd_begin(db, &x) || wd_table_open(x, "t", 0, &t))
+		_exit(3);
+	if (btree_delete(db_table_btree(t), 1, 0, "k150", 4, NULL, &lsn) ||
+	    wal_flush_to(db_wal(db), lsn))
+		_exit(4);
+	_exit(0); /* crash */
+}
+
+/* In a child: opens the crashed database (replay, repair) with simulated
+ * power loss on, and dies after the tp_hit-th page write. 0: the open
+ * finished before that. */
+static void tp_open(void *arg)
+{
+	wd_options o;
+	wd_db *db;
+	(void)arg;
+	test_opts(&o, 1);
+	if (storage_sim_start(tp_jdir) != 0)
+		_exit(5);
+	storage_crash_arm("bufmgr-after-write", tp_hit);
+	if (wd_open(tp_dir, &o, &db) != 0)
+		_exit(6);
+	_exit(wd_close(db) == 0 ? 0 : 7);
+}
+
+static void test_repair_torn_during_open(void **state)
+{
+	char *root = tu_tmpdir("api-torn");
+	char *dir = tu_path(root, "db"), *jdir = tu_path(root, "journal");
+	uint64_t torn = 0;
+	bool finished = false;
+	(void)state;
+	tp_dir = dir;
+	tp_jdir = jdir;
+	for (tp_hit = 1; !finished && tp_hit <= 12; tp_hit++) {
+		for (uint64_t seed = 1; seed <= 6; seed++) {
+			st_sim_opts so = {.mode = ST_SIM_TORN, .seed = seed * 7919 + tp_hit * 104729};
+			st_sim_report rep;
+			char buf[128];
+			size_t vlen;
+			wd_db *db;
+			wd_txn *x;
+			wd_table *t;
+			int ex;
+			tu_rmrf(dir);
+			tu_rmrf(jdir);
+			assert_int_equal(mkdir(jdir, 0755), 0);
+			assert_int_equal(tu_run_child(tp_build, NULL), 0);
+			ex = tu_run_child(tp_open, NULL);
+			if (ex != 0 && ex != ST_CRASH_EXIT_CODE)
+				fail_msg("open with a crash at write %llu: exit %d",
+					 (unsigned long long)tp_hit, ex);
+			finished = ex == 0;
+			OK(storage_sim_materialize(jdir, &so, &rep));
+			torn += rep.data_torn;
+			storage_sim_report_free(&rep);
+			/* the next open repairs whatever the torn open left */
+			db = open_db(dir, 1);
+			check_all(db);
+			OK(wd_begin(db, &x));
+			OK(wd_table_open(x, "t", 0, &t));
+			assert_int_equal(wd_get(x, t, "k150", 4, buf, sizeof buf, &vlen),
+					 WD_NOTFOUND);
+			OK(wd_get(x, t, "k149", 4, buf, sizeof buf, &vlen));
+			assert_int_equal(vlen, 100);
+			OK(wd_get(x, t, "k151", 4, buf, sizeof buf, &vlen));
+			OK(wd_commit(x));
+			OK(wd_close(db));
+		}
+	}
+	print_message("crashes at the open's writes 1..%llu, %llu writes torn\n",
+		      (unsigned long long)tp_hit - 1, (unsigned long long)torn);
+	assert_true(finished);
+	assert_true(torn > 0);
+	tu_rmrf(root);
+	free(dir);
+	free(jdir);
+	free(root);
+}
+
+/* ---- a put or del failing between its heap and index steps ------------- */
+
+static void expect_val(wd_txn *x, wd_table *t, const char *k, char c, size_t len)
+{
+	char buf[2048];
+	size_t vlen;
+	int rc = wd_get(x, t, k, strlen(k), buf, sizeof buf, &vlen);
+	if (rc != 0)
+		fail_msg("get %s: %s (%s)", k, wd_strerror(rc), wd_last_error());
+	assert_int_equal(vlen, len);
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] != c)
+			fail_msg("key %s: byte %zu is '%c', expected '%c'", k, i, buf[i], c);
+}
+
+static void test_half_done_changes(void **state)
+{
+	char *root = tu_tmpdir("api");
+	wd_db *db = open_db(root, 1);
+	wd_txn *x;
+	wd_table *t;
+	wd_tid kold, jt;
+	char v[1200];
+	db_check_report rep;
+	int rc;
+	(void)state;
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", WD_CREATE, &t));
+	/* one heap page nearly full: an update of K to 1000 bytes moves it */
+	for (const char *k = "AKCDE"; *k; k++) {
+		memset(v, *k, sizeof v);
+		OK(wd_put(x, t, k, 1, v, 780));
+	}
+
+	/* a del whose heap step fails is taken back whole */
+	db_fault_arm("txn-del-heap", 1);
+	assert_int_equal(wd_del(x, t, "D", 1), WD_EIO);
+	expect_val(x, t, "D", 'D', 780);
+	OK(db_table_check(t, &rep));
+	assert_false(db_needs_repair_flag(db));
+
+	/* a moved update whose index step fails: K's entry points at its
+	 * freed slot, which J's insert takes */
+	OK(btree_lookup(db_table_btree(t), "K", 1, &kold));
+	db_fault_arm("txn-put-update-index", 1);
+	memset(v, 'k', sizeof v);
+	assert_int_equal(wd_put(x, t, "K", 1, v, 1000), WD_EIO);
+	assert_non_null(strstr(wd_last_error(), "next open repairs"));
+	assert_true(db_needs_repair_flag(db));
+	memset(v, 'J', sizeof v);
+	OK(wd_put(x, t, "J", 1, v, 700));
+	OK(btree_lookup(db_table_btree(t), "J", 1, &jt));
+	assert_true(jt.blk == kold.blk && jt.slot == kold.slot); /* the reuse */
+	/* no call on K trusts the entry: J is never read, overwritten or
+	 * deleted through it */
+	rc = wd_get(x, t, "K", 1, v, sizeof v, &(size_t){0});
+	assert_int_equal(rc, WD_ECORRUPT);
+	assert_non_null(strstr(wd_last_error(), "key of 1 bytes"));
+	memset(v, 'Z', sizeof v);
+	assert_int_equal(wd_put(x, t, "K", 1, v, 10), WD_ECORRUPT);
+	assert_int_equal(wd_del(x, t, "K", 1), WD_ECORRUPT);
+	expect_val(x, t, "J", 'J', 700);
+	expect_val(x, t, "A", 'A', 780);
+	expect_val(x, t, "C", 'C', 780);
+	expect_val(x, t, "E", 'E', 780);
+
+	/* a new key whose index step and the delete taking its tuple back
+	 * both fail: an unindexed tuple */
+	db_fault_arm("txn-put-insert-index", 1);
+	db_fault_arm("txn-put-insert-undo", 1);
+	assert_int_equal(wd_put(x, t, "N", 1, "new", 3), WD_EIO);
+	assert_int_equal(wd_get(x, t, "N", 1, v, sizeof v, &(size_t){0}), WD_NOTFOUND);
+
+	/* a del whose heap step and the entry's reinsertion both fail */
+	db_fault_arm("txn-del-heap", 1);
+	db_fault_arm("txn-del-undo", 1);
+	assert_int_equal(wd_del(x, t, "C", 1), WD_EIO);
+	assert_int_equal(wd_get(x, t, "C", 1, v, sizeof v, &(size_t){0}), WD_NOTFOUND);
+	OK(wd_commit(x));
+
+	/* a clean close leaves the repair to the next open */
+	OK(wd_close(db));
+	db = open_db(root, 1);
+	check_all(db);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", 0, &t));
+	expect_val(x, t, "K", 'k', 1000); /* the moved update, completed */
+	expect_val(x, t, "J", 'J', 700);
+	expect_val(x, t, "A", 'A', 780);
+	expect_val(x, t, "D", 'D', 780);
+	expect_val(x, t, "E", 'E', 780);
+	assert_int_equal(wd_get(x, t, "C", 1, v, sizeof v, &(size_t){0}), WD_NOTFOUND);
+	assert_int_equal(wd_get(x, t, "N", 1, v, sizeof v, &(size_t){0}), WD_NOTFOUND);
+	OK(wd_commit(x));
+	assert_false(db_needs_repair_flag(db));
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(root);
+}
+
+/* ---- a table of one database, a transaction of another ----------------- */
+
+static void test_cross_database(void **state)
+{
+	char *root = tu_tmpdir("api");
+	char *da = tu_path(root, "a"), *dbb = tu_path(root, "b");
+	wd_db *a = open_db(da, 1), *b = open_db(dbb, 1);
+	wd_txn *xa, *xb;
+	wd_table *ta;
+	char buf[8];
+	size_t vlen;
+	(void)state;
+	OK(wd_begin(a, &xa));
+	OK(wd_table_open(xa, "t", WD_CREATE, &ta));
+	OK(wd_commit(xa));
+	OK(wd_begin(b, &xb));
+	assert_int_equal(wd_put(xb, ta, "key", 3, "value", 5), WD_EINVAL);
+	assert_non_null(strstr(wd_last_error(), "belongs to database"));
+	assert_int_equal(wd_get(xb, ta, "key", 3, buf, sizeof buf, &vlen), WD_EINVAL);
+	assert_int_equal(wd_del(xb, ta, "key", 3), WD_EINVAL);
+	OK(wd_commit(xb));
+	OK(wd_begin(a, &xa));
+	assert_int_equal(wd_get(xa, ta, "key", 3, buf, sizeof buf, &vlen), WD_NOTFOUND);
+	OK(wd_commit(xa));
+	OK(wd_close(a));
+	OK(wd_close(b));
+	tu_rmrf(root);
+	free(da);
+	free(dbb);
+	free(root);
+}
+
+/* ---- the directory lock is not inherited by a forked child -------------- */
+
+static void test_lock_not_inherited(void **state)
+{
+	char *root = tu_tmpdir("api");
+	wd_db *db = open_db(root, 1);
+	int p[2], status;
+	char c;
+	pid_t pid;
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* a worker that never touches the database */
+		close(p[1]);
+		(void)!read(p[0], &c, 1);
+		_exit(0);
+	}
+	close(p[0]);
+	OK(wd_close(db));
+	/* the child still runs: the lock went with the parent's close */
+	db = open_db(root, 1);
+	busy_dir = root; /* and it is the parent's again */
+	assert_int_equal(tu_run_child(busy_child, NULL), 0);
+	OK(wd_close(db));
+	close(p[1]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* ---- a new database directory is durable in its parent ------------------ */
+
+static char sync_seen[4200];
+static bool sync_parent_seen;
+
+static void sync_trace(void *arg, const char *module, const char *line)
+{
+	(void)arg;
+	(void)module;
+	if (strcmp(line, sync_seen) == 0)
+		sync_parent_seen = true;
+}
+
+static void test_create_syncs_parent(void **state)
+{
+	char *root = tu_tmpdir("api");
+	char *dir = tu_path(root, "db");
+	wd_db *db;
+	(void)state;
+	snprintf(sync_seen, sizeof sync_seen, "fsync directory %s", root);
+	sync_parent_seen = false;
+	wd_trace_set_callback(sync_trace, NULL);
+	OK(wd_trace_enable("storage"));
+	db = open_db(dir, 1);
+	OK(wd_trace_enable(""));
+	wd_trace_set_callback(NULL, NULL);
+	assert_true(sync_parent_seen);
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(dir);
+	free(root);
+}
+
+/* ---- a failed control file write panics --------------------------------- */
+
+static void test_control_write_panics(void **state)
+{
+	char *root = tu_tmpdir("api");
+	wd_db *db = open_db(root, 1);
+	wd_txn *x, *y;
+	wd_table *t, *u;
+	char buf[8];
+	size_t vlen;
+	int rc = 0;
+	(void)state;
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", WD_CREATE, &t));
+	OK(wd_put(x, t, "k", 1, "v", 1));
+	OK(wd_commit(x));
+	/* a table create reserves ids in the control file: its fsync fails */
+	OK(wd_begin(db, &x));
+	OK(storage_fault_add(ST_OP_SYNC, ST_FAULT_EIO, 1, 1, "control"));
+	assert_int_equal(wd_table_open(x, "u", WD_CREATE, &u), WD_EPANIC);
+	storage_fault_clear();
+	/* never retried: every later call is WD_EPANIC */
+	assert_int_equal(wd_put(x, t, "k2", 2, "v", 1), WD_EPANIC);
+	assert_int_equal(wd_get(x, t, "k", 1, buf, sizeof buf, &vlen), WD_EPANIC);
+	assert_int_equal(wd_table_open(x, "u", WD_CREATE, &u), WD_EPANIC);
+	assert_int_equal(wd_begin(db, &y), WD_EPANIC);
+	assert_int_equal(wd_commit(x), WD_EPANIC);
+	assert_int_equal(wd_close(db), WD_EPANIC);
+	/* the next open recovers */
+	db = open_db(root, 1);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", 0, &t));
+	OK(wd_get(x, t, "k", 1, buf, sizeof buf, &vlen));
+	assert_int_equal(wd_table_open(x, "u", 0, &u), WD_NOTFOUND);
+	OK(wd_commit(x));
+	/* the next batch of transaction ids: the same */
+	OK(storage_fault_add(ST_OP_SYNC, ST_FAULT_EIO, 1, 1, "control"));
+	for (unsigned i = 0; i < 5000 && (rc = wd_begin(db, &x)) == 0; i++)
+		OK(wd_commit(x));
+	storage_fault_clear();
+	assert_int_equal(rc, WD_EPANIC);
+	assert_int_equal(wd_begin(db, &x), WD_EPANIC);
+	assert_int_equal(wd_close(db), WD_EPANIC);
+	db = open_db(root, 1);
+	check_all(db);
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(root);
+}
+
+/* ---- drops: leftovers, and handles in use ------------------------------- */
+
+static void touch(const char *dir, wd_relid rel)
+{
+	char path[4096];
+	FILE *f;
+	snprintf(path, sizeof path, "%s/base/%u", dir, rel);
+	assert_non_null(f = fopen(path, "w"));
+	fclose(f);
+}
+
+static void test_drop_leftovers(void **state)
+{
+	char *root = tu_tmpdir("api");
+	wd_db *db = open_db(root, 1);
+	wd_txn *x;
+	wd_table *t;
+	db_table_info ti;
+	char sub[64];
+	int rc;
+	(void)state;
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "a", WD_CREATE, &t));
+	OK(wd_put(x, t, "k", 1, "v", 1));
+	ti = *db_table_info_of(t);
+	OK(wd_commit(x));
+	OK(bufmgr_flush_rel(db_pool(db), ti.heap_rel)); /* written, not synced */
+	/* closing the heap's relation fails (its fsync): the files go anyway */
+	snprintf(sub, sizeof sub, "base/%u", ti.heap_rel);
+	OK(storage_fault_add(ST_OP_SYNC, ST_FAULT_EIO, 1, 1, sub));
+	OK(wd_begin(db, &x));
+	rc = wd_table_drop(x, "a");
+	storage_fault_clear();
+	assert_int_equal(rc, WD_EIO);
+	assert_non_null(strstr(wd_last_error(), "dropped, but"));
+	assert_false(rel_file_exists(root, ti.heap_rel));
+	assert_false(rel_file_exists(root, ti.fsm_rel));
+	assert_false(rel_file_exists(root, ti.index_rel));
+	assert_int_equal(wd_table_open(x, "a", 0, &t), WD_NOTFOUND);
+	OK(wd_commit(x));
+	/* the pool keeps the relation whose fsync failed and refuses to
+	 * sync it again (never retried): the close leaves it to the next
+	 * open's recovery */
+	assert_int_equal(wd_close(db), WD_EPANIC);
+	db = open_db(root, 1);
+	check_all(db);
+	OK(wd_close(db));
+	/* a leftover of an id handed out goes at a clean open; a file with
+	 * an id never handed out is not walden's and stays */
+	touch(root, ti.fsm_rel);
+	touch(root, 999);
+	db = open_db(root, 1);
+	assert_false(rel_file_exists(root, ti.fsm_rel));
+	assert_true(rel_file_exists(root, 999));
+	check_all(db);
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(root);
+}
+
+static void test_drop_busy(void **state)
+{
+	char *root = tu_tmpdir("api");
+	wd_db *db = open_db(root, 1);
+	wd_txn *x1, *x2, *x3, *x4;
+	wd_table *t, *t2, *u;
+	char buf[8];
+	size_t vlen;
+	(void)state;
+	OK(wd_begin(db, &x1));
+	OK(wd_table_open(x1, "t", WD_CREATE, &t));
+	OK(wd_put(x1, t, "k", 1, "v", 1));
+	OK(wd_commit(x1));
+	OK(wd_begin(db, &x2));
+	OK(wd_table_open(x2, "t", 0, &t2)); /* x2 holds t */
+	OK(wd_begin(db, &x3));
+	assert_int_equal(wd_table_drop(x3, "t"), WD_EBUSY);
+	assert_non_null(strstr(wd_last_error(), "in use by 1 other"));
+	OK(wd_begin(db, &x4));
+	OK(wd_get(x4, t, "k", 1, buf, sizeof buf, &vlen)); /* x4 holds t by using it */
+	OK(wd_commit(x2));
+	assert_int_equal(wd_table_drop(x3, "t"), WD_EBUSY);
+	OK(wd_get(x4, t, "k", 1, buf, sizeof buf, &vlen)); /* still valid */
+	OK(wd_commit(x4));
+	OK(wd_table_drop(x3, "t"));
+	/* the transaction holding a table may drop it itself */
+	OK(wd_table_open(x3, "u", WD_CREATE, &u));
+	OK(wd_put(x3, u, "k", 1, "v", 1));
+	OK(wd_table_drop(x3, "u"));
+	OK(wd_commit(x3));
+	assert_int_equal(count_tables(db), 0);
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(root);
+}
+
+/* ---- power loss: acknowledged commits survive --------------------------- */
+
+static const char *pl_jdir;
+
+/* As cr_child_main, with the power-loss simulator on, the database's
+ * synchronous_commit off and each transaction's on
+ * (wd_txn_set_synchronous). */
+static void pl_child_main(void *arg)
+{
+	struct cr_child *c = arg;
+	struct cr_op ops[8];
+	uint8_t *v = malloc(3 * PS);
+	char k[64];
+	wd_options o;
+	wd_db *db;
+	wd_txn *x;
+	wd_table *t;
+	int rc;
+	test_opts(&o, 0);
+	o.buffer_pool_bytes = 48u * PS; /* evictions: page writes left unsynced */
+	if ((rc = storage_sim_start(pl_jdir)) != 0 || (rc = wd_open(c->dir, &o, &db)) != 0)
+		goto fail;
+	storage_crash_arm_io(storage_io_count() + c->crash_after);
+	for (uint64_t n = c->first_txn; n < c->first_txn + CR_TXNS; n++) {
+		unsigned nops = cr_txn(c->seed, n, ops);
+		if ((rc = wd_begin(db, &x)) != 0 || (rc = wd_txn_set_synchronous(x, 1)) != 0 ||
+		    (rc = wd_table_open(x, "crash", WD_CREATE, &t)) != 0)
+			goto fail;
+		for (unsigned i = 0; i < nops; i++) {
+			size_t kl = cr_key(ops[i].key, k);
+			fill(v, ops[i].vlen, ops[i].vseed);
+			rc = ops[i].del ? wd_del(x, t, k, kl)
+					: wd_put(x, t, k, kl, v, ops[i].vlen);
+			if (rc != 0 && rc != WD_NOTFOUND)
+				goto fail;
+		}
+		if ((rc = wd_commit(x)) != 0)
+			goto fail;
+		if (write(c->fd, &n, sizeof n) != (ssize_t)sizeof n)
+			_exit(2);
+	}
+	_exit(wd_close(db) == 0 ? 0 : 3);
+fail:
+	fprintf(stderr, "power-loss child: %s (%s)\n", wd_strerror(rc), wd_last_error());
+	_exit(4);
+}
+
+static void test_power_loss_acknowledged(void **state)
+{
+	char *root = tu_tmpdir("api-power");
+	char *dir = tu_path(root, "db"), *jdir = tu_path(root, "journal");
+	uint64_t seed = 7, acked = 0, rounds = SANITIZED ? 6 : 12, s = 5, dropped = 0;
+	(void)state;
+	pl_jdir = jdir;
+	assert_int_equal(mkdir(jdir, 0755), 0);
+	for (uint64_t round = 0; round < rounds; round++) {
+		st_sim_opts so = {.mode = round % 2 ? ST_SIM_DROP_ALL : ST_SIM_TORN,
+				  .seed = 1000 + round};
+		st_sim_report rep;
+		struct cr_child c = {.dir = dir, .seed = seed, .first_txn = acked + 1,
+				     .crash_after = 200 + tu_rand(&s) % 1500};
+		int p[2], status;
+		uint64_t n;
+		pid_t pid;
+		assert_int_equal(pipe(p), 0);
+		c.fd = p[1];
+		fflush(NULL);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(p[0]);
+			pl_child_main(&c);
+		}
+		close(p[1]);
+		while (read(p[0], &n, sizeof n) == (ssize_t)sizeof n)
+			acked = n;
+		close(p[0]);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		if (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != ST_CRASH_EXIT_CODE)
+			fail_msg("round %llu: child exited with %d", (unsigned long long)round,
+				 WEXITSTATUS(status));
+		OK(storage_sim_materialize(jdir, &so, &rep));
+		dropped += rep.data_dropped + rep.data_torn;
+		storage_sim_report_free(&rep);
+		cr_verify(dir, seed, acked);
+	}
+	print_message("power loss: %llu rounds, %llu transactions acknowledged, %llu "
+		      "unsynced writes lost or torn\n", (unsigned long long)rounds,
+		      (unsigned long long)acked, (unsigned long long)dropped);
+	assert_true(acked > 0);
+	assert_true(dropped > 0);
+	tu_rmrf(root);
+	free(dir);
+	free(jdir);
+	free(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1041,6 +1592,15 @@ int main(void)
 		cmocka_unit_test(test_repair_at_open),
 		cmocka_unit_test(test_orphans_after_crash),
 		cmocka_unit_test(test_crash_acknowledged),
+		cmocka_unit_test(test_repair_torn_during_open),
+		cmocka_unit_test(test_half_done_changes),
+		cmocka_unit_test(test_cross_database),
+		cmocka_unit_test(test_lock_not_inherited),
+		cmocka_unit_test(test_create_syncs_parent),
+		cmocka_unit_test(test_control_write_panics),
+		cmocka_unit_test(test_drop_leftovers),
+		cmocka_unit_test(test_drop_busy),
+		cmocka_unit_test(test_power_loss_acknowledged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

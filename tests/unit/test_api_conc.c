@@ -5,7 +5,8 @@
  * overflow chains come and go), while two readers get keys and scan with
  * cursors. Every value carries its key and a version and is a function of
  * both, so a reader can tell a torn or misattributed value; scans must be
- * in strictly increasing key order. At the end the table equals the union
+ * in strictly increasing key order. Readers do a minimum number of gets
+ * and scans however fast the writers finish, and the test asserts it. At the end the table equals the union
  * of the writers' models and db_table_check is clean, after a reopen too.
  */
 #define _GNU_SOURCE
@@ -28,6 +29,10 @@
 #define WRITERS 4
 #define READERS 2
 #define KEYS 600u /* per writer */
+/* Each reader does at least this many gets and cursor runs, however fast
+ * the writers finish (a reader keeps going while writers run, too). */
+#define MIN_GETS 3000u
+#define MIN_SCANS 60u
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -44,7 +49,7 @@ static wd_db *db;
 static wd_table *table;
 static atomic_int writers_left;
 static atomic_uint reader_errors;
-static atomic_ulong reads_done, scanned;
+static atomic_ulong reads_done, scans_done, scanned;
 static char first_error[256];
 static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -185,6 +190,7 @@ static void reader_scan(wd_txn *x, uint64_t *s)
 	if (rc != 0 && rc != WD_NOTFOUND)
 		note_error("scan: %s (%s)", wd_strerror(rc), wd_last_error());
 	wd_cursor_close(c);
+	atomic_fetch_add(&scans_done, 1);
 }
 
 static void *reader(void *p)
@@ -192,12 +198,13 @@ static void *reader(void *p)
 	uint64_t s = (uint64_t)(uintptr_t)p;
 	uint8_t *v = malloc(3 * PS);
 	char k[32];
+	unsigned gets = 0, scans = 0;
 	wd_txn *x;
 	if (wd_begin(db, &x) != 0) {
 		note_error("reader: begin: %s", wd_last_error());
 		return NULL;
 	}
-	while (atomic_load(&writers_left) > 0) {
+	while (atomic_load(&writers_left) > 0 || gets < MIN_GETS || scans < MIN_SCANS) {
 		size_t kl = key_of(k, (unsigned)(tu_rand(&s) % WRITERS),
 				   (unsigned)(tu_rand(&s) % KEYS)), vl;
 		int rc = wd_get(x, table, k, kl, v, 3 * PS, &vl);
@@ -206,8 +213,11 @@ static void *reader(void *p)
 		else if (rc != 0 && rc != WD_NOTFOUND)
 			note_error("get: %s (%s)", wd_strerror(rc), wd_last_error());
 		atomic_fetch_add(&reads_done, 1);
-		if (tu_rand(&s) % 50 == 0)
+		gets++;
+		if (tu_rand(&s) % 50 == 0 || (gets >= MIN_GETS && scans < MIN_SCANS)) {
 			reader_scan(x, &s);
+			scans++;
+		}
 	}
 	if (wd_commit(x) != 0)
 		note_error("reader: commit: %s", wd_last_error());
@@ -286,8 +296,13 @@ static void test_writers_and_readers(void **state)
 		pthread_join(rt[r], NULL);
 	if (atomic_load(&reader_errors))
 		fail_msg("%u errors; first: %s", atomic_load(&reader_errors), first_error);
-	print_message("%u writers x %u ops, %lu reads, %lu items scanned\n", WRITERS,
-		      wa[0].ops, atomic_load(&reads_done), atomic_load(&scanned));
+	print_message("%u writers x %u ops, %lu reads, %lu scans of %lu items\n", WRITERS,
+		      wa[0].ops, atomic_load(&reads_done), atomic_load(&scans_done),
+		      atomic_load(&scanned));
+	/* the readers really read, whatever the speed of the writers */
+	assert_true(atomic_load(&reads_done) >= READERS * MIN_GETS);
+	assert_true(atomic_load(&scans_done) >= READERS * MIN_SCANS);
+	assert_true(atomic_load(&scanned) > 0);
 	check_final();
 	assert_int_equal(wd_close(db), 0);
 	assert_int_equal(wd_open(root, &o, &db), 0);
