@@ -115,6 +115,22 @@ static inline bool bt_page_live(const uint8_t *p, uint32_t ps)
 	       !(get_le16(p + ps - BT_SPECIAL + BTS_FLAGS) & BTF_DELETED);
 }
 
+/*
+ * true if p is a page on the free list: btree kind, our special size, flag
+ * DELETED. Like bt_page_live it reads the special area at its one valid
+ * place, so a damaged header (special offset at the end of the page, which
+ * page_verify allows) is not read past; only after it is true may
+ * bt_next_free(p) be read (I6).
+ */
+static inline bool bt_page_free(const uint8_t *p, uint32_t ps)
+{
+	return p[PH_KIND] == PAGE_KIND_BTREE && bt_special_off(p) == ps - BT_SPECIAL &&
+	       (get_le16(p + ps - BT_SPECIAL + BTS_FLAGS) & BTF_DELETED);
+}
+
+/* Every flag this format knows (README "Formats"); others are damage. */
+#define BTF_KNOWN (BTF_LEAF | BTF_ROOT | BTF_DELETED)
+
 /* bt_page_live and at the given level (the descent's check, README P1). */
 static inline bool bt_page_live_at(const uint8_t *p, uint32_t ps, uint32_t level)
 {
@@ -262,7 +278,7 @@ bt_bytes *bt_log_page(bt_log *lg, bm_buf *buf, bool init);
 int bt_log_commit(bt_log *lg, wd_lsn *lsn) WD_MUST_CHECK;
 void bt_log_abandon(bt_log *lg);
 
-/* ---- pages (search.c) ---- */
+/* ---- pinning, key limit, errors (btree.c) ---- */
 
 int bt_pin(btree *t, wd_blkno blk, int mode, bm_buf **buf) WD_MUST_CHECK;
 void bt_release(btree *t, bm_buf *buf);

@@ -379,7 +379,7 @@ int btree_insert(btree *t, wd_xid xid, wd_lsn prev, const void *key, size_t klen
 	return btree_insert_at(t, NULL, xid, prev, key, klen, tid, lsn);
 }
 
-/* P4 (optimistic delete): as insert; a delete that would empty a non-root
+/* P3 (optimistic delete): as insert; a delete that would empty a non-root
  * leaf restarts under the exclusive lock to reclaim the page (reclaim.c). */
 int btree_delete(btree *t, wd_xid xid, wd_lsn prev, const void *key, size_t klen,
 		 wd_tid *old, wd_lsn *lsn)

@@ -19,7 +19,7 @@
  * takes the transaction's xid and previous LSN (the record header chain)
  * and returns the LSN of the transaction's own record in *lsn. Structure
  * changes (splits, page deletions) are logged separately with xid 0 and are
- * never undone by a rollback (nested top actions, README "Logging").
+ * never undone by a rollback (nested top actions, README P2).
  */
 #ifndef WALDEN_BTREE_H
 #define WALDEN_BTREE_H
@@ -150,9 +150,9 @@ typedef struct btree_check_report {
 	uint64_t leaves, internal;
 	uint64_t items;         /* keys in leaves */
 	uint64_t free_pages;    /* on the metapage's free list */
-	uint64_t unused_pages;  /* neither reachable nor free (a crash
-				 * between extend and log, or a skipped
-				 * reclaim): leaked, not damage */
+	uint64_t unused_pages;  /* neither reachable nor free, all zero (a
+				 * crash between extend and log): leaked,
+				 * not damage; a non-zero one is damage */
 	uint64_t nblocks;       /* blocks of the relation */
 	/* the first violation (ok = true: none) */
 	bool ok;
@@ -164,7 +164,9 @@ typedef struct btree_check_report {
 /*
  * Verifies every invariant of README "Invariants" (order within a page and
  * across siblings, parent/child key bounds, sibling links, equal leaf
- * depth, free list disjoint from the tree) and counts pages and items.
+ * depth, no sibling links on internal pages, no unknown flag bits, free
+ * list disjoint from the tree, every other block all zero) and counts
+ * pages and items. Every page is read as untrusted input.
  * Holds the tree's structure lock exclusively while it runs. Returns 0 if
  * the tree is sound, WD_ECORRUPT (detail and r->msg name the page and item)
  * if not, or a pool error.

@@ -53,7 +53,8 @@ static int read_copy(chk *c, wd_blkno blk, unsigned depth)
 	return 0;
 }
 
-/* I1-I3: kind, level, flags and in-page key order. */
+/* I1-I3, I5: kind, level, flags (no unknown bit), no sibling links on
+ * internal pages, and in-page key order. */
 static int check_header(chk *c, const uint8_t *p, wd_blkno blk, uint32_t level, bool root)
 {
 	uint32_t n = bt_nitems(p), flags = bt_flags(p);
@@ -63,9 +64,14 @@ static int check_header(chk *c, const uint8_t *p, wd_blkno blk, uint32_t level, 
 	if (bt_level(p) != level)
 		return viol(c, blk, -1, "level %u, expected %u (leaves at unequal depth)",
 			    bt_level(p), level);
+	if (flags & ~BTF_KNOWN)
+		return viol(c, blk, -1, "unknown flag bits 0x%x", flags & ~BTF_KNOWN);
 	if (!!(flags & BTF_LEAF) != (level == 0) || !!(flags & BTF_ROOT) != root)
 		return viol(c, blk, -1, "flags 0x%x do not fit level %u%s", flags, level,
 			    root ? " (root)" : "");
+	if (level > 0 && (bt_left(p) != WD_INVALID_BLKNO || bt_right(p) != WD_INVALID_BLKNO))
+		return viol(c, blk, -1, "internal page with sibling links %u/%u (I5: none)",
+			    bt_left(p), bt_right(p));
 	if (level > 0 && n == 0)
 		return viol(c, blk, -1, "internal page without children");
 	for (uint32_t i = 0; i < n; i++) {
@@ -170,7 +176,9 @@ static int check_page(chk *c, wd_blkno blk, uint32_t level, unsigned depth,
 	return 0;
 }
 
-/* I8: the free list holds deleted pages only, none reachable, no cycle. */
+/* I6: the free list holds deleted pages only, none reachable, no cycle.
+ * Each entry is checked to be a deleted B+tree page with the special area
+ * in its one valid place (bt_page_free) before its next link is read. */
 static int check_free(chk *c, wd_blkno head)
 {
 	for (wd_blkno b = head; b != WD_INVALID_BLKNO;) {
@@ -182,11 +190,35 @@ static int check_free(chk *c, wd_blkno head)
 		c->seen[b] = 2;
 		if ((rc = read_copy(c, b, 0)) != 0)
 			return rc;
-		if (page_kind(c->pages[0]) != PAGE_KIND_BTREE ||
-		    !(bt_flags(c->pages[0]) & BTF_DELETED))
-			return viol(c, b, -1, "free-listed page is not a deleted page");
+		if (!bt_page_free(c->pages[0], c->t->ps))
+			return viol(c, b, -1, "free-listed page is not a deleted B+tree page");
+		if (bt_flags(c->pages[0]) & ~BTF_KNOWN)
+			return viol(c, b, -1, "unknown flag bits 0x%x",
+				    bt_flags(c->pages[0]) & ~BTF_KNOWN);
 		c->r->free_pages++;
 		b = bt_next_free(c->pages[0]);
+	}
+	return 0;
+}
+
+/*
+ * Blocks neither reachable nor on the free list must be all zero: a page
+ * extended for a split that crashed before its record (README "Crash
+ * behaviour"), counted as unused. Anything else is a lost page (a subtree
+ * cut off, a deleted page off the list) and damage.
+ */
+static int check_unused(chk *c)
+{
+	for (wd_blkno b = 1; b < c->nblocks; b++) {
+		int rc;
+		if (c->seen[b])
+			continue;
+		if ((rc = read_copy(c, b, 0)) != 0)
+			return rc;
+		if (!page_is_zero(c->pages[0], c->t->ps))
+			return viol(c, b, -1, "page neither reachable from the root nor on the "
+				    "free list (kind %s)", page_kind_name(page_kind(c->pages[0])));
+		c->r->unused_pages++;
 	}
 	return 0;
 }
@@ -217,8 +249,7 @@ static int check_all(chk *c)
 	if (c->r->free_pages != m.nfree)
 		return viol(c, BT_META_BLK, -1, "metapage counts %u free pages, list has %llu",
 			    m.nfree, (unsigned long long)c->r->free_pages);
-	c->r->unused_pages = c->nblocks - 1 - c->r->pages - c->r->free_pages;
-	return 0;
+	return check_unused(c);
 }
 
 int btree_check(btree *t, btree_check_report *r)
@@ -234,6 +265,11 @@ int btree_check(btree *t, btree_check_report *r)
 	bt_lock_excl(t);
 	rc = check_all(&c);
 	bt_unlock(t);
+	if (rc == WD_ECORRUPT && r->ok) {
+		/* a page the pool refused (checksum, header bounds) */
+		r->ok = false;
+		snprintf(r->msg, sizeof r->msg, "%s", wd_last_error());
+	}
 	for (size_t i = 0; i < sizeof c.pages / sizeof c.pages[0]; i++)
 		free(c.pages[i]);
 	free(c.seen);
@@ -311,8 +347,10 @@ static int dot_page(dot *d, wd_blkno blk, unsigned depth)
 	uint8_t *page = d->pages + (size_t)depth * t->ps;
 	bm_buf *buf;
 	uint32_t n;
-	int rc = depth < 64 ? bt_pin(t, blk, BM_SHARE, &buf) : WD_ECORRUPT;
-	if (rc)
+	int rc;
+	if (depth >= 64)
+		return bt_corrupt(t, blk, "tree deeper than 64 levels (a downlink cycle?)");
+	if ((rc = bt_pin(t, blk, BM_SHARE, &buf)) != 0)
 		return rc;
 	memcpy(page, bufmgr_page(buf), t->ps);
 	bt_release(t, buf);

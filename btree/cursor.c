@@ -153,6 +153,8 @@ static int step(btree_cursor *c)
 	return rc;
 }
 
+/* Returns the next key (README P6). WD_NOTFOUND at the end; WD_ECORRUPT
+ * naming the leaf if it holds a key longer than the limit. */
 int btree_cursor_next(btree_cursor *c, const void **key, size_t *klen, wd_tid *tid)
 {
 	uint32_t len;
@@ -166,6 +168,10 @@ int btree_cursor_next(btree_cursor *c, const void **key, size_t *klen, wd_tid *t
 			return WD_NOTFOUND;
 	}
 	const uint8_t *k = bt_key(c->page, (uint32_t)c->pos, &len);
+	/* c->last holds max_key bytes: a longer key is a damaged page that
+	 * passed its checksum (input, not a bug) */
+	if (len > c->t->max_key)
+		return bt_corrupt(c->t, c->blk, "leaf key longer than the key limit");
 	*key = k;
 	*klen = len;
 	if (tid)

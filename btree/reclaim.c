@@ -74,11 +74,20 @@ static void remove_downlink(bt_bytes *ops, const uint8_t *gp, uint32_t gidx)
 		bt_op_replace(ops, 0, item, bt_internal_item(item, NULL, 0, bt_item_child(gp, 1)));
 }
 
-/* Pins an optional neighbour (INVALID: none). */
+/* Pins an optional leaf neighbour (INVALID: none), checked to be a live
+ * leaf before its links are read; WD_ECORRUPT naming it otherwise. */
 static int pin_opt(btree *t, wd_blkno blk, bm_buf **buf)
 {
+	int rc;
 	*buf = NULL;
-	return blk == WD_INVALID_BLKNO ? 0 : bt_pin_x(t, blk, buf);
+	if (blk == WD_INVALID_BLKNO || (rc = bt_pin_x(t, blk, buf)) != 0)
+		return blk == WD_INVALID_BLKNO ? 0 : rc;
+	if (!bt_page_live_at(bufmgr_page(*buf), t->ps, 0)) {
+		bt_unpin(t, *buf);
+		*buf = NULL;
+		return bt_corrupt(t, blk, "leaf sibling link leads to a non-leaf page");
+	}
+	return 0;
 }
 
 /*

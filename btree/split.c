@@ -13,7 +13,9 @@
 #include "storage/storage.h"
 #include "wal/rmgr.h"
 
-#define ITEM_MAX (BT_TID_SIZE + PAGE_SIZE_MAX / 8)
+/* A downlink of the longest key any page size allows; seplen is checked
+ * against the tree's own limit (t->max_key <= PAGE_SIZE_MAX / 8) first. */
+#define ITEM_MAX (BT_CHILD_SIZE + PAGE_SIZE_MAX / 8)
 
 /* true if an internal page might not take one more downlink of any size. */
 static bool internal_full(const btree *t, const uint8_t *p)
@@ -34,8 +36,9 @@ static bool needs_split(const btree *t, const uint8_t *p, size_t klen)
  * Takes a page for a split: the head of the metapage's free list (its
  * next pointer becomes the head; *m is updated and *popped set) or, with
  * the list empty, a new block from bufmgr_extend. Returned pinned (smo
- * is exclusive). A free-list entry that is not a deleted B+tree page is
- * WD_ECORRUPT.
+ * is exclusive). A free-list entry that is not a deleted B+tree page
+ * (kind, special offset, flag: bt_page_free) is WD_ECORRUPT, checked before
+ * its next pointer is read.
  */
 static int alloc_page(btree *t, bt_meta *m, bool *popped, bm_buf **out)
 {
@@ -50,7 +53,7 @@ static int alloc_page(btree *t, bt_meta *m, bool *popped, bm_buf **out)
 	if ((rc = bt_pin_x(t, blk, out)) != 0)
 		return rc;
 	const uint8_t *p = bufmgr_page(*out);
-	if (page_kind(p) != PAGE_KIND_BTREE || !(bt_flags(p) & BTF_DELETED)) {
+	if (!bt_page_free(p, t->ps)) {
 		bt_unpin(t, *out);
 		return bt_corrupt(t, blk, "free-list entry is not a deleted page");
 	}
@@ -83,19 +86,33 @@ static uint32_t split_point(const uint8_t *p)
 }
 
 /*
+ * The separator of a split of page p (block blk) at m: the key of item m,
+ * pointing into p (the page's bytes stay as they are until bt_log_commit
+ * installs the new ones, after the downlink was copied into the op list).
+ * A key longer than the tree's limit can only come from a damaged page
+ * that passed its checksum: WD_ECORRUPT naming the block, before anything
+ * is copied into a buffer sized by that limit.
+ */
+static int split_sep(btree *t, const uint8_t *p, wd_blkno blk, uint32_t m,
+		     const uint8_t **sep, uint32_t *seplen)
+{
+	*sep = bt_key(p, m, seplen);
+	if (*seplen > t->max_key)
+		return bt_corrupt(t, blk, "separator key longer than the key limit");
+	return 0;
+}
+
+/*
  * Op lists for splitting page p (block pblk) at m into itself and the new
  * page rblk: the right page gets items [m, n) (an internal page's first
  * item loses its key: minus infinity), the left keeps [0, m). flags are the
- * left page's new flags. The separator (key of item m) is copied to sep.
+ * left page's new flags.
  */
 static void split_ops(const uint8_t *p, wd_blkno pblk, wd_blkno rblk, uint32_t m,
-		      uint32_t flags, bt_bytes *left, bt_bytes *right,
-		      uint8_t *sep, uint32_t *seplen)
+		      uint32_t flags, bt_bytes *left, bt_bytes *right)
 {
 	bool leaf = bt_flags(p) & BTF_LEAF;
 	uint32_t n = bt_nitems(p), len;
-	const uint8_t *k = bt_key(p, m, seplen);
-	memcpy(sep, k, *seplen);
 	bt_op_init(right, bt_level(p), leaf ? BTF_LEAF : 0, leaf ? pblk : WD_INVALID_BLKNO,
 		   leaf ? bt_right(p) : WD_INVALID_BLKNO, WD_INVALID_BLKNO);
 	for (uint32_t i = m; i < n; i++) {
@@ -130,8 +147,8 @@ static void split_main(bt_bytes *s, wd_blkno l, wd_blkno r, uint32_t level, uint
 static int split_child(btree *t, bm_buf *parent, uint32_t pidx, bm_buf *child,
 		       bm_buf *meta)
 {
-	uint8_t sep[ITEM_MAX], item[ITEM_MAX];
-	const uint8_t *p = bufmgr_page(child);
+	uint8_t item[ITEM_MAX];
+	const uint8_t *p = bufmgr_page(child), *sep;
 	wd_blkno cblk = bufmgr_buf_blkno(child), sib = bt_right(p);
 	bool leaf = bt_flags(p) & BTF_LEAF, popped = false;
 	bm_buf *right = NULL, *sbuf = NULL;
@@ -142,16 +159,20 @@ static int split_child(btree *t, bm_buf *parent, uint32_t pidx, bm_buf *child,
 	int rc;
 
 	bt_meta_decode(bufmgr_page(meta), &mm);
-	if ((rc = alloc_page(t, &mm, &popped, &right)) != 0)
+	if ((rc = split_sep(t, p, cblk, m, &sep, &seplen)) != 0 ||
+	    (rc = alloc_page(t, &mm, &popped, &right)) != 0)
 		return rc;
 	if (leaf && sib != WD_INVALID_BLKNO && (rc = bt_pin_x(t, sib, &sbuf)) != 0)
 		goto out;
+	if (sbuf && !bt_page_live_at(bufmgr_page(sbuf), t->ps, 0)) {
+		rc = bt_corrupt(t, sib, "leaf sibling link leads to a non-leaf page");
+		goto out;
+	}
 	wd_blkno rblk = bufmgr_buf_blkno(right);
 	bt_log_begin(&lg, t, BTREE_SPLIT, 0, 0); /* nested top action: xid 0 */
 	lg.latched = false; /* smo exclusive: pages pinned only */
 	bt_bytes *lops = bt_log_page(&lg, child, false);
-	split_ops(p, cblk, rblk, m, bt_flags(p), lops, bt_log_page(&lg, right, true),
-		  sep, &seplen);
+	split_ops(p, cblk, rblk, m, bt_flags(p), lops, bt_log_page(&lg, right, true));
 	bt_op_add(bt_log_page(&lg, parent, false), pidx + 1, item,
 		  bt_internal_item(item, sep, seplen, rblk));
 	if (sbuf)
@@ -176,8 +197,8 @@ out:
  */
 static int split_root(btree *t, bm_buf *root, bm_buf *meta)
 {
-	uint8_t sep[ITEM_MAX], item[ITEM_MAX];
-	const uint8_t *p = bufmgr_page(root);
+	uint8_t item[ITEM_MAX];
+	const uint8_t *p = bufmgr_page(root), *sep;
 	wd_blkno oblk = bufmgr_buf_blkno(root);
 	bm_buf *right = NULL, *nroot = NULL;
 	uint32_t m = split_point(p), seplen, lvl = bt_level(p);
@@ -188,7 +209,8 @@ static int split_root(btree *t, bm_buf *root, bm_buf *meta)
 	int rc;
 
 	bt_meta_decode(bufmgr_page(meta), &mm);
-	if ((rc = alloc_page(t, &mm, &popped, &right)) != 0)
+	if ((rc = split_sep(t, p, oblk, m, &sep, &seplen)) != 0 ||
+	    (rc = alloc_page(t, &mm, &popped, &right)) != 0)
 		return rc;
 	if ((rc = alloc_page(t, &mm, &popped, &nroot)) != 0)
 		goto out;
@@ -197,7 +219,7 @@ static int split_root(btree *t, bm_buf *root, bm_buf *meta)
 	lg.latched = false; /* smo exclusive: pages pinned only */
 	bt_bytes *lops = bt_log_page(&lg, root, false);
 	split_ops(p, oblk, rblk, m, bt_flags(p) & ~BTF_ROOT, lops,
-		  bt_log_page(&lg, right, true), sep, &seplen);
+		  bt_log_page(&lg, right, true));
 	bt_bytes *rops = bt_log_page(&lg, nroot, true);
 	bt_op_init(rops, lvl + 1, BTF_ROOT, WD_INVALID_BLKNO, WD_INVALID_BLKNO,
 		   WD_INVALID_BLKNO);
@@ -218,7 +240,9 @@ out:
 	return rc;
 }
 
-/* P5 step 1: splits the root while it is too full for this insert. */
+/* P5 step 1: splits the root while it is too full for this insert. The
+ * root is checked to be a live page of the root's level (P1) before its
+ * special area is read; WD_ECORRUPT naming it otherwise. */
 static int ensure_root_room(btree *t, size_t klen)
 {
 	for (;;) {
@@ -226,6 +250,10 @@ static int ensure_root_room(btree *t, size_t klen)
 		int rc = bt_pin_x(t, t->root, &root);
 		if (rc)
 			return rc;
+		if (!bt_page_live_at(bufmgr_page(root), t->ps, t->level)) {
+			bt_unpin(t, root);
+			return bt_corrupt(t, t->root, "root is not a live page of the root's level");
+		}
 		if (!needs_split(t, bufmgr_page(root), klen)) {
 			bt_unpin(t, root);
 			return 0;
@@ -241,9 +269,12 @@ static int ensure_root_room(btree *t, size_t klen)
 }
 
 /*
- * One step down from parent cur (P5 step 2): latches the child for key and
+ * One step down from parent cur (P5 step 2): pins the child for key and
  * splits it first if it is full; *next receives the child to descend into.
- * A duplicate key found in the leaf is WD_EEXIST before any split.
+ * A duplicate key found in a child leaf is WD_EEXIST before that leaf is
+ * split. Splits made higher up on the way down (and root splits by
+ * ensure_root_room) stay: each is a complete structure change on its own
+ * (P5), so an insert that returns WD_EEXIST may have split pages.
  */
 static int step_down(btree *t, bm_buf *cur, const void *key, size_t klen, bm_buf **next)
 {

@@ -541,7 +541,8 @@ static void test_grow_shrink_reuse(void **state)
 		assert_int_equal(r.items, 0);
 		assert_int_equal(r.height, 1);          /* the root is a leaf again */
 		assert_int_equal(r.pages, 1);
-		assert_true(r.free_pages + 2 + r.unused_pages == r.nblocks);
+		assert_int_equal(r.unused_pages, 0); /* every block accounted for */
+		assert_int_equal(r.free_pages + 2, r.nblocks);
 		assert_true(r.free_pages >= first / 2); /* reclaimed, not leaked */
 	}
 	env_close(&e, true);
@@ -619,6 +620,107 @@ static void copy_file(const char *src, const char *dst)
 	fclose(out);
 }
 
+/*
+ * Redo over mixed on-disk states (README "Crash behaviour"): a redo point
+ * (flush, then wal_log_ctx.redo_point) mid-run, then copies of the data
+ * file taken at different times while a small pool evicts pages at
+ * different times, so each copy holds some pages from before the redo
+ * point, some written since, some never written. Replaying the log from the
+ * redo point onto every copy must give the final file page for page: pages
+ * already past a record skip it (pageLSN), the others are rebuilt from
+ * their image, their WILL_INIT, or their ops. With full_page_writes and
+ * without (no images: the pageLSN rule alone).
+ */
+static void redo_mixed(bool fpw)
+{
+	enum { NOPS = 16000, REDO_AT = 5000, NSNAP = 10 };
+	env e;
+	char *snap[NSNAP];
+	int nsnap = 0;
+	wd_lsn from = 0;
+	uint64_t rs = fpw ? 11 : 12;
+	uint8_t k[MAXK];
+	btree_check_report r;
+	env_open(&e, fpw ? "btree-mixed-fpw" : "btree-mixed", 40); /* evicts often */
+	e.log.full_page_writes = fpw;
+	char *src = relpath(e.db);
+	for (int op = 0; op < NOPS; op++) {
+		size_t len = 1 + tu_rand(&rs) % 8 + (tu_rand(&rs) % 4 == 0 ? tu_rand(&rs) % MAXK : 0);
+		if (len > MAXK)
+			len = MAXK;
+		for (size_t i = 0; i < len; i++)
+			k[i] = (uint8_t)('a' + tu_rand(&rs) % 3);
+		wd_tid tid = {(wd_blkno)op, (uint16_t)op}, got;
+		btree_pos pos;
+		wd_lsn lsn;
+		int rc;
+		if ((int)(tu_rand(&rs) % 20) < ((op / 4000) % 2 ? 9 : 17)) {
+			rc = btree_lookup_pos(e.t, k, len, &got, &pos);
+			if (rc == WD_NOTFOUND)
+				rc = btree_insert_at(e.t, &pos, 1, 0, k, len, tid, &lsn);
+			else if (rc == 0)
+				rc = btree_update_tid_at(e.t, &pos, 1, 0, k, len, tid, &lsn);
+		} else {
+			btree_cursor *c;
+			const void *ck;
+			size_t cl;
+			uint8_t cur[MAXK];
+			assert_int_equal(btree_cursor_open(e.t, &c), 0);
+			assert_int_equal(btree_cursor_seek(c, k, len, BT_FORWARD), 0);
+			rc = btree_cursor_next(c, &ck, &cl, &got);
+			if (rc == 0) {
+				memcpy(cur, ck, cl);
+				rc = btree_delete(e.t, 1, 0, cur, cl, NULL, &lsn);
+			}
+			btree_cursor_close(c);
+		}
+		if (rc && rc != WD_NOTFOUND && rc != WD_EEXIST)
+			fail_msg("op %d: %s", op, wd_last_error());
+		if (op == REDO_AT) { /* the checkpoint: flush, then the redo point */
+			assert_int_equal(bufmgr_flush_all(e.pool), 0);
+			from = wal_insert_pos(e.w);
+			atomic_store(&e.log.redo_point, from);
+		}
+		if (op > REDO_AT && (op - REDO_AT) % ((NOPS - REDO_AT) / NSNAP) == 0 &&
+		    nsnap < NSNAP) {
+			char tag[16];
+			snprintf(tag, sizeof tag, "snap%d", nsnap);
+			snap[nsnap] = tu_path(e.root, tag);
+			char *sb = tu_path(snap[nsnap], "base"), *dst = relpath(snap[nsnap]);
+			assert_int_equal(storage_mkdir(snap[nsnap]), 0);
+			assert_int_equal(storage_mkdir(sb), 0);
+			copy_file(src, dst); /* whatever the pool has written so far */
+			free(sb);
+			free(dst);
+			nsnap++;
+		}
+	}
+	check_clean(e.t, &r);
+	assert_true(r.height >= 2);
+	env_close(&e, false);
+	assert_true(nsnap >= 5);
+	for (int i = 0; i < nsnap; i++) {
+		redo_ctx st;
+		assert_int_equal(rt_replay(e.db, &e.o, from, snap[i], 64, &st), 0);
+		int64_t diff = rt_compare_rel(e.db, snap[i], REL, PS);
+		if (diff >= 0)
+			fail_msg("full_page_writes=%d snapshot %d: block %lld differs after redo "
+				 "(applied %llu skipped %llu images %llu)", fpw, i, (long long)diff,
+				 (unsigned long long)st.applied, (unsigned long long)st.skipped,
+				 (unsigned long long)st.images);
+		free(snap[i]);
+	}
+	free(src);
+	env_free(&e);
+}
+
+static void test_redo_mixed_states(void **state)
+{
+	(void)state;
+	redo_mixed(false);
+	redo_mixed(true);
+}
+
 /* Tears every page of the copy at path that differs from the final file:
  * one 512-byte sector replaced by garbage. Returns how many. */
 static unsigned tear_changed(const char *copy, const char *final)
@@ -675,6 +777,247 @@ static void test_fpi_repairs_torn_pages(void **state)
 	env_free(&e);
 }
 
+/* ---- damaged pages with valid checksums (README "Tests that prove it") ---- */
+
+/* Closes the tree and the relation (pages written, buffers forgotten), so
+ * the file can be edited under the pool. */
+static void env_detach(env *e)
+{
+	btree_close(e->t);
+	e->t = NULL;
+	assert_int_equal(bufmgr_rel_close(e->pool, REL), 0);
+}
+
+/* Reopens the relation and the tree after env_detach. */
+static void env_attach(env *e)
+{
+	char *rp = relpath(e->db);
+	assert_int_equal(bufmgr_rel_open(e->pool, REL, rp, 0), 0);
+	if (btree_open(e->pool, REL, &e->log, &e->t) != 0)
+		fail_msg("btree_open: %s", wd_last_error());
+	free(rp);
+}
+
+static void block_io(env *e, wd_blkno blk, uint8_t *page, bool write)
+{
+	char *rp = relpath(e->db);
+	FILE *f = fopen(rp, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, (long)blk * (long)PS, SEEK_SET), 0);
+	if (write) {
+		page_checksum_set(page, PS, blk); /* damage the checksum does not see */
+		assert_int_equal(fwrite(page, 1, PS, f), PS);
+	} else {
+		assert_int_equal(fread(page, 1, PS, f), PS);
+	}
+	fclose(f);
+	free(rp);
+}
+
+static void block_read(env *e, wd_blkno blk, uint8_t *page) { block_io(e, blk, page, false); }
+static void block_write(env *e, wd_blkno blk, uint8_t *page) { block_io(e, blk, page, true); }
+
+/* The metapage as written (between env_detach and env_attach). */
+static bt_meta meta_of(env *e)
+{
+	uint8_t page[PS];
+	bt_meta m;
+	block_read(e, BT_META_BLK, page);
+	bt_meta_decode(page, &m);
+	return m;
+}
+
+/* Sets a tree page's special-area field (u16 or u32) in place. */
+static void spec_put(uint8_t *page, unsigned off, uint32_t v, bool wide)
+{
+	uint8_t *sp = page + PS - BT_SPECIAL + off;
+	if (wide)
+		put_le32(sp, v);
+	else
+		put_le16(sp, (uint16_t)v);
+}
+
+/* Expects btree_check to report damage at block blk. */
+static void expect_damage(btree *t, wd_blkno blk, const char *what)
+{
+	btree_check_report r;
+	assert_int_equal(btree_check(t, &r), WD_ECORRUPT);
+	assert_false(r.ok);
+	if (r.bad_blk != blk || !strstr(r.msg, what))
+		fail_msg("expected block %u \"%s\", got block %u: %s", blk, what, r.bad_blk, r.msg);
+}
+
+/*
+ * A root leaf rewritten (valid checksum) with keys longer than the limit:
+ * 1, 2000 and 1800 bytes on a 4 KiB page (limit 512). A cursor reaching the
+ * long key, and a split whose separator it would be, return WD_ECORRUPT
+ * naming the page instead of copying it into buffers sized by the limit
+ * (under ASan: no report).
+ */
+static void test_oversized_key_on_disk(void **state)
+{
+	env e;
+	uint8_t page[PS], item[PS], big[2000];
+	bt_bytes ops = {0};
+	const void *ck;
+	size_t cl;
+	btree_cursor *c;
+	wd_tid tid;
+	wd_lsn lsn;
+	(void)state;
+	env_open(&e, "btree-bigkey", 256);
+	assert_int_equal(btree_insert(e.t, 1, 0, "a", 1, (wd_tid){1, 1}, &lsn), 0);
+	env_detach(&e);
+	bt_meta m = meta_of(&e);
+	block_read(&e, m.root, page);
+	wd_lsn plsn = page_lsn(page);
+	memset(page, 0, PS);
+	bt_op_init(&ops, 0, BTF_LEAF | BTF_ROOT, WD_INVALID_BLKNO, WD_INVALID_BLKNO,
+		   WD_INVALID_BLKNO);
+	bt_op_add(&ops, 0, item, bt_leaf_item(item, "a", 1, (wd_tid){1, 1}));
+	memset(big, 'b', sizeof big);
+	bt_op_add(&ops, 1, item, bt_leaf_item(item, big, 2000, (wd_tid){1, 2}));
+	memset(big, 'c', sizeof big);
+	bt_op_add(&ops, 2, item, bt_leaf_item(item, big, 1800, (wd_tid){1, 3}));
+	assert_int_equal(bt_ops_apply(page, PS, ops.b, ops.len), 0);
+	bt_bytes_free(&ops);
+	page_set_lsn(page, plsn);
+	block_write(&e, m.root, page);
+	env_attach(&e);
+	expect_damage(e.t, m.root, "longer than");
+	/* forward: "a", then the long key */
+	assert_int_equal(btree_cursor_open(e.t, &c), 0);
+	assert_int_equal(btree_cursor_seek(c, NULL, 0, BT_FORWARD), 0);
+	assert_int_equal(btree_cursor_next(c, &ck, &cl, &tid), 0);
+	assert_int_equal(cl, 1);
+	assert_int_equal(btree_cursor_next(c, &ck, &cl, &tid), WD_ECORRUPT);
+	assert_non_null(strstr(wd_last_error(), "block"));
+	/* backward: the long key first */
+	assert_int_equal(btree_cursor_seek(c, NULL, 0, BT_BACKWARD), 0);
+	assert_int_equal(btree_cursor_next(c, &ck, &cl, &tid), WD_ECORRUPT);
+	btree_cursor_close(c);
+	/* a 300-byte key does not fit: the root splits at item 2 (1800 bytes) */
+	memset(big, 'd', sizeof big);
+	assert_int_equal(btree_insert(e.t, 1, 0, big, 300, (wd_tid){1, 4}, &lsn), WD_ECORRUPT);
+	assert_non_null(strstr(wd_last_error(), "separator"));
+	assert_int_equal(btree_lookup(e.t, "a", 1, &tid), 0); /* nothing changed */
+	env_close(&e, true);
+}
+
+/* Fills e with n keys of 100 bytes, then deletes them all: a root leaf and
+ * a free list. */
+static void fill_and_empty(env *e, unsigned n)
+{
+	uint8_t k[MAXK];
+	wd_lsn lsn;
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(btree_insert(e->t, 1, 0, k, num_key(k, i, 100), (wd_tid){i, 0},
+					      &lsn), 0);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(btree_delete(e->t, 1, 0, k, num_key(k, i, 100), NULL, &lsn), 0);
+}
+
+/*
+ * The head of the free list rewritten as a B+tree-kind page whose special
+ * offset is the page size (header bounds valid, checksum valid): btree_check
+ * and the split that would pop it return WD_ECORRUPT naming it, without
+ * reading the flags and next link past the page.
+ */
+static void test_free_list_bad_special(void **state)
+{
+	env e;
+	uint8_t page[PS], k[MAXK];
+	wd_lsn lsn;
+	int rc = 0;
+	(void)state;
+	env_open(&e, "btree-badfree", 256);
+	fill_and_empty(&e, 300);
+	env_detach(&e);
+	bt_meta m = meta_of(&e);
+	assert_int_not_equal(m.free_head, WD_INVALID_BLKNO);
+	block_read(&e, m.free_head, page);
+	wd_lsn plsn = page_lsn(page);
+	page_init(page, PS, PAGE_KIND_BTREE, 0); /* special == PS */
+	page_set_lsn(page, plsn);
+	block_write(&e, m.free_head, page);
+	env_attach(&e);
+	expect_damage(e.t, m.free_head, "not a deleted");
+	for (unsigned i = 0; i < 300 && rc == 0; i++)
+		rc = btree_insert(e.t, 1, 0, k, num_key(k, i, 100), (wd_tid){i, 0}, &lsn);
+	assert_int_equal(rc, WD_ECORRUPT);
+	assert_non_null(strstr(wd_last_error(), "free-list"));
+	env_close(&e, true);
+}
+
+/*
+ * btree_check against what the README claims, one damage at a time, each
+ * with a valid checksum: an internal page with a sibling link (I5), a leaf
+ * with an unknown flag bit, and a deleted page dropped from the free list
+ * (neither reachable nor free, not zero: a lost page, not a leak).
+ */
+static void test_check_finds_damage(void **state)
+{
+	env e;
+	uint8_t page[PS];
+	uint8_t k[MAXK];
+	wd_lsn lsn;
+	bt_meta m;
+	(void)state;
+	/* I5: internal pages have no sibling links */
+	env_open(&e, "btree-chk", 256);
+	for (unsigned i = 0; i < 300; i++)
+		assert_int_equal(btree_insert(e.t, 1, 0, k, num_key(k, i, 100), (wd_tid){i, 0},
+					      &lsn), 0);
+	env_detach(&e);
+	m = meta_of(&e);
+	assert_true(m.level >= 1);
+	block_read(&e, m.root, page);
+	spec_put(page, BTS_LEFT, 1, true);
+	block_write(&e, m.root, page);
+	env_attach(&e);
+	expect_damage(e.t, m.root, "sibling links");
+	env_detach(&e);
+	spec_put(page, BTS_LEFT, WD_INVALID_BLKNO, true);
+	spec_put(page, BTS_RIGHT, 1, true);
+	block_write(&e, m.root, page);
+	env_attach(&e);
+	expect_damage(e.t, m.root, "sibling links");
+	env_detach(&e);
+	spec_put(page, BTS_RIGHT, WD_INVALID_BLKNO, true);
+	block_write(&e, m.root, page);
+	/* an unknown flag bit on the leftmost leaf */
+	wd_blkno leaf = bt_item_child(page, 0);
+	uint8_t lp[PS];
+	block_read(&e, leaf, lp);
+	spec_put(lp, BTS_FLAGS, BTF_LEAF | 0x8u, false);
+	block_write(&e, leaf, lp);
+	env_attach(&e);
+	expect_damage(e.t, leaf, "unknown flag");
+	env_close(&e, true);
+
+	/* a deleted page off the free list */
+	env_open(&e, "btree-chk2", 256);
+	fill_and_empty(&e, 300);
+	env_detach(&e);
+	m = meta_of(&e);
+	assert_true(m.nfree >= 2);
+	wd_blkno lost = m.free_head;
+	block_read(&e, lost, page);
+	m.free_head = bt_next_free(page);
+	m.nfree--;
+	block_read(&e, BT_META_BLK, page);
+	bt_bytes ops = {0};
+	bt_op_meta(&ops, &m);
+	wd_lsn plsn = page_lsn(page);
+	assert_int_equal(bt_ops_apply(page, PS, ops.b, ops.len), 0);
+	bt_bytes_free(&ops);
+	page_set_lsn(page, plsn);
+	block_write(&e, BT_META_BLK, page);
+	env_attach(&e);
+	expect_damage(e.t, lost, "neither reachable");
+	env_close(&e, true);
+}
+
 /* The DOT output names every page and the leaf chain. */
 static void test_dot(void **state)
 {
@@ -709,6 +1052,10 @@ int main(void)
 		cmocka_unit_test(test_ops_fit),
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_fpi_repairs_torn_pages),
+		cmocka_unit_test(test_redo_mixed_states),
+		cmocka_unit_test(test_oversized_key_on_disk),
+		cmocka_unit_test(test_free_list_bad_special),
+		cmocka_unit_test(test_check_finds_damage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,10 @@
 /*
  * test_btree_conc.c - concurrent writers and readers on one B+tree (also
  * run under ThreadSanitizer): four writers insert and delete keys of their
- * own ranges, emptying whole runs of leaves so that splits and page
- * deletions happen all the time, while two readers look up keys that are
+ * own ranges (plainly, and in alternate rounds by position: lookup_pos then
+ * insert_at, and update_tid_at on present keys, README P7), emptying whole
+ * runs of leaves so that splits and page deletions happen all the time,
+ * while two readers look up keys that are
  * stably present and scan with cursors both ways. Readers must never see
  * keys out of order or miss a stable key; at the end the tree holds
  * exactly the union of the writers' models and btree_check is clean.
@@ -59,6 +61,32 @@ static bool parse_key(const uint8_t *k, size_t len, unsigned *w, unsigned *n)
 	return sscanf(buf, "w%u-%8u", w, n) == 2;
 }
 
+/* btree_lookup_pos then btree_insert_at (README P7) for an absent key. */
+static void positioned_insert(uint8_t *k, unsigned w, unsigned n)
+{
+	size_t len = key_of(k, w, n);
+	btree_pos pos;
+	wd_tid got;
+	wd_lsn lsn;
+	if (btree_lookup_pos(tree, k, len, &got, &pos) != WD_NOTFOUND || pos.found)
+		abort();
+	if (btree_insert_at(tree, &pos, w + 1, 0, k, len, (wd_tid){n, (uint16_t)w}, &lsn) != 0)
+		abort();
+}
+
+/* btree_lookup_pos then btree_update_tid_at for a present key. */
+static void positioned_update(uint8_t *k, unsigned w, unsigned n)
+{
+	size_t len = key_of(k, w, n);
+	btree_pos pos;
+	wd_tid got;
+	wd_lsn lsn;
+	if (btree_lookup_pos(tree, k, len, &got, &pos) != 0 || !pos.found || got.blk != n)
+		abort();
+	if (btree_update_tid_at(tree, &pos, w + 1, 0, k, len, (wd_tid){n, (uint16_t)w}, &lsn) != 0)
+		abort();
+}
+
 static void *writer(void *arg)
 {
 	unsigned w = (unsigned)(uintptr_t)arg;
@@ -70,10 +98,22 @@ static void *writer(void *arg)
 			unsigned n = (i * 7u + (unsigned)round) % RANGE;
 			if (n % STABLE == 0 || present[w][n])
 				continue;
-			if (btree_insert(tree, w + 1, 0, k, key_of(k, w, n),
-					 (wd_tid){n, (uint16_t)w}, &lsn) != 0)
-				abort();
+			if (round % 2 == 0) {
+				if (btree_insert(tree, w + 1, 0, k, key_of(k, w, n),
+						 (wd_tid){n, (uint16_t)w}, &lsn) != 0)
+					abort();
+			} else {
+				positioned_insert(k, w, n);
+			}
 			present[w][n] = true;
+		}
+		/* repoint present keys (to the same tid, so readers' checks
+		 * hold) through positions that other writers' splits and page
+		 * deletions may have made stale */
+		for (unsigned i = 0; i < RANGE / 4; i++) {
+			unsigned n = (unsigned)(tu_rand(&rs) % RANGE);
+			if (n % STABLE != 0 && present[w][n])
+				positioned_update(k, w, n);
 		}
 		/* empty the range in random order (last round: keep half of its
 		 * first quarter), so runs of leaves empty out and are freed */
