@@ -115,7 +115,12 @@ $(O)/walden.pc: walden.pc.in include/walden.h
 # ---- tests ------------------------------------------------------------------
 $(O)/tests/%: tests/unit/%.c $(TESTLIB_OBJ) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJ) $(STATIC_LIB) $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJ) $(STATIC_LIB) $(LIBS) -lcmocka $(TEST_LDFLAGS)
+
+# test_heap acts at exact steps of a change (a full WAL disk between the two
+# records of a moved update, a checkpoint's view right after wal_insert): it
+# intercepts the library's crash points with its own __wrap_ function.
+$(O)/tests/test_heap: TEST_LDFLAGS := -Wl,--wrap=storage_crash_point
 
 $(O)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)

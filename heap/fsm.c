@@ -144,7 +144,7 @@ static int fsm_pin(heap *h, wd_blkno fb, bm_buf **buf)
 	if (fb >= nb) {
 		if ((rc = bufmgr_rel_nblocks(h->pool, h->fsm_rel, &nb)) != 0)
 			return rc;
-		atomic_store_explicit(&h->fsm_nblocks_known, nb, memory_order_relaxed);
+		heap_bound_raise(&h->fsm_nblocks_known, nb);
 	}
 	rc = bufmgr_pin(h->pool, h->fsm_rel, fb, fb < nb ? BM_READ : BM_ZERO, buf);
 	if (rc == WD_ECORRUPT)
@@ -163,7 +163,10 @@ static int fsm_pin(heap *h, wd_blkno fb, bm_buf **buf)
  * page is not logged: it carries pageLSN 0 and is marked dirty with the
  * current WAL position as its recLSN. Failures only count fsm_errors (the
  * map is a hint) and leave the page to be written whole next time.
- * Precondition: no FSM page latch held (a heap page latch may be).
+ * Precondition: no latch held at all (README lock order: the heap page's
+ * latch is released before its entry is written through, heap_release_page;
+ * open and check hold none), and fsm_mu not held (taken inside, as a leaf,
+ * under the FSM page latch).
  */
 void heap_fsm_persist(heap *h, wd_blkno blk, bool whole)
 {
@@ -213,8 +216,9 @@ static int read_category(heap *h, wd_blkno blk, unsigned *cat)
 }
 
 /* Copies the entries of the FSM file for heap blocks [0, nb) into the map;
- * a torn FSM page leaves its entries unknown. */
-static int load_file(heap *h, wd_blkno nb)
+ * a torn FSM page leaves its entries unknown. *known: entries loaded that
+ * were not unknown. */
+static int load_file(heap *h, wd_blkno nb, uint64_t *known)
 {
 	wd_blkno fnb, e = h->fsm_per_page;
 	int rc = bufmgr_rel_nblocks(h->pool, h->fsm_rel, &fnb);
@@ -228,8 +232,11 @@ static int load_file(heap *h, wd_blkno nb)
 		if (rc != 0)
 			break;
 		bufmgr_latch(buf, BM_SHARE);
-		if (page_kind(bufmgr_page(buf)) == PAGE_KIND_FSM)
+		if (page_kind(bufmgr_page(buf)) == PAGE_KIND_FSM) {
 			memcpy(h->fsm + (size_t)fb * e, bufmgr_page(buf) + PAGE_HEADER_SIZE, n);
+			for (wd_blkno i = 0; i < n; i++)
+				*known += h->fsm[(size_t)fb * e + i] != FSM_UNKNOWN;
+		}
 		bufmgr_unlatch(buf);
 		bufmgr_unpin(h->pool, buf);
 	}
@@ -262,12 +269,17 @@ static int fill_unknown(heap *h, wd_blkno nb)
 }
 
 /*
- * At open: sizes the map to the relation, loads the FSM file, rebuilds the
- * entries it lacks (blocks added after it was written, torn FSM pages, no
- * FSM file at all) by reading those heap pages, and sets the max hints.
+ * At open: sizes the map to the relation, loads the FSM file (only if
+ * trust_file: heap_opts.fsm_trust), rebuilds the entries it lacks (blocks
+ * added after it was written, torn FSM pages, no FSM file, or every entry
+ * when the file is not trusted) by reading those heap pages, writes the
+ * rebuilt FSM pages whole, and sets the max hints. Afterwards every entry
+ * equals its page's category (FSM-I1), provided a trusted file was exact;
+ * fsm_exact records whether any entry came from the file.
  */
-int heap_fsm_load(heap *h)
+int heap_fsm_load(heap *h, bool trust_file)
 {
+	uint64_t known = 0;
 	wd_blkno nb;
 	int rc = bufmgr_rel_nblocks(h->pool, h->rel, &nb);
 	if (rc != 0)
@@ -276,8 +288,9 @@ int heap_fsm_load(heap *h)
 	rc = fsm_grow_locked(h, nb);
 	h->fsm_n = nb;
 	pthread_mutex_unlock(&h->fsm_mu);
-	if (rc == 0 && h->fsm_rel)
-		rc = load_file(h, nb);
+	if (rc == 0 && h->fsm_rel && trust_file)
+		rc = load_file(h, nb, &known);
+	h->fsm_exact = known == 0;
 	for (wd_blkno b = 0; rc == 0 && b < nb; b++)
 		if (h->fsm_max[b / h->fsm_per_page] < h->fsm[b])
 			h->fsm_max[b / h->fsm_per_page] = h->fsm[b];
@@ -286,7 +299,8 @@ int heap_fsm_load(heap *h)
 	return rc;
 }
 
-/* Counts how the entry of blk compares with its page's true category. */
+/* Counts how the entry of blk compares with its page's true category
+ * (FSM-I1: equal, once quiet). */
 static int check_entry(heap *h, wd_blkno blk, heap_fsm_report *r)
 {
 	unsigned cat;
@@ -304,7 +318,8 @@ static int check_entry(heap *h, wd_blkno blk, heap_fsm_report *r)
 		if (r->over++ == 0 && r->disk_diff == 0)
 			r->first_bad = blk;
 	} else if (v - 1u < cat) {
-		r->under++;
+		if (r->under++ == 0 && h->fsm_exact && r->over == 0 && r->disk_diff == 0)
+			r->first_bad = blk;
 	}
 	return 0;
 }
@@ -321,7 +336,7 @@ static int check_file_page(heap *h, wd_blkno fb, wd_blkno nb, heap_fsm_report *r
 	pthread_mutex_lock(&h->fsm_mu);
 	for (wd_blkno i = 0; i < n; i++)
 		if (bufmgr_page(buf)[PAGE_HEADER_SIZE + i] != h->fsm[fb * e + i] &&
-		    r->disk_diff++ == 0 && r->over == 0)
+		    r->disk_diff++ == 0 && r->over == 0 && !(h->fsm_exact && r->under))
 			r->first_bad = fb * e + i;
 	pthread_mutex_unlock(&h->fsm_mu);
 	bufmgr_unlatch(buf);
@@ -343,11 +358,11 @@ int heap_fsm_check(heap *h, heap_fsm_report *r)
 		rc = check_file_page(h, fb, nb, r);
 	if (rc != 0)
 		return rc;
-	if (r->over || r->disk_diff)
+	if (r->over || (r->under && h->fsm_exact) || r->disk_diff)
 		return err_set(WD_ECORRUPT,
 			       "heap rel %u: free space map wrong at block %u (%llu entries "
-			       "promise more room than the page has, %llu FSM file bytes differ)",
-			       h->rel, r->first_bad, (unsigned long long)r->over,
-			       (unsigned long long)r->disk_diff);
+			       "promise more room than the page has, %llu less, %llu FSM file "
+			       "bytes differ)", h->rel, r->first_bad, (unsigned long long)r->over,
+			       (unsigned long long)r->under, (unsigned long long)r->disk_diff);
 	return 0;
 }

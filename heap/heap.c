@@ -17,6 +17,7 @@ void heap_opts_default(heap_opts *o)
 {
 	o->max_value_bytes = HEAP_MAX_VALUE_DEFAULT;
 	o->fsm_rel = 0;
+	o->fsm_trust = true;
 }
 
 /* Checks o against the pool and the log. WD_EINVAL with a detail. */
@@ -72,7 +73,7 @@ int heap_open(bufmgr *pool, wal_log_ctx *log, wd_relid rel, const heap_opts *o,
 		free(h);
 		return rc;
 	}
-	if ((rc = heap_fsm_load(h)) != 0) {
+	if ((rc = heap_fsm_load(h, o->fsm_trust)) != 0) {
 		heap_close(h);
 		return rc;
 	}
@@ -99,10 +100,24 @@ int heap_nblocks(heap *h, wd_blkno *n)
 }
 
 /*
+ * Raises *bound (nblocks_known, fsm_nblocks_known) to nb if that is more:
+ * a CAS-max, so a thread that read an older, smaller count never lowers a
+ * bound another thread raised meanwhile (the bound only grows, as the
+ * relation does while the heap is open).
+ */
+void heap_bound_raise(_Atomic wd_blkno *bound, wd_blkno nb)
+{
+	wd_blkno cur = atomic_load_explicit(bound, memory_order_relaxed);
+	while (cur < nb && !atomic_compare_exchange_weak_explicit(
+				   bound, &cur, nb, memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/*
  * Pins heap block blk for reading into *buf, or sets *past_end (nothing
  * pinned, 0 returned) if the relation has no such block. The pool's block
  * count is asked only for blocks at or past nblocks_known, a lower bound
- * refreshed here (relations only grow while the heap is open), so readers
+ * raised here (relations only grow while the heap is open), so readers
  * of existing blocks skip the relation lookup.
  */
 int heap_pin_block(heap *h, wd_blkno blk, bool *past_end, bm_buf **buf)
@@ -113,7 +128,7 @@ int heap_pin_block(heap *h, wd_blkno blk, bool *past_end, bm_buf **buf)
 	if (blk >= atomic_load_explicit(&h->nblocks_known, memory_order_relaxed)) {
 		if ((rc = bufmgr_rel_nblocks(h->pool, h->rel, &nb)) != 0)
 			return rc;
-		atomic_store_explicit(&h->nblocks_known, nb, memory_order_relaxed);
+		heap_bound_raise(&h->nblocks_known, nb);
 		if (blk >= nb) {
 			*past_end = true;
 			return 0;
@@ -186,8 +201,16 @@ static int build_record(heap *h, wal_rec_builder *b, bm_buf *buf, const heap_cha
  * first change after the redo point, I5): the image is of the page after
  * the change, so c is applied to a private copy first, the record carries
  * that copy, and the copy goes into the buffer after wal_insert. That is
- * once per page per redo point. On success the page gets the record's LSN
- * and is marked dirty; *xact_prev (may be NULL) becomes the LSN.
+ * once per page per redo point. On success the page gets the record's LSN;
+ * *xact_prev (may be NULL) becomes the LSN.
+ *
+ * The buffer is marked dirty BEFORE wal_insert (step 5a), with the insert
+ * position as its recLSN (at or before the record's LSN): a checkpoint
+ * takes its redo point and then looks for dirty buffers, so a record that
+ * lands before the redo point must find its page already dirty, or the
+ * checkpoint would skip the page and redo from the redo point would never
+ * replay the record (README I8). If wal_insert then fails, the page is
+ * dirty but unchanged: at worst one needless write.
  */
 int heap_log(heap *h, bm_buf *buf, const heap_change *c, wd_xid xid, wd_lsn *xact_prev)
 {
@@ -208,9 +231,11 @@ int heap_log(heap *h, bm_buf *buf, const heap_change *c, wd_xid xid, wd_lsn *xac
 	}
 	/* step 4: the record (an image of the page after the change if needed) */
 	rc = build_record(h, &b, buf, c, copy, xid, xact_prev ? *xact_prev : 0, &rec, &len);
-	/* step 5: WAL first */
-	if (rc == 0)
+	/* step 5a: dirty before the record exists (I8); step 5: WAL first */
+	if (rc == 0) {
+		bufmgr_mark_dirty(buf, wal_insert_pos(h->log->w));
 		rc = wal_insert(h->log->w, rec, len, &lsn);
+	}
 	if (rc != 0)
 		goto out; /* the page is untouched */
 	storage_crash_point("heap-after-wal-insert");
@@ -219,8 +244,7 @@ int heap_log(heap *h, bm_buf *buf, const heap_change *c, wd_xid xid, wd_lsn *xac
 		memcpy(page, copy, h->ps);
 	else
 		heap_change_apply(h, page, c);
-	page_set_lsn(page, lsn);
-	bufmgr_mark_dirty(buf, lsn);
+	page_set_lsn(page, lsn); /* dirty since step 5a */
 	if (xact_prev)
 		*xact_prev = lsn;
 	if (image)
@@ -247,4 +271,6 @@ void heap_stats_get(heap *h, heap_stats *o)
 	o->fsm_rebuilt = atomic_load(&s->fsm_rebuilt);
 	o->fsm_errors = atomic_load(&s->fsm_errors);
 	o->images = atomic_load(&s->images);
+	o->chains_orphaned = atomic_load(&s->chains_orphaned);
+	o->updates_undone = atomic_load(&s->updates_undone);
 }

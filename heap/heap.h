@@ -53,6 +53,16 @@ typedef struct heap_opts {
 	 * in the pool; 0: no FSM file, the map is rebuilt by a scan of the
 	 * heap at every heap_open. */
 	wd_relid fsm_rel;
+	/* Whether the FSM file may be trusted (default true): it is as the
+	 * heap left it at its last heap_close after a clean shutdown (every
+	 * FSM page written). false: the file is taken as unknown and every
+	 * entry is rebuilt from its heap page at heap_open (one read per
+	 * page), then the file rewritten. Pass false when the database was
+	 * not shut down cleanly: the FSM is not WAL-logged, so after a crash
+	 * its entries may be stale in either direction, and an entry that
+	 * promises too little is never corrected otherwise (its page is never
+	 * tried), leaving the page's room unused for ever (README FSM-I1). */
+	bool fsm_trust;
 } heap_opts;
 
 void heap_opts_default(heap_opts *o);
@@ -60,8 +70,9 @@ void heap_opts_default(heap_opts *o);
 /*
  * Opens heap relation rel (already open in pool, empty or holding heap and
  * overflow pages) with log for WAL (required). Loads the free space map
- * from o->fsm_rel and fills entries it lacks (pages added after it was last
- * written, torn FSM pages) by reading those heap pages. o NULL: defaults.
+ * from o->fsm_rel (unless !o->fsm_trust: then every entry is rebuilt) and
+ * fills entries it lacks (pages added after it was last written, torn FSM
+ * pages) by reading those heap pages. o NULL: defaults.
  * Errors: WD_EINVAL (bad options, page size mismatch), WD_ENOMEM, the pool's.
  */
 int heap_open(bufmgr *pool, wal_log_ctx *log, wd_relid rel, const heap_opts *o,
@@ -110,6 +121,7 @@ int heap_fetch(heap *h, heap_tid tid, void *kbuf, uint32_t kcap, uint32_t *klen,
  */
 typedef struct heap_hold {
 	bm_buf *buf;     /* pinned page, or NULL */
+	wd_relid rel;    /* its relation (a hold used with another heap re-pins) */
 	wd_blkno blk;
 } heap_hold;
 
@@ -136,13 +148,36 @@ int heap_fetch_key(heap *h, heap_hold *hold, heap_tid tid, const void *key, uint
  * Replaces the value of the tuple at tid (the key stays). In place when the
  * new tuple fits on the same page (*newtid == tid); otherwise the new
  * version is inserted elsewhere and the old one deleted (*newtid differs:
- * the caller's index must follow). Errors: as heap_insert, WD_NOTFOUND.
+ * the caller's index must follow). *newtid is always set.
+ *
+ * Outcomes (README P6):
+ *  - 0: the update happened; the old value's overflow chain is freed, or,
+ *    if freeing it fails once the tuple no longer points at it, left as an
+ *    orphan (counted in heap_stats.chains_orphaned, README "Orphans") -
+ *    the update is still done and reported as such.
+ *  - an error with *newtid == tid: nothing observable changed; tid holds
+ *    the old value. This includes a move whose delete of the old version
+ *    failed after the new version was inserted: the new version is deleted
+ *    again (compensation) before returning. Its records stay in the WAL
+ *    (insert then delete of the new version: redo repeats both).
+ *  - an error with *newtid != tid (only when both the delete of the old
+ *    version and the compensating delete of the new one failed, e.g. the
+ *    WAL disk is full): BOTH versions are live, tid with the old value and
+ *    *newtid with the new one, both holding the key. The caller must
+ *    remove one (heap_delete(*newtid) once the cause is gone, which keeps
+ *    the old value) or have the next open repair it; the detail says so.
+ * Errors: as heap_insert, WD_NOTFOUND (no tuple at tid).
  */
 int heap_update(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid,
 		const void *val, uint64_t vlen, heap_tid *newtid) WD_MUST_CHECK;
 
-/* Deletes the tuple at tid and frees its overflow pages; its space and
- * slot are reused by later inserts. Errors: WD_NOTFOUND, the pool's, WAL's. */
+/*
+ * Deletes the tuple at tid and frees its overflow pages; its space and
+ * slot are reused by later inserts. 0 once the tuple is gone (HEAP_DELETE
+ * logged), also if freeing its chain then fails: the chain is left as an
+ * orphan (heap_stats.chains_orphaned). An error means the tuple is still
+ * there, unchanged. Errors: WD_NOTFOUND, the pool's, the WAL's.
+ */
 int heap_delete(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid) WD_MUST_CHECK;
 
 /* ---- sequential scan ---- */
@@ -169,17 +204,23 @@ void heap_scan_end(heap_scan *s);
 typedef struct heap_fsm_report {
 	uint64_t pages;      /* heap blocks examined */
 	uint64_t over;       /* entries promising more space than the page has */
-	uint64_t under;      /* entries promising less (harmless, wasted room) */
+	uint64_t under;      /* entries promising less (room never offered) */
 	uint64_t unknown;    /* entries not known (never happens after open) */
 	uint64_t disk_diff;  /* FSM file bytes differing from the map in memory */
-	wd_blkno first_bad;  /* first block counted in over or disk_diff */
+	wd_blkno first_bad;  /* first block counted as a violation */
 } heap_fsm_report;
 
 /*
- * Checks the free space map against every page (invariant FSM-I1: no entry
- * promises more than its page has) and the FSM file against the map in
- * memory. Call with no change in flight. Returns 0 if both hold, else
- * WD_ECORRUPT naming the first bad block; *r always filled.
+ * Checks the free space map against every page and the FSM file against
+ * the map in memory (FSM-I2). Call with no change in flight. Invariant
+ * FSM-I1: no entry promises more than its page has (`over`: always a
+ * violation); and no entry promises less (`under`) - a violation when
+ * every entry was read from its page at open (fsm_trust off, or no FSM
+ * file to load), else only counted: `under` entries after an open with
+ * fsm_trust mean the FSM file was stale (a crash the caller did not pass
+ * on as fsm_trust = false, or an FSM write lost), room that is never
+ * offered. Returns 0 if the map holds, else WD_ECORRUPT naming the first
+ * bad block; *r always filled.
  */
 int heap_fsm_check(heap *h, heap_fsm_report *r) WD_MUST_CHECK;
 
@@ -195,6 +236,9 @@ typedef struct heap_stats {
 	uint64_t fsm_wrong;          /* ... whose entry promised too much */
 	uint64_t fsm_rebuilt;        /* entries rebuilt by reading the page */
 	uint64_t fsm_errors;         /* FSM file writes that failed (ignored) */
+	uint64_t chains_orphaned;    /* overflow chains no tuple points at that
+				      * could not be freed (README "Orphans") */
+	uint64_t updates_undone;     /* moves taken back: old delete failed */
 	uint64_t images;             /* records that carried a full-page image */
 } heap_stats;
 

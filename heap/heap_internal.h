@@ -60,7 +60,7 @@ typedef struct heap_tuple {
 struct heap_counters {
 	_Atomic uint64_t inserts, fetches, deletes, updates_in_place, updates_moved,
 		overflow_written, overflow_freed, extends, pages_tried, fsm_wrong,
-		fsm_rebuilt, fsm_errors, images;
+		fsm_rebuilt, fsm_errors, images, chains_orphaned, updates_undone;
 };
 
 struct heap {
@@ -90,6 +90,10 @@ struct heap {
 	 * bounds of bufmgr_rel_nblocks (relations only grow while the heap
 	 * is open), so the hot paths ask the pool only past them. */
 	_Atomic wd_blkno nblocks_known, fsm_nblocks_known;
+	/* Every entry was read from its page at open (fsm_trust off, or no
+	 * FSM file entry loaded): entries too low are then a violation of
+	 * FSM-I1 for heap_fsm_check, not a stale file the caller vouched for. */
+	bool fsm_exact;
 	struct heap_counters st;
 };
 
@@ -146,7 +150,7 @@ int heap_pin_block(heap *h, wd_blkno blk, bool *past_end, bm_buf **buf) WD_MUST_
 /* ---- fsm.c ---- */
 int heap_fsm_init(heap *h) WD_MUST_CHECK;
 void heap_fsm_free(heap *h);
-int heap_fsm_load(heap *h) WD_MUST_CHECK;
+int heap_fsm_load(heap *h, bool trust_file) WD_MUST_CHECK;
 wd_blkno heap_fsm_find(heap *h, unsigned min_cat, wd_blkno skip);
 bool heap_fsm_set(heap *h, wd_blkno blk, unsigned cat);
 void heap_fsm_persist(heap *h, wd_blkno blk, bool whole);
@@ -161,6 +165,7 @@ int heap_ovf_free(heap *h, wd_xid xid, wd_lsn *prev, wd_blkno first,
 		  uint64_t vlen) WD_MUST_CHECK;
 void heap_ovf_discard(heap *h, wd_xid xid, wd_lsn *prev, wd_blkno first,
 		      uint64_t vlen);
+void heap_bound_raise(_Atomic wd_blkno *bound, wd_blkno nb);
 int heap_take_page(heap *h, unsigned min_cat, wd_blkno skip, wd_blkno *blk,
 		   bm_buf **buf) WD_MUST_CHECK;
 void heap_release_page(heap *h, wd_blkno blk, bm_buf *buf);

@@ -4,6 +4,7 @@
  * fetch, update in place or moved, delete.
  * Entry points: heap_insert, heap_fetch, heap_update, heap_delete.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -296,21 +297,25 @@ void heap_hold_release(heap *h, heap_hold *hold)
 }
 
 /*
- * Makes hold pin block blk: kept if it does already, else the old block
- * is unpinned and blk pinned. *past_end (nothing held) if there is no blk.
+ * Makes hold pin block blk of h's relation: kept if it does already (same
+ * relation and block: a hold passed to another heap never reads that
+ * heap's block from this one's page), else the old page is unpinned and
+ * blk pinned. *past_end (nothing held) if there is no blk.
  */
 static int hold_block(heap *h, heap_hold *hold, wd_blkno blk, bool *past_end)
 {
 	int rc;
 	*past_end = false;
-	if (hold->buf && hold->blk == blk)
+	if (hold->buf && hold->blk == blk && hold->rel == h->rel)
 		return 0;
 	heap_hold_release(h, hold);
 	rc = heap_pin_block(h, blk, past_end, &hold->buf);
-	if (rc != 0 || *past_end)
+	if (rc != 0 || *past_end) {
 		hold->buf = NULL;
-	else
+	} else {
+		hold->rel = h->rel;
 		hold->blk = blk;
+	}
 	return rc;
 }
 
@@ -372,18 +377,34 @@ static int delete_slot(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid, heap_tup
 	return rc;
 }
 
+/*
+ * A chain nothing points at any more: the tuple that did was deleted or
+ * replaced, and that change is logged and done. Freed (P4); if freeing
+ * fails part-way (wal_insert's WD_ENOSPC, an unreadable page), the rest
+ * is left as an orphan and counted, like heap_ovf_discard: the change it
+ * follows has happened, so its caller reports success (README "Orphans").
+ */
+static void free_old_chain(heap *h, wd_xid xid, wd_lsn *prev, const heap_tuple *t)
+{
+	if (!(t->flags & HT_F_OVERFLOW))
+		return;
+	if (heap_ovf_free(h, xid, prev, t->ovf_first, t->vlen) != 0)
+		HEAP_COUNT(h, chains_orphaned);
+}
+
 int heap_delete(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid)
 {
 	heap_tuple t;
 	int rc = delete_slot(h, xid, xact_prev, tid, &t);
-	if (rc == 0 && (t.flags & HT_F_OVERFLOW)) {
+	if (rc != 0)
+		return rc; /* the tuple is still there */
+	HEAP_COUNT(h, deletes);
+	if (t.flags & HT_F_OVERFLOW) {
 		/* P5 step 2: the tuple is gone, so nothing points at the chain */
 		storage_crash_point("heap-delete-before-overflow-free");
-		rc = heap_ovf_free(h, xid, xact_prev, t.ovf_first, t.vlen);
+		free_old_chain(h, xid, xact_prev, &t);
 	}
-	if (rc == 0)
-		HEAP_COUNT(h, deletes);
-	return rc;
+	return 0;
 }
 
 /* P6 step 3: replaces the tuple at tid in place with tuple[0, tlen),
@@ -411,19 +432,66 @@ static int replace_slot(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid,
 	return rc;
 }
 
-/* P6 step 4: the new version did not fit in place: insert it elsewhere,
- * then delete the old one. */
+/*
+ * P6 step 4d: the old version's delete failed (cause) after the new version
+ * went in at nt: the new version is deleted again, so nothing observable
+ * changed (*newtid stays tid) and the cause is returned. If that delete
+ * fails too, both versions are live: *newtid = nt and a distinct detail
+ * (heap.h). *new_live says whether the new version (and so its chain) stays.
+ */
+static int undo_move(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid, heap_tid nt,
+		     int cause, heap_tid *newtid, bool *new_live)
+{
+	char why[512];
+	heap_tuple gone;
+	int rc;
+	snprintf(why, sizeof why, "%s", wd_last_error());
+	rc = delete_slot(h, xid, prev, nt, &gone);
+	if (rc == 0) {
+		HEAP_COUNT(h, updates_undone);
+		return err_set(cause, "%s (heap rel %u: update of (%u, %u) taken back: its new "
+			       "version at (%u, %u) deleted again)", why, h->rel, tid.blk, tid.slot,
+			       nt.blk, nt.slot);
+	}
+	*new_live = true;
+	*newtid = nt;
+	return err_set(cause, "heap rel %u: update of (%u, %u) left two versions of its key: "
+		       "deleting the old one failed (%s) and so did deleting the new one at "
+		       "(%u, %u) again (%s); delete one of them", h->rel, tid.blk, tid.slot, why,
+		       nt.blk, nt.slot, wd_last_error());
+}
+
+/*
+ * P6 step 4: the new version did not fit in place: insert it elsewhere
+ * (4b), then delete the old one (4c). Either both happen (0, *newtid the
+ * new TID) or, seen from outside, neither (undo_move). Step 4a pins the old
+ * page before the insert and keeps it pinned, so the delete between the two
+ * records needs no read and no free buffer: what is left to fail is the
+ * WAL (its record, or memory for it). No latch is held across the insert
+ * (one heap page latch at a time).
+ */
 static int move_tuple(heap *h, wd_xid xid, wd_lsn *prev, heap_tid tid,
-		      const uint8_t *tuple, uint32_t tlen, heap_tid *newtid, bool *placed)
+		      const uint8_t *tuple, uint32_t tlen, heap_tid *newtid, bool *new_live)
 {
 	heap_tuple gone;
-	int rc = place_tuple(h, xid, prev, tuple, tlen, tid.blk, newtid);
-	if (rc != 0)
-		return rc;
-	*placed = true;
+	heap_tid nt;
+	bool past_end;
+	bm_buf *keep;
+	int rc = heap_pin_block(h, tid.blk, &past_end, &keep); /* 4a */
+	if (rc != 0 || past_end)
+		return rc != 0 ? rc : no_tuple(h, tid);
+	if ((rc = place_tuple(h, xid, prev, tuple, tlen, tid.blk, &nt)) != 0) /* 4b */
+		goto out;
 	storage_crash_point("heap-update-after-new-version");
-	if ((rc = delete_slot(h, xid, prev, tid, &gone)) == 0)
+	if ((rc = delete_slot(h, xid, prev, tid, &gone)) == 0) { /* 4c */
+		*newtid = nt;
+		*new_live = true;
 		HEAP_COUNT(h, updates_moved);
+	} else {
+		rc = undo_move(h, xid, prev, tid, nt, rc, newtid, new_live);
+	}
+out:
+	bufmgr_unpin(h->pool, keep);
 	return rc;
 }
 
@@ -431,29 +499,33 @@ int heap_update(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid, const void
 		uint64_t vlen, heap_tid *newtid)
 {
 	uint8_t *raw = NULL, *tuple = NULL;
-	bool placed = false;
+	bool new_live = false;
 	heap_tuple old;
 	wd_blkno first = WD_INVALID_BLKNO;
 	uint32_t tlen;
 	int rc = check_sizes(h, NULL, 0, val, vlen);
 
+	*newtid = tid;
 	/* step 1: the key (kept) and the old chain; step 2: the new tuple */
 	if (rc == 0 && (rc = load_tuple(h, tid, &raw, &old)) == 0)
 		rc = make_tuple(h, xid, xact_prev, old.key, old.klen, val, vlen, &tuple, &tlen,
 				&first);
 	if (rc != 0)
 		goto out;
-	if ((rc = replace_slot(h, xid, xact_prev, tid, tuple, tlen)) == 0) {
-		*newtid = tid;
+	if ((rc = replace_slot(h, xid, xact_prev, tid, tuple, tlen)) == 0) { /* step 3 */
+		new_live = true;
 		HEAP_COUNT(h, updates_in_place);
 	} else if (rc == HEAP_NO_ROOM) {
-		rc = move_tuple(h, xid, xact_prev, tid, tuple, tlen, newtid, &placed);
+		rc = move_tuple(h, xid, xact_prev, tid, tuple, tlen, newtid, &new_live);
 	}
-	if (rc != 0 && !placed && first != WD_INVALID_BLKNO)
+	/* the new chain: kept while a live tuple points at it */
+	if (!new_live && first != WD_INVALID_BLKNO)
 		heap_ovf_discard(h, xid, xact_prev, first, vlen);
-	/* step 5: nothing points at the old chain any more */
-	if (rc == 0 && (old.flags & HT_F_OVERFLOW))
-		rc = heap_ovf_free(h, xid, xact_prev, old.ovf_first, old.vlen);
+	/* step 5: the update is done; nothing points at the old chain */
+	if (rc == 0 && (old.flags & HT_F_OVERFLOW)) {
+		storage_crash_point("heap-update-before-overflow-free");
+		free_old_chain(h, xid, xact_prev, &old);
+	}
 out:
 	free(raw);
 	free(tuple);

@@ -84,47 +84,68 @@ int heap_ovf_write(heap *h, wd_xid xid, wd_lsn *prev, const uint8_t *val,
 	return rc;
 }
 
-/* Copies up to cap bytes of overflow page blk's chunk to out under a share
- * latch; *len: the chunk's length, *next: the chain link. */
-static int read_one(heap *h, wd_blkno blk, uint8_t *out, uint64_t cap, uint32_t *len,
-		    wd_blkno *next)
+/*
+ * Copies up to cap bytes of overflow page blk's chunk to out under a share
+ * latch; *next: the chain link. The chunk must hold exactly `expect` bytes
+ * (the chain's chunk i holds min(ovf_cap, vlen - i * ovf_cap), P3 step 1):
+ * any other length means a damaged chain, WD_ECORRUPT naming the block.
+ */
+static int read_one(heap *h, wd_blkno first, wd_blkno blk, uint32_t expect, uint8_t *out,
+		    uint64_t cap, wd_blkno *next)
 {
 	bm_buf *buf;
+	uint32_t len = 0;
 	int rc = bufmgr_pin(h->pool, h->rel, blk, BM_READ, &buf);
 	if (rc != 0)
 		return rc;
 	bufmgr_latch(buf, BM_SHARE);
-	rc = heap_ovf_parse(bufmgr_page(buf), h->ps, next, len);
-	if (rc == 0)
-		memcpy(out, bufmgr_page(buf) + PAGE_HEADER_SIZE, *len < cap ? *len : cap);
+	rc = heap_ovf_parse(bufmgr_page(buf), h->ps, next, &len);
+	if (rc == 0 && len == expect)
+		memcpy(out, bufmgr_page(buf) + PAGE_HEADER_SIZE, len < cap ? len : cap);
 	bufmgr_unlatch(buf);
 	bufmgr_unpin(h->pool, buf);
 	if (rc != 0)
-		return err_wrap(rc, "heap rel %u: overflow block %u", h->rel, blk);
+		return err_wrap(rc, "heap rel %u: overflow block %u (chain from block %u)", h->rel,
+				blk, first);
+	if (len != expect)
+		return err_set(WD_ECORRUPT, "heap rel %u: overflow block %u (chain from block %u) "
+			       "holds a chunk of %u bytes where the value needs %u", h->rel, blk,
+			       first, len, expect);
 	return 0;
 }
 
 /*
  * Reads the first min(vlen, cap) bytes of the value whose chain starts at
- * first into buf. WD_ECORRUPT if the chain is shorter than the value, or a
- * page on it is not an overflow page.
+ * first into buf, checking the chain against the value (never a silent
+ * wrong answer): every chunk read must have the length P3 gave it, and
+ * when the whole value is read the chain must end there (next ==
+ * WD_INVALID_BLKNO). WD_ECORRUPT naming the block otherwise: a chain
+ * shorter or longer than the value, a chunk of the wrong length, a page on
+ * it that is not an overflow page.
  */
 int heap_ovf_read(heap *h, wd_blkno first, uint64_t vlen, uint8_t *buf, uint64_t cap)
 {
-	uint64_t want = vlen < cap ? vlen : cap, got = 0, pages = 0;
-	wd_blkno blk = first;
+	uint64_t want = vlen < cap ? vlen : cap, got = 0;
+	wd_blkno blk = first, prev = first;
+	int rc;
 	while (got < want) {
-		uint32_t len;
-		int rc;
-		if (blk == WD_INVALID_BLKNO || pages++ == chain_pages(h, vlen))
+		uint64_t left = vlen - got;
+		uint32_t expect = (uint32_t)(left < h->ovf_cap ? left : h->ovf_cap);
+		if (blk == WD_INVALID_BLKNO)
 			return err_set(WD_ECORRUPT,
-				       "heap rel %u: overflow chain from block %u ends after "
-				       "%llu of %llu bytes", h->rel, first,
+				       "heap rel %u: overflow chain from block %u ends at block %u "
+				       "after %llu of %llu bytes", h->rel, first, prev,
 				       (unsigned long long)got, (unsigned long long)vlen);
-		if ((rc = read_one(h, blk, buf + got, want - got, &len, &blk)) != 0)
+		prev = blk;
+		if ((rc = read_one(h, first, blk, expect, buf + got, want - got, &blk)) != 0)
 			return rc;
-		got += len < want - got ? len : want - got;
+		got += expect; /* chunks are whole ovf_cap pages but the last */
 	}
+	if (got == vlen && vlen > 0 && blk != WD_INVALID_BLKNO)
+		return err_set(WD_ECORRUPT,
+			       "heap rel %u: overflow chain from block %u goes on past the end of "
+			       "its %llu-byte value (block %u points at block %u)", h->rel, first,
+			       (unsigned long long)vlen, prev, blk);
 	return 0;
 }
 
@@ -171,10 +192,11 @@ int heap_ovf_free(heap *h, wd_xid xid, wd_lsn *prev, wd_blkno first, uint64_t vl
 }
 
 /* Frees a chain that no tuple points at, after a failure part-way through
- * a change: best effort, the caller already has an error to report (a
- * chain left behind is an orphan, README "Crash behaviour"). */
+ * a change: best effort, the caller already has an error to report. What
+ * cannot be freed is left as an orphan and counted (chains_orphaned,
+ * README "Orphans"). */
 void heap_ovf_discard(heap *h, wd_xid xid, wd_lsn *prev, wd_blkno first, uint64_t vlen)
 {
-	int rc = heap_ovf_free(h, xid, prev, first, vlen);
-	(void)rc;
+	if (heap_ovf_free(h, xid, prev, first, vlen) != 0)
+		HEAP_COUNT(h, chains_orphaned);
 }

@@ -20,12 +20,15 @@
 
 #include "bufmgr/bufmgr.h"
 #include "heap/heap.h"
+#include "storage/bytes.h"
 #include "storage/page.h"
 #include "storage/storage.h"
 #include "tests/lib/redotest.h"
 #include "tests/lib/testutil.h"
 #include "tests/lib/waltest.h"
+#include "wal/format.h"
 #include "wal/reader.h"
+#include "wal/record.h"
 #include "wal/rmgr.h"
 #include "wal/wal.h"
 
@@ -104,6 +107,18 @@ static void env_reopen(env *e, uint32_t pool_pages)
 	assert_int_equal(wal_find_end(e->db, &e->wo, WAL_SEG_HEADER_SIZE, &end), 0);
 	assert_int_equal(wal_open(e->db, &e->wo, end, &e->w), 0);
 	env_open_heap(e, pool_pages);
+}
+
+/* A crash: the heap and the pool go without writing a page; only the WAL
+ * inserted so far survives (it is written out as a commit would have). */
+static void env_kill(env *e)
+{
+	heap_close(e->h);
+	e->h = NULL;
+	bufmgr_destroy(e->pool);
+	e->pool = NULL;
+	assert_int_equal(wal_close(e->w), 0);
+	e->w = NULL;
 }
 
 static void env_free(env *e)
@@ -512,14 +527,34 @@ static void test_fetch_short_buffers(void **state)
 	env_free(&e);
 }
 
+/* Copies file from to file to (whole). */
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	char buf[65536];
+	size_t n;
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
 /* The FSM sends inserts to pages with room: after deleting from early
  * pages, inserts fill them without growing the file and try about one page
- * each. A missing FSM file is rebuilt at open; a stale one is corrected. */
+ * each. A missing FSM file is rebuilt at open. A stale one (entries lower
+ * than their pages: saved while the pages were full, put back after
+ * deletes made room, as a crash that lost FSM writes leaves it) is
+ * reported by heap_fsm_check when trusted, and corrected by an open with
+ * fsm_trust off: the room is found again. */
 static void test_fsm_finds_room(void **state)
 {
 	env e;
 	model m = {.rng = 9};
 	heap_stats a, b;
+	heap_fsm_report r;
+	char *saved;
 	wd_blkno n0;
 	(void)state;
 	env_create(&e, "heap-fsm", 64);
@@ -565,6 +600,40 @@ static void test_fsm_finds_room(void **state)
 	heap_stats_get(e.h, &a);
 	assert_true(a.fsm_rebuilt < 8); /* only the reserved zero pages */
 	check_all(&e, &m);
+	/* a stale FSM file: saved now (pages full), put back after deletes */
+	saved = tu_path(e.root, "fsm.saved");
+	env_shutdown(&e);
+	copy_file(e.fsmpath, saved);
+	env_reopen(&e, 64);
+	for (size_t i = 3000; i < m.n; i++)
+		op_delete(&e, &m, &m.it[i]);
+	env_shutdown(&e);
+	copy_file(saved, e.fsmpath);
+	env_reopen(&e, 64); /* trusted: the stale entries are counted */
+	assert_int_equal(heap_fsm_check(e.h, &r), 0);
+	assert_true(r.under > 0);
+	assert_int_equal(r.over, 0);
+	env_shutdown(&e);
+	e.ho.fsm_trust = false; /* as after an unclean shutdown: rebuilt */
+	env_reopen(&e, 64);
+	check_fsm(&e);
+	heap_stats_get(e.h, &a);
+	n0 = nblocks(&e); /* with the zero pages reserved past the end */
+	for (int i = 0; i < 1400; i++) {
+		item *it = model_add(&m);
+		it->klen = (uint32_t)snprintf((char *)it->key, sizeof it->key, "again%06d", i);
+		it->vlen = 90;
+		it->val = rand_bytes(&m, 90);
+		assert_int_equal(heap_insert(e.h, 1, NULL, it->key, it->klen, it->val, 90,
+					     &it->tid), 0);
+		it->live = true;
+	}
+	heap_stats_get(e.h, &b);
+	assert_int_equal(b.extends, a.extends); /* the holes were found */
+	assert_int_equal(nblocks(&e), n0);
+	check_all(&e, &m);
+	check_fsm(&e);
+	free(saved);
 	model_free(&m);
 	env_free(&e);
 }
@@ -819,11 +888,450 @@ static void test_failed_wal_insert(void **state)
 	env_free(&e);
 }
 
-/* Teardown: no injected fault outlives its test, even a failed one. */
+/* ---- acting at an exact step of a change ----
+ * test_heap is linked with -Wl,--wrap=storage_crash_point (Makefile): every
+ * crash point the heap passes comes here first, and an armed hook runs at
+ * its next hit (then disarms). */
+void __real_storage_crash_point(const char *name);
+void __wrap_storage_crash_point(const char *name);
+
+static struct {
+	const char *name;     /* armed crash point; NULL: none */
+	void (*fn)(void);
+	env *e;
+	uint32_t leave;       /* wal_fill's argument */
+	wd_blkno blk;         /* hook_dirty: the block expected dirty */
+	bool ran, dirty_ok;
+} hook;
+
+void __wrap_storage_crash_point(const char *name)
+{
+	if (hook.name && strcmp(name, hook.name) == 0) {
+		hook.name = NULL;
+		hook.ran = true;
+		hook.fn();
+	}
+	__real_storage_crash_point(name);
+}
+
+static void hook_arm(env *e, const char *name, void (*fn)(void), uint32_t leave)
+{
+	hook.e = e;
+	hook.fn = fn;
+	hook.leave = leave;
+	hook.ran = false;
+	hook.name = name;
+}
+
+/* A WAL record of exactly size bytes (a multiple of WAL_ALIGN), inserted. */
+static void wal_put_filler(env *e, uint32_t size)
+{
+	static uint64_t seq;
+	wal_rec_builder b = {0};
+	uint8_t *rec;
+	uint32_t len, base;
+	wd_lsn lsn;
+	tw_record(&b, 99, ++seq, 0, &rec, &base);
+	assert_true(size >= wal_align(base) && size % WAL_ALIGN == 0);
+	tw_record(&b, 99, seq, size - base, &rec, &len);
+	assert_int_equal(len, size);
+	assert_int_equal(wal_insert(e->w, rec, len, &lsn), 0);
+	walrec_free(&b);
+}
+
+/* Bytes of records that still fit in the WAL buffers while the disk is
+ * full: wal_insert refuses a record unless it ends within written +
+ * buffer size (wal/README I10). */
+static uint64_t wal_room(env *e)
+{
+	uint32_t seg = e->wo.segment_size;
+	return wal_usable_from_lsn(wal_written_lsn(e->w) + e->wo.buffers_bytes, seg) -
+	       wal_usable_from_lsn(wal_insert_pos(e->w), seg);
+}
+
+/*
+ * The WAL disk becomes full (every WAL write fails with ENOSPC) and the
+ * buffers are filled so that records of `leave` bytes in all still fit and
+ * no more: the next heap record fails with WD_ENOSPC exactly when it needs
+ * more. storage_fault_clear + wal_write_to give the space back.
+ */
+static void wal_fill(env *e, uint32_t leave)
+{
+	uint64_t room;
+	assert_int_equal(storage_fault_add(ST_OP_WRITE, ST_FAULT_ENOSPC, 1, 0, "/wal/"), 0);
+	wal_put_filler(e, 64);
+	assert_int_equal(wal_write_to(e->w, wal_insert_pos(e->w)), WD_ENOSPC);
+	room = wal_room(e);
+	assert_true(room >= leave + 128);
+	wal_put_filler(e, (uint32_t)(room - leave));
+	assert_int_equal(wal_room(e), leave);
+}
+
+/* Space again: the fault goes and the buffers are written out. */
+static void wal_unfill(env *e)
+{
+	storage_fault_clear();
+	assert_int_equal(wal_write_to(e->w, wal_insert_pos(e->w)), 0);
+}
+
+static void hook_fill(void)
+{
+	wal_fill(hook.e, hook.leave);
+}
+
+static uint64_t fetch_vlen(env *e, heap_tid t, int *rc)
+{
+	uint64_t vlen = 0;
+	*rc = heap_fetch(e->h, t, NULL, 0, NULL, NULL, 0, &vlen);
+	return vlen;
+}
+
+static unsigned count_tuples(env *e)
+{
+	heap_scan *s;
+	heap_tid tid;
+	const uint8_t *k, *v;
+	uint32_t klen;
+	uint64_t vlen;
+	unsigned n = 0;
+	int rc;
+	assert_int_equal(heap_scan_begin(e->h, &s), 0);
+	while ((rc = heap_scan_next(s, &tid, &k, &klen, &v, &vlen)) == 0)
+		n++;
+	assert_int_equal(rc, WD_NOTFOUND);
+	heap_scan_end(s);
+	return n;
+}
+
+/*
+ * Changes that fail part-way (WD_ENOSPC from the WAL at one exact record of
+ * a multi-record change) report what happened: an update or delete whose
+ * tuple change is logged succeeds even if freeing the old chain then fails
+ * (an orphan, counted); a moved update whose old version cannot be deleted
+ * is taken back (the new version deleted again: nothing changed, the
+ * error returned, *newtid == tid); only if that fails too are both
+ * versions left, *newtid naming the new one. The log replays to the same
+ * pages.
+ */
+static void test_update_fails_part_way(void **state)
+{
+	env e;
+	model m = {.rng = 17};
+	heap_tid t[55], k1, k2, k3, nt;
+	uint8_t *big, *small;
+	heap_stats st;
+	redo_ctx rs;
+	unsigned n0;
+	int rc;
+	char *b;
+	(void)state;
+	env_create(&e, "heap-partway", 512); /* no eviction (it would need the WAL) */
+	big = rand_bytes(&m, 30000);
+	small = rand_bytes(&m, 1900);
+	/* one page: three tuples with chains, 52 of 120 bytes (~600 bytes free) */
+	assert_int_equal(heap_insert(e.h, 1, &m.prev, "K1", 2, big, 30000, &k1), 0);
+	assert_int_equal(heap_insert(e.h, 1, &m.prev, "K2", 2, big, 30000, &k2), 0);
+	assert_int_equal(heap_insert(e.h, 1, &m.prev, "K3", 2, big, 30000, &k3), 0);
+	for (int i = 0; i < 52; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "k%02d", i);
+		assert_int_equal(heap_insert(e.h, 1, &m.prev, k, 3, small, 120, &t[i]), 0);
+		assert_int_equal(t[i].blk, k1.blk);
+	}
+	n0 = count_tuples(&e);
+
+	/* 1. in place, then the old chain's free fails: done, chain orphaned */
+	hook_arm(&e, "heap-update-before-overflow-free", hook_fill, 0);
+	assert_int_equal(heap_update(e.h, 1, &m.prev, k1, small, 10, &nt), 0);
+	assert_true(hook.ran);
+	assert_true(nt.blk == k1.blk && nt.slot == k1.slot);
+	assert_int_equal(fetch_vlen(&e, k1, &rc), 10);
+	wal_unfill(&e);
+	heap_stats_get(e.h, &st);
+	assert_int_equal(st.chains_orphaned, 1);
+
+	/* 2. moved (1900 bytes do not fit), then the old chain's free fails:
+	 * done, *newtid the new TID, the old slot empty */
+	hook_arm(&e, "heap-update-before-overflow-free", hook_fill, 0);
+	assert_int_equal(heap_update(e.h, 1, &m.prev, k2, small, 1900, &nt), 0);
+	assert_true(hook.ran);
+	assert_true(nt.blk != k2.blk);
+	assert_int_equal(fetch_vlen(&e, k2, &rc), 0);
+	assert_int_equal(rc, WD_NOTFOUND);
+	assert_int_equal(fetch_vlen(&e, nt, &rc), 1900);
+	k2 = nt;
+	wal_unfill(&e);
+
+	/* 3. moved, and the old version's delete fails: its record would carry
+	 * a full-page image (the page's first change after the redo point,
+	 * ~7 KB) and only 1 KB of WAL fits. The new version's delete fits:
+	 * the move is taken back, nothing changed. */
+	atomic_store(&e.log.redo_point, wal_insert_pos(e.w));
+	hook_arm(&e, "heap-update-after-new-version", hook_fill, 1024);
+	rc = heap_update(e.h, 1, &m.prev, t[5], small, 1900, &nt);
+	assert_true(hook.ran);
+	assert_int_equal(rc, WD_ENOSPC);
+	assert_non_null(strstr(wd_last_error(), "taken back"));
+	assert_true(nt.blk == t[5].blk && nt.slot == t[5].slot);
+	assert_int_equal(fetch_vlen(&e, t[5], &rc), 120);
+	assert_int_equal(rc, 0);
+	assert_int_equal(count_tuples(&e), n0);
+	wal_unfill(&e);
+	heap_stats_get(e.h, &st);
+	assert_int_equal(st.updates_undone, 1);
+	assert_int_equal(st.updates_moved, 1);
+
+	/* 4. moved, and no WAL fits at all: neither delete goes in; both
+	 * versions are live and *newtid names the new one */
+	hook_arm(&e, "heap-update-after-new-version", hook_fill, 0);
+	rc = heap_update(e.h, 1, &m.prev, t[6], small, 1900, &nt);
+	assert_true(hook.ran);
+	assert_int_equal(rc, WD_ENOSPC);
+	assert_non_null(strstr(wd_last_error(), "two versions"));
+	assert_true(nt.blk != t[6].blk);
+	assert_int_equal(fetch_vlen(&e, t[6], &rc), 120);
+	assert_int_equal(fetch_vlen(&e, nt, &rc), 1900);
+	assert_int_equal(count_tuples(&e), n0 + 1);
+	wal_unfill(&e);
+	assert_int_equal(heap_delete(e.h, 1, &m.prev, nt), 0); /* the caller's choice */
+	assert_int_equal(count_tuples(&e), n0);
+
+	/* 5. a delete whose chain free fails: done, chain orphaned */
+	hook_arm(&e, "heap-delete-before-overflow-free", hook_fill, 0);
+	assert_int_equal(heap_delete(e.h, 1, &m.prev, k3), 0);
+	assert_true(hook.ran);
+	assert_int_equal(fetch_vlen(&e, k3, &rc), 0);
+	assert_int_equal(rc, WD_NOTFOUND);
+	wal_unfill(&e);
+	heap_stats_get(e.h, &st);
+	assert_int_equal(st.chains_orphaned, 3);
+	assert_int_equal(count_tuples(&e), n0 - 1);
+
+	/* the survivors read back; map and log agree with the pages */
+	assert_int_equal(fetch_vlen(&e, k2, &rc), 1900);
+	for (int i = 0; i < 52; i++)
+		assert_int_equal(fetch_vlen(&e, t[i], &rc), 120);
+	check_fsm(&e);
+	env_shutdown(&e);
+	b = tu_path(e.root, "replica");
+	replay(&e, b, WAL_SEG_HEADER_SIZE, &rs);
+	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), -1);
+	free(b);
+	free(big);
+	free(small);
+	model_free(&m);
+	env_free(&e);
+}
+
+static int find_dirty(void *arg, wd_relid rel, wd_blkno blk, wd_lsn rec_lsn)
+{
+	wd_lsn *before = arg;
+	if (rel == REL && blk == hook.blk && rec_lsn < *before)
+		hook.dirty_ok = true;
+	return 0;
+}
+
+/* At heap-after-wal-insert: what a checkpoint starting now would see. */
+static void hook_dirty(void)
+{
+	wd_lsn redo = wal_insert_pos(hook.e->w); /* the record lies before it */
+	assert_int_equal(bufmgr_dirty_pages(hook.e->pool, find_dirty, &redo), 0);
+}
+
+/*
+ * Log-first ordering against a checkpoint (README I8): as soon as a
+ * change's record is in the WAL, its page is dirty with a recLSN at or
+ * before the record, so a checkpoint that takes its redo point after the
+ * record and then collects dirty pages writes the page (after the change:
+ * the write waits for the latch) - redo from that redo point needs no
+ * record before it. Without that, a page that was clean would be skipped
+ * and the change lost in a crash.
+ */
+static void test_dirty_before_log(void **state)
+{
+	env e;
+	heap_tid a, b;
+	(void)state;
+	env_create(&e, "heap-dirty", 32);
+	assert_int_equal(heap_insert(e.h, 1, NULL, "a", 1, "AAAA", 4, &a), 0);
+	assert_int_equal(bufmgr_flush_all(e.pool), 0); /* the page is clean */
+	hook.blk = a.blk;
+	hook.dirty_ok = false;
+	hook_arm(&e, "heap-after-wal-insert", hook_dirty, 0);
+	assert_int_equal(heap_insert(e.h, 1, NULL, "b", 1, "BBBB", 4, &b), 0);
+	assert_true(hook.ran);
+	assert_int_equal(b.blk, a.blk);
+	assert_true(hook.dirty_ok);
+	env_free(&e);
+}
+
+/*
+ * After a crash the FSM file may say "full" for pages that redo emptied
+ * (the FSM is not logged, and its dirty pages died with the pool). Opened
+ * with fsm_trust, heap_fsm_check reports those entries (FSM-I1: entries
+ * equal their pages) and the room is never offered; opened without it
+ * (what a caller does after an unclean shutdown), every entry is rebuilt
+ * from its page and the room is used again instead of growing the file.
+ */
+static void test_fsm_after_crash(void **state)
+{
+	env e;
+	heap_tid big, s, t;
+	uint8_t *v = calloc(1, 100000);
+	heap_fsm_report r;
+	heap_stats st;
+	wd_lsn from;
+	wd_blkno n0;
+	(void)state;
+	env_create(&e, "heap-fsmcrash", 256);
+	assert_int_equal(heap_insert(e.h, 1, NULL, "big", 3, v, 100000, &big), 0);
+	assert_int_equal(heap_insert(e.h, 1, NULL, "s", 1, "x", 1, &s), 0);
+	env_shutdown(&e);
+	env_reopen(&e, 256);
+	from = wal_insert_pos(e.w);
+	assert_int_equal(heap_delete(e.h, 1, NULL, big), 0); /* 13 chain pages emptied */
+	env_kill(&e);
+	assert_int_equal(rt_replay(e.db, &e.wo, from, e.db, 16, NULL), 0); /* redo */
+	/* trusted: the stale entries are counted (the caller vouched for the
+	 * file, so not an error) */
+	env_reopen(&e, 256);
+	n0 = nblocks(&e);
+	assert_int_equal(heap_fsm_check(e.h, &r), 0);
+	assert_true(r.under >= 13);
+	assert_int_equal(r.over, 0);
+	env_shutdown(&e);
+	/* not trusted: rebuilt, and the emptied pages take the next chain */
+	e.ho.fsm_trust = false;
+	env_reopen(&e, 256);
+	heap_stats_get(e.h, &st);
+	assert_int_equal(st.fsm_rebuilt, nblocks(&e));
+	check_fsm(&e);
+	assert_int_equal(heap_fsm_check(e.h, &r), 0);
+	assert_int_equal(r.under, 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(heap_insert(e.h, 1, NULL, "big2", 4, v, 100000, &t), 0);
+		assert_int_equal(heap_delete(e.h, 1, NULL, t), 0);
+	}
+	assert_int_equal(nblocks(&e), n0);
+	heap_stats_get(e.h, &st);
+	assert_int_equal(st.extends, 0);
+	check_fsm(&e);
+	free(v);
+	env_free(&e);
+}
+
+/* The blocks of the chain of the tuple at t (at most 8). */
+static unsigned chain_blocks(env *e, heap_tid t, wd_blkno *out)
+{
+	bm_buf *buf;
+	heap_item_view iv;
+	heap_overflow_view ov;
+	unsigned n = 0;
+	wd_blkno blk;
+	assert_int_equal(bufmgr_pin(e->pool, REL, t.blk, BM_READ, &buf), 0);
+	bufmgr_latch(buf, BM_SHARE);
+	assert_int_equal(heap_slot_view_decode(bufmgr_page(buf), PS, t.slot, &iv), 0);
+	blk = iv.ovf_first;
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(e->pool, buf);
+	while (blk != WD_INVALID_BLKNO && n < 8) {
+		out[n++] = blk;
+		assert_int_equal(bufmgr_pin(e->pool, REL, blk, BM_READ, &buf), 0);
+		bufmgr_latch(buf, BM_SHARE);
+		assert_int_equal(heap_overflow_view_decode(bufmgr_page(buf), PS, &ov), 0);
+		blk = ov.next;
+		bufmgr_unlatch(buf);
+		bufmgr_unpin(e->pool, buf);
+	}
+	return n;
+}
+
+/* Sets the u32 at offset off of block blk (in the pool) to v; returns the
+ * old value. The checksum is made when the page is written: the damage is
+ * the kind a bug or a bad write with a good checksum leaves. */
+static uint32_t poke32(env *e, wd_blkno blk, uint32_t off, uint32_t v)
+{
+	bm_buf *buf;
+	uint32_t old;
+	assert_int_equal(bufmgr_pin(e->pool, REL, blk, BM_READ, &buf), 0);
+	bufmgr_latch(buf, BM_EXCL);
+	old = get_le32(bufmgr_page(buf) + off);
+	put_le32(bufmgr_page(buf) + off, v);
+	bufmgr_mark_dirty(buf, wal_insert_pos(e->w));
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(e->pool, buf);
+	return old;
+}
+
+/* heap_fetch of t: WD_ECORRUPT naming block blk. */
+static void assert_chain_corrupt(env *e, heap_tid t, uint8_t *out, wd_blkno blk)
+{
+	char name[32];
+	uint64_t vlen;
+	heap_scan *s;
+	heap_tid tid;
+	const uint8_t *k, *v;
+	uint32_t klen;
+	int rc;
+	assert_int_equal(heap_fetch(e->h, t, NULL, 0, NULL, out, 20000, &vlen), WD_ECORRUPT);
+	snprintf(name, sizeof name, "block %u", blk);
+	assert_non_null(strstr(wd_last_error(), name));
+	assert_int_equal(heap_scan_begin(e->h, &s), 0);
+	while ((rc = heap_scan_next(s, &tid, &k, &klen, &v, &vlen)) == 0)
+		;
+	assert_int_equal(rc, WD_ECORRUPT);
+	heap_scan_end(s);
+}
+
+/*
+ * A damaged overflow chain is never read as a value (README P9): a chunk
+ * shorter or longer than the value needs at that point, or a chain that
+ * goes on past the value's end, is WD_ECORRUPT naming the block - from
+ * heap_fetch and from a scan - not a silent wrong answer.
+ */
+static void test_damaged_chain(void **state)
+{
+	env e;
+	model m = {.rng = 23};
+	wd_blkno c[8];
+	heap_tid t;
+	uint8_t *v, *out = malloc(20000);
+	uint64_t vlen;
+	uint32_t old;
+	(void)state;
+	env_create(&e, "heap-chain-damage", 32);
+	v = rand_bytes(&m, 20000); /* chunks of 8152, 8152, 3696 bytes */
+	assert_int_equal(heap_insert(e.h, 1, NULL, "v", 1, v, 20000, &t), 0);
+	assert_int_equal(chain_blocks(&e, t, c), 3);
+	assert_int_equal(heap_fetch(e.h, t, NULL, 0, NULL, out, 20000, &vlen), 0);
+	assert_memory_equal(out, v, 20000);
+	/* a middle chunk shorter than a whole page */
+	old = poke32(&e, c[1], PS - 4, 8000);
+	assert_chain_corrupt(&e, t, out, c[1]);
+	poke32(&e, c[1], PS - 4, old);
+	/* the last chunk longer than what is left of the value */
+	old = poke32(&e, c[2], PS - 4, 4000);
+	assert_chain_corrupt(&e, t, out, c[2]);
+	poke32(&e, c[2], PS - 4, old);
+	/* the chain goes on past the value's end */
+	old = poke32(&e, c[2], PS - 8, c[0]);
+	assert_chain_corrupt(&e, t, out, c[2]);
+	poke32(&e, c[2], PS - 8, old);
+	/* whole again */
+	assert_int_equal(heap_fetch(e.h, t, NULL, 0, NULL, out, 20000, &vlen), 0);
+	assert_memory_equal(out, v, 20000);
+	free(v);
+	free(out);
+	model_free(&m);
+	env_free(&e);
+}
+
+/* Teardown: no injected fault or hook outlives its test, even a failed one. */
 static int clear_faults(void **state)
 {
 	(void)state;
 	storage_fault_clear();
+	hook.name = NULL;
 	return 0;
 }
 
@@ -964,6 +1472,10 @@ int main(void)
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_full_page_images),
 		cmocka_unit_test_teardown(test_failed_wal_insert, clear_faults),
+		cmocka_unit_test_teardown(test_update_fails_part_way, clear_faults),
+		cmocka_unit_test_teardown(test_dirty_before_log, clear_faults),
+		cmocka_unit_test(test_fsm_after_crash),
+		cmocka_unit_test(test_damaged_chain),
 		cmocka_unit_test(test_fetch_key_hold),
 		cmocka_unit_test(test_describe),
 		cmocka_unit_test(test_xact_chain),

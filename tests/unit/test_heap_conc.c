@@ -4,7 +4,10 @@
  * own tuples, some with overflowed values, through a pool smaller than the
  * data; afterwards every thread's tuples equal its model, a scan yields
  * exactly their union, the free space map is right, and replaying the log
- * rebuilds the same pages.
+ * rebuilds the same pages. Meanwhile the main thread runs checkpoints (redo
+ * point moved, every dirty page written) several times; a copy of the heap
+ * file as the last one left it, with pages torn, is repaired by replay from
+ * the last redo point alone (full-page images, README I5, I8).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "bufmgr/bufmgr.h"
@@ -23,6 +27,8 @@
 #include "tests/lib/redotest.h"
 #include "tests/lib/testutil.h"
 #include "tests/lib/waltest.h"
+#include "wal/format.h"
+#include "wal/reader.h"
 #include "wal/wal.h"
 
 #define PS 8192u
@@ -31,6 +37,25 @@
 #define NTHREADS 4
 #define NOPS 1000
 #define MAXITEMS NOPS
+#define NCHECKPOINTS 4
+
+/* Checkpoint c (1..NCHECKPOINTS) starts once every worker has done c
+ * fifths of its operations and waits there for it (gate c), so
+ * each redo point has changes after it; the workers then run on while the
+ * checkpoint writes the dirty pages. */
+static _Atomic unsigned gate_arrived[NCHECKPOINTS + 1], workers_out, ckpt_started;
+
+/* Gate c, if operation i is where it stands: wait for checkpoint c's redo
+ * point. */
+static void gate(unsigned i)
+{
+	for (unsigned c = 1; c <= NCHECKPOINTS; c++)
+		if (i == c * NOPS / (NCHECKPOINTS + 1)) {
+			atomic_fetch_add(&gate_arrived[c], 1);
+			while (atomic_load(&ckpt_started) < c)
+				usleep(100);
+		}
+}
 
 typedef struct titem {
 	bool live;
@@ -127,6 +152,7 @@ static void *worker_main(void *arg)
 	worker *w = arg;
 	for (unsigned i = 0; i < NOPS && !w->failed; i++) {
 		uint64_t r = tu_rand(&w->rng) % 100;
+		gate(i);
 		titem *it = w->n ? &w->it[tu_rand(&w->rng) % w->n] : NULL;
 		if (!it || !it->live || r < 40) {
 			if (w->n < MAXITEMS)
@@ -142,6 +168,7 @@ static void *worker_main(void *arg)
 			verify(w, it);
 		}
 	}
+	atomic_fetch_add(&workers_out, 1);
 	return NULL;
 }
 
@@ -171,9 +198,80 @@ static unsigned scan_all(heap *h, worker *ws)
 	return n;
 }
 
+/*
+ * NCHECKPOINTS checkpoints while the workers run, checkpoint c once they
+ * are at gate c: the redo point becomes the insert position, the workers
+ * go on, and every dirty page is written and synced (bufmgr_flush_all) as
+ * they change pages, as recovery/'s checkpoint does. Returns the last
+ * redo point.
+ */
+static wd_lsn run_checkpoints(wal *w, wal_log_ctx *log, bufmgr *pool)
+{
+	wd_lsn redo = 0;
+	for (unsigned c = 1; c <= NCHECKPOINTS; c++) {
+		while (atomic_load(&gate_arrived[c]) + atomic_load(&workers_out) < NTHREADS)
+			usleep(100);
+		redo = wal_insert_pos(w);
+		atomic_store(&log->redo_point, redo);
+		atomic_store(&ckpt_started, c); /* the workers go on */
+		assert_int_equal(bufmgr_flush_all(pool), 0);
+	}
+	return redo;
+}
+
+/* Copies file from to file to. */
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	char buf[65536];
+	size_t n;
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/*
+ * Tears (second half garbage) up to 8 blocks of relation file path that
+ * the log changes after redo, each one whose first record from redo can
+ * rebuild it alone (a full-page image or WAL_BLK_WILL_INIT; a page whose
+ * first change came without one, because the redo point moved between the
+ * decision and the insert - wal/redo.h - was written by the checkpoint with
+ * that change and is left whole). Returns the blocks torn.
+ */
+static unsigned tear_after(const char *db, const wal_opts *wo, wd_lsn redo, const char *path)
+{
+	static uint8_t seen[1 << 16];
+	uint8_t junk[PS / 2];
+	const wal_decoded *rec;
+	wal_reader *r;
+	unsigned torn = 0;
+	st_file *f;
+	memset(seen, 0, sizeof seen);
+	memset(junk, 0xA5, sizeof junk);
+	assert_int_equal(storage_open(path, 0, &f), 0);
+	assert_int_equal(wal_reader_open(db, wo->db_id, wo->segment_size, PS, &r), 0);
+	assert_int_equal(wal_reader_seek(r, redo), 0);
+	while (wal_reader_next(r, &rec) == 0 && torn < 8) {
+		const wal_block_ref *b = &rec->blocks[0];
+		if (rec->nblocks != 1 || b->rel != REL || b->blk >= sizeof seen || seen[b->blk]++)
+			continue;
+		if (!(b->flags & (WAL_BLK_HAS_IMAGE | WAL_BLK_WILL_INIT)))
+			continue;
+		assert_int_equal(storage_write(f, junk, sizeof junk, (uint64_t)b->blk * PS + PS / 2),
+				 0);
+		torn++;
+	}
+	wal_reader_close(r);
+	assert_int_equal(storage_close(f), 0);
+	return torn;
+}
+
 static void test_concurrent_own_tuples(void **state)
 {
-	char *root = tu_tmpdir("heap-conc"), *db = tu_path(root, "db"), *base, *rp, *fp, *b;
+	char *root = tu_tmpdir("heap-conc"), *db = tu_path(root, "db"), *base, *rp, *fp, *b, *c;
 	worker *ws = calloc(NTHREADS, sizeof *ws);
 	pthread_t th[NTHREADS];
 	wal_log_ctx log = {0};
@@ -182,6 +280,7 @@ static void test_concurrent_own_tuples(void **state)
 	wal_opts wo;
 	bufmgr *pool;
 	unsigned live = 0;
+	wd_lsn redo;
 	heap *h;
 	wal *w;
 	(void)state;
@@ -215,10 +314,21 @@ static void test_concurrent_own_tuples(void **state)
 		ws[t] = (worker){.h = h, .id = t, .rng = 100 + t};
 		assert_int_equal(pthread_create(&th[t], NULL, worker_main, &ws[t]), 0);
 	}
-	/* a checkpoint-like redo point moves while they run */
-	atomic_store(&log.redo_point, wal_insert_pos(w));
+	/* checkpoints while they run */
+	redo = run_checkpoints(w, &log, pool);
 	for (unsigned t = 0; t < NTHREADS; t++)
 		assert_int_equal(pthread_join(th[t], NULL), 0);
+	/* the heap file as a crash now would leave it: what the last
+	 * checkpoint and the evictions since wrote */
+	c = tu_path(root, "crashed");
+	{
+		char *cb = tu_path(c, "base"), *cr = tu_path(cb, "1");
+		assert_int_equal(storage_mkdir(c), 0);
+		assert_int_equal(storage_mkdir(cb), 0);
+		copy_file(rp, cr);
+		free(cb);
+		free(cr);
+	}
 	for (unsigned t = 0; t < NTHREADS; t++) {
 		if (ws[t].failed)
 			fail_msg("%s", ws[t].why);
@@ -239,8 +349,19 @@ static void test_concurrent_own_tuples(void **state)
 	b = tu_path(root, "replica");
 	assert_int_equal(rt_replay(db, &wo, WAL_SEG_HEADER_SIZE, b, 16, NULL), 0);
 	assert_int_equal(rt_compare_rel(db, b, REL, PS), -1);
+	/* the crashed copy, torn, is repaired by replay from the last redo
+	 * point alone: every page changed before it was written by then */
+	{
+		char *cb = tu_path(c, "base"), *cr = tu_path(cb, "1");
+		assert_true(tear_after(db, &wo, redo, cr) > 0);
+		assert_true(rt_compare_rel(db, c, REL, PS) >= 0);
+		assert_int_equal(rt_replay(db, &wo, redo, c, 16, NULL), 0);
+		assert_int_equal(rt_compare_rel(db, c, REL, PS), -1);
+		free(cb);
+		free(cr);
+	}
 	tu_rmrf(root);
-	free(root), free(db), free(base), free(rp), free(fp), free(b), free(ws);
+	free(root), free(db), free(base), free(rp), free(fp), free(b), free(c), free(ws);
 }
 
 int main(void)
