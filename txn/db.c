@@ -201,7 +201,6 @@ static int after_crash(wd_db *db)
 	uint64_t fixed = 0;
 	wd_table *t;
 	int rc = table_repair(db->catalog, &fixed);
-	db->fsm_stale = true;
 	if (rc == 0)
 		rc = table_open_all(db);
 	for (t = db->tables; rc == 0 && t; t = t->next)
@@ -255,6 +254,9 @@ static int open_existing(wd_db *db)
 		    (rc = db_replay(db, from)) != 0)
 			return rc;
 	}
+	/* after a crash every free space map is rebuilt from its heap pages
+	 * (the maps are hints, not logged), the catalog's included */
+	db->fsm_stale = crashed;
 	if ((rc = catalog_open(db, false)) != 0)
 		return rc;
 	if (crashed && (rc = after_crash(db)) != 0)

@@ -26,9 +26,11 @@ static void table_rels(const db_table_info *ti, wd_relid rels[3])
 
 /*
  * Opens one relation file of t in the pool. The heap and the index must
- * exist unless they are being created; the FSM is created when absent and,
- * after a crash (fsm_stale), thrown away first so that heap_open rebuilds
- * it from the heap pages (heap README, "Open").
+ * exist unless they are being created; the FSM is created when absent.
+ * After a crash (fsm_stale) heap_open rebuilds the FSM in place from the
+ * heap pages (fsm_trust off, heap README "Open"): rewriting the same file
+ * needs no directory fsync, where unlinking and re-creating it could bring
+ * the stale file back after a power loss.
  */
 static int open_rel(wd_table *t, wd_relid rel, bool is_fsm, bool create)
 {
@@ -37,9 +39,6 @@ static int open_rel(wd_table *t, wd_relid rel, bool is_fsm, bool create)
 	if (rel == 0)
 		return 0;
 	if ((rc = db_rel_path(t->db, rel, path, sizeof path)) != 0)
-		return rc;
-	if (is_fsm && t->db->fsm_stale && !create && storage_exists(path) &&
-	    (rc = storage_unlink(path)) != 0)
 		return rc;
 	return bufmgr_rel_open(t->db->pool, rel, path,
 			       create || is_fsm ? BM_REL_CREATE : 0);
@@ -94,6 +93,7 @@ static int table_start(wd_table *t, bool create, unsigned *nopen)
 	heap_opts_default(&ho);
 	ho.max_value_bytes = t->db->opts.max_value_bytes;
 	ho.fsm_rel = t->info.fsm_rel;
+	ho.fsm_trust = !t->db->fsm_stale;
 	if ((rc = heap_open(t->db->pool, &t->db->log, t->info.heap_rel, &ho, &t->h)) != 0)
 		return rc;
 	return create ? btree_create(t->db->pool, t->info.index_rel, &t->db->log, &t->bt)
