@@ -126,6 +126,10 @@ $(O)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
 
+# the shared test objects are prerequisites of a pattern rule only: keep
+# make from deleting them as intermediates after each link
+.SECONDARY: $(TESTLIB_OBJ)
+
 build-tests: $(TEST_BIN) $(WALDEN) $(EXAMPLE_BIN)
 
 # Runs the suites of one MODE; SUITES=conc limits it to the concurrency ones.

@@ -26,6 +26,7 @@
 
 #include "storage/sim.h"
 #include "storage/storage.h"
+#include "tests/lib/simtest.h"
 #include "tests/lib/testutil.h"
 
 #define OK(call)                                                          \
@@ -46,48 +47,20 @@
 #define CAP 32768
 #define MAX_OPS 64
 
-struct env {
-	char *db;   /* the "database" directory */
-	char *jdir; /* the journal directory */
-	char *file; /* db/f */
-};
-
 static int setup(void **state)
 {
-	struct env *e = calloc(1, sizeof *e);
-	e->db = tu_tmpdir("sim-db");
-	e->jdir = tu_tmpdir("sim-j");
-	e->file = tu_path(e->db, "f");
-	*state = e;
-	return 0;
+	return simtest_setup(state);
 }
 
 static int teardown(void **state)
 {
-	struct env *e = *state;
-	storage_sim_stop();
-	tu_rmrf(e->db);
-	tu_rmrf(e->jdir);
-	free(e->db);
-	free(e->jdir);
-	free(e->file);
-	free(e);
-	return 0;
+	return simtest_teardown(state);
 }
 
 /* The bytes of path (malloc'd) and their count; NULL if absent. */
 static uint8_t *slurp(const char *path, size_t *len)
 {
-	FILE *fp = fopen(path, "rb");
-	uint8_t *b = malloc(CAP * 4);
-	*len = 0;
-	if (!fp) {
-		free(b);
-		return NULL;
-	}
-	*len = fread(b, 1, CAP * 4, fp);
-	fclose(fp);
-	return b;
+	return simtest_slurp(path, CAP * 4, len);
 }
 
 static void assert_file(const char *path, const void *want, size_t len)
