@@ -342,6 +342,26 @@ static int insert_in_leaf(btree *t, bm_buf *leaf, uint32_t i, bool found, wd_xid
 }
 
 /*
+ * The exclusively latched leaf for key and the key's index in it: the
+ * remembered position if it is still current (revisit), else a descent and
+ * a search. Precondition: the shared structure lock is held. On success
+ * the caller releases *leaf with bt_release.
+ */
+static int find_leaf(btree *t, const btree_pos *pos, const void *key, size_t klen,
+		     bm_buf **leaf, uint32_t *i, bool *found)
+{
+	int rc;
+	if (revisit(t, pos, leaf)) {
+		*i = pos->idx;
+		*found = pos->found;
+		return 0;
+	}
+	if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, leaf)) == 0)
+		*i = bt_leaf_search(bufmgr_page(*leaf), key, klen, found);
+	return rc;
+}
+
+/*
  * P3 (optimistic insert), or P7 with a position: shared structure lock,
  * exclusive leaf latch; if the item fits, one INSERT_LEAF record. If not,
  * everything is released and the insert restarts under the exclusive
@@ -357,13 +377,7 @@ int btree_insert_at(btree *t, const btree_pos *pos, wd_xid xid, wd_lsn prev,
 	if (rc)
 		return rc;
 	bt_lock_shared(t);
-	if (revisit(t, pos, &leaf)) {
-		i = pos->idx;
-		found = pos->found;
-	} else if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, &leaf)) == 0) {
-		i = bt_leaf_search(bufmgr_page(leaf), key, klen, &found);
-	}
-	if (rc == 0) {
+	if ((rc = find_leaf(t, pos, key, klen, &leaf, &i, &found)) == 0) {
 		rc = insert_in_leaf(t, leaf, i, found, xid, prev, key, klen, tid, lsn, &split);
 		bt_release(t, leaf);
 	}
@@ -420,13 +434,7 @@ int btree_update_tid_at(btree *t, const btree_pos *pos, wd_xid xid, wd_lsn prev,
 	if (rc)
 		return rc;
 	bt_lock_shared(t);
-	if (revisit(t, pos, &leaf)) {
-		i = pos->idx;
-		found = pos->found;
-	} else if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, &leaf)) == 0) {
-		i = bt_leaf_search(bufmgr_page(leaf), key, klen, &found);
-	}
-	if (rc == 0) {
+	if ((rc = find_leaf(t, pos, key, klen, &leaf, &i, &found)) == 0) {
 		uint8_t *p = bufmgr_page(leaf);
 		if (!found)
 			rc = WD_NOTFOUND;
