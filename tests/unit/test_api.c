@@ -866,16 +866,48 @@ static const char *const cr_points[] = {
 	"txn-commit-after-wal-insert",
 };
 
-static void cr_child_main(void *arg)
+/*
+ * The crash children's work: CR_TXNS transactions of c's seed on table
+ * "crash", each acknowledged commit's number written to c->fd; with
+ * per_txn_sync each transaction turns synchronous_commit on itself.
+ * Returns the first error (a missing key on delete is not one).
+ */
+static int cr_run_txns(struct cr_child *c, wd_db *db, bool per_txn_sync)
 {
-	struct cr_child *c = arg;
 	struct cr_op ops[8];
 	uint8_t *v = malloc(3 * PS);
 	char k[64];
-	wd_options o;
-	wd_db *db;
 	wd_txn *x;
 	wd_table *t;
+	int rc = 0;
+	for (uint64_t n = c->first_txn; rc == 0 && n < c->first_txn + CR_TXNS; n++) {
+		unsigned nops = cr_txn(c->seed, n, ops);
+		if ((rc = wd_begin(db, &x)) != 0)
+			break;
+		if ((per_txn_sync && (rc = wd_txn_set_synchronous(x, 1)) != 0) ||
+		    (rc = wd_table_open(x, "crash", WD_CREATE, &t)) != 0)
+			break;
+		for (unsigned i = 0; i < nops && rc == 0; i++) {
+			size_t kl = cr_key(ops[i].key, k);
+			fill(v, ops[i].vlen, ops[i].vseed);
+			rc = ops[i].del ? wd_del(x, t, k, kl)
+					: wd_put(x, t, k, kl, v, ops[i].vlen);
+			if (rc == WD_NOTFOUND)
+				rc = 0;
+		}
+		if (rc == 0 && (rc = wd_commit(x)) == 0 &&
+		    write(c->fd, &n, sizeof n) != (ssize_t)sizeof n)
+			_exit(2);
+	}
+	free(v);
+	return rc;
+}
+
+static void cr_child_main(void *arg)
+{
+	struct cr_child *c = arg;
+	wd_options o;
+	wd_db *db;
 	int rc;
 	test_opts(&o, 1);
 	if (c->crash_in_open)
@@ -886,24 +918,8 @@ static void cr_child_main(void *arg)
 		storage_crash_arm(c->point, c->crash_after);
 	else if (!c->crash_in_open)
 		storage_crash_arm_io(storage_io_count() + c->crash_after);
-	for (uint64_t n = c->first_txn; n < c->first_txn + CR_TXNS; n++) {
-		unsigned nops = cr_txn(c->seed, n, ops);
-		if ((rc = wd_begin(db, &x)) != 0 ||
-		    (rc = wd_table_open(x, "crash", WD_CREATE, &t)) != 0)
-			goto fail;
-		for (unsigned i = 0; i < nops; i++) {
-			size_t kl = cr_key(ops[i].key, k);
-			fill(v, ops[i].vlen, ops[i].vseed);
-			rc = ops[i].del ? wd_del(x, t, k, kl)
-					: wd_put(x, t, k, kl, v, ops[i].vlen);
-			if (rc != 0 && rc != WD_NOTFOUND)
-				goto fail;
-		}
-		if ((rc = wd_commit(x)) != 0)
-			goto fail;
-		if (write(c->fd, &n, sizeof n) != (ssize_t)sizeof n)
-			_exit(2);
-	}
+	if ((rc = cr_run_txns(c, db, false)) != 0)
+		goto fail;
 	_exit(wd_close(db) == 0 ? 0 : 3);
 fail:
 	fprintf(stderr, "crash child: %s (%s)\n", wd_strerror(rc), wd_last_error());
@@ -1491,37 +1507,16 @@ static const char *pl_jdir;
 static void pl_child_main(void *arg)
 {
 	struct cr_child *c = arg;
-	struct cr_op ops[8];
-	uint8_t *v = malloc(3 * PS);
-	char k[64];
 	wd_options o;
 	wd_db *db;
-	wd_txn *x;
-	wd_table *t;
 	int rc;
 	test_opts(&o, 0);
 	o.buffer_pool_bytes = 48u * PS; /* evictions: page writes left unsynced */
 	if ((rc = storage_sim_start(pl_jdir)) != 0 || (rc = wd_open(c->dir, &o, &db)) != 0)
 		goto fail;
 	storage_crash_arm_io(storage_io_count() + c->crash_after);
-	for (uint64_t n = c->first_txn; n < c->first_txn + CR_TXNS; n++) {
-		unsigned nops = cr_txn(c->seed, n, ops);
-		if ((rc = wd_begin(db, &x)) != 0 || (rc = wd_txn_set_synchronous(x, 1)) != 0 ||
-		    (rc = wd_table_open(x, "crash", WD_CREATE, &t)) != 0)
-			goto fail;
-		for (unsigned i = 0; i < nops; i++) {
-			size_t kl = cr_key(ops[i].key, k);
-			fill(v, ops[i].vlen, ops[i].vseed);
-			rc = ops[i].del ? wd_del(x, t, k, kl)
-					: wd_put(x, t, k, kl, v, ops[i].vlen);
-			if (rc != 0 && rc != WD_NOTFOUND)
-				goto fail;
-		}
-		if ((rc = wd_commit(x)) != 0)
-			goto fail;
-		if (write(c->fd, &n, sizeof n) != (ssize_t)sizeof n)
-			_exit(2);
-	}
+	if ((rc = cr_run_txns(c, db, true)) != 0)
+		goto fail;
 	_exit(wd_close(db) == 0 ? 0 : 3);
 fail:
 	fprintf(stderr, "power-loss child: %s (%s)\n", wd_strerror(rc), wd_last_error());
