@@ -956,6 +956,38 @@ static bool cr_matches(const struct cr_val *e, int rc, const uint8_t *got, size_
 	return memcmp(scratch, got, vlen) == 0;
 }
 
+/*
+ * Runs child_main(c) in a forked child, raising *acked to the last commit
+ * number it reported through the pipe, and returns its exit status, which
+ * must be 0 (done) or a planned crash.
+ */
+static int cr_run_child(void (*child_main)(void *), struct cr_child *c, uint64_t *acked,
+			uint64_t round)
+{
+	int p[2], status;
+	uint64_t n;
+	pid_t pid;
+	assert_int_equal(pipe(p), 0);
+	c->fd = p[1];
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		child_main(c);
+	}
+	close(p[1]);
+	while (read(p[0], &n, sizeof n) == (ssize_t)sizeof n)
+		*acked = n;
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != ST_CRASH_EXIT_CODE)
+		fail_msg("round %llu: child exited with %d", (unsigned long long)round,
+			 WEXITSTATUS(status));
+	return WEXITSTATUS(status);
+}
+
 /* After a crash: every key holds its value after the acknowledged
  * transactions [1, acked], or - keys of the one in flight - after it. */
 static void cr_verify(const char *dir, uint64_t seed, uint64_t acked)
@@ -1000,8 +1032,7 @@ static void test_crash_acknowledged(void **state)
 	uint64_t seed = 42, acked = 0, rounds = SANITIZED ? 12 : 24, s = 99, crashes = 0;
 	(void)state;
 	for (uint64_t round = 0; round < rounds; round++) {
-		int p[2], status;
-		uint64_t n;
+		int status;
 		bool in_open = round % 4 == 3;
 		struct cr_child c = {.dir = dir, .seed = seed, .first_txn = acked + 1,
 				     .crash_after = 1 + tu_rand(&s) % (in_open ? 200 : 1000),
@@ -1010,27 +1041,8 @@ static void test_crash_acknowledged(void **state)
 			c.point = cr_points[tu_rand(&s) % (sizeof cr_points / sizeof cr_points[0])];
 			c.crash_after = 1 + tu_rand(&s) % 100;
 		}
-		pid_t pid;
-		assert_int_equal(pipe(p), 0);
-		c.fd = p[1];
-		fflush(NULL);
-		pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			close(p[0]);
-			cr_child_main(&c);
-		}
-		close(p[1]);
-		while (read(p[0], &n, sizeof n) == (ssize_t)sizeof n)
-			acked = n;
-		close(p[0]);
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		assert_true(WIFEXITED(status));
-		if (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != ST_CRASH_EXIT_CODE)
-			fail_msg("round %llu: child exited with %d", (unsigned long long)round,
-				 WEXITSTATUS(status));
-		crashes += WEXITSTATUS(status) == ST_CRASH_EXIT_CODE;
-		if (getenv("CR_DEBUG")) print_message("round %llu: exit %d acked %llu after %llu %s\n", (unsigned long long)round, WEXITSTATUS(status), (unsigned long long)acked, (unsigned long long)c.crash_after, c.point ? c.point : "I/O");
+		status = cr_run_child(cr_child_main, &c, &acked, round);
+		crashes += status == ST_CRASH_EXIT_CODE;
 		/* after every fourth round the next child opens the crashed
 		 * database itself: replay, and a crash armed inside it */
 		if (round % 4 != 2 || round + 1 == rounds)
@@ -1537,27 +1549,7 @@ static void test_power_loss_acknowledged(void **state)
 		st_sim_report rep;
 		struct cr_child c = {.dir = dir, .seed = seed, .first_txn = acked + 1,
 				     .crash_after = 200 + tu_rand(&s) % 1500};
-		int p[2], status;
-		uint64_t n;
-		pid_t pid;
-		assert_int_equal(pipe(p), 0);
-		c.fd = p[1];
-		fflush(NULL);
-		pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			close(p[0]);
-			pl_child_main(&c);
-		}
-		close(p[1]);
-		while (read(p[0], &n, sizeof n) == (ssize_t)sizeof n)
-			acked = n;
-		close(p[0]);
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		assert_true(WIFEXITED(status));
-		if (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != ST_CRASH_EXIT_CODE)
-			fail_msg("round %llu: child exited with %d", (unsigned long long)round,
-				 WEXITSTATUS(status));
+		(void)cr_run_child(pl_child_main, &c, &acked, round);
 		OK(storage_sim_materialize(jdir, &so, &rep));
 		dropped += rep.data_dropped + rep.data_torn;
 		storage_sim_report_free(&rep);
