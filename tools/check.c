@@ -4,7 +4,8 @@
  * line pointers, and each tuple, FSM page, B+tree item and metapage through
  * the modules' decoders), then the catalog and each table checked through
  * the engine (db_catalog_check, db_table_check: every B+tree invariant, the
- * free space map, heap and index one to one). Each violation is reported
+ * free space map, heap and index one to one); the undo log's pages (base/3)
+ * by the undo decoders. Each violation is reported
  * with its table, relation, file, block and item. Exit 0 all sound, 3
  * damage found, 1 error, 2 usage. Entry point: check_main.
  */
@@ -23,10 +24,11 @@
 #include "storage/storage.h"
 #include "tools/tools.h"
 #include "txn/db.h"
+#include "undo/undo.h"
 
 /* What a relation file is to its table; decides which page kinds fit. */
-enum role { ROLE_HEAP, ROLE_FSM, ROLE_INDEX, ROLE_ORPHAN, ROLE_ANY };
-static const char *const role_names[] = {"heap", "fsm", "index", "orphan", "file"};
+enum role { ROLE_HEAP, ROLE_FSM, ROLE_INDEX, ROLE_ORPHAN, ROLE_ANY, ROLE_UNDO };
+static const char *const role_names[] = {"heap", "fsm", "index", "orphan", "file", "undo"};
 
 struct problem {
 	int table;              /* index in check.t, -1: none */
@@ -75,6 +77,7 @@ static void usage(FILE *out)
 		"     stderr and removed by the next open): checksum, header bounds,\n"
 		"     line pointers, and\n"
 		"     each tuple, overflow page, FSM page, B+tree page and metapage;\n"
+		"     the undo log (base/3): each undo page and the records on it;\n"
 		"  2. the catalog, then each table: every B+tree invariant (key order\n"
 		"     within a page and across siblings, parent/child key bounds,\n"
 		"     sibling links, equal leaf depth, the free list), the free space\n"
@@ -135,6 +138,20 @@ static const char *detail_after(const char *file, wd_blkno blk)
 
 /* ---- pass 1: raw pages ---- */
 
+/* An undo page: its header, then each record starting on it (*item: the
+ * number of the record at fault on the page). */
+static int decode_undo(const uint8_t *p, uint32_t ps, int64_t *item)
+{
+	undo_page_view v;
+	undo_rec_view rv;
+	int64_t n = 0;
+	int rc = undo_page_view_decode(p, ps, &v);
+	for (uint32_t off = v.first; rc == 0 && off && off < v.used; off = rv.end, n++)
+		if ((rc = undo_rec_view_decode(p, ps, off, &rv)) != 0)
+			*item = n;
+	return rc;
+}
+
 /* Decodes page p (verified) by its kind; 0 or WD_ECORRUPT, *item the item
  * at fault (-1 the page). */
 static int decode_page(const uint8_t *p, uint32_t ps, wd_blkno blk, int64_t *item)
@@ -176,6 +193,8 @@ static int decode_page(const uint8_t *p, uint32_t ps, wd_blkno blk, int64_t *ite
 		}
 		return rc;
 	}
+	case PAGE_KIND_UNDO:
+		return decode_undo(p, ps, item);
 	default:
 		return err_set(WD_ECORRUPT, "page of kind %s (%u), which no relation holds",
 			       page_kind_name(page_kind(p)), page_kind(p));
@@ -189,6 +208,7 @@ static bool kind_fits(enum role r, unsigned k, wd_blkno blk)
 	case ROLE_HEAP: return k == PAGE_KIND_HEAP || k == PAGE_KIND_OVERFLOW;
 	case ROLE_FSM: return k == PAGE_KIND_FSM;
 	case ROLE_INDEX: return blk == 0 ? k == PAGE_KIND_META : k == PAGE_KIND_BTREE;
+	case ROLE_UNDO: return k == PAGE_KIND_UNDO;
 	default: return true;
 	}
 }
@@ -229,7 +249,7 @@ static void scan_file(struct check *c, int table, enum role role, wd_relid rel)
 		if (!kind_fits(role, page_kind(c->page), b)) {
 			problem(c, table, role, file, b, -1, "a %s page, which a%s %s file "
 				"does not hold%s", page_kind_name(page_kind(c->page)),
-				role == ROLE_INDEX ? "n" : "", role_names[role],
+				role == ROLE_INDEX || role == ROLE_UNDO ? "n" : "", role_names[role],
 				role == ROLE_INDEX && b == 0 ? " in block 0 (the metapage)" : "");
 			continue;
 		}
@@ -309,6 +329,10 @@ static void scan_others(struct check *c)
 				rels[i] = rels[j];
 				rels[j] = x;
 			}
+		if (rels[i] == UNDO_REL) { /* not a table's: the undo log */
+			scan_file(c, -1, ROLE_UNDO, rels[i]);
+			continue;
+		}
 		if (c->nt && rels[i] >= DB_FIRST_TABLE_RELID && rels[i] < c->next_relid) {
 			fprintf(stderr, "walden check: note: %s/%u: leftover of an unfinished "
 				"create or drop, removed at the next open\n", DB_BASE_DIR, rels[i]);

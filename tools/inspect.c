@@ -2,8 +2,8 @@
  * inspect.c - `walden inspect`: the control file (like pg_controldata), a
  * table's relations (--table), and single pages of relation files (like
  * pageinspect), decoded field by field by the modules' decoders (heap.h,
- * btree.h): heap tuples, overflow pages, FSM pages, B+tree pages and
- * metapages; other kinds as raw line pointers.
+ * btree.h, undo.h): heap tuples, overflow pages, FSM pages, B+tree pages
+ * and metapages, undo pages; other kinds as raw line pointers.
  */
 #include <ctype.h>
 #include <getopt.h>
@@ -20,6 +20,7 @@
 #include "storage/storage.h"
 #include "tools/tools.h"
 #include "txn/db.h"
+#include "undo/undo.h"
 
 static void usage(FILE *out)
 {
@@ -35,8 +36,10 @@ static void usage(FILE *out)
 		"tuple's flags, key in hex and text, value length, inline or first\n"
 		"overflow block), overflow pages (next block, chunk length), FSM pages\n"
 		"(the entry of each heap block), B+tree pages (level, flags, sibling\n"
-		"links, each item's key and TID or child block) and metapages; other\n"
-		"kinds as raw line pointers. --table opens the database (its lock is\n"
+		"links, each item's key and TID or child block), metapages, undo pages\n"
+		"(DIR/base/3: owner transaction, chain links, each record starting\n"
+		"there with its kind, relation, previous record, key and value length);\n"
+		"other kinds as raw line pointers. --table opens the database (its lock is\n"
 		"taken: not while another process has it open).\n"
 		"Options:\n"
 		"  -t, --table T       a table by name: its relations, heap and FSM\n"
@@ -268,6 +271,38 @@ static unsigned print_meta(const uint8_t *p, uint32_t page_size)
 	return 0;
 }
 
+/* Undo page: its chain links, then each record that starts on it. */
+static unsigned print_undo(const uint8_t *p, uint32_t page_size, wd_blkno blk)
+{
+	undo_page_view v;
+	undo_rec_view rv;
+	char at[32], prev[32];
+	if (undo_page_view_decode(p, page_size, &v) != 0) {
+		printf("  undo       DAMAGED: %s\n", wd_last_error());
+		return 1;
+	}
+	printf("  undo page  xid %" PRIu64 ", chain page %u,", v.xid, v.seq);
+	print_blk(" prev blk", v.prev);
+	print_blk(", next blk", v.next);
+	printf("\n  written    to byte %u of %u\n", v.used, page_size);
+	if (!v.first)
+		printf("  records    none start here (the page holds the rest of the one before)\n");
+	for (uint32_t off = v.first; off && off < v.used; off = rv.end) {
+		snprintf(at, sizeof at, "%u/%u", blk, off);
+		printf("  record %-8s ", at);
+		if (undo_rec_view_decode(p, page_size, off, &rv) != 0) {
+			printf("DAMAGED: %s\n", wd_last_error());
+			return 1;
+		}
+		printf("%-6s  rel %u  prev %s  value %" PRIu64 " bytes%s  key[%u] ",
+		       undo_kind_name(rv.kind), rv.rel, undo_ptr_str(rv.prev, prev, sizeof prev),
+		       rv.vlen, rv.end == page_size ? " (continues on the next page)" : "", rv.klen);
+		tool_print_key(stdout, rv.key, rv.key_here, key_bytes);
+		putchar('\n');
+	}
+	return 0;
+}
+
 /* Decodes one page image. Returns EXIT_DAMAGE if it fails verification or
  * does not decode. */
 static int print_page(const char *path, wd_blkno blk, const uint8_t *p,
@@ -304,6 +339,7 @@ static int print_page(const char *path, wd_blkno blk, const uint8_t *p,
 	case PAGE_KIND_FSM: bad = print_fsm(p, page_size, blk); break;
 	case PAGE_KIND_BTREE: bad = print_btree(p, page_size); break;
 	case PAGE_KIND_META: bad = print_meta(p, page_size); break;
+	case PAGE_KIND_UNDO: bad = print_undo(p, page_size, blk); break;
 	default: print_raw_slots(p, page_size); break;
 	}
 	return v != 0 || bad ? EXIT_DAMAGE : EXIT_OK;

@@ -8,6 +8,7 @@
 #include "heap/heap.h"
 #include "txn/rmgrs.h"
 #include "txn/xact_rmgr.h"
+#include "undo/undo.h"
 #include "wal/rmgr.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -23,6 +24,8 @@ static void register_all(void)
 	if (rc == 0 && !wal_rmgr_registered(WAL_RMGR_HEAP))
 		rc = err_set(WD_ESTATE, "the HEAP resource manager did not register");
 	if ((r = btree_rmgr_register()) != 0 && rc == 0)
+		rc = r;
+	if ((r = undo_rmgr_register()) != 0 && rc == 0)
 		rc = r;
 	result = rc;
 }

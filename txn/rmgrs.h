@@ -7,7 +7,7 @@
 
 #include "storage/error.h"
 
-/* Registers XACT, HEAP and BTREE (XLOG is built into wal/). Idempotent and
+/* Registers XACT, HEAP, BTREE and UNDO (XLOG is built into wal/). Idempotent and
  * thread-safe. Fails only on a programming error (an id registered twice
  * with different routines). */
 int walden_register_rmgrs(void) WD_MUST_CHECK;

@@ -83,8 +83,9 @@ static uint64_t projected_len(const wal_rec_builder *b, uint64_t extra)
 
 /*
  * The free hole of a page worth leaving out of its image: [lower, upper)
- * of a heap or btree page whose header bounds are consistent. Pages of
- * other kinds may keep data anywhere, so they are logged whole.
+ * of a heap, btree or undo page whose header bounds are consistent (an
+ * undo page's bytes past lower are zero: undo README). Pages of other
+ * kinds may keep data anywhere, so they are logged whole.
  */
 static void page_hole(const uint8_t *page, uint32_t page_size, uint32_t *off,
 		      uint32_t *len)
@@ -93,7 +94,7 @@ static void page_hole(const uint8_t *page, uint32_t page_size, uint32_t *off,
 	unsigned kind = page_kind(page);
 	*off = 0;
 	*len = 0;
-	if (kind != PAGE_KIND_HEAP && kind != PAGE_KIND_BTREE)
+	if (kind != PAGE_KIND_HEAP && kind != PAGE_KIND_BTREE && kind != PAGE_KIND_UNDO)
 		return;
 	if (page[PH_VERSION] != PAGE_FORMAT_VERSION || lower < PAGE_HEADER_SIZE ||
 	    lower > upper || upper > page_special(page) || page_special(page) > page_size)
