@@ -1,0 +1,1035 @@
+/*
+ * lockmgr.c - row locks (strict two-phase S/X locks on (rel, key)):
+ * lock_acquire, lock_release_all, lock_held, owners, statistics, and the
+ * deadlock detector. Invariants L1..L8 and protocols K1..K6: txn/LOCKS.md.
+ *
+ * Map: a lock_obj per locked (rel, key) lives in one of NPARTS partitions
+ * (hash chains, a FIFO of waiters, counters, one mutex each); a lock_ent
+ * per (owner, object) pair lives in its owner's slab and is found again
+ * through the owner's local hash table, without any mutex.
+ */
+#define _GNU_SOURCE
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/trace.h"
+#include "txn/lockmgr.h"
+
+#define PART_BITS 6u
+#define NPARTS (1u << PART_BITS)
+#define PART_MIN_BUCKETS 16u  /* a power of two */
+#define PART_FREE_MAX 32u     /* recycled lock objects kept per partition */
+#define OBJ_RECYCLE_KCAP 64u  /* objects with more key room go back to malloc */
+#define ENT_CHUNK_SHIFT 8u
+#define ENT_CHUNK (1u << ENT_CHUNK_SHIFT) /* entries per slab chunk */
+#define LOCAL_MIN 16u         /* first size of an owner's local table */
+#define LOCAL_KEEP 1024u      /* a recycled owner keeps a table this small */
+#define DIR_KEEP 16u          /* ... and a chunk directory this small */
+#define OWNER_IDLE_MAX 64u    /* recycled owners kept by the manager */
+#define KEY_SHOWN 8u          /* key bytes an error detail shows */
+#define HASH_TAG(h) ((uint16_t)((h) >> 48))
+
+typedef struct lock_obj lock_obj;
+typedef struct lock_ent lock_ent;
+typedef struct lock_part lock_part;
+
+/* One locked (rel, key): exists while it has a holder or a waiter (L2).
+ * Every field is guarded by its partition's mutex; rel, klen and key do
+ * not change while the object exists. */
+struct lock_obj {
+	lock_obj *next;    /* hash chain, or the partition's free list */
+	lock_ent *holders; /* granted entries, doubly linked */
+	uint32_t rel;
+	uint32_t ns;       /* S holders */
+	uint16_t klen, kcap;
+	uint8_t nx;        /* X holders: 0 or 1 (L1) */
+	uint8_t key[];
+};
+
+/* One owner's lock on one object: allocated from the owner's slab, linked
+ * into the object's holders while granted. */
+struct lock_ent {
+	lock_obj *obj;
+	lock_owner *owner;
+	lock_ent *next, *prev; /* the object's holders (partition mutex) */
+	uint32_t lnext;        /* owner's local chain: slab index + 1, 0 ends */
+	uint16_t tag;          /* the top bits of the hash: skips most misses */
+	uint8_t mode;          /* 0 while pending, then LOCK_S or LOCK_X */
+};
+
+struct lock_owner {
+	uint64_t xid;
+	/* The slab and the local table: the owner's thread only (L5). */
+	lock_ent **chunks;       /* chunk directory */
+	uint32_t nchunks, dircap;
+	uint32_t nent;           /* entries in use = locks held */
+	uint32_t *local;         /* lcap buckets (a power of two): index + 1 */
+	uint32_t lcap;
+	_Atomic uint64_t fast;   /* one writer: the owner's thread */
+	/* Waiting: guarded by wpart's mutex (K3). */
+	pthread_cond_t cv;       /* on CLOCK_MONOTONIC */
+	lock_part *wpart;
+	lock_ent *went;          /* the entry being granted (held S: upgrade) */
+	lock_owner *wnext, *wprev;
+	uint8_t want;
+	bool waiting;
+	/* Detector scratch: guarded by holding every partition mutex (K4). */
+	uint64_t seen;
+	lock_owner *bfs_parent, *bfs_next;
+	/* The manager's live or idle list: lm->mu. */
+	lock_owner *next, *prev;
+};
+
+struct lock_part {
+	pthread_mutex_t mu;
+	lock_obj **buckets;
+	uint32_t mask, nobj;
+	lock_obj *free;
+	uint32_t nfree;
+	lock_owner *whead, *wtail; /* waiters on this partition's objects (L4) */
+	uint64_t granted, waits, deadlocks, timeouts, held;
+} __attribute__((aligned(64)));
+
+struct lockmgr {
+	lock_part parts[NPARTS];
+	pthread_mutex_t mu;        /* the owner lists and fast_done */
+	lock_owner *live, *idle;
+	uint32_t nidle;
+	uint64_t fast_done;        /* fast acquires of destroyed owners */
+	uint64_t epoch;            /* detector visits; every partition mutex */
+};
+
+/* A request, its key hashed once. */
+typedef struct lock_req {
+	uint64_t hash;
+	const uint8_t *key;
+	uint32_t rel, klen;
+	int mode;
+} lock_req;
+
+/* ---- hashing ---- */
+
+static inline uint64_t hash_step(uint64_t h, uint64_t w)
+{
+	h ^= w * 0x9E3779B97F4A7C15ull;
+	h = (h << 27) | (h >> 37);
+	return h * 0xC2B2AE3D27D4EB4Full;
+}
+
+/* A 64-bit hash of (rel, key), eight bytes a step. The low PART_BITS pick
+ * the partition; the bits above pick buckets. */
+static uint64_t lock_hash(uint32_t rel, const uint8_t *key, uint32_t klen)
+{
+	uint64_t h = 0x243F6A8885A308D3ull ^ ((uint64_t)rel << 32 | klen);
+	uint64_t w;
+	uint32_t i = 0;
+	for (; i + 8 <= klen; i += 8) {
+		memcpy(&w, key + i, 8);
+		h = hash_step(h, w);
+	}
+	if (i < klen) {
+		w = 0;
+		memcpy(&w, key + i, klen - i);
+		h = hash_step(h, w);
+	}
+	h ^= h >> 33;
+	h *= 0xFF51AFD7ED558CCDull;
+	return h ^ (h >> 33);
+}
+
+static uint64_t obj_hash(const lock_obj *ob)
+{
+	return lock_hash(ob->rel, ob->key, ob->klen);
+}
+
+static bool obj_matches(const lock_obj *ob, const lock_req *r)
+{
+	return ob->rel == r->rel && ob->klen == r->klen &&
+	       (r->klen == 0 || memcmp(ob->key, r->key, r->klen) == 0);
+}
+
+static lock_part *part_of(lockmgr *lm, uint64_t hash)
+{
+	return &lm->parts[hash & (NPARTS - 1)];
+}
+
+/* ---- partitions: the objects' hash table (caller holds the mutex) ---- */
+
+/* Rehashes p into nb buckets. Best effort: without memory the chains just
+ * stay longer. */
+static void part_resize(lock_part *p, uint32_t nb)
+{
+	lock_obj **nbk = calloc(nb, sizeof *nbk);
+	if (!nbk)
+		return;
+	for (uint32_t b = 0; b <= p->mask; b++) {
+		for (lock_obj *ob = p->buckets[b], *next; ob; ob = next) {
+			uint32_t i = (uint32_t)(obj_hash(ob) >> PART_BITS) & (nb - 1);
+			next = ob->next;
+			ob->next = nbk[i];
+			nbk[i] = ob;
+		}
+	}
+	free(p->buckets);
+	p->buckets = nbk;
+	p->mask = nb - 1;
+}
+
+/* A recycled object with room for klen key bytes, or a new one; NULL
+ * without memory. */
+static lock_obj *obj_alloc(lock_part *p, uint32_t klen)
+{
+	lock_obj *ob = p->free;
+	uint32_t kcap = klen < 8 ? 8 : (klen + 7u) & ~7u;
+	if (ob && ob->kcap >= klen) {
+		p->free = ob->next;
+		p->nfree--;
+		return ob;
+	}
+	ob = malloc(offsetof(lock_obj, key) + kcap);
+	if (ob)
+		ob->kcap = (uint16_t)kcap;
+	return ob;
+}
+
+static void obj_free(lock_part *p, lock_obj *ob)
+{
+	if (ob->kcap <= OBJ_RECYCLE_KCAP && p->nfree < PART_FREE_MAX) {
+		ob->next = p->free;
+		p->free = ob;
+		p->nfree++;
+		return;
+	}
+	free(ob);
+}
+
+/* The object of r in p, created (no holder, no waiter) if absent.
+ * WD_ENOMEM. */
+static int obj_get(lock_part *p, const lock_req *r, lock_obj **out)
+{
+	lock_obj **b = &p->buckets[(r->hash >> PART_BITS) & p->mask];
+	lock_obj *ob;
+	for (ob = *b; ob; ob = ob->next)
+		if (obj_matches(ob, r))
+			goto out;
+	ob = obj_alloc(p, r->klen);
+	if (!ob)
+		return err_set(WD_ENOMEM, "lock manager: no memory for a lock on rel %u", r->rel);
+	ob->next = *b;
+	ob->holders = NULL;
+	ob->rel = r->rel;
+	ob->ns = 0;
+	ob->nx = 0;
+	ob->klen = (uint16_t)r->klen;
+	if (r->klen)
+		memcpy(ob->key, r->key, r->klen);
+	*b = ob;
+	if (++p->nobj > 2 * (p->mask + 1))
+		part_resize(p, 2 * (p->mask + 1));
+out:
+	*out = ob;
+	return 0;
+}
+
+/* Whether ob has a waiter: a walk of the partition's waiters, which are
+ * few (a wait is rare), so objects need no queue of their own (L4). */
+static bool obj_has_waiters(const lock_part *p, const lock_obj *ob)
+{
+	for (const lock_owner *w = p->whead; w; w = w->wnext)
+		if (w->went->obj == ob)
+			return true;
+	return false;
+}
+
+/* Frees ob if nobody holds or waits for it any more (L2); hash is its
+ * hash. Shrinks the table once it is mostly empty. */
+static void obj_drop_if_unused(lock_part *p, lock_obj *ob, uint64_t hash)
+{
+	lock_obj **link = &p->buckets[(hash >> PART_BITS) & p->mask];
+	if (ob->holders || obj_has_waiters(p, ob))
+		return;
+	while (*link != ob)
+		link = &(*link)->next;
+	*link = ob->next;
+	obj_free(p, ob);
+	p->nobj--;
+	if (p->mask + 1 > PART_MIN_BUCKETS && p->nobj < (p->mask + 1) / 8)
+		part_resize(p, (p->mask + 1) / 2);
+}
+
+/* ---- an owner's slab and local table (the owner's thread only, L5) ---- */
+
+static inline lock_ent *ent_at(const lock_owner *o, uint32_t i)
+{
+	return &o->chunks[i >> ENT_CHUNK_SHIFT][i & (ENT_CHUNK - 1)];
+}
+
+static inline uint32_t local_bucket(uint64_t hash, uint32_t lcap)
+{
+	return (uint32_t)(hash >> PART_BITS) & (lcap - 1);
+}
+
+/* The entry of r that o holds, or NULL. Reads the entries' objects without
+ * a mutex: their names do not change while o holds them (L2, L5). */
+static lock_ent *local_find(const lock_owner *o, const lock_req *r)
+{
+	if (!o->lcap)
+		return NULL;
+	for (uint32_t i = o->local[local_bucket(r->hash, o->lcap)]; i;) {
+		lock_ent *e = ent_at(o, i - 1);
+		if (e->tag == HASH_TAG(r->hash) && obj_matches(e->obj, r))
+			return e;
+		i = e->lnext;
+	}
+	return NULL;
+}
+
+static void local_insert(lock_owner *o, uint32_t idx, uint64_t hash)
+{
+	uint32_t *b = &o->local[local_bucket(hash, o->lcap)];
+	lock_ent *e = ent_at(o, idx);
+	e->lnext = *b;
+	e->tag = HASH_TAG(hash);
+	*b = idx + 1;
+}
+
+/* Doubles the local table (rehashing every held entry). WD_ENOMEM. */
+static int local_grow(lock_owner *o)
+{
+	uint32_t ncap = o->lcap ? 2 * o->lcap : LOCAL_MIN;
+	uint32_t *nb = calloc(ncap, sizeof *nb);
+	if (!nb)
+		return err_set(WD_ENOMEM, "lock manager: no memory for %u locks of xid %llu",
+			       ncap, (unsigned long long)o->xid);
+	free(o->local);
+	o->local = nb;
+	o->lcap = ncap;
+	for (uint32_t i = 0; i < o->nent; i++)
+		local_insert(o, i, obj_hash(ent_at(o, i)->obj));
+	return 0;
+}
+
+/* Adds a chunk of ENT_CHUNK entries to the slab. WD_ENOMEM. */
+static int chunk_add(lock_owner *o)
+{
+	lock_ent *c;
+	if (o->nchunks == o->dircap) {
+		uint32_t ncap = o->dircap ? 2 * o->dircap : 4;
+		lock_ent **d = realloc(o->chunks, ncap * sizeof *d);
+		if (!d)
+			goto nomem;
+		o->chunks = d;
+		o->dircap = ncap;
+	}
+	if (!(c = malloc(ENT_CHUNK * sizeof *c)))
+		goto nomem;
+	o->chunks[o->nchunks++] = c;
+	return 0;
+nomem:
+	return err_set(WD_ENOMEM, "lock manager: no memory for the locks of xid %llu",
+		       (unsigned long long)o->xid);
+}
+
+/* The next free entry of o's slab, with room made for it in the local
+ * table; it counts only once ent_commit'ed (K1 step 2). WD_ENOMEM. */
+static int ent_reserve(lock_owner *o, lock_ent **out)
+{
+	int rc = 0;
+	if (o->nent + 1 > o->lcap)
+		rc = local_grow(o);
+	if (rc == 0 && o->nent == o->nchunks << ENT_CHUNK_SHIFT)
+		rc = chunk_add(o);
+	if (rc == 0)
+		*out = ent_at(o, o->nent);
+	return rc;
+}
+
+/* The reserved entry is granted: o holds it until lock_release_all. */
+static void ent_commit(lock_owner *o, uint64_t hash)
+{
+	local_insert(o, o->nent, hash);
+	o->nent++;
+}
+
+/* ---- granting (caller holds the partition mutex) ---- */
+
+static inline bool modes_conflict(int a, int b)
+{
+	return a == LOCK_X || b == LOCK_X;
+}
+
+/* Whether a request for want by an owner holding have (0 or LOCK_S) on ob
+ * conflicts with the locks granted to other owners. */
+static bool granted_conflict(const lock_obj *ob, int have, int want)
+{
+	if (want == LOCK_S)
+		return ob->nx > 0;
+	return ob->nx > 0 || ob->ns > (have == LOCK_S ? 1u : 0u);
+}
+
+/* Whether a new request must wait (K1 step 4): a conflicting holder, or,
+ * unless it is an upgrade, a waiter of ob whose request conflicts (FIFO). */
+static bool must_wait(const lock_part *p, const lock_obj *ob, int have, int want)
+{
+	if (granted_conflict(ob, have, want))
+		return true;
+	if (have)
+		return false; /* an upgrade goes before every waiter */
+	for (const lock_owner *w = p->whead; w; w = w->wnext)
+		if (w->went->obj == ob && modes_conflict(w->want, want))
+			return true;
+	return false;
+}
+
+/* Grants want to e: a new holder, or S raised to X. */
+static void ent_grant(lock_part *p, lock_ent *e, int want)
+{
+	lock_obj *ob = e->obj;
+	if (e->mode == LOCK_S) {
+		ob->ns--;
+	} else {
+		e->prev = NULL;
+		e->next = ob->holders;
+		if (ob->holders)
+			ob->holders->prev = e;
+		ob->holders = e;
+		p->held++;
+	}
+	if (want == LOCK_X)
+		ob->nx++;
+	else
+		ob->ns++;
+	e->mode = (uint8_t)want;
+	p->granted++;
+}
+
+static void ent_ungrant(lock_part *p, lock_ent *e)
+{
+	lock_obj *ob = e->obj;
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		ob->holders = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	if (e->mode == LOCK_X)
+		ob->nx--;
+	else
+		ob->ns--;
+	p->held--;
+}
+
+/* Queues o for want on e's object: an upgrade at the head, others at the
+ * tail (L4). */
+static void waiter_add(lock_part *p, lock_owner *o, lock_ent *e, int want)
+{
+	o->wpart = p;
+	o->went = e;
+	o->want = (uint8_t)want;
+	o->waiting = true;
+	if (e->mode) {
+		o->wprev = NULL;
+		o->wnext = p->whead;
+		*(p->whead ? &p->whead->wprev : &p->wtail) = o;
+		p->whead = o;
+	} else {
+		o->wnext = NULL;
+		o->wprev = p->wtail;
+		*(p->wtail ? &p->wtail->wnext : &p->whead) = o;
+		p->wtail = o;
+	}
+}
+
+static void waiter_remove(lock_part *p, lock_owner *o)
+{
+	*(o->wprev ? &o->wprev->wnext : &p->whead) = o->wnext;
+	*(o->wnext ? &o->wnext->wprev : &p->wtail) = o->wprev;
+	o->waiting = false;
+}
+
+/*
+ * K5: after ob lost a holder or a waiter, grants in queue order every waiter
+ * of ob that no holder and no earlier waiter of ob blocks, and wakes it.
+ * Afterwards every waiter left is blocked by someone (L3).
+ */
+static void grant_waiters(lock_part *p, lock_obj *ob)
+{
+	bool blocked = false; /* an earlier waiter of ob stays queued */
+	for (lock_owner *w = p->whead, *next; w; w = next) {
+		next = w->wnext;
+		if (w->went->obj != ob)
+			continue;
+		if (granted_conflict(ob, w->went->mode, w->want) ||
+		    (blocked && w->want == LOCK_X)) {
+			if (w->want == LOCK_X)
+				return; /* it blocks every later waiter */
+			blocked = true;
+			continue;
+		}
+		waiter_remove(p, w);
+		ent_grant(p, w->went, w->want);
+		pthread_cond_signal(&w->cv);
+	}
+}
+
+/* o stops waiting without its grant (timeout or deadlock): it leaves the
+ * queue, those behind it are re-examined, its object goes if unused. */
+static void waiter_leave(lock_owner *o)
+{
+	lock_part *p = o->wpart;
+	lock_obj *ob = o->went->obj;
+	waiter_remove(p, o);
+	grant_waiters(p, ob);
+	if (!ob->holders)
+		obj_drop_if_unused(p, ob, obj_hash(ob));
+}
+
+/* ---- error details ---- */
+
+typedef struct msgbuf {
+	char s[480];
+	size_t len;
+} msgbuf;
+
+static void WD_PRINTF(2, 3) msg_add(msgbuf *m, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	if (m->len >= sizeof m->s - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(m->s + m->len, sizeof m->s - m->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		m->len += (size_t)n;
+}
+
+/* "X on rel 16 key 0x3031" (the first KEY_SHOWN bytes, then the length). */
+static void msg_request(msgbuf *m, const lock_obj *ob, int mode)
+{
+	msg_add(m, "%s on rel %u key ", mode == LOCK_X ? "X" : "S", ob->rel);
+	if (!ob->klen)
+		msg_add(m, "(empty)");
+	else
+		msg_add(m, "0x");
+	for (uint32_t i = 0; i < ob->klen && i < KEY_SHOWN; i++)
+		msg_add(m, "%02x", ob->key[i]);
+	if (ob->klen > KEY_SHOWN)
+		msg_add(m, "... (%u bytes)", ob->klen);
+}
+
+/* ---- the wait-for graph (K4) ---- */
+
+/* Called for each owner that blocks a waiter; true stops the walk. */
+typedef bool (*blocker_fn)(lock_owner *b, int mode, bool holds, void *arg);
+
+/* The out-edges of waiter w (L3): every other holder of its object whose
+ * mode conflicts with its request, and every earlier waiter of the object
+ * whose request conflicts. Caller holds w's partition mutex. */
+static bool for_each_blocker(lock_owner *w, blocker_fn fn, void *arg)
+{
+	lock_obj *ob = w->went->obj;
+	for (lock_ent *h = ob->holders; h; h = h->next)
+		if (h->owner != w && modes_conflict(h->mode, w->want) &&
+		    fn(h->owner, h->mode, true, arg))
+			return true;
+	for (lock_owner *v = w->wpart->whead; v && v != w; v = v->wnext)
+		if (v->went->obj == ob && modes_conflict(v->want, w->want) &&
+		    fn(v, v->want, false, arg))
+			return true;
+	return false;
+}
+
+typedef struct bfs {
+	uint64_t epoch;
+	lock_owner *root, *from, *tail, *found;
+} bfs;
+
+/* Visits blocker b of s->from: the root again closes a cycle; a waiter not
+ * seen yet joins the queue. */
+static bool bfs_visit(lock_owner *b, int mode, bool holds, void *arg)
+{
+	bfs *s = arg;
+	(void)mode;
+	(void)holds;
+	if (b == s->root) {
+		s->found = s->from;
+		return true;
+	}
+	if (!b->waiting || b->seen == s->epoch)
+		return false;
+	b->seen = s->epoch;
+	b->bfs_parent = s->from;
+	b->bfs_next = NULL;
+	s->tail->bfs_next = b;
+	s->tail = b;
+	return false;
+}
+
+/* Breadth-first search of the wait-for graph from root: the last owner of
+ * a shortest cycle through root (its bfs_parent chain leads back to root),
+ * or NULL. Only waiters have out-edges. Caller holds every partition. */
+static lock_owner *find_cycle(lockmgr *lm, lock_owner *root)
+{
+	bfs s = {.epoch = ++lm->epoch, .root = root, .tail = root};
+	root->seen = s.epoch;
+	root->bfs_next = NULL;
+	for (lock_owner *n = root; n && !s.found; n = n->bfs_next) {
+		s.from = n;
+		for_each_blocker(n, bfs_visit, &s);
+	}
+	return s.found;
+}
+
+/* Sets the detail of a deadlock: the cycle from root round to root. */
+static int report_cycle(lock_owner *root, lock_owner *last)
+{
+	msgbuf m = {.len = 0};
+	for (lock_owner *c = last; c != root; c = c->bfs_parent)
+		c->bfs_parent->bfs_next = c; /* forward links along the path */
+	last->bfs_next = root;
+	msg_add(&m, "deadlock: xid %llu", (unsigned long long)root->xid);
+	for (lock_owner *n = root;; n = n->bfs_next) {
+		msg_add(&m, "%s waits for xid %llu (wants ", n == root ? "" : " which",
+			(unsigned long long)n->bfs_next->xid);
+		msg_request(&m, n->went->obj, n->want);
+		msg_add(&m, ")");
+		if (n->bfs_next == root)
+			break;
+	}
+	return err_set(WD_EDEADLOCK, "%s", m.s);
+}
+
+static void lock_all(lockmgr *lm)
+{
+	for (uint32_t i = 0; i < NPARTS; i++)
+		pthread_mutex_lock(&lm->parts[i].mu);
+}
+
+static void unlock_all(lockmgr *lm)
+{
+	for (uint32_t i = NPARTS; i-- > 0;)
+		pthread_mutex_unlock(&lm->parts[i].mu);
+}
+
+/* K4: with every partition held (a consistent graph), o - still waiting -
+ * is the victim if a cycle runs through it: it leaves the queue and gets
+ * WD_EDEADLOCK. Otherwise 0 (o waits on, or was granted meanwhile). */
+static int detect_deadlock(lockmgr *lm, lock_owner *o)
+{
+	int rc = 0;
+	lock_owner *last;
+	lock_all(lm);
+	if (o->waiting) {
+		if ((last = find_cycle(lm, o)) != NULL) {
+			rc = report_cycle(o, last);
+			o->wpart->deadlocks++;
+			waiter_leave(o);
+		} else {
+			o->wpart->waits++;
+		}
+	}
+	unlock_all(lm);
+	if (rc)
+		TRACE(TR_TXN, "lock %s", wd_last_error());
+	return rc;
+}
+
+/* ---- waiting (K3) ---- */
+
+typedef struct blockers_msg {
+	msgbuf *m;
+	int n;
+} blockers_msg;
+
+static bool add_blocker(lock_owner *b, int mode, bool holds, void *arg)
+{
+	blockers_msg *bm = arg;
+	if (bm->n++ == 4) {
+		msg_add(bm->m, ", ...");
+		return true;
+	}
+	msg_add(bm->m, "%s xid %llu (%s %s)", bm->n == 1 ? "" : ",",
+		(unsigned long long)b->xid, holds ? "holds" : "waits for",
+		mode == LOCK_X ? "X" : "S");
+	return false;
+}
+
+/* Sets the detail of a timeout: the request and who blocks it. */
+static int report_timeout(lock_owner *o, uint32_t timeout_ms)
+{
+	msgbuf m = {.len = 0};
+	blockers_msg bm = {.m = &m, .n = 0};
+	msg_add(&m, "lock wait timed out after %u ms: xid %llu wants ", timeout_ms,
+		(unsigned long long)o->xid);
+	msg_request(&m, o->went->obj, o->want);
+	msg_add(&m, "; blocked by");
+	for_each_blocker(o, add_blocker, &bm);
+	return err_set(WD_ETIMEDOUT, "%s", m.s);
+}
+
+/* Sleeps until o is granted (0) or, with a deadline, until it passes
+ * (WD_ETIMEDOUT: o leaves the queue). A grant that races with the timeout
+ * wins. */
+static int sleep_until_granted(lock_owner *o, const struct timespec *deadline,
+			       uint32_t timeout_ms)
+{
+	lock_part *p = o->wpart;
+	int rc = 0;
+	pthread_mutex_lock(&p->mu);
+	while (o->waiting) {
+		if (!deadline) {
+			pthread_cond_wait(&o->cv, &p->mu);
+		} else if (pthread_cond_timedwait(&o->cv, &p->mu, deadline) == ETIMEDOUT &&
+			   o->waiting) {
+			rc = report_timeout(o, timeout_ms);
+			p->timeouts++;
+			waiter_leave(o);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* K3: o is queued. The deadline counts from now; then deadlock detection,
+ * then sleep. */
+static int wait_for_grant(lockmgr *lm, lock_owner *o, uint32_t timeout_ms)
+{
+	struct timespec deadline;
+	int rc;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	if ((rc = detect_deadlock(lm, o)) != 0)
+		return rc;
+	rc = sleep_until_granted(o, timeout_ms ? &deadline : NULL, timeout_ms);
+	if (rc)
+		TRACE(TR_TXN, "lock %s", wd_last_error());
+	return rc;
+}
+
+/*
+ * K1 steps 2-6: the request is not answered by a lock o holds. held is o's
+ * entry on the object if it holds S (an upgrade), else NULL.
+ */
+static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent *held,
+			uint32_t timeout_ms)
+{
+	lock_part *p = part_of(lm, r->hash);
+	lock_ent *e = held;
+	lock_obj *ob = NULL;
+	bool wait = false;
+	int rc = 0;
+	if (!held && (rc = ent_reserve(o, &e)) != 0)
+		return rc;
+	pthread_mutex_lock(&p->mu);
+	if (!held && (rc = obj_get(p, r, &ob)) == 0)
+		*e = (lock_ent){.obj = ob, .owner = o, .mode = 0};
+	if (rc == 0 && !(wait = must_wait(p, e->obj, e->mode, r->mode)))
+		ent_grant(p, e, r->mode);
+	else if (rc == 0)
+		waiter_add(p, o, e, r->mode);
+	pthread_mutex_unlock(&p->mu);
+	if (wait)
+		rc = wait_for_grant(lm, o, timeout_ms);
+	if (rc == 0 && !held)
+		ent_commit(o, r->hash);
+	return rc;
+}
+
+static int req_init(lock_req *r, uint32_t rel, const void *key, uint32_t klen, int mode)
+{
+	if (mode != LOCK_S && mode != LOCK_X)
+		return err_set(WD_EINVAL, "lock on rel %u: bad mode %d", rel, mode);
+	if (klen > LOCK_KEY_MAX || (!key && klen))
+		return err_set(WD_EINVAL, "lock on rel %u: bad key (%u bytes, at most %u)",
+			       rel, klen, LOCK_KEY_MAX);
+	*r = (lock_req){.key = key, .rel = rel, .klen = klen, .mode = mode};
+	r->hash = lock_hash(rel, key, klen);
+	return 0;
+}
+
+/* K1. Step 1 is the fast path: a lock o already holds, found in its local
+ * table without a mutex. */
+int lock_acquire(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
+		 int mode, uint32_t timeout_ms)
+{
+	lock_req r;
+	lock_ent *e;
+	int rc = req_init(&r, rel, key, klen, mode);
+	if (rc != 0)
+		return rc;
+	e = local_find(o, &r);
+	if (e && e->mode >= mode) {
+		atomic_store_explicit(&o->fast,
+				      atomic_load_explicit(&o->fast, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		return 0;
+	}
+	return acquire_slow(lm, o, &r, e, timeout_ms);
+}
+
+bool lock_held(lockmgr *lm, const lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
+	       int mode)
+{
+	lock_req r;
+	const lock_ent *e;
+	(void)lm;
+	if (req_init(&r, rel, key, klen, mode) != 0)
+		return false;
+	e = local_find(o, &r);
+	return e && e->mode >= mode;
+}
+
+/* ---- release (K2) ---- */
+
+/* Releases e (hash: its object's), grants what can now go, drops the
+ * object if unused. Caller holds p, e's partition. */
+static void release_ent(lock_part *p, lock_ent *e, uint64_t hash)
+{
+	lock_obj *ob = e->obj;
+	ent_ungrant(p, e);
+	if (p->whead)
+		grant_waiters(p, ob);
+	if (!ob->holders)
+		obj_drop_if_unused(p, ob, hash);
+}
+
+/* K2: every entry of the slab in order, keeping a partition's mutex
+ * across a run of entries in it; then the slab and the table are empty. */
+void lock_release_all(lockmgr *lm, lock_owner *o)
+{
+	lock_part *cur = NULL;
+	for (uint32_t i = 0; i < o->nent; i++) {
+		lock_ent *e = ent_at(o, i);
+		uint64_t hash = obj_hash(e->obj);
+		lock_part *p = part_of(lm, hash);
+		if (p != cur) {
+			if (cur)
+				pthread_mutex_unlock(&cur->mu);
+			pthread_mutex_lock(&p->mu);
+			cur = p;
+		}
+		release_ent(p, e, hash);
+	}
+	if (cur)
+		pthread_mutex_unlock(&cur->mu);
+	o->nent = 0;
+	if (o->lcap)
+		memset(o->local, 0, o->lcap * sizeof *o->local);
+}
+
+/* ---- owners (K6) ---- */
+
+static lock_owner *owner_new(void)
+{
+	lock_owner *o = calloc(1, sizeof *o);
+	pthread_condattr_t ca;
+	int rc;
+	if (!o)
+		return NULL;
+	rc = pthread_condattr_init(&ca);
+	if (rc == 0) {
+		rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		if (rc == 0)
+			rc = pthread_cond_init(&o->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (rc != 0) {
+		free(o);
+		return NULL;
+	}
+	return o;
+}
+
+static void owner_free(lock_owner *o)
+{
+	for (uint32_t i = 0; i < o->nchunks; i++)
+		free(o->chunks[i]);
+	free(o->chunks);
+	free(o->local);
+	pthread_cond_destroy(&o->cv);
+	free(o);
+}
+
+/* Gives back what a big transaction made o grow, keeping the first chunk
+ * and a small table for the next transaction. */
+static void owner_trim(lock_owner *o)
+{
+	while (o->nchunks > 1)
+		free(o->chunks[--o->nchunks]);
+	if (o->dircap > DIR_KEEP) {
+		lock_ent **d = realloc(o->chunks, DIR_KEEP * sizeof *d);
+		if (d) {
+			o->chunks = d;
+			o->dircap = DIR_KEEP;
+		}
+	}
+	if (o->lcap > LOCAL_KEEP) {
+		free(o->local);
+		o->local = NULL;
+		o->lcap = 0;
+	}
+}
+
+static void live_link(lockmgr *lm, lock_owner *o)
+{
+	o->prev = NULL;
+	o->next = lm->live;
+	if (lm->live)
+		lm->live->prev = o;
+	lm->live = o;
+}
+
+static void live_unlink(lockmgr *lm, lock_owner *o)
+{
+	*(o->prev ? &o->prev->next : &lm->live) = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+}
+
+/* An idle owner if one is kept, else a new one. */
+int lock_owner_create(lockmgr *lm, uint64_t xid, lock_owner **out)
+{
+	lock_owner *o;
+	*out = NULL;
+	pthread_mutex_lock(&lm->mu);
+	if ((o = lm->idle) != NULL) {
+		lm->idle = o->next;
+		lm->nidle--;
+	}
+	pthread_mutex_unlock(&lm->mu);
+	if (!o && !(o = owner_new()))
+		return err_set(WD_ENOMEM, "lock manager: no memory for the owner of xid %llu",
+			       (unsigned long long)xid);
+	o->xid = xid;
+	pthread_mutex_lock(&lm->mu);
+	live_link(lm, o);
+	pthread_mutex_unlock(&lm->mu);
+	*out = o;
+	return 0;
+}
+
+/* Releases o's locks, folds its counter into the manager's and keeps it
+ * idle for the next transaction (or frees it when enough are kept). */
+void lock_owner_destroy(lockmgr *lm, lock_owner *o)
+{
+	bool keep;
+	if (!o)
+		return;
+	assert(!o->waiting);
+	lock_release_all(lm, o);
+	owner_trim(o);
+	pthread_mutex_lock(&lm->mu);
+	live_unlink(lm, o);
+	lm->fast_done += atomic_load_explicit(&o->fast, memory_order_relaxed);
+	atomic_store_explicit(&o->fast, 0, memory_order_relaxed);
+	keep = lm->nidle < OWNER_IDLE_MAX;
+	if (keep) {
+		o->next = lm->idle;
+		lm->idle = o;
+		lm->nidle++;
+	}
+	pthread_mutex_unlock(&lm->mu);
+	if (!keep)
+		owner_free(o);
+}
+
+/* ---- the manager ---- */
+
+static void part_free(lock_part *p)
+{
+	for (uint32_t b = 0; b <= p->mask; b++) {
+		for (lock_obj *ob = p->buckets[b], *next; ob; ob = next) {
+			next = ob->next;
+			free(ob);
+		}
+	}
+	for (lock_obj *ob = p->free, *next; ob; ob = next) {
+		next = ob->next;
+		free(ob);
+	}
+	free(p->buckets);
+	pthread_mutex_destroy(&p->mu);
+}
+
+int lockmgr_create(lockmgr **out)
+{
+	lockmgr *lm = aligned_alloc(_Alignof(lockmgr), sizeof *lm);
+	uint32_t i;
+	*out = NULL;
+	if (!lm)
+		return err_set(WD_ENOMEM, "lock manager: no memory");
+	memset(lm, 0, sizeof *lm);
+	for (i = 0; i < NPARTS; i++) {
+		lock_part *p = &lm->parts[i];
+		p->mask = PART_MIN_BUCKETS - 1;
+		p->buckets = calloc(PART_MIN_BUCKETS, sizeof *p->buckets);
+		if (!p->buckets || pthread_mutex_init(&p->mu, NULL) != 0) {
+			free(p->buckets);
+			break;
+		}
+	}
+	if (i < NPARTS || pthread_mutex_init(&lm->mu, NULL) != 0) {
+		while (i-- > 0)
+			part_free(&lm->parts[i]);
+		free(lm);
+		return err_set(WD_ENOMEM, "lock manager: no memory");
+	}
+	*out = lm;
+	return 0;
+}
+
+void lockmgr_destroy(lockmgr *lm)
+{
+	if (!lm)
+		return;
+	for (lock_owner *o = lm->live, *next; o; o = next) {
+		next = o->next;
+		assert(o->nent == 0 && !o->waiting);
+		owner_free(o);
+	}
+	for (lock_owner *o = lm->idle, *next; o; o = next) {
+		next = o->next;
+		owner_free(o);
+	}
+	for (uint32_t i = 0; i < NPARTS; i++)
+		part_free(&lm->parts[i]);
+	pthread_mutex_destroy(&lm->mu);
+	free(lm);
+}
+
+void lockmgr_stats(lockmgr *lm, lock_stats *out)
+{
+	uint64_t fast;
+	memset(out, 0, sizeof *out);
+	for (uint32_t i = 0; i < NPARTS; i++) {
+		lock_part *p = &lm->parts[i];
+		pthread_mutex_lock(&p->mu);
+		out->acquired += p->granted;
+		out->waits += p->waits;
+		out->deadlocks += p->deadlocks;
+		out->timeouts += p->timeouts;
+		out->held_now += p->held;
+		pthread_mutex_unlock(&p->mu);
+	}
+	pthread_mutex_lock(&lm->mu);
+	fast = lm->fast_done;
+	for (lock_owner *o = lm->live; o; o = o->next)
+		fast += atomic_load_explicit(&o->fast, memory_order_relaxed);
+	pthread_mutex_unlock(&lm->mu);
+	out->fast = fast;
+	out->acquired += fast;
+}
