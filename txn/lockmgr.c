@@ -1,30 +1,22 @@
 /*
  * lockmgr.c - row locks (strict two-phase S/X locks on (rel, key)):
- * lock_acquire, lock_release_all, lock_held, owners, statistics, and the
- * deadlock detector. Invariants L1..L8 and protocols K1..K6: txn/LOCKS.md.
- *
- * Map: a lock_obj per locked (rel, key) lives in one of NPARTS partitions
- * (hash chains, a FIFO of waiters, counters, one mutex each); a lock_ent
- * per (owner, object) pair lives in its owner's slab and is found again
- * through the owner's local hash table, without any mutex.
+ * lock_acquire, lock_release_all, lock_held, owners, statistics; a wait
+ * runs the deadlock detector of deadlock.c. Invariants L1..L8 and
+ * protocols K1..K6: txn/LOCKS.md. The structures: lockmgr_internal.h.
  */
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "storage/trace.h"
-#include "txn/lockmgr.h"
+#include "txn/lockmgr_internal.h"
 
-#define PART_BITS 6u
-#define NPARTS (1u << PART_BITS)
 #define PART_MIN_BUCKETS 16u  /* a power of two */
 #define PART_FREE_MAX 32u     /* recycled lock objects kept per partition */
 #define OBJ_RECYCLE_KCAP 64u  /* objects with more key room go back to malloc */
@@ -34,78 +26,7 @@
 #define LOCAL_KEEP 1024u      /* a recycled owner keeps a table this small */
 #define DIR_KEEP 16u          /* ... and a chunk directory this small */
 #define OWNER_IDLE_MAX 64u    /* recycled owners kept by the manager */
-#define KEY_SHOWN 8u          /* key bytes an error detail shows */
 #define HASH_TAG(h) ((uint16_t)((h) >> 48))
-
-typedef struct lock_obj lock_obj;
-typedef struct lock_ent lock_ent;
-typedef struct lock_part lock_part;
-
-/* One locked (rel, key): exists while it has a holder or a waiter (L2).
- * Every field is guarded by its partition's mutex; rel, klen and key do
- * not change while the object exists. */
-struct lock_obj {
-	lock_obj *next;    /* hash chain, or the partition's free list */
-	lock_ent *holders; /* granted entries, doubly linked */
-	uint32_t rel;
-	uint32_t ns;       /* S holders */
-	uint16_t klen, kcap;
-	uint8_t nx;        /* X holders: 0 or 1 (L1) */
-	uint8_t key[];
-};
-
-/* One owner's lock on one object: allocated from the owner's slab, linked
- * into the object's holders while granted. */
-struct lock_ent {
-	lock_obj *obj;
-	lock_owner *owner;
-	lock_ent *next, *prev; /* the object's holders (partition mutex) */
-	uint32_t lnext;        /* owner's local chain: slab index + 1, 0 ends */
-	uint16_t tag;          /* the top bits of the hash: skips most misses */
-	uint8_t mode;          /* 0 while pending, then LOCK_S or LOCK_X */
-};
-
-struct lock_owner {
-	uint64_t xid;
-	/* The slab and the local table: the owner's thread only (L5). */
-	lock_ent **chunks;       /* chunk directory */
-	uint32_t nchunks, dircap;
-	uint32_t nent;           /* entries in use = locks held */
-	uint32_t *local;         /* lcap buckets (a power of two): index + 1 */
-	uint32_t lcap;
-	_Atomic uint64_t fast;   /* one writer: the owner's thread */
-	/* Waiting: guarded by wpart's mutex (K3). */
-	pthread_cond_t cv;       /* on CLOCK_MONOTONIC */
-	lock_part *wpart;
-	lock_ent *went;          /* the entry being granted (held S: upgrade) */
-	lock_owner *wnext, *wprev;
-	uint8_t want;
-	bool waiting;
-	/* Detector scratch: guarded by holding every partition mutex (K4). */
-	uint64_t seen;
-	lock_owner *bfs_parent, *bfs_next;
-	/* The manager's live or idle list: lm->mu. */
-	lock_owner *next, *prev;
-};
-
-struct lock_part {
-	pthread_mutex_t mu;
-	lock_obj **buckets;
-	uint32_t mask, nobj;
-	lock_obj *free;
-	uint32_t nfree;
-	lock_owner *whead, *wtail; /* waiters on this partition's objects (L4) */
-	uint64_t granted, waits, deadlocks, timeouts, held;
-} __attribute__((aligned(64)));
-
-struct lockmgr {
-	lock_part parts[NPARTS];
-	pthread_mutex_t mu;        /* the owner lists and fast_done */
-	lock_owner *live, *idle;
-	uint32_t nidle;
-	uint64_t fast_done;        /* fast acquires of destroyed owners */
-	uint64_t epoch;            /* detector visits; every partition mutex */
-};
 
 /* A request, its key hashed once. */
 typedef struct lock_req {
@@ -361,11 +282,6 @@ static void ent_commit(lock_owner *o, uint64_t hash)
 
 /* ---- granting (caller holds the partition mutex) ---- */
 
-static inline bool modes_conflict(int a, int b)
-{
-	return a == LOCK_X || b == LOCK_X;
-}
-
 /* Whether a request for want by an owner holding have (0 or LOCK_S) on ob
  * conflicts with the locks granted to other owners. */
 static bool granted_conflict(const lock_obj *ob, int have, int want)
@@ -482,7 +398,7 @@ static void grant_waiters(lock_part *p, lock_obj *ob)
 
 /* o stops waiting without its grant (timeout or deadlock): it leaves the
  * queue, those behind it are re-examined, its object goes if unused. */
-static void waiter_leave(lock_owner *o)
+void lockmgr_waiter_leave(lock_owner *o)
 {
 	lock_part *p = o->wpart;
 	lock_obj *ob = o->went->obj;
@@ -492,189 +408,7 @@ static void waiter_leave(lock_owner *o)
 		obj_drop_if_unused(p, ob, obj_hash(ob));
 }
 
-/* ---- error details ---- */
-
-typedef struct msgbuf {
-	char s[480];
-	size_t len;
-} msgbuf;
-
-static void WD_PRINTF(2, 3) msg_add(msgbuf *m, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-	if (m->len >= sizeof m->s - 1)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(m->s + m->len, sizeof m->s - m->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		m->len += (size_t)n;
-}
-
-/* "X on rel 16 key 0x3031" (the first KEY_SHOWN bytes, then the length). */
-static void msg_request(msgbuf *m, const lock_obj *ob, int mode)
-{
-	msg_add(m, "%s on rel %u key ", mode == LOCK_X ? "X" : "S", ob->rel);
-	if (!ob->klen)
-		msg_add(m, "(empty)");
-	else
-		msg_add(m, "0x");
-	for (uint32_t i = 0; i < ob->klen && i < KEY_SHOWN; i++)
-		msg_add(m, "%02x", ob->key[i]);
-	if (ob->klen > KEY_SHOWN)
-		msg_add(m, "... (%u bytes)", ob->klen);
-}
-
-/* ---- the wait-for graph (K4) ---- */
-
-/* Called for each owner that blocks a waiter; true stops the walk. */
-typedef bool (*blocker_fn)(lock_owner *b, int mode, bool holds, void *arg);
-
-/* The out-edges of waiter w (L3): every other holder of its object whose
- * mode conflicts with its request, and every earlier waiter of the object
- * whose request conflicts. Caller holds w's partition mutex. */
-static bool for_each_blocker(lock_owner *w, blocker_fn fn, void *arg)
-{
-	lock_obj *ob = w->went->obj;
-	for (lock_ent *h = ob->holders; h; h = h->next)
-		if (h->owner != w && modes_conflict(h->mode, w->want) &&
-		    fn(h->owner, h->mode, true, arg))
-			return true;
-	for (lock_owner *v = w->wpart->whead; v && v != w; v = v->wnext)
-		if (v->went->obj == ob && modes_conflict(v->want, w->want) &&
-		    fn(v, v->want, false, arg))
-			return true;
-	return false;
-}
-
-typedef struct bfs {
-	uint64_t epoch;
-	lock_owner *root, *from, *tail, *found;
-} bfs;
-
-/* Visits blocker b of s->from: the root again closes a cycle; a waiter not
- * seen yet joins the queue. */
-static bool bfs_visit(lock_owner *b, int mode, bool holds, void *arg)
-{
-	bfs *s = arg;
-	(void)mode;
-	(void)holds;
-	if (b == s->root) {
-		s->found = s->from;
-		return true;
-	}
-	if (!b->waiting || b->seen == s->epoch)
-		return false;
-	b->seen = s->epoch;
-	b->bfs_parent = s->from;
-	b->bfs_next = NULL;
-	s->tail->bfs_next = b;
-	s->tail = b;
-	return false;
-}
-
-/* Breadth-first search of the wait-for graph from root: the last owner of
- * a shortest cycle through root (its bfs_parent chain leads back to root),
- * or NULL. Only waiters have out-edges. Caller holds every partition. */
-static lock_owner *find_cycle(lockmgr *lm, lock_owner *root)
-{
-	bfs s = {.epoch = ++lm->epoch, .root = root, .tail = root};
-	root->seen = s.epoch;
-	root->bfs_next = NULL;
-	for (lock_owner *n = root; n && !s.found; n = n->bfs_next) {
-		s.from = n;
-		for_each_blocker(n, bfs_visit, &s);
-	}
-	return s.found;
-}
-
-/* Sets the detail of a deadlock: the cycle from root round to root. */
-static int report_cycle(lock_owner *root, lock_owner *last)
-{
-	msgbuf m = {.len = 0};
-	for (lock_owner *c = last; c != root; c = c->bfs_parent)
-		c->bfs_parent->bfs_next = c; /* forward links along the path */
-	last->bfs_next = root;
-	msg_add(&m, "deadlock: xid %llu", (unsigned long long)root->xid);
-	for (lock_owner *n = root;; n = n->bfs_next) {
-		msg_add(&m, "%s waits for xid %llu (wants ", n == root ? "" : " which",
-			(unsigned long long)n->bfs_next->xid);
-		msg_request(&m, n->went->obj, n->want);
-		msg_add(&m, ")");
-		if (n->bfs_next == root)
-			break;
-	}
-	return err_set(WD_EDEADLOCK, "%s", m.s);
-}
-
-static void lock_all(lockmgr *lm)
-{
-	for (uint32_t i = 0; i < NPARTS; i++)
-		pthread_mutex_lock(&lm->parts[i].mu);
-}
-
-static void unlock_all(lockmgr *lm)
-{
-	for (uint32_t i = NPARTS; i-- > 0;)
-		pthread_mutex_unlock(&lm->parts[i].mu);
-}
-
-/* K4: with every partition held (a consistent graph), o - still waiting -
- * is the victim if a cycle runs through it: it leaves the queue and gets
- * WD_EDEADLOCK. Otherwise 0 (o waits on, or was granted meanwhile). */
-static int detect_deadlock(lockmgr *lm, lock_owner *o)
-{
-	int rc = 0;
-	lock_owner *last;
-	lock_all(lm);
-	if (o->waiting) {
-		if ((last = find_cycle(lm, o)) != NULL) {
-			rc = report_cycle(o, last);
-			o->wpart->deadlocks++;
-			waiter_leave(o);
-		} else {
-			o->wpart->waits++;
-		}
-	}
-	unlock_all(lm);
-	if (rc)
-		TRACE(TR_TXN, "lock %s", wd_last_error());
-	return rc;
-}
-
 /* ---- waiting (K3) ---- */
-
-typedef struct blockers_msg {
-	msgbuf *m;
-	int n;
-} blockers_msg;
-
-static bool add_blocker(lock_owner *b, int mode, bool holds, void *arg)
-{
-	blockers_msg *bm = arg;
-	if (bm->n++ == 4) {
-		msg_add(bm->m, ", ...");
-		return true;
-	}
-	msg_add(bm->m, "%s xid %llu (%s %s)", bm->n == 1 ? "" : ",",
-		(unsigned long long)b->xid, holds ? "holds" : "waits for",
-		mode == LOCK_X ? "X" : "S");
-	return false;
-}
-
-/* Sets the detail of a timeout: the request and who blocks it. */
-static int report_timeout(lock_owner *o, uint32_t timeout_ms)
-{
-	msgbuf m = {.len = 0};
-	blockers_msg bm = {.m = &m, .n = 0};
-	msg_add(&m, "lock wait timed out after %u ms: xid %llu wants ", timeout_ms,
-		(unsigned long long)o->xid);
-	msg_request(&m, o->went->obj, o->want);
-	msg_add(&m, "; blocked by");
-	for_each_blocker(o, add_blocker, &bm);
-	return err_set(WD_ETIMEDOUT, "%s", m.s);
-}
 
 /* Sleeps until o is granted (0) or, with a deadline, until it passes
  * (WD_ETIMEDOUT: o leaves the queue). A grant that races with the timeout
@@ -690,9 +424,9 @@ static int sleep_until_granted(lock_owner *o, const struct timespec *deadline,
 			pthread_cond_wait(&o->cv, &p->mu);
 		} else if (pthread_cond_timedwait(&o->cv, &p->mu, deadline) == ETIMEDOUT &&
 			   o->waiting) {
-			rc = report_timeout(o, timeout_ms);
+			rc = deadlock_report_timeout(o, timeout_ms);
 			p->timeouts++;
-			waiter_leave(o);
+			lockmgr_waiter_leave(o);
 		}
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -712,7 +446,7 @@ static int wait_for_grant(lockmgr *lm, lock_owner *o, uint32_t timeout_ms)
 		deadline.tv_sec++;
 		deadline.tv_nsec -= 1000000000L;
 	}
-	if ((rc = detect_deadlock(lm, o)) != 0)
+	if ((rc = deadlock_detect(lm, o)) != 0)
 		return rc;
 	rc = sleep_until_granted(o, timeout_ms ? &deadline : NULL, timeout_ms);
 	if (rc)

@@ -1,0 +1,117 @@
+/*
+ * lockmgr_internal.h - what lockmgr.c and deadlock.c share and nobody else
+ * includes: the lock manager's structures and the calls between the two
+ * files. Invariants L1..L8 and protocols K1..K6: txn/LOCKS.md.
+ *
+ * Map: a lock_obj per locked (rel, key) lives in one of NPARTS partitions
+ * (hash chains, a FIFO of waiters, counters, one mutex each); a lock_ent
+ * per (owner, object) pair lives in its owner's slab and is found again
+ * through the owner's local hash table, without any mutex.
+ */
+#ifndef WALDEN_TXN_LOCKMGR_INTERNAL_H
+#define WALDEN_TXN_LOCKMGR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "txn/lockmgr.h"
+
+#define PART_BITS 6u
+#define NPARTS (1u << PART_BITS)
+
+typedef struct lock_obj lock_obj;
+typedef struct lock_ent lock_ent;
+typedef struct lock_part lock_part;
+
+/* One locked (rel, key): exists while it has a holder or a waiter (L2).
+ * Every field is guarded by its partition's mutex; rel, klen and key do
+ * not change while the object exists. */
+struct lock_obj {
+	lock_obj *next;    /* hash chain, or the partition's free list */
+	lock_ent *holders; /* granted entries, doubly linked */
+	uint32_t rel;
+	uint32_t ns;       /* S holders */
+	uint16_t klen, kcap;
+	uint8_t nx;        /* X holders: 0 or 1 (L1) */
+	uint8_t key[];
+};
+
+/* One owner's lock on one object: allocated from the owner's slab, linked
+ * into the object's holders while granted. */
+struct lock_ent {
+	lock_obj *obj;
+	lock_owner *owner;
+	lock_ent *next, *prev; /* the object's holders (partition mutex) */
+	uint32_t lnext;        /* owner's local chain: slab index + 1, 0 ends */
+	uint16_t tag;          /* the top bits of the hash: skips most misses */
+	uint8_t mode;          /* 0 while pending, then LOCK_S or LOCK_X */
+};
+
+struct lock_owner {
+	uint64_t xid;
+	/* The slab and the local table: the owner's thread only (L5). */
+	lock_ent **chunks;       /* chunk directory */
+	uint32_t nchunks, dircap;
+	uint32_t nent;           /* entries in use = locks held */
+	uint32_t *local;         /* lcap buckets (a power of two): index + 1 */
+	uint32_t lcap;
+	_Atomic uint64_t fast;   /* one writer: the owner's thread */
+	/* Waiting: guarded by wpart's mutex (K3). */
+	pthread_cond_t cv;       /* on CLOCK_MONOTONIC */
+	lock_part *wpart;
+	lock_ent *went;          /* the entry being granted (held S: upgrade) */
+	lock_owner *wnext, *wprev;
+	uint8_t want;
+	bool waiting;
+	/* Detector scratch: guarded by holding every partition mutex (K4). */
+	uint64_t seen;
+	lock_owner *bfs_parent, *bfs_next;
+	/* The manager's live or idle list: lm->mu. */
+	lock_owner *next, *prev;
+};
+
+struct lock_part {
+	pthread_mutex_t mu;
+	lock_obj **buckets;
+	uint32_t mask, nobj;
+	lock_obj *free;
+	uint32_t nfree;
+	lock_owner *whead, *wtail; /* waiters on this partition's objects (L4) */
+	uint64_t granted, waits, deadlocks, timeouts, held;
+} __attribute__((aligned(64)));
+
+struct lockmgr {
+	lock_part parts[NPARTS];
+	pthread_mutex_t mu;        /* the owner lists and fast_done */
+	lock_owner *live, *idle;
+	uint32_t nidle;
+	uint64_t fast_done;        /* fast acquires of destroyed owners */
+	uint64_t epoch;            /* detector visits; every partition mutex */
+};
+
+/* S-S is the only compatible pair: the grants (lockmgr.c) and the edges of
+ * the wait-for graph (deadlock.c) both ask this. */
+static inline bool modes_conflict(int a, int b)
+{
+	return a == LOCK_X || b == LOCK_X;
+}
+
+/* ---- lockmgr.c ---- */
+
+/* o stops waiting without its grant (K5 step 3). Caller holds o's
+ * partition mutex. */
+void lockmgr_waiter_leave(lock_owner *o);
+
+/* ---- deadlock.c ---- */
+
+/* K4: WD_EDEADLOCK if a cycle of the wait-for graph runs through o, which
+ * then no longer waits; else 0. Caller holds no partition mutex. */
+int deadlock_detect(lockmgr *lm, lock_owner *o) WD_MUST_CHECK;
+
+/* K3 step 4: sets the detail of o's timeout (the request and who blocks
+ * it) and returns WD_ETIMEDOUT. Caller holds o's partition mutex. */
+int deadlock_report_timeout(lock_owner *o, uint32_t timeout_ms) WD_MUST_CHECK;
+
+#endif
