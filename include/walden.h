@@ -3,9 +3,9 @@
  *
  * This is the only header a program using walden includes. It grows with the
  * engine: the error codes, version, tracing, options, and the table API
- * (wd_open, wd_begin, wd_put, ...). Savepoints, rollback and checkpoints
- * arrive with the transaction and recovery modules; nothing is declared here
- * before it works.
+ * (wd_open, wd_begin, wd_put, ...), rollback and savepoints. Checkpoints
+ * arrive with the recovery module; nothing is declared here before it
+ * works.
  *
  * Conventions (as in lmdb.h):
  *  - Every fallible call returns int: 0 on success, a negative WD_E* code on
@@ -131,6 +131,13 @@ typedef struct wd_options {
 	 * longer than a page go to overflow pages. 1 to 2^40. A setting of
 	 * the open, not of the database. Default 64 MiB. */
 	uint64_t max_value_bytes;
+
+	/* ---- transactions ---- */
+	/* How long a call waits for another transaction's row lock before it
+	 * fails with WD_ETIMEDOUT (the call changes nothing; the transaction
+	 * stays usable). 0: no limit (deadlocks are still detected). A
+	 * setting of the open. Default 0. */
+	uint32_t lock_timeout_ms;
 } wd_options;
 
 void wd_options_default(wd_options *o);
@@ -141,11 +148,29 @@ void wd_options_default(wd_options *o);
  * an exclusive lock; another process gets WD_EBUSY naming the holder);
  * the threads of that process share one wd_db.
  *
- * Isolation, until the transactions module lands: a transaction's changes
- * are visible to other transactions as soon as each call returns, not at
- * commit, and wd_abort returns WD_ENOTSUP (the changes stay). wd_commit
- * makes them durable (synchronous_commit) and ends the transaction. Two
- * threads must not use one transaction at once.
+ * Isolation: strict two-phase locking on rows. wd_put and wd_del take an
+ * exclusive lock on (table, key), wd_get and every row a cursor returns a
+ * shared one, all held until the transaction ends. So single-key
+ * operations are serializable: the committed transactions have the effect
+ * of some serial order, and nobody reads a change before it commits. A
+ * cursor scan locks the rows it returns, not the gaps between them: a key
+ * another transaction inserts later into a range already scanned, or
+ * deletes before the cursor reaches it (even if that transaction then
+ * aborts), is not seen - phantoms are possible, as under REPEATABLE READ.
+ * A transaction waiting for a lock that would close a cycle is the
+ * deadlock victim: its call returns WD_EDEADLOCK and the transaction has
+ * been rolled back to its beginning (changes undone, locks released); it
+ * stays open and may retry its work, commit or abort.
+ *
+ * Handles: a transaction is used by one thread at a time (a second thread
+ * calling into it meanwhile gets WD_EBUSY). A call on a committed or
+ * aborted transaction returns WD_ESTATE - for the last 1024 transactions
+ * ended, after which the handle's memory is reused: do not rely on it. A
+ * change through a read-only transaction (WD_TXN_RDONLY) returns
+ * WD_EACCES.
+ *
+ * Table create and drop commit on their own, durably, when the call
+ * returns: the calling transaction's rollback does not take them back.
  *
  * Panic: if a durable write fails (an fsync of the log or of the control
  * file), every later call on the database returns WD_EPANIC and nothing
@@ -162,6 +187,7 @@ typedef struct wd_table wd_table;   /* a named table: heap + B+tree on the key *
 typedef struct wd_cursor wd_cursor; /* ordered iteration over a table */
 
 #define WD_CREATE 0x1u /* wd_table_open: create the table if absent */
+#define WD_TXN_RDONLY 0x1u /* wd_begin_flags: a transaction that only reads */
 
 /*
  * Opens the database in dir, creating it (and dir) if absent with the page
@@ -183,19 +209,39 @@ int wd_close(wd_db *db);
  * synchronous_commit. */
 int wd_begin(wd_db *db, wd_txn **txn);
 
+/* wd_begin with flags: WD_TXN_RDONLY (put, del, table create and drop
+ * then return WD_EACCES). */
+int wd_begin_flags(wd_db *db, unsigned flags, wd_txn **txn);
+
 /* Sets synchronous_commit for txn alone (1: wd_commit returns once the
  * commit is durable; 0: at once, durable within 3 x wal_writer_delay_ms),
  * until it ends. WD_EINVAL if txn is NULL. */
 int wd_txn_set_synchronous(wd_txn *txn, int on);
 
-/* Commits: returns once durable when synchronous_commit is on. Frees txn
- * (also on failure). */
+/* Commits: returns once durable when synchronous_commit is on; then
+ * releases the transaction's locks. Ends txn (also on failure). */
 int wd_commit(wd_txn *txn);
 
-/* Rolls back. Not yet supported: for a transaction that changed anything
- * it returns WD_ENOTSUP and the changes stay; one that changed nothing
- * ends normally (0). Frees txn either way. */
+/* Rolls back every change of txn (newest first, through its undo log),
+ * releases its locks and ends it. If the rollback itself fails (an I/O
+ * error), the database panics (WD_EPANIC) and the next wd_open finishes
+ * it. Ends txn either way. */
 int wd_abort(wd_txn *txn);
+
+/*
+ * Sets a savepoint called name (1..255 bytes) at this point of txn. A
+ * savepoint of the same name set earlier is released (replaced); others
+ * nest. Savepoints end with the transaction.
+ */
+int wd_savepoint(wd_txn *txn, const char *name);
+
+/*
+ * Undoes every change txn made since savepoint name (the newest of that
+ * name) and keeps the transaction open; the savepoint stays, savepoints
+ * set after it are released. Locks taken since are kept until the end.
+ * WD_NOTFOUND if there is no such savepoint.
+ */
+int wd_rollback_to(wd_txn *txn, const char *name);
 
 /*
  * Opens the table called name (1..255 bytes), creating it with WD_CREATE.
@@ -221,7 +267,8 @@ int wd_table_drop(wd_txn *txn, const char *name);
 /*
  * Inserts or overwrites key k (1..page_size/8 bytes) with value v (0 bytes
  * up to the configured maximum, 64 MiB by default). Keys order as unsigned
- * bytes (memcmp, then shorter first). Errors: WD_ETOOBIG, WD_EPANIC, I/O.
+ * bytes (memcmp, then shorter first). Waits for the key's exclusive lock.
+ * Errors: WD_ETOOBIG, WD_EDEADLOCK, WD_ETIMEDOUT, WD_EACCES, WD_EPANIC, I/O.
  */
 int wd_put(wd_txn *txn, wd_table *t, const void *k, size_t klen, const void *v,
 	   size_t vlen);
@@ -229,7 +276,8 @@ int wd_put(wd_txn *txn, wd_table *t, const void *k, size_t klen, const void *v,
 /*
  * Reads the value of k: copies min(cap, value length) bytes to buf and
  * always sets *vlen to the full length (like snprintf: if *vlen > cap, call
- * again with a larger buffer). WD_NOTFOUND if k is absent.
+ * again with a larger buffer). WD_NOTFOUND if k is absent. Waits for the
+ * key's shared lock (WD_EDEADLOCK, WD_ETIMEDOUT).
  */
 int wd_get(wd_txn *txn, wd_table *t, const void *k, size_t klen, void *buf,
 	   size_t cap, size_t *vlen);
@@ -253,8 +301,9 @@ int wd_cursor_open(wd_txn *txn, wd_table *t, wd_cursor **c);
 int wd_cursor_seek(wd_cursor *c, const void *k, size_t klen);
 /*
  * The next key and value in order; the pointers stay valid until the next
- * call on c. WD_NOTFOUND at the end. A cursor sees keys committed or
- * changed by others while it moves (no snapshot).
+ * call on c. WD_NOTFOUND at the end. Each row returned is locked shared
+ * until the transaction ends (see Isolation above: no snapshot, phantoms
+ * possible). WD_EDEADLOCK: the transaction was rolled back; close c.
  */
 int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
 		   size_t *vlen);

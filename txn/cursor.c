@@ -28,6 +28,7 @@
 #include "txn/txn_internal.h"
 
 struct wd_cursor {
+	wd_txn *txn;       /* every call enters it (I11, I12) */
 	wd_table *t;
 	btree_cursor *bc;
 	uint8_t *kbuf;     /* the key found in the heap */
@@ -46,12 +47,17 @@ int wd_cursor_open(wd_txn *txn, wd_table *t, wd_cursor **out)
 	if (!txn || !t || !out)
 		return err_set(WD_EINVAL, "wd_cursor_open: txn, table and cursor are required");
 	*out = NULL;
+	if ((rc = txn_enter(txn, false)) != 0)
+		return rc;
 	/* a table of another database: WD_EINVAL; else txn holds t until it
 	 * ends, so no drop frees it under the cursor (README I8) */
-	if ((rc = db_check_usable(txn->db)) != 0 || (rc = txn_use_table(txn, t)) != 0)
+	rc = txn_use_table(txn, t);
+	txn_leave(txn);
+	if (rc != 0)
 		return rc;
 	if (!(c = calloc(1, sizeof *c)))
 		return err_set(WD_ENOMEM, "table %s: out of memory", t->name);
+	c->txn = txn;
 	c->t = t;
 	c->kcap = heap_max_key_len(t->h);
 	c->vcap = 256;
@@ -76,10 +82,12 @@ int wd_cursor_seek(wd_cursor *c, const void *k, size_t klen)
 	int rc;
 	if (!c || (!k && klen))
 		return err_set(WD_EINVAL, "wd_cursor_seek: cursor and key are required");
-	if ((rc = db_check_usable(c->t->db)) != 0)
+	if ((rc = txn_enter(c->txn, false)) != 0)
 		return rc;
 	heap_hold_release(c->t->h, &c->hold);
-	return btree_cursor_seek(c->bc, klen ? k : NULL, klen, BT_FORWARD);
+	rc = btree_cursor_seek(c->bc, klen ? k : NULL, klen, BT_FORWARD);
+	txn_leave(c->txn);
+	return rc;
 }
 
 /*
@@ -143,7 +151,8 @@ static int fetch_fast(wd_cursor *c, const void *key, size_t klen, wd_tid tid,
 	return rc == 0 && *vlen > c->vcap ? WD_ETOOBIG : rc;
 }
 
-/* P8: the next key whose tuple still exists, and its value. */
+/* P8: the next key whose tuple still exists, and its value, under the
+ * key's shared lock (held to the end of the transaction). */
 int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
 		   size_t *vlen)
 {
@@ -154,12 +163,16 @@ int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
 	int rc;
 	if (!c || !k || !klen || !v || !vlen)
 		return err_set(WD_EINVAL, "wd_cursor_next: every argument is required");
-	if ((rc = db_check_usable(c->t->db)) != 0)
+	if ((rc = txn_enter(c->txn, false)) != 0)
 		return rc;
 	for (;;) {
 		/* step 1 */
 		if ((rc = btree_cursor_next(c->bc, &key, &kl, &tid)) != 0)
 			break; /* WD_NOTFOUND: the end */
+		/* step 1a: the row lock; a wait means the tid may be stale,
+		 * which steps 2-3 notice */
+		if ((rc = txn_lock(c->txn, c->t, key, kl, LOCK_S)) != 0)
+			break;
 		/* step 2, else steps 3-4 */
 		if (fetch_fast(c, key, kl, tid, &vl) == 0)
 			break;
@@ -168,6 +181,7 @@ int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
 			break;
 		/* the key was deleted since the index gave it: go on */
 	}
+	txn_leave(c->txn);
 	if (rc != 0) {
 		heap_hold_release(c->t->h, &c->hold); /* the end, or an error */
 		return rc;

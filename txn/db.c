@@ -83,6 +83,11 @@ static void db_free(wd_db *db)
 	}
 	table_handle_discard(db->catalog);
 	db->catalog = NULL;
+	undo_close(db->undo);
+	db->undo = NULL;
+	txn_quarantine_free(db);
+	if (db->locks)
+		lockmgr_destroy(db->locks);
 	if (db->w)
 		(void)wal_close(db->w);
 	bufmgr_destroy(db->pool);
@@ -115,6 +120,19 @@ static int pool_start(wd_db *db)
 	db->log.page_size = db->opts.page_size;
 	atomic_store(&db->log.redo_point, 0);
 	return 0;
+}
+
+/* The undo log: DIR/base/3 in the pool (created if absent), every page
+ * free (no transaction is active at open: README P1 step 5). */
+static int undo_start(wd_db *db)
+{
+	char path[4096];
+	int rc = db_rel_path(db, UNDO_REL, path, sizeof path);
+	if (rc == 0)
+		rc = bufmgr_rel_open(db->pool, UNDO_REL, path, BM_REL_CREATE);
+	if (rc == 0)
+		rc = undo_open(db->pool, &db->log, &db->undo);
+	return rc;
 }
 
 /* commit_siblings: how many transactions other than the caller's are open. */
@@ -170,7 +188,8 @@ static int create_new(wd_db *db)
 	if ((rc = wal_create(db->dir, &db->wo, &db->w)) != 0)
 		return rc;
 	wal_set_active_fn(db->w, active_others, db);
-	if ((rc = pool_start(db)) != 0 || (rc = catalog_open(db, true)) != 0)
+	if ((rc = pool_start(db)) != 0 || (rc = undo_start(db)) != 0 ||
+	    (rc = catalog_open(db, true)) != 0)
 		return rc;
 	/* the creation is finished once next_relid leaves the reserved range */
 	db->cd.wal_segment_size = db->opts.wal_segment_size;
@@ -196,9 +215,9 @@ static int read_control(wd_db *db)
 
 /* P1 step 5, after a crash: heap and index of every table made to agree,
  * free space maps rebuilt. */
-static int after_crash(wd_db *db)
+static int after_crash(wd_db *db, const undo_xtab *xt)
 {
-	uint64_t fixed = 0;
+	uint64_t fixed = 0, losers = 0, steps = 0;
 	wd_table *t;
 	int rc = table_repair(db->catalog, &fixed);
 	if (rc == 0)
@@ -207,6 +226,16 @@ static int after_crash(wd_db *db)
 		rc = table_repair(t, &fixed);
 	TRACE(TR_RECOVERY, "open %s: %llu index or heap entries repaired", db->dir,
 	      (unsigned long long)fixed);
+	/* step 5b: the losers, undone through their chains (P16) */
+	if (rc == 0)
+		rc = db_rollback_losers(db, xt, &losers, &steps);
+	TRACE(TR_RECOVERY, "open %s: %llu loser transactions rolled back, %llu undo steps",
+	      db->dir, (unsigned long long)losers, (unsigned long long)steps);
+	/* every map is rebuilt; a loser's undone create leaves a handle of a
+	 * table the catalog no longer names: all handles go and reopen lazily */
+	db->fsm_stale = false;
+	if (rc == 0 && losers > 0 && (rc = close_tables(db)) == 0)
+		rc = catalog_open(db, false);
 	return rc;
 }
 
@@ -226,6 +255,7 @@ static void remove_leftovers(wd_db *db)
 /* P1 steps 3-6, an existing database. */
 static int open_existing(wd_db *db)
 {
+	undo_xtab *xt = NULL;
 	wd_lsn from, end;
 	bool crashed;
 	int rc;
@@ -248,21 +278,26 @@ static int open_existing(wd_db *db)
 	atomic_store(&db->log.redo_point, from);
 	crashed = db->cd.state != CONTROL_SHUTDOWN;
 	if (crashed) {
-		/* step 4: repeat history from the redo point */
+		/* step 4: repeat history from the redo point, noting the
+		 * transactions that never ended (the losers) */
 		db->cd.state = CONTROL_IN_RECOVERY;
-		if ((rc = control_write(db->dir, &db->cd)) != 0 ||
-		    (rc = db_replay(db, from)) != 0)
-			return rc;
+		if ((rc = undo_xtab_create(&xt)) != 0 ||
+		    (rc = control_write(db->dir, &db->cd)) != 0 ||
+		    (rc = db_replay(db, from, xt)) != 0)
+			goto out;
 	}
 	/* after a crash every free space map is rebuilt from its heap pages
 	 * (the maps are hints, not logged), the catalog's included */
 	db->fsm_stale = crashed;
-	if ((rc = catalog_open(db, false)) != 0)
-		return rc;
-	if (crashed && (rc = after_crash(db)) != 0)
-		return rc;
+	if ((rc = undo_start(db)) != 0 || (rc = catalog_open(db, false)) != 0)
+		goto out;
+	if (crashed && (rc = after_crash(db, xt)) != 0)
+		goto out;
 	remove_leftovers(db);
-	return start_production(db);
+	rc = start_production(db);
+out:
+	undo_xtab_free(xt);
+	return rc;
 }
 
 /* Creates dir (an existing one is fine: another process may have won the
@@ -297,7 +332,7 @@ int wd_open(const char *dir, const wd_options *o, wd_db **out)
 	*out = NULL;
 	if ((rc = db_alloc(dir, o, &db)) != 0)
 		return rc;
-	if ((rc = check_options(&db->opts)) != 0)
+	if ((rc = check_options(&db->opts)) != 0 || (rc = lockmgr_create(&db->locks)) != 0)
 		goto fail;
 	/* step 1: the directory, durable in its parent */
 	if (!storage_exists(dir) && (rc = create_dir(dir)) != 0)
@@ -381,10 +416,15 @@ int db_check_usable(wd_db *db)
  * flag is published. */
 int db_panic(wd_db *db, int cause)
 {
+	return db_panic_why(db, cause, "a durable write failed");
+}
+
+int db_panic_why(wd_db *db, int cause, const char *what)
+{
 	static pthread_mutex_t panic_mu = PTHREAD_MUTEX_INITIALIZER;
 	pthread_mutex_lock(&panic_mu);
 	if (!atomic_load(&db->panicked)) {
-		snprintf(db->panic_msg, sizeof db->panic_msg, "a durable write failed (%s: %s)",
+		snprintf(db->panic_msg, sizeof db->panic_msg, "%s (%s: %s)", what,
 			 wd_strerror(cause), wd_last_error());
 		atomic_store_explicit(&db->panicked, true, memory_order_release);
 		TRACE(TR_TXN, "panic %s: %s", db->dir, db->panic_msg);
@@ -469,4 +509,11 @@ uint32_t db_page_size(wd_db *db)
 const char *db_dir(wd_db *db)
 {
 	return db->dir;
+}
+
+/* The row lock manager's counters (tests watch `waits` to know a thread
+ * is blocked on a row lock). */
+void db_lock_stats(wd_db *db, lock_stats *out)
+{
+	lockmgr_stats(db->locks, out);
 }

@@ -25,6 +25,7 @@
 #include "heap/heap.h"
 #include "storage/error.h"
 #include "storage/types.h"
+#include "txn/lockmgr.h"
 #include "walden.h"
 
 /* Table relation ids start here; below are the catalog's (README I2). A
@@ -60,6 +61,11 @@ bufmgr *db_pool(wd_db *db);
 struct wal *db_wal(wd_db *db);
 uint32_t db_page_size(wd_db *db);
 const char *db_dir(wd_db *db);
+
+/* The row lock manager's counters (txn/lockmgr.h): a test that needs a
+ * thread to be blocked on a row lock waits until `waits` grows (the
+ * counter moves just before the waiter sleeps). */
+void db_lock_stats(wd_db *db, lock_stats *out);
 
 /* What db_table_check found. */
 typedef struct db_check_report {

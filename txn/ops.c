@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "storage/page.h"
@@ -116,6 +117,42 @@ static int tuple_is(wd_table *t, heap_tid tid, const void *k, size_t klen, bool 
 	return rc == WD_NOTFOUND ? 0 : rc;
 }
 
+/*
+ * The undo record of a change (P6 step 2a): what the key held before it, in
+ * the transaction's undo chain (undo/), logged before any page of the
+ * change is. kind UNDO_ROW_INSERT takes no value; the others take the
+ * key's current value, read from the tuple at tid into ru's scratch buffer
+ * (grown as needed: values go up to max_value_bytes). No-op without ru
+ * (undo steps and repairs are not undone themselves).
+ */
+static int log_undo(wd_table *t, row_undo *ru, wd_lsn *prev, unsigned kind,
+		    const void *k, size_t klen, wd_tid tid)
+{
+	uint64_t vlen = 0;
+	undo_ptr at;
+	int rc = 0;
+	if (!ru)
+		return 0;
+	if (kind != UNDO_ROW_INSERT) {
+		rc = fetch_own(t, k, klen, tid, ru->buf, ru->cap, &vlen);
+		if (rc == 0 && vlen > ru->cap) {
+			uint8_t *b = malloc(vlen);
+			if (!b)
+				return err_set(WD_ENOMEM, "table %s: out of memory for an "
+					       "undo record of %llu bytes", t->name,
+					       (unsigned long long)vlen);
+			free(ru->buf);
+			ru->buf = b;
+			ru->cap = vlen;
+			rc = fetch_own(t, k, klen, tid, ru->buf, ru->cap, &vlen);
+		}
+	}
+	if (rc == 0)
+		rc = undo_append(ru->log, ru->chain, prev, kind, t->info.heap_rel, k,
+				 (uint32_t)klen, ru->buf, vlen, &at);
+	return rc;
+}
+
 /* The failure of a step, kept while the compensation runs (its calls may
  * overwrite the detail) and given back after it. */
 struct cause {
@@ -169,12 +206,13 @@ static int settle_update(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
  * follows it (step 3). */
 static int put_update(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
 		      size_t klen, wd_tid tid, const btree_pos *pos, const void *v,
-		      size_t vlen)
+		      size_t vlen, row_undo *ru)
 {
 	heap_tid nt = {.blk = WD_INVALID_BLKNO};
 	struct cause c;
 	wd_lsn lsn;
-	int rc = fetch_own(t, k, klen, tid, NULL, 0, NULL);
+	int rc = ru ? log_undo(t, ru, prev, UNDO_ROW_UPDATE, k, klen, tid)
+		    : fetch_own(t, k, klen, tid, NULL, 0, NULL);
 	if (rc != 0)
 		return rc;
 	if ((rc = heap_update(t->h, xid, prev, tid_to_heap(tid), v, vlen, &nt)) != 0) {
@@ -201,13 +239,16 @@ static int put_update(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
  * again so nothing unindexed stays; if that fails too, the next open
  * deletes it. */
 static int put_insert(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
-		      size_t klen, const btree_pos *pos, const void *v, size_t vlen)
+		      size_t klen, const btree_pos *pos, const void *v, size_t vlen,
+		      row_undo *ru)
 {
 	heap_tid nt;
 	struct cause c;
 	wd_lsn lsn;
 	bool still = true;
-	int rc = heap_insert(t->h, xid, prev, k, (uint32_t)klen, v, vlen, &nt);
+	int rc = log_undo(t, ru, prev, UNDO_ROW_INSERT, k, klen, (wd_tid){0});
+	if (rc == 0)
+		rc = heap_insert(t->h, xid, prev, k, (uint32_t)klen, v, vlen, &nt);
 	if (rc != 0)
 		return rc;
 	storage_crash_point("txn-put-before-index");
@@ -235,7 +276,7 @@ static int put_insert(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
  * change; the position is only a hint.
  */
 int table_put(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k, size_t klen,
-	      const void *v, size_t vlen)
+	      const void *v, size_t vlen, row_undo *ru)
 {
 	pthread_mutex_t *m = table_key_latch(t, k, klen);
 	btree_pos pos;
@@ -244,9 +285,9 @@ int table_put(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k, size_t klen,
 	pthread_mutex_lock(m); /* step 1 */
 	rc = btree_lookup_pos(t->bt, k, klen, &tid, &pos); /* step 2 */
 	if (rc == 0)
-		rc = put_update(t, xid, prev, k, klen, tid, &pos, v, vlen);
+		rc = put_update(t, xid, prev, k, klen, tid, &pos, v, vlen, ru);
 	else if (rc == WD_NOTFOUND)
-		rc = put_insert(t, xid, prev, k, klen, &pos, v, vlen);
+		rc = put_insert(t, xid, prev, k, klen, &pos, v, vlen, ru);
 	pthread_mutex_unlock(m); /* step 5 */
 	return rc;
 }
@@ -293,15 +334,20 @@ static int settle_del(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k, size
  * that tuple is seen to hold the key (fetch_own; if not, the entry is put
  * back and the call fails with WD_ECORRUPT, changing nothing).
  */
-int table_del(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k, size_t klen)
+int table_del(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k, size_t klen,
+	      row_undo *ru)
 {
 	pthread_mutex_t *m = table_key_latch(t, k, klen);
 	struct cause c;
 	wd_tid old;
 	wd_lsn lsn;
-	int rc;
+	int rc = 0;
 	pthread_mutex_lock(m);
-	rc = btree_delete(t->bt, xid, *prev, k, klen, &old, &lsn);
+	/* step 2a: the undo record (the value the key held) before any change */
+	if (ru && (rc = btree_lookup(t->bt, k, klen, &old)) == 0)
+		rc = log_undo(t, ru, prev, UNDO_ROW_DELETE, k, klen, old);
+	if (rc == 0)
+		rc = btree_delete(t->bt, xid, *prev, k, klen, &old, &lsn);
 	if (rc != 0)
 		goto out;
 	*prev = lsn;
@@ -324,14 +370,14 @@ out:
 	return rc;
 }
 
-/* Checks the transaction, the database and the key of a call on t. */
+/* Checks the table and the key of a call on t by txn (entered). */
 static int check_call(wd_txn *txn, wd_table *t, const void *k, size_t klen)
 {
 	size_t max;
 	int rc;
-	if (!txn || !t || (!k && klen))
-		return err_set(WD_EINVAL, "txn, table and key are required");
-	if ((rc = db_check_usable(txn->db)) != 0 || (rc = txn_use_table(txn, t)) != 0)
+	if (!t || (!k && klen))
+		return err_set(WD_EINVAL, "table and key are required");
+	if ((rc = txn_use_table(txn, t)) != 0)
 		return rc;
 	if (klen == 0)
 		return err_set(WD_EINVAL, "table %s: keys are 1 or more bytes", t->name);
@@ -345,12 +391,9 @@ static int check_call(wd_txn *txn, wd_table *t, const void *k, size_t klen)
 	return 0;
 }
 
-int wd_put(wd_txn *txn, wd_table *t, const void *k, size_t klen, const void *v,
-	   size_t vlen)
+/* The value checks of wd_put. */
+static int check_value(wd_txn *txn, wd_table *t, const void *v, size_t vlen)
 {
-	int rc = check_call(txn, t, k, klen);
-	if (rc != 0)
-		return rc;
 	if (!v && vlen)
 		return err_set(WD_EINVAL, "table %s: value is NULL", t->name);
 	if (vlen > txn->db->opts.max_value_bytes)
@@ -358,34 +401,57 @@ int wd_put(wd_txn *txn, wd_table *t, const void *k, size_t klen, const void *v,
 			       "table %s: value of %zu bytes exceeds the maximum value "
 			       "size of %llu bytes (max_value_bytes)", t->name, vlen,
 			       (unsigned long long)txn->db->opts.max_value_bytes);
-	rc = table_put(t, txn->xid, &txn->prev, k, klen, v, vlen);
-	return rc ? err_wrap(rc, "table %s: put", t->name) : 0;
+	return 0;
 }
 
+/* P6 step 0: the key's exclusive lock, held to the end (LOCKS.md); then
+ * the change, its undo record first. */
+int wd_put(wd_txn *txn, wd_table *t, const void *k, size_t klen, const void *v,
+	   size_t vlen)
+{
+	int rc = txn_enter(txn, true);
+	if (rc != 0)
+		return rc;
+	if ((rc = check_call(txn, t, k, klen)) == 0 && (rc = check_value(txn, t, v, vlen)) == 0 &&
+	    (rc = txn_lock(txn, t, k, klen, LOCK_X)) == 0)
+		rc = table_put(t, txn->xid, &txn->prev, k, klen, v, vlen, &txn->ru);
+	txn_leave(txn);
+	return rc ? err_wrap(rc, "table %s: put", t ? t->name : "?") : 0;
+}
+
+/* P6 step 0 of a read: the key's shared lock, held to the end, so the
+ * value read is committed and stays so until txn ends. */
 int wd_get(wd_txn *txn, wd_table *t, const void *k, size_t klen, void *buf,
 	   size_t cap, size_t *vlen)
 {
 	size_t len = 0;
-	int rc = check_call(txn, t, k, klen);
-	if (rc == 0 && !vlen)
-		rc = err_set(WD_EINVAL, "wd_get: vlen is required");
-	if (rc == 0 && !buf && cap)
-		rc = err_set(WD_EINVAL, "wd_get: buf is NULL but cap is %zu", cap);
-	if (rc == 0)
-		rc = table_get(t, k, klen, buf, cap, &len);
+	int rc = txn_enter(txn, false);
+	if (rc == 0) {
+		rc = check_call(txn, t, k, klen);
+		if (rc == 0 && !vlen)
+			rc = err_set(WD_EINVAL, "wd_get: vlen is required");
+		if (rc == 0 && !buf && cap)
+			rc = err_set(WD_EINVAL, "wd_get: buf is NULL but cap is %zu", cap);
+		if (rc == 0 && (rc = txn_lock(txn, t, k, klen, LOCK_S)) == 0)
+			rc = table_get(t, k, klen, buf, cap, &len);
+		txn_leave(txn);
+	}
 	if (vlen)
 		*vlen = rc == 0 ? len : 0;
 	if (rc == WD_NOTFOUND)
 		return err_set(WD_NOTFOUND, "table %s: key not found", t->name);
-	return rc ? err_wrap(rc, "table %s: get", t->name) : 0;
+	return rc ? err_wrap(rc, "table %s: get", t ? t->name : "?") : 0;
 }
 
 int wd_del(wd_txn *txn, wd_table *t, const void *k, size_t klen)
 {
-	int rc = check_call(txn, t, k, klen);
-	if (rc == 0)
-		rc = table_del(t, txn->xid, &txn->prev, k, klen);
+	int rc = txn_enter(txn, true);
+	if (rc != 0)
+		return rc;
+	if ((rc = check_call(txn, t, k, klen)) == 0 && (rc = txn_lock(txn, t, k, klen, LOCK_X)) == 0)
+		rc = table_del(t, txn->xid, &txn->prev, k, klen, &txn->ru);
+	txn_leave(txn);
 	if (rc == WD_NOTFOUND)
 		return err_set(WD_NOTFOUND, "table %s: key not found", t->name);
-	return rc ? err_wrap(rc, "table %s: del", t->name) : 0;
+	return rc ? err_wrap(rc, "table %s: del", t ? t->name : "?") : 0;
 }

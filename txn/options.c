@@ -21,4 +21,5 @@ void wd_options_default(wd_options *o)
 	o->full_page_writes = 1;
 	o->wal_compression = 0;
 	o->max_value_bytes = 64ull << 20;
+	o->lock_timeout_ms = 0;
 }

@@ -1,8 +1,10 @@
 /*
  * replay.c - db_replay: after a crash, repeats history from the redo point
  * to the end of the log through the registered redo routines (README P2).
- * It is the redo pass of ARIES without analysis or undo, which come with
- * the recovery module.
+ * It is the redo pass of ARIES with its analysis folded in: every record
+ * also goes to the transaction table (undo_xtab_note), whose losers the
+ * open rolls back afterwards (README P16). Checkpoints, which would let
+ * analysis start later than the redo point, come with the recovery module.
  *
  * Relations are opened on demand. A record whose relation file is absent
  * belongs to a table that was dropped (its files go only after the drop is
@@ -87,7 +89,7 @@ static int replay_finish(struct replay *rp)
 }
 
 /* P2: steps 1-3; reports its counters on the recovery trace. */
-int db_replay(wd_db *db, wd_lsn from)
+int db_replay(wd_db *db, wd_lsn from, undo_xtab *xt)
 {
 	struct replay rp = {.db = db};
 	redo_ctx ctx = {.pool = db->pool, .page_size = db->opts.page_size};
@@ -99,8 +101,11 @@ int db_replay(wd_db *db, wd_lsn from)
 			     db->cd.page_size, &r);
 	if (rc == 0)
 		rc = wal_reader_seek(r, from);
-	while (rc == 0 && (rc = wal_reader_next(r, &rec)) == 0)
-		rc = replay_one(&rp, &ctx, rec);
+	while (rc == 0 && (rc = wal_reader_next(r, &rec)) == 0) {
+		/* the transaction table (analysis, folded into this pass) */
+		if ((rc = undo_xtab_note(xt, rec)) == 0)
+			rc = replay_one(&rp, &ctx, rec);
+	}
 	if (rc == WD_NOTFOUND)
 		rc = 0; /* the end of the log */
 	wal_reader_close(r);

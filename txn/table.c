@@ -230,6 +230,32 @@ static int unlink_files(wd_db *db, const db_table_info *info)
 }
 
 /*
+ * The catalog entry of name set to val (NULL: deleted) by a transaction of
+ * its own, committed durably before this returns (P4 step 5, P5 steps
+ * 1-2): table create and drop are not part of the caller's transaction,
+ * so its rollback leaves them done. The entry's row lock and undo record
+ * are those of any row change, so a crash before the commit takes the
+ * entry back (a loser, README P16).
+ */
+static int catalog_change(wd_db *db, const char *name, const uint8_t *val)
+{
+	size_t n = strlen(name);
+	wd_txn *itx;
+	int rc = txn_begin_internal(db, &itx);
+	if (rc != 0)
+		return rc;
+	rc = txn_lock(itx, db->catalog, name, n, LOCK_X);
+	if (rc == 0)
+		rc = val ? table_put(db->catalog, itx->xid, &itx->prev, name, n, val,
+				     CATALOG_VALUE_SIZE, &itx->ru)
+			 : table_del(db->catalog, itx->xid, &itx->prev, name, n, &itx->ru);
+	if (rc == 0)
+		return wd_commit(itx);
+	(void)wd_abort(itx); /* takes back what was done; rc stays */
+	return rc;
+}
+
+/*
  * P4: creates table name. Step 2: relation ids reserved in the control
  * file; step 3: files created and the directory synced; step 4: the tree
  * formatted (BTREE_CREATE); step 5: the catalog entry, logged under txn.
@@ -255,8 +281,7 @@ static int table_create(wd_txn *txn, const char *name, wd_table **out)
 	storage_crash_point("txn-create-before-catalog");
 	/* step 5 */
 	catalog_encode(&info, val);
-	rc = table_put(db->catalog, txn->xid, &txn->prev, name, strlen(name), val,
-		       sizeof val);
+	rc = catalog_change(db, name, val);
 	if (rc != 0) {
 		(void)table_free(t, 3, true);
 		(void)unlink_files(db, &info);
@@ -290,6 +315,9 @@ static int open_locked(wd_txn *txn, const char *name, unsigned flags, wd_table *
 	rc = catalog_lookup(db, name, &info);
 	if (rc == 0)
 		rc = table_handle_open(db, name, &info, false, t);
+	else if (rc == WD_NOTFOUND && (flags & WD_CREATE) && txn->rdonly)
+		return err_set(WD_EACCES, "table %s does not exist, and transaction %llu "
+			       "is read-only", name, (unsigned long long)txn->xid);
 	else if (rc == WD_NOTFOUND && (flags & WD_CREATE))
 		rc = table_create(txn, name, t);
 	else if (rc == WD_NOTFOUND)
@@ -306,17 +334,19 @@ static int open_locked(wd_txn *txn, const char *name, unsigned flags, wd_table *
 int wd_table_open(wd_txn *txn, const char *name, unsigned flags, wd_table **t)
 {
 	int rc;
-	if (!txn || !t)
-		return err_set(WD_EINVAL, "wd_table_open: txn and t are required");
-	if ((rc = check_name(name)) != 0 || (rc = db_check_usable(txn->db)) != 0)
+	if (!t)
+		return err_set(WD_EINVAL, "wd_table_open: t is required");
+	*t = NULL;
+	if ((rc = txn_enter(txn, false)) != 0)
 		return rc;
-	if (flags & ~WD_CREATE)
-		return err_set(WD_EINVAL, "wd_table_open: unknown flags 0x%x", flags);
-	if ((rc = cache_find_hold(txn, name, t)) != 0 || *t)
-		return rc;
-	pthread_mutex_lock(&txn->db->ddl_mu);
-	rc = open_locked(txn, name, flags, t);
-	pthread_mutex_unlock(&txn->db->ddl_mu);
+	if ((rc = check_name(name)) == 0 && (flags & ~WD_CREATE))
+		rc = err_set(WD_EINVAL, "wd_table_open: unknown flags 0x%x", flags);
+	if (rc == 0 && (rc = cache_find_hold(txn, name, t)) == 0 && !*t) {
+		pthread_mutex_lock(&txn->db->ddl_mu);
+		rc = open_locked(txn, name, flags, t);
+		pthread_mutex_unlock(&txn->db->ddl_mu);
+	}
+	txn_leave(txn);
 	return rc;
 }
 
@@ -343,9 +373,8 @@ static int drop_locked(wd_txn *txn, const char *name)
 	/* step 0 */
 	if ((rc = take_unused(txn, name, &t)) != 0)
 		return rc;
-	/* steps 1 and 2 */
-	if ((rc = table_del(db->catalog, txn->xid, &txn->prev, name, strlen(name))) != 0 ||
-	    (rc = wal_flush_to(db->w, txn->prev)) != 0) {
+	/* steps 1 and 2: the delete committed, durably */
+	if ((rc = catalog_change(db, name, NULL)) != 0) {
 		if (t)
 			cache_add(db, t); /* not dropped (durably) */
 		return rc;
@@ -367,13 +396,14 @@ static int drop_locked(wd_txn *txn, const char *name)
 int wd_table_drop(wd_txn *txn, const char *name)
 {
 	int rc;
-	if (!txn)
-		return err_set(WD_EINVAL, "wd_table_drop: txn is required");
-	if ((rc = check_name(name)) != 0 || (rc = db_check_usable(txn->db)) != 0)
+	if ((rc = txn_enter(txn, true)) != 0)
 		return rc;
-	pthread_mutex_lock(&txn->db->ddl_mu);
-	rc = drop_locked(txn, name);
-	pthread_mutex_unlock(&txn->db->ddl_mu);
+	if ((rc = check_name(name)) == 0) {
+		pthread_mutex_lock(&txn->db->ddl_mu);
+		rc = drop_locked(txn, name);
+		pthread_mutex_unlock(&txn->db->ddl_mu);
+	}
+	txn_leave(txn);
 	return rc;
 }
 

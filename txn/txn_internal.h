@@ -18,6 +18,8 @@
 #include "recovery/control.h"
 #include "storage/error.h"
 #include "txn/db.h"
+#include "txn/lockmgr.h"
+#include "undo/undo.h"
 #include "wal/redo.h"
 #include "wal/wal.h"
 #include "walden.h"
@@ -35,6 +37,11 @@
 #define TXN_STRIPES 256u
 #define TABLE_NAME_MAX 255u
 #define LOCK_FILE "lock"
+/* Ended transaction handles kept (not freed) so that a late call on one
+ * gets WD_ESTATE instead of touching freed memory (README I11). */
+#define TXN_QUARANTINE 1024u
+#define TXN_MAGIC 0x7778646eu /* "nxdw": a live or quarantined wd_txn */
+#define SAVEPOINT_NAME_MAX 255u
 
 struct wd_table {
 	wd_db *db;
@@ -77,13 +84,45 @@ struct wd_db {
 	wd_table *catalog;
 
 	pthread_mutex_t stripes[TXN_STRIPES]; /* key latches (I4) */
+
+	undo_log *undo;         /* undo chains of every transaction (undo/) */
+	lockmgr *locks;         /* row locks (LOCKS.md) */
+	/* ended handles, oldest first, at most TXN_QUARANTINE (I11); db->mu */
+	wd_txn *ended_head, *ended_tail;
+	unsigned nended;
 };
 
+/* Where a row change writes its undo record first (ops.c log_undo), and a
+ * scratch buffer for the old value. */
+typedef struct row_undo {
+	undo_log *log;
+	undo_chain *chain;
+	uint8_t *buf;
+	uint64_t cap;
+} row_undo;
+
+typedef struct savepoint {
+	char *name;
+	undo_ptr at; /* the chain's head when it was set */
+} savepoint;
+
+enum txn_state { TXN_ACTIVE = 1, TXN_COMMITTED, TXN_ABORTED };
+
 struct wd_txn {
+	uint32_t magic;     /* TXN_MAGIC (I11) */
+	int state;          /* enum txn_state; ended handles stay readable (I11) */
+	atomic_int busy;    /* a call is running on it (I12) */
+	bool rdonly;        /* wd_begin_flags(WD_TXN_RDONLY) */
 	wd_db *db;
 	wd_xid xid;
 	wd_lsn prev; /* the transaction's last record; 0: wrote nothing */
 	bool sync;   /* synchronous_commit for this transaction */
+	undo_chain undo;    /* its undo records, newest at undo.head */
+	row_undo ru;        /* ops.c's view of undo, with the scratch buffer */
+	lock_owner *lo;     /* its row locks (strict 2PL: kept until it ends) */
+	savepoint *sps;     /* oldest first */
+	unsigned nsps, spcap;
+	wd_txn *next_ended; /* the quarantine list (I11) */
 	/* Table handles this transaction holds a reference on (I8): taken at
 	 * wd_table_open or the first call on the table, dropped at the end. */
 	wd_table *last;  /* the last one used (a cache for the common case) */
@@ -112,6 +151,8 @@ int db_check_usable(wd_db *db) WD_MUST_CHECK;
 /* Puts db in the panic state after a failed durable write (cause, whose
  * detail is the current one) and returns WD_EPANIC. Sticky until reopen. */
 int db_panic(wd_db *db, int cause);
+/* The same with what failed ("a rollback failed"). */
+int db_panic_why(wd_db *db, int cause, const char *what);
 
 /* control_write of cd while the database is open: on failure (a failed
  * fsync cannot be retried) db panics. Caller holds ctl_mu. */
@@ -136,7 +177,7 @@ void db_lock_release(wd_db *db);
 /* ---- replay.c ---- */
 
 /* Repeats history from `from` to the end of the log (README P2). */
-int db_replay(wd_db *db, wd_lsn from) WD_MUST_CHECK;
+int db_replay(wd_db *db, wd_lsn from, undo_xtab *xt) WD_MUST_CHECK;
 
 /* ---- table.c ---- */
 
@@ -158,12 +199,14 @@ int table_open_all(wd_db *db) WD_MUST_CHECK;
 
 /* ---- ops.c: one key's change, atomic across heap and index (I4) ---- */
 
+/* ru: where the change's undo record goes first (NULL: none, for undo
+ * steps and repairs). */
 int table_put(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
-	      size_t klen, const void *v, size_t vlen) WD_MUST_CHECK;
+	      size_t klen, const void *v, size_t vlen, row_undo *ru) WD_MUST_CHECK;
 int table_get(wd_table *t, const void *k, size_t klen, void *buf, size_t cap,
 	      size_t *vlen) WD_MUST_CHECK;
 int table_del(wd_table *t, wd_xid xid, wd_lsn *prev, const void *k,
-	      size_t klen) WD_MUST_CHECK;
+	      size_t klen, row_undo *ru) WD_MUST_CHECK;
 
 /* The key latch of (t, k): held across one key's heap and index change. */
 pthread_mutex_t *table_key_latch(wd_table *t, const void *k, size_t klen);
@@ -171,6 +214,44 @@ pthread_mutex_t *table_key_latch(wd_table *t, const void *k, size_t klen);
 /* A test-only fault point (see db.h db_fault_arm): 0, or WD_EIO when the
  * named point is armed and due. */
 int txn_fault_point(const char *name) WD_MUST_CHECK;
+
+/* ---- xact.c: the state of a handle (I11, I12) ---- */
+
+/* Every call on txn starts here: WD_EINVAL (NULL or not a transaction
+ * handle), WD_ESTATE (already committed or aborted), WD_EBUSY (another
+ * thread is in a call on it), WD_EACCES (write on a read-only
+ * transaction), WD_EPANIC. On 0 the caller must txn_leave. */
+int txn_enter(wd_txn *txn, bool write) WD_MUST_CHECK;
+void txn_leave(wd_txn *txn);
+
+/* A transaction for the engine's own use (table create and drop commit on
+ * their own: README P4, P5). */
+int txn_begin_internal(wd_db *db, wd_txn **out) WD_MUST_CHECK;
+
+/* Logs an XACT record (XACT_COMMIT, XACT_ABORT) of xid chained to *prev,
+ * which becomes its LSN. */
+int xact_log(wd_db *db, unsigned type, wd_xid xid, wd_lsn *prev) WD_MUST_CHECK;
+
+/* Frees every handle in the quarantine (wd_close, open failure). */
+void txn_quarantine_free(wd_db *db);
+
+/* ---- rollback.c: undo of a transaction's changes (README P12-P16) ---- */
+
+/* Takes (rel of t, k) in mode for txn (LOCKS.md). On a deadlock txn is the
+ * victim: it is rolled back whole, its locks released, and the call
+ * returns WD_EDEADLOCK with txn still usable (P15). */
+int txn_lock(wd_txn *txn, wd_table *t, const void *k, size_t klen, int mode) WD_MUST_CHECK;
+
+/* Undoes txn's changes newer than stop (0: all) newest first, a CLR per
+ * step (P12). Leaves the savepoints alone: the caller drops those that go
+ * (wd_rollback_to the ones set after its own, a deadlock victim all) -
+ * stop 0 is also the point of a savepoint set before the first change. */
+int txn_rollback(wd_txn *txn, undo_ptr stop) WD_MUST_CHECK;
+
+/* After a crash: rolls back every loser of xt (undo through its chain,
+ * then XACT_ABORT), with the tables open (P16). *n: losers rolled back,
+ * *steps: undo records reversed. */
+int db_rollback_losers(wd_db *db, const undo_xtab *xt, uint64_t *n, uint64_t *steps) WD_MUST_CHECK;
 
 /* ---- xact.c / table.c: table references of a transaction (I8) ---- */
 

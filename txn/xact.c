@@ -1,10 +1,11 @@
 /*
- * xact.c - transactions as far as they go before the transactions module:
- * ids (README I3), wd_begin, wd_commit (the commit point: README P7),
- * wd_abort (not supported yet for a transaction that changed anything),
- * wd_txn_set_synchronous, and the table references a transaction holds
- * (README I8: txn_use_table).
+ * xact.c - the life of a transaction: ids (README I3), wd_begin[_flags],
+ * wd_commit (the commit point: README P7), wd_abort (P13), the state
+ * checks every call makes (txn_enter: I11, I12), the quarantine of ended
+ * handles, wd_txn_set_synchronous, and the table references a transaction
+ * holds (README I8: txn_use_table).
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "storage/storage.h"
@@ -35,25 +36,43 @@ static int xid_alloc(wd_db *db, wd_xid *xid)
 	return rc;
 }
 
+/* The parts of a new handle besides its id: lock owner, undo chain. */
+static int txn_alloc(wd_db *db, unsigned flags, wd_txn **out)
+{
+	wd_txn *txn = calloc(1, sizeof *txn);
+	int rc;
+	if (!txn)
+		return err_set(WD_ENOMEM, "wd_begin: out of memory");
+	txn->magic = TXN_MAGIC;
+	txn->state = TXN_ACTIVE;
+	txn->db = db;
+	txn->rdonly = (flags & WD_TXN_RDONLY) != 0;
+	txn->sync = db->opts.synchronous_commit != 0;
+	if ((rc = xid_alloc(db, &txn->xid)) == 0)
+		rc = lock_owner_create(db->locks, txn->xid, &txn->lo);
+	if (rc != 0) {
+		free(txn);
+		return rc;
+	}
+	undo_chain_init(&txn->undo, txn->xid);
+	txn->ru = (row_undo){.log = db->undo, .chain = &txn->undo};
+	*out = txn;
+	return 0;
+}
+
 /* Starts a transaction: a fresh id (I3); counted as open until it ends,
  * so wd_close can refuse and commit_siblings can count it. */
-int wd_begin(wd_db *db, wd_txn **out)
+int wd_begin_flags(wd_db *db, unsigned flags, wd_txn **out)
 {
-	wd_txn *txn;
+	wd_txn *txn = NULL;
 	int rc;
 	if (!db || !out)
 		return err_set(WD_EINVAL, "wd_begin: db and txn are required");
 	*out = NULL;
-	if ((rc = db_check_usable(db)) != 0)
+	if (flags & ~WD_TXN_RDONLY)
+		return err_set(WD_EINVAL, "wd_begin_flags: unknown flags 0x%x", flags);
+	if ((rc = db_check_usable(db)) != 0 || (rc = txn_alloc(db, flags, &txn)) != 0)
 		return rc;
-	if (!(txn = calloc(1, sizeof *txn)))
-		return err_set(WD_ENOMEM, "wd_begin: out of memory");
-	txn->db = db;
-	txn->sync = db->opts.synchronous_commit != 0;
-	if ((rc = xid_alloc(db, &txn->xid)) != 0) {
-		free(txn);
-		return rc;
-	}
 	pthread_mutex_lock(&db->mu);
 	db->ntxn++;
 	pthread_mutex_unlock(&db->mu);
@@ -61,18 +80,129 @@ int wd_begin(wd_db *db, wd_txn **out)
 	return 0;
 }
 
-/* Ends txn: it no longer counts as open, its table references go (I8),
- * and its memory. */
-static void txn_end(wd_txn *txn)
+int wd_begin(wd_db *db, wd_txn **out)
+{
+	return wd_begin_flags(db, 0, out);
+}
+
+int txn_begin_internal(wd_db *db, wd_txn **out)
+{
+	int rc = wd_begin_flags(db, 0, out);
+	if (rc == 0)
+		(*out)->sync = true;
+	return rc;
+}
+
+/* Frees a handle's memory (quarantine eviction, wd_close). */
+static void txn_free(wd_txn *txn)
+{
+	txn->magic = 0;
+	free(txn);
+}
+
+/* Puts an ended txn at the tail of the quarantine, freeing the oldest
+ * beyond TXN_QUARANTINE (I11). Caller holds db->mu. */
+static void quarantine_locked(wd_db *db, wd_txn *txn)
+{
+	txn->next_ended = NULL;
+	if (db->ended_tail)
+		db->ended_tail->next_ended = txn;
+	else
+		db->ended_head = txn;
+	db->ended_tail = txn;
+	if (++db->nended > TXN_QUARANTINE) {
+		wd_txn *old = db->ended_head;
+		db->ended_head = old->next_ended;
+		db->nended--;
+		txn_free(old);
+	}
+}
+
+void txn_quarantine_free(wd_db *db)
+{
+	while (db->ended_head) {
+		wd_txn *t = db->ended_head;
+		db->ended_head = t->next_ended;
+		txn_free(t);
+	}
+	db->ended_tail = NULL;
+	db->nended = 0;
+}
+
+/*
+ * Ends txn (state: TXN_COMMITTED or TXN_ABORTED): its locks go (strict
+ * 2PL: only now), its undo pages go back for reuse (after its COMMIT or
+ * ABORT record is in the log: undo README), its table references (I8) and
+ * memory; the handle itself stays readable in the quarantine (I11).
+ */
+static void txn_end(wd_txn *txn, int state)
 {
 	wd_db *db = txn->db;
+	lock_owner_destroy(db->locks, txn->lo);
+	txn->lo = NULL;
+	undo_chain_release(db->undo, &txn->undo);
+	for (unsigned i = 0; i < txn->nsps; i++)
+		free(txn->sps[i].name);
+	free(txn->sps);
+	free(txn->ru.buf);
 	pthread_mutex_lock(&db->mu);
 	for (unsigned i = 0; i < txn->ntabs; i++)
 		txn->tabs[i]->refs--;
 	db->ntxn--;
-	pthread_mutex_unlock(&db->mu);
 	free(txn->tabs);
-	free(txn);
+	txn->sps = NULL;
+	txn->ru.buf = NULL;
+	txn->tabs = NULL;
+	txn->last = NULL;
+	txn->nsps = txn->ntabs = 0;
+	txn->state = state;
+	quarantine_locked(db, txn);
+	atomic_store_explicit(&txn->busy, 0, memory_order_release);
+	pthread_mutex_unlock(&db->mu);
+}
+
+/* ---- the state of a handle (README I11, I12) ---- */
+
+/* The handle checks of txn_enter without the database's: wd_commit and
+ * wd_abort end a transaction even on a panicked database. */
+static int txn_claim(wd_txn *txn)
+{
+	int idle = 0;
+	if (!txn)
+		return err_set(WD_EINVAL, "the transaction handle is NULL");
+	if (txn->magic != TXN_MAGIC)
+		return err_set(WD_EINVAL, "not a transaction handle");
+	if (!atomic_compare_exchange_strong(&txn->busy, &idle, 1))
+		return err_set(WD_EBUSY, "transaction %llu is in a call on another thread; "
+			       "a transaction is used by one thread at a time",
+			       (unsigned long long)txn->xid);
+	if (txn->state != TXN_ACTIVE) {
+		txn_leave(txn);
+		return err_set(WD_ESTATE, "transaction %llu has already %s; begin a new one",
+			       (unsigned long long)txn->xid,
+			       txn->state == TXN_COMMITTED ? "committed" : "been aborted");
+	}
+	return 0;
+}
+
+int txn_enter(wd_txn *txn, bool write)
+{
+	int rc = txn_claim(txn);
+	if (rc != 0)
+		return rc;
+	if (write && txn->rdonly)
+		rc = err_set(WD_EACCES, "transaction %llu is read-only",
+			     (unsigned long long)txn->xid);
+	else
+		rc = db_check_usable(txn->db);
+	if (rc != 0)
+		txn_leave(txn);
+	return rc;
+}
+
+void txn_leave(wd_txn *txn)
+{
+	atomic_store_explicit(&txn->busy, 0, memory_order_release);
 }
 
 /* ---- table references (README I8) ---- */
@@ -137,67 +267,105 @@ void txn_forget_table_locked(wd_txn *txn, wd_table *t)
 /* Per transaction synchronous_commit (walden.h). */
 int wd_txn_set_synchronous(wd_txn *txn, int on)
 {
-	if (!txn)
-		return err_set(WD_EINVAL, "wd_txn_set_synchronous: txn is required");
+	int rc = txn_enter(txn, false);
+	if (rc != 0)
+		return rc;
 	txn->sync = on != 0;
+	txn_leave(txn);
 	return 0;
 }
 
-/* P7 steps 1-2: the XACT_COMMIT record, chained to the transaction's last
- * record. */
-static int log_commit(wd_txn *txn, wd_lsn *lsn)
+/* An XACT record (type) of transaction xid, chained to its last record
+ * *prev (I5), which then becomes it. */
+int xact_log(wd_db *db, unsigned type, wd_xid xid, wd_lsn *prev)
 {
 	wal_rec_builder b = {0};
 	uint8_t *rec;
 	uint32_t len;
+	wd_lsn lsn;
 	int rc;
-	walrec_begin(&b, WAL_RMGR_XACT, XACT_COMMIT, txn->xid, txn->prev, 0, 0);
+	walrec_begin(&b, WAL_RMGR_XACT, type, xid, *prev, 0, 0);
 	if ((rc = walrec_assemble(&b, &rec, &len)) == 0)
-		rc = wal_insert(txn->db->w, rec, len, lsn);
+		rc = wal_insert(db->w, rec, len, &lsn);
 	walrec_free(&b);
+	if (rc == 0)
+		*prev = lsn;
 	return rc;
+}
+
+/*
+ * P7 step 2 failed (no room for the log, say): no COMMIT record exists, so
+ * the changes must not stay - released locks would show them, and a later
+ * crash would find a loser whose undo pages were reused. The transaction
+ * is rolled back (P13) and the call returns the insert's error; if the
+ * rollback fails too, the database panics.
+ */
+static int commit_failed(wd_txn *txn, int rc)
+{
+	char why[512];
+	int r;
+	snprintf(why, sizeof why, "%s", wd_last_error());
+	if ((r = txn_rollback(txn, 0)) == 0)
+		r = xact_log(txn->db, XACT_ABORT, txn->xid, &txn->prev);
+	if (r != 0)
+		(void)db_panic_why(txn->db, r, "rolling back a transaction whose commit failed");
+	txn_end(txn, TXN_ABORTED);
+	return err_set(rc, "%s; transaction rolled back", why);
 }
 
 /*
  * P7. A transaction that changed nothing writes nothing. Otherwise its
  * commit record goes into the log and, with synchronous_commit, the call
  * returns once the log is durable past it (group commit in wal_commit).
+ * Locks go only after that (strict 2PL), so nobody reads its changes
+ * before they are as durable as the commit promises.
  */
 int wd_commit(wd_txn *txn)
 {
 	wd_lsn lsn;
-	int rc;
-	if (!txn)
-		return err_set(WD_EINVAL, "wd_commit: txn is required");
-	rc = db_check_usable(txn->db);
-	if (rc == 0 && txn->prev != 0) {
-		rc = log_commit(txn, &lsn);
-		if (rc == 0) {
-			storage_crash_point("txn-commit-after-wal-insert");
-			/* step 3: THE COMMIT POINT - durable once this returns */
-			rc = wal_commit(txn->db->w, lsn, txn->sync);
-			TRACE(TR_TXN, "commit xid=%llu lsn=" LSN_FMT " rc=%d",
-			      (unsigned long long)txn->xid, LSN_ARGS(lsn), rc);
-		}
+	int rc = txn_claim(txn);
+	if (rc != 0)
+		return rc;
+	if ((rc = db_check_usable(txn->db)) != 0) {
+		txn_end(txn, TXN_ABORTED); /* recovery rolls it back */
+		return rc;
 	}
-	txn_end(txn);
+	if (txn->prev != 0) {
+		if ((rc = xact_log(txn->db, XACT_COMMIT, txn->xid, &txn->prev)) != 0)
+			return commit_failed(txn, rc);
+		lsn = txn->prev;
+		storage_crash_point("txn-commit-after-wal-insert");
+		/* step 3: THE COMMIT POINT - durable once this returns */
+		rc = wal_commit(txn->db->w, lsn, txn->sync);
+		TRACE(TR_TXN, "commit xid=%llu lsn=" LSN_FMT " rc=%d",
+		      (unsigned long long)txn->xid, LSN_ARGS(lsn), rc);
+	}
+	txn_end(txn, TXN_COMMITTED);
 	return rc;
 }
 
 /*
- * Rollback needs the undo log, which does not exist yet: a transaction that
- * changed something gets WD_ENOTSUP and its changes stay; one that changed
- * nothing ends normally. Frees txn either way.
+ * P13: every change is undone through the undo chain (a CLR per step),
+ * then XACT_ABORT closes the transaction's records. A rollback that fails
+ * midway cannot be left half done with its locks released: the database
+ * panics and the next open finishes it (recovery rolls back every
+ * transaction without COMMIT or ABORT). Frees txn either way.
  */
 int wd_abort(wd_txn *txn)
 {
-	int rc = 0;
-	if (!txn)
-		return err_set(WD_EINVAL, "wd_abort: txn is required");
-	if (txn->prev != 0)
-		rc = err_set(WD_ENOTSUP, "wd_abort: rollback is not supported yet; "
-			     "the changes of transaction %llu stay",
-			     (unsigned long long)txn->xid);
-	txn_end(txn);
+	int rc = txn_claim(txn);
+	if (rc != 0)
+		return rc;
+	if ((rc = db_check_usable(txn->db)) != 0) {
+		txn_end(txn, TXN_ABORTED); /* recovery rolls it back */
+		return rc;
+	}
+	rc = txn_rollback(txn, 0);
+	if (rc != 0)
+		rc = db_panic_why(txn->db, rc, "a rollback failed");
+	else if (txn->prev != 0)
+		rc = xact_log(txn->db, XACT_ABORT, txn->xid, &txn->prev);
+	TRACE(TR_TXN, "abort xid=%llu rc=%d", (unsigned long long)txn->xid, rc);
+	txn_end(txn, TXN_ABORTED);
 	return rc;
 }

@@ -5,7 +5,11 @@
  * overflow chains come and go), while two readers get keys and scan with
  * cursors. Every value carries its key and a version and is a function of
  * both, so a reader can tell a torn or misattributed value; scans must be
- * in strictly increasing key order. Readers do a minimum number of gets
+ * in strictly increasing key order. Readers lock what they read (shared
+ * row locks), so each get and each scan is a transaction of its own, and a
+ * deadlock between a scan and a writer is expected now and then: the
+ * victim (reader or writer) is rolled back and goes on, a writer with its
+ * model taken back to its last commit. Readers do a minimum number of gets
  * and scans however fast the writers finish, and the test asserts it. At the end the table equals the union
  * of the writers' models and db_table_check is clean, after a reopen too.
  */
@@ -49,7 +53,7 @@ static wd_db *db;
 static wd_table *table;
 static atomic_int writers_left;
 static atomic_uint reader_errors;
-static atomic_ulong reads_done, scans_done, scanned;
+static atomic_ulong reads_done, scans_done, scanned, deadlocks;
 static char first_error[256];
 static pthread_mutex_t err_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -132,7 +136,10 @@ static void *writer(void *p)
 	uint8_t *v = malloc(3 * PS);
 	char k[32];
 	wd_txn *x = NULL;
+	static _Thread_local uint32_t saved_ver[KEYS], saved_len[KEYS];
 	int rc = wd_begin(db, &x);
+	memcpy(saved_ver, model_ver[a->w], sizeof saved_ver);
+	memcpy(saved_len, model_len[a->w], sizeof saved_len);
 	for (unsigned i = 0; rc == 0 && i < a->ops; i++) {
 		unsigned n = (unsigned)(tu_rand(&s) % KEYS);
 		size_t kl = key_of(k, a->w, n);
@@ -149,8 +156,18 @@ static void *writer(void *p)
 			model_ver[a->w][n] = ver;
 			model_len[a->w][n] = (uint32_t)len;
 		}
-		if (rc == 0 && i % 64 == 63 && (rc = wd_commit(x)) == 0)
-			rc = wd_begin(db, &x);
+		if (rc == WD_EDEADLOCK) {
+			/* rolled back to its beginning: so is the model */
+			memcpy(model_ver[a->w], saved_ver, sizeof saved_ver);
+			memcpy(model_len[a->w], saved_len, sizeof saved_len);
+			atomic_fetch_add(&deadlocks, 1);
+			rc = 0;
+		}
+		if (rc == 0 && i % 64 == 63 && (rc = wd_commit(x)) == 0 &&
+		    (rc = wd_begin(db, &x)) == 0) {
+			memcpy(saved_ver, model_ver[a->w], sizeof saved_ver);
+			memcpy(saved_len, model_len[a->w], sizeof saved_len);
+		}
 	}
 	if (rc == 0)
 		rc = wd_commit(x);
@@ -187,7 +204,9 @@ static void reader_scan(wd_txn *x, uint64_t *s)
 		prevlen = kl;
 		atomic_fetch_add(&scanned, 1);
 	}
-	if (rc != 0 && rc != WD_NOTFOUND)
+	if (rc == WD_EDEADLOCK)
+		atomic_fetch_add(&deadlocks, 1);
+	else if (rc != 0 && rc != WD_NOTFOUND)
 		note_error("scan: %s (%s)", wd_strerror(rc), wd_last_error());
 	wd_cursor_close(c);
 	atomic_fetch_add(&scans_done, 1);
@@ -200,27 +219,33 @@ static void *reader(void *p)
 	char k[32];
 	unsigned gets = 0, scans = 0;
 	wd_txn *x;
-	if (wd_begin(db, &x) != 0) {
-		note_error("reader: begin: %s", wd_last_error());
-		return NULL;
-	}
 	while (atomic_load(&writers_left) > 0 || gets < MIN_GETS || scans < MIN_SCANS) {
 		size_t kl = key_of(k, (unsigned)(tu_rand(&s) % WRITERS),
 				   (unsigned)(tu_rand(&s) % KEYS)), vl;
-		int rc = wd_get(x, table, k, kl, v, 3 * PS, &vl);
+		int rc = wd_begin(db, &x);
+		if (rc != 0) {
+			note_error("reader: begin: %s", wd_last_error());
+			break;
+		}
+		rc = wd_get(x, table, k, kl, v, 3 * PS, &vl);
 		if (rc == 0 && !val_ok(v, vl, k, kl))
 			note_error("get: wrong value for %s", k);
 		else if (rc != 0 && rc != WD_NOTFOUND)
 			note_error("get: %s (%s)", wd_strerror(rc), wd_last_error());
 		atomic_fetch_add(&reads_done, 1);
 		gets++;
+		/* a get waits for one lock while holding none: no deadlock */
+		if (wd_commit(x) != 0 || wd_begin(db, &x) != 0) {
+			note_error("reader: commit: %s", wd_last_error());
+			break;
+		}
 		if (tu_rand(&s) % 50 == 0 || (gets >= MIN_GETS && scans < MIN_SCANS)) {
 			reader_scan(x, &s);
 			scans++;
 		}
+		if (wd_commit(x) != 0)
+			note_error("reader: commit: %s", wd_last_error());
 	}
-	if (wd_commit(x) != 0)
-		note_error("reader: commit: %s", wd_last_error());
 	free(v);
 	return NULL;
 }
@@ -296,9 +321,10 @@ static void test_writers_and_readers(void **state)
 		pthread_join(rt[r], NULL);
 	if (atomic_load(&reader_errors))
 		fail_msg("%u errors; first: %s", atomic_load(&reader_errors), first_error);
-	print_message("%u writers x %u ops, %lu reads, %lu scans of %lu items\n", WRITERS,
-		      wa[0].ops, atomic_load(&reads_done), atomic_load(&scans_done),
-		      atomic_load(&scanned));
+	print_message("%u writers x %u ops, %lu reads, %lu scans of %lu items, "
+		      "%lu deadlocks\n", WRITERS, wa[0].ops, atomic_load(&reads_done),
+		      atomic_load(&scans_done), atomic_load(&scanned),
+		      atomic_load(&deadlocks));
 	/* the readers really read, whatever the speed of the writers */
 	assert_true(atomic_load(&reads_done) >= READERS * MIN_GETS);
 	assert_true(atomic_load(&scans_done) >= READERS * MIN_SCANS);

@@ -1,0 +1,232 @@
+/*
+ * rollback.c - taking changes back: the logical undo of one row change
+ * (apply_step), a transaction's rollback to a point of its undo chain
+ * (txn_rollback: wd_abort, savepoints, deadlock victims), savepoints
+ * (wd_savepoint, wd_rollback_to), row locks with the victim's rollback
+ * (txn_lock), and the rollback of losers after a crash
+ * (db_rollback_losers). README P12-P16.
+ *
+ * Undo is logical: a record says what a key held before a change (nothing,
+ * or a value), and the step puts that back through the same table_put /
+ * table_del a forward change uses, which find the key wherever splits have
+ * moved it. The transaction still holds the key's exclusive lock, so no
+ * other transaction changed the key since. A step is idempotent (put the
+ * old value, or delete the key if present), which is what makes a step cut
+ * by a crash safe to run again: the CLR after it is what marks it done.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/trace.h"
+#include "txn/txn_internal.h"
+#include "wal/rmgr.h"
+
+/* What a step needs: the database, the transaction whose tables it may
+ * use (NULL in recovery), and its id and last record. */
+struct undo_step {
+	wd_db *db;
+	wd_txn *txn;
+	wd_xid xid;
+	wd_lsn *prev;
+};
+
+/* The open handle of the table whose heap is rel, or NULL (dropped since:
+ * nothing to undo there). */
+static wd_table *table_by_rel(wd_db *db, wd_txn *txn, wd_relid rel)
+{
+	wd_table *t = NULL;
+	if (rel == CATALOG_HEAP_REL)
+		return db->catalog;
+	pthread_mutex_lock(&db->mu);
+	for (unsigned i = 0; txn && i < txn->ntabs && !t; i++)
+		if (txn->tabs[i]->info.heap_rel == rel)
+			t = txn->tabs[i];
+	for (wd_table *c = db->tables; c && !t; c = c->next)
+		if (c->info.heap_rel == rel)
+			t = c;
+	pthread_mutex_unlock(&db->mu);
+	return t;
+}
+
+/* P12 step 3: reverses one row change, logically (see the file comment).
+ * The changes it makes are ordinary heap and index records of the
+ * transaction; undo_rollback writes the CLR once it returns. */
+static int apply_step(void *arg, const undo_rec *r)
+{
+	struct undo_step *s = arg;
+	wd_table *t = table_by_rel(s->db, s->txn, r->rel);
+	int rc;
+	if (!t) {
+		TRACE(TR_TXN, "undo xid=%llu: relation %u is gone, record skipped",
+		      (unsigned long long)s->xid, r->rel);
+		return 0;
+	}
+	switch (r->kind) {
+	case UNDO_ROW_INSERT:
+		rc = table_del(t, s->xid, s->prev, r->key, r->klen, NULL);
+		return rc == WD_NOTFOUND ? 0 : rc; /* done before a crash */
+	case UNDO_ROW_UPDATE:
+	case UNDO_ROW_DELETE:
+		return table_put(t, s->xid, s->prev, r->key, r->klen, r->val, r->vlen, NULL);
+	default:
+		return err_set(WD_ECORRUPT, "undo record at block %u offset %u: unknown kind %u",
+			       (unsigned)UNDO_PTR_BLK(r->self), (unsigned)UNDO_PTR_OFF(r->self),
+			       r->kind);
+	}
+}
+
+/* Forgets the savepoints from index i on. */
+static void savepoints_drop_from(wd_txn *txn, unsigned i)
+{
+	while (txn->nsps > i)
+		free(txn->sps[--txn->nsps].name);
+}
+
+int txn_rollback(wd_txn *txn, undo_ptr stop)
+{
+	struct undo_step s = {.db = txn->db, .txn = txn, .xid = txn->xid, .prev = &txn->prev};
+	uint64_t steps = 0;
+	int rc;
+	if (txn->undo.head == stop)
+		return 0;
+	rc = undo_rollback(txn->db->undo, &txn->undo, &txn->prev, stop, apply_step, &s, &steps);
+	TRACE(TR_TXN, "rollback xid=%llu: %llu steps, rc=%d", (unsigned long long)txn->xid,
+	      (unsigned long long)steps, rc);
+	/* the savepoints are the caller's business: stop 0 is also the point
+	 * of a savepoint set before the first change, which stays */
+	return rc;
+}
+
+/* ---- row locks and deadlock victims (P15) ---- */
+
+int txn_lock(wd_txn *txn, wd_table *t, const void *k, size_t klen, int mode)
+{
+	wd_db *db = txn->db;
+	char why[512];
+	int rc = lock_acquire(db->locks, txn->lo, t->info.heap_rel, k, (uint32_t)klen, mode,
+			      db->opts.lock_timeout_ms);
+	if (rc != WD_EDEADLOCK)
+		return rc;
+	snprintf(why, sizeof why, "%s", wd_last_error());
+	/* the victim: back to its beginning, so the others can go on */
+	if ((rc = txn_rollback(txn, 0)) != 0)
+		return db_panic_why(db, rc, "rolling back a deadlock victim failed");
+	savepoints_drop_from(txn, 0); /* as if just begun (P15) */
+	lock_release_all(db->locks, txn->lo);
+	return err_set(WD_EDEADLOCK, "%s; transaction %llu was rolled back (changes undone, "
+		       "locks released) and may retry its work or end", why,
+		       (unsigned long long)txn->xid);
+}
+
+/* ---- savepoints (P14) ---- */
+
+static int check_sp_name(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > SAVEPOINT_NAME_MAX)
+		return err_set(WD_EINVAL, "savepoint name of %zu bytes: must be 1 to %u bytes",
+			       n, SAVEPOINT_NAME_MAX);
+	return 0;
+}
+
+/* The newest savepoint named name, or -1. */
+static int sp_find(const wd_txn *txn, const char *name)
+{
+	for (unsigned i = txn->nsps; i-- > 0;)
+		if (strcmp(txn->sps[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Sets savepoint name at the chain's head; an older one of the same name
+ * is released (it goes, the ones after it stay). */
+static int sp_set(wd_txn *txn, const char *name)
+{
+	int old = sp_find(txn, name);
+	char *copy;
+	if (old >= 0) {
+		free(txn->sps[old].name);
+		memmove(&txn->sps[old], &txn->sps[old + 1],
+			(txn->nsps - (unsigned)old - 1) * sizeof *txn->sps);
+		txn->nsps--;
+	}
+	if (txn->nsps == txn->spcap) {
+		unsigned cap = txn->spcap ? 2 * txn->spcap : 4;
+		savepoint *v = realloc(txn->sps, cap * sizeof *v);
+		if (!v)
+			return err_set(WD_ENOMEM, "savepoint %s: out of memory", name);
+		txn->sps = v;
+		txn->spcap = cap;
+	}
+	if (!(copy = strdup(name)))
+		return err_set(WD_ENOMEM, "savepoint %s: out of memory", name);
+	txn->sps[txn->nsps++] = (savepoint){.name = copy, .at = txn->undo.head};
+	return 0;
+}
+
+int wd_savepoint(wd_txn *txn, const char *name)
+{
+	int rc = txn_enter(txn, false);
+	if (rc != 0)
+		return rc;
+	if ((rc = check_sp_name(name)) == 0)
+		rc = sp_set(txn, name);
+	txn_leave(txn);
+	return rc;
+}
+
+/*
+ * Undoes every change made since savepoint name was set (a CLR per step);
+ * the savepoint stays, the ones set after it go. Locks taken since stay
+ * (strict 2PL keeps them to the end; holding them longer is safe). On a
+ * failure midway the transaction stays open, its chain's head at the step
+ * that failed: wd_abort takes it from there.
+ */
+int wd_rollback_to(wd_txn *txn, const char *name)
+{
+	int rc = txn_enter(txn, false), i;
+	if (rc != 0)
+		return rc;
+	if ((rc = check_sp_name(name)) != 0)
+		goto out;
+	if ((i = sp_find(txn, name)) < 0) {
+		rc = err_set(WD_NOTFOUND, "transaction %llu has no savepoint named %s",
+			     (unsigned long long)txn->xid, name);
+		goto out;
+	}
+	if ((rc = txn_rollback(txn, txn->sps[i].at)) == 0)
+		savepoints_drop_from(txn, (unsigned)i + 1);
+out:
+	txn_leave(txn);
+	return rc;
+}
+
+/* ---- after a crash (P16) ---- */
+
+/* One loser: its chain from the head recovery found, then XACT_ABORT. */
+static int rollback_loser(wd_db *db, const undo_xact *x, uint64_t *steps)
+{
+	wd_lsn prev = x->last_lsn;
+	struct undo_step s = {.db = db, .txn = NULL, .xid = x->xid, .prev = &prev};
+	undo_chain c;
+	int rc;
+	undo_chain_for_loser(&c, x);
+	rc = undo_rollback(db->undo, &c, &prev, 0, apply_step, &s, steps);
+	if (rc == 0)
+		rc = xact_log(db, XACT_ABORT, x->xid, &prev);
+	TRACE(TR_RECOVERY, "loser xid=%llu rolled back, rc=%d", (unsigned long long)x->xid, rc);
+	return rc;
+}
+
+int db_rollback_losers(wd_db *db, const undo_xtab *xt, uint64_t *n, uint64_t *steps)
+{
+	undo_xact *v = NULL;
+	size_t nl = 0;
+	int rc = undo_xtab_losers(xt, &v, &nl);
+	*n = 0;
+	for (size_t i = 0; rc == 0 && i < nl; i++, (*n)++)
+		rc = rollback_loser(db, &v[i], steps);
+	free(v);
+	return rc;
+}
