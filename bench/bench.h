@@ -10,8 +10,12 @@
 #ifndef WALDEN_BENCH_H
 #define WALDEN_BENCH_H
 
+#include <getopt.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/resource.h>
 
 /* `walden bench pin`: ns per cached pin+unpin (1 and 2 threads) beside a
  * memcpy of one page. */
@@ -44,6 +48,12 @@ int bench_scan_main(int argc, char **argv);
 int bench_update_main(int argc, char **argv);
 int bench_tables_main(int argc, char **argv);
 
+/* `walden bench txn` (bench_txn.c): the rollback of one transaction of N
+ * changes (forward ops/s, undo steps/s) and short read-modify-write
+ * transactions of T threads on hot keys with deadlock victims retried
+ * (committed transactions/s), each beside LMDB, results checked. */
+int bench_txn_main(int argc, char **argv);
+
 /* ---- helpers (benchutil.c) ---- */
 
 /* Monotonic clock in nanoseconds. */
@@ -52,15 +62,45 @@ uint64_t bench_now_ns(void);
 /* The median of n values (sorts v in place). */
 double bench_median(double *v, size_t n);
 
+/* The median of the doubles at byte offset off of n records stride bytes
+ * apart (one field over the runs); at most 1024 records are read. */
+double bench_median_at(const void *recs, size_t stride, size_t n, size_t off);
+
 /* A fresh directory under $TMPDIR (default /tmp), malloc'd; NULL on
  * failure (errno set). */
 char *bench_scratch_dir(const char *tag);
 
+/* A fresh directory walden-bench-<tag>-XXXXXX under base, else $TMPDIR,
+ * else /var/tmp, malloc'd; *tmpfs tells whether it is on tmpfs (where a
+ * durable commit costs nothing). NULL on failure (errno set). */
+char *bench_disk_dir(const char *base, const char *tag, bool *tmpfs);
+
 /* Removes dir and everything in it. */
 void bench_rmrf(const char *dir);
 
+/*
+ * Parses a subcommand's options with getopt_long: hands each to
+ * apply(opts, c, optarg), which returns false for a bad value; -h/--help
+ * prints usage(stdout, argv[0]). Returns 0, 1 after --help (exit 0), or 2
+ * on misuse (an unknown option, a bad value, a stray argument), having
+ * printed usage on stderr.
+ */
+int bench_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+		 bool (*apply)(void *opts, int c, const char *arg), void *opts,
+		 void (*usage)(FILE *f, const char *name));
+
 /* Parses a positive integer option value; returns -1 if it is not one. */
 long long bench_parse_count(const char *s);
+
+/*
+ * Runs body(arg, res) in a forked child, so that each measurement has a
+ * process of its own (heap, buffer pool, map), and copies the child's
+ * *res (size bytes) back through a pipe. Returns 0 once all of res has
+ * arrived; otherwise -1 with how the child ended (a signal, its status)
+ * in why. ru, if not NULL, receives the child's resource usage.
+ */
+int bench_fork(void (*body)(void *arg, void *res), void *arg, void *res, size_t size,
+	       struct rusage *ru, char *why, size_t why_cap);
 
 /* splitmix64: the deterministic generator of the random page sequences. */
 static inline uint64_t bench_rand(uint64_t *state)

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "bench/bench.h"
@@ -32,7 +31,6 @@
 
 #define MAX_THREADS 16
 #define MAX_RUNS 101
-#define TMPFS_MAGIC_ 0x01021994
 
 struct commit_opts {
 	int runs;
@@ -437,19 +435,12 @@ static void commit_report(const struct commit_opts *o, const char *dir, const ch
 	       m50k ? "true" : "false", masync ? "true" : "false");
 }
 
-/* The scratch base: --dir, else $TMPDIR, else /var/tmp; and its fs kind. */
+/* The scratch base under --dir, $TMPDIR or /var/tmp; and its fs kind. */
 static char *commit_dir(const struct commit_opts *o, const char **fs)
 {
-	const char *base = o->base ? o->base : getenv("TMPDIR");
-	struct statfs sf;
-	char *dir;
-	if (!base || !*base)
-		base = "/var/tmp";
-	if (asprintf(&dir, "%s/walden-bench-commit-XXXXXX", base) < 0 || !mkdtemp(dir))
-		return NULL;
-	*fs = "disk";
-	if (statfs(dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC_)
-		*fs = "tmpfs: fdatasync is meaningless here";
+	bool tmpfs;
+	char *dir = bench_disk_dir(o->base, "commit", &tmpfs);
+	*fs = tmpfs ? "tmpfs: fdatasync is meaningless here" : "disk";
 	return dir;
 }
 

@@ -45,7 +45,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,7 +55,6 @@
 #define LOAD_PER_TXN 1000
 #define READ_PER_TXN 1000
 #define UPDATE_PER_TXN 100
-#define TMPFS_MAGIC_ 0x01021994
 #define MIB (1024.0 * 1024.0)
 
 enum wl { W_SEQ, W_RAND, W_READ, W_SCAN, W_UPDATE, W__N };
@@ -120,9 +118,11 @@ static void tables_usage(FILE *f, const char *name)
 		name);
 }
 
-/* Applies one option to o; false if its value is bad. */
-static bool tables_opt(struct tables_opts *o, int c, const char *arg)
+/* Applies one option to opts (a struct tables_opts); false if its value
+ * is bad. */
+static bool tables_opt(void *opts, int c, const char *arg)
 {
+	struct tables_opts *o = opts;
 	long long v = c == 'd' || c == 'j' ? 1 : bench_parse_count(arg);
 	if (v <= 0)
 		return false;
@@ -154,24 +154,9 @@ static int tables_parse(int argc, char **argv, struct tables_opts *o)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "n:r:m:v:R:u:d:jh", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			tables_usage(stdout, argv[0]);
-			return 1;
-		}
-		if (c == '?' || !tables_opt(o, c, optarg)) {
-			if (c != '?')
-				fprintf(stderr, "walden bench %s: bad value '%s'\n", argv[0], optarg);
-			tables_usage(stderr, argv[0]);
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		tables_usage(stderr, argv[0]);
-		return 2;
-	}
+	int rc = bench_getopt(argc, argv, "n:r:m:v:R:u:d:jh", longopts, tables_opt, o, tables_usage);
+	if (rc != 0)
+		return rc;
 	if (!o->reads)
 		o->reads = o->n;
 	if (!o->updates)
@@ -198,32 +183,6 @@ static uint64_t key_next(struct keysrc *s)
 	case K_PERM: return s->perm[s->i++];
 	default: return bench_rand(&s->state) % s->n;
 	}
-}
-
-/* The key of number x: 16 zero-padded decimal digits. */
-static void key_fmt(uint8_t k[KEY_BYTES], uint64_t x)
-{
-	for (int i = KEY_BYTES - 1; i >= 0; i--) {
-		k[i] = (uint8_t)('0' + x % 10);
-		x /= 10;
-	}
-}
-
-/* A value buffer of vb bytes with a fixed filler pattern. */
-static uint8_t *value_new(size_t vb)
-{
-	uint8_t *v = malloc(vb + 1);
-	for (size_t i = 0; v && i < vb; i++)
-		v[i] = (uint8_t)('a' + i % 26);
-	return v;
-}
-
-/* Stamps key k and version ver into the head of value v. */
-static void value_stamp(uint8_t *v, size_t vb, const uint8_t k[KEY_BYTES], uint8_t ver)
-{
-	memcpy(v, k, vb < KEY_BYTES ? vb : KEY_BYTES);
-	if (vb > KEY_BYTES)
-		v[KEY_BYTES] = ver;
 }
 
 static double rate(uint64_t ops, uint64_t t0)
@@ -259,13 +218,6 @@ static double run_puts(const struct engine *e, struct eh *h, struct keysrc *src,
 out:
 	free(v);
 	return r;
-}
-
-/* Whether value v of key k is what run_puts stored (any version). */
-static bool value_ok(const struct eh *h, const uint8_t *k, const void *v, size_t vl)
-{
-	size_t vb = h->o->value_bytes;
-	return vl == vb && memcmp(v, k, vb < KEY_BYTES ? vb : KEY_BYTES) == 0;
 }
 
 /* W3: count gets of keys from src, READ_PER_TXN per transaction, each
@@ -465,46 +417,34 @@ fail:
 	free(perm);
 }
 
+/* What spawn_job hands its child. */
+struct job {
+	const struct tables_opts *o;
+	int eng, j, run;
+	const char *dir;
+};
+
+static void job_body(void *arg, void *res)
+{
+	const struct job *jb = arg;
+	child_job(jb->o, jb->eng, jb->j, jb->run, jb->dir, res);
+}
+
 /* Runs child_job in a forked child and collects its result into r. The
  * database directory is removed afterwards. 0 or -1 (message printed). */
 static int spawn_job(const struct tables_opts *o, int eng, int j, int run, const char *base,
 		     struct child_res *r)
 {
 	char dir[4200];
-	int fds[2], status = 0;
-	struct rusage ru;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
+	struct job jb = {o, eng, j, run, dir};
+	struct rusage ru = {0};
+	int rc;
 
 	snprintf(dir, sizeof dir, "%s/%s-%s-%d", base, eng_names[eng], job_names[j], run);
 	memset(r, 0, sizeof *r);
-	fflush(stdout);
-	fflush(stderr);
-	if (pipe(fds) != 0 || (pid = fork()) < 0) {
-		perror("walden bench: fork");
-		return -1;
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		child_job(o, eng, j, run, dir, r);
-		_exit(write(fds[1], r, sizeof *r) == (ssize_t)sizeof *r ? 0 : 1);
-	}
-	close(fds[1]);
-	while (got < sizeof *r && (n = read(fds[0], (char *)r + got, sizeof *r - got)) != 0)
-		if (n > 0)
-			got += (size_t)n;
-		else if (errno != EINTR)
-			break;
-	close(fds[0]);
-	while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
-		;
+	rc = bench_fork(job_body, &jb, r, sizeof *r, &ru, r->err, sizeof r->err);
 	bench_rmrf(dir);
-	if (got != sizeof *r || !r->ok) {
-		if (got != sizeof *r)
-			snprintf(r->err, sizeof r->err, "child %s (status 0x%x)",
-				 WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "failed",
-				 (unsigned)status);
+	if (rc != 0 || !r->ok) {
 		fprintf(stderr, "walden bench %s: %s, %s job, run %d: %s\n", o->cmd,
 			eng_names[eng], job_names[j], run + 1, r->err);
 		return -1;
@@ -526,10 +466,7 @@ struct med {
 static double med_field(const struct tables_opts *o, struct child_res (*res)[J__N][E__N],
 			int j, int e, size_t off)
 {
-	double col[MAX_RUNS];
-	for (int i = 0; i < o->runs; i++)
-		memcpy(&col[i], (const char *)&res[i][j][e] + off, sizeof col[i]);
-	return bench_median(col, (size_t)o->runs);
+	return bench_median_at(&res[0][j][e], sizeof res[0], (size_t)o->runs, off);
 }
 
 static void medians(const struct tables_opts *o, struct child_res (*res)[J__N][E__N],
@@ -662,23 +599,12 @@ static void report_json(const struct tables_opts *o, const char *dir, const char
 
 /* ---- driver ----------------------------------------------------------------- */
 
-/* The scratch base: --dir, else $TMPDIR, else /var/tmp; and its fs kind. */
+/* The scratch base under --dir, $TMPDIR or /var/tmp; and its fs kind. */
 static char *tables_dir(const struct tables_opts *o, const char **fs)
 {
-	const char *base = o->base ? o->base : getenv("TMPDIR");
-	struct statfs sf;
-	char *dir;
-	if (!base || !*base)
-		base = "/var/tmp";
-	if (asprintf(&dir, "%s/walden-bench-%s-XXXXXX", base, o->cmd) < 0)
-		return NULL;
-	if (!mkdtemp(dir)) {
-		free(dir);
-		return NULL;
-	}
-	*fs = "disk";
-	if (statfs(dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC_)
-		*fs = "tmpfs: durable commits are meaningless here";
+	bool tmpfs;
+	char *dir = bench_disk_dir(o->base, o->cmd, &tmpfs);
+	*fs = tmpfs ? "tmpfs: durable commits are meaningless here" : "disk";
 	return dir;
 }
 

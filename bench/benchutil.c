@@ -1,13 +1,19 @@
 /*
  * benchutil.c - helpers shared by the benchmarks: a clock, medians,
- * scratch directories, option values. See bench.h.
+ * scratch directories, option values, a measurement in a child process.
+ * See bench.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <ftw.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 
@@ -32,12 +38,22 @@ double bench_median(double *v, size_t n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-char *bench_scratch_dir(const char *tag)
+double bench_median_at(const void *recs, size_t stride, size_t n, size_t off)
 {
-	const char *base = getenv("TMPDIR");
+	double col[1024];
+	if (n > sizeof col / sizeof col[0])
+		n = sizeof col / sizeof col[0];
+	for (size_t i = 0; i < n; i++)
+		memcpy(&col[i], (const char *)recs + i * stride + off, sizeof col[i]);
+	return bench_median(col, n);
+}
+
+/* mkdtemp of base/walden-bench-<tag>-XXXXXX, malloc'd; NULL (errno set)
+ * on failure. */
+static char *make_dir(const char *base, const char *tag)
+{
 	char *path;
-	if (asprintf(&path, "%s/walden-bench-%s-XXXXXX",
-		     base && *base ? base : "/tmp", tag) < 0)
+	if (asprintf(&path, "%s/walden-bench-%s-XXXXXX", base, tag) < 0)
 		return NULL;
 	if (!mkdtemp(path)) {
 		int e = errno;
@@ -46,6 +62,24 @@ char *bench_scratch_dir(const char *tag)
 		return NULL;
 	}
 	return path;
+}
+
+char *bench_scratch_dir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	return make_dir(base && *base ? base : "/tmp", tag);
+}
+
+char *bench_disk_dir(const char *base, const char *tag, bool *tmpfs)
+{
+	const char *b = base ? base : getenv("TMPDIR");
+	struct statfs sf;
+	char *dir;
+	if (!b || !*b)
+		b = "/var/tmp"; /* /tmp is often tmpfs, where fsync costs nothing */
+	if ((dir = make_dir(b, tag)))
+		*tmpfs = statfs(dir, &sf) == 0 && sf.f_type == 0x01021994; /* TMPFS_MAGIC */
+	return dir;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag,
@@ -63,6 +97,31 @@ void bench_rmrf(const char *dir)
 		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+int bench_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+		 bool (*apply)(void *opts, int c, const char *arg), void *opts,
+		 void (*usage)(FILE *f, const char *name))
+{
+	int c;
+	optind = 0; /* the next subcommand of this process parses afresh */
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout, argv[0]);
+			return 1;
+		}
+		if (c == '?' || !apply(opts, c, optarg)) {
+			if (c != '?')
+				fprintf(stderr, "walden bench %s: bad value '%s'\n", argv[0], optarg);
+			usage(stderr, argv[0]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr, argv[0]);
+		return 2;
+	}
+	return 0;
+}
+
 long long bench_parse_count(const char *s)
 {
 	char *end;
@@ -72,4 +131,48 @@ long long bench_parse_count(const char *s)
 	if (errno || end == s || *end || v <= 0)
 		return -1;
 	return v;
+}
+
+/* Reads exactly size bytes from fd unless the writer goes away first;
+ * returns how many arrived. */
+static size_t read_full(int fd, void *buf, size_t size)
+{
+	size_t got = 0;
+	ssize_t n;
+	while (got < size && (n = read(fd, (char *)buf + got, size - got)) != 0)
+		if (n > 0)
+			got += (size_t)n;
+		else if (errno != EINTR)
+			break;
+	return got;
+}
+
+int bench_fork(void (*body)(void *arg, void *res), void *arg, void *res, size_t size,
+	       struct rusage *ru, char *why, size_t why_cap)
+{
+	int fds[2], status = 0;
+	size_t got;
+	pid_t pid;
+
+	fflush(stdout); /* or the child's exit would print the buffers again */
+	fflush(stderr);
+	if (pipe(fds) != 0 || (pid = fork()) < 0) {
+		snprintf(why, why_cap, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		body(arg, res);
+		_exit(write(fds[1], res, size) == (ssize_t)size ? 0 : 1);
+	}
+	close(fds[1]);
+	got = read_full(fds[0], res, size);
+	close(fds[0]);
+	while (wait4(pid, &status, 0, ru) < 0 && errno == EINTR)
+		;
+	if (got == size)
+		return 0;
+	snprintf(why, why_cap, "child %s (status 0x%x)",
+		 WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "failed", (unsigned)status);
+	return -1;
 }

@@ -1,7 +1,8 @@
 /*
- * tables.h - what bench_tables.c and tables_engines.c share: the options
- * of `walden bench load|read|scan|update|tables` and the one interface
- * behind which walden and LMDB run the same workloads. Private to bench/.
+ * tables.h - what the table benchmarks (bench_tables.c, bench_txn.c) share:
+ * their options, the one interface behind which walden and LMDB run the
+ * same workloads (tables_engines.c), and the keys and values they write
+ * (tables_keys.c). Private to bench/.
  */
 #ifndef WALDEN_BENCH_TABLES_H
 #define WALDEN_BENCH_TABLES_H
@@ -25,10 +26,15 @@ struct tables_opts {
 	size_t value_bytes;
 	const char *base;
 	bool json;
+	bool nosync; /* commits need not be durable (walden synchronous_commit
+		      * off, LMDB MDB_NOSYNC); bench_tables leaves it false */
 };
 
 /* One open database of either engine. Calls return 0, 1 for "not found" or
- * "end of scan", -1 on error with the detail in err. */
+ * "end of scan", -1 on error with the detail in err, or EH_DEADLOCK when
+ * walden chose the transaction as a deadlock victim: its changes are then
+ * undone and it is still open, to retry, commit or abort. */
+#define EH_DEADLOCK (-2)
 struct eh {
 	const struct tables_opts *o;
 	wd_db *db;
@@ -46,22 +52,49 @@ struct eh {
 };
 
 /* One engine's calls; every one returns as struct eh says. get's *v and
- * cur_next's pointers stay valid until the next call on h. */
+ * cur_next's pointers stay valid until the next call on h. attach makes h
+ * a second handle on the database `from` has open, for another thread
+ * (its own transaction and buffers); detach frees it, leaving the
+ * database open. */
 struct engine {
 	int (*open)(struct eh *h, const char *dir);
 	int (*close)(struct eh *h);
+	int (*attach)(struct eh *h, const struct eh *from);
+	void (*detach)(struct eh *h);
 	int (*begin)(struct eh *h, bool write);
 	int (*commit)(struct eh *h);
+	int (*abort)(struct eh *h);
 	int (*put)(struct eh *h, const void *k, size_t kl, const void *v, size_t vl);
 	int (*get)(struct eh *h, const void *k, size_t kl, const void **v, size_t *vl);
+	int (*del)(struct eh *h, const void *k, size_t kl);
 	int (*cur_open)(struct eh *h);
 	int (*cur_next)(struct eh *h, const void **k, size_t *kl, const void **v, size_t *vl);
 	void (*cur_close)(struct eh *h);
 };
 
 /* walden (wd_open with buffer_pool_bytes from --pool-mb, synchronous
- * commit) and LMDB (default durable flags, a map 4x the data, >= 1 GiB). */
+ * commit unless nosync) and LMDB (default durable flags unless nosync, a
+ * map 4x the data, >= 1 GiB). */
 extern const struct engine walden_engine;
 extern const struct engine lmdb_engine;
+
+/* ---- keys and values (tables_keys.c) ---- */
+
+/* The key of number x: 16 zero-padded decimal digits. */
+void key_fmt(uint8_t k[KEY_BYTES], uint64_t x);
+
+/* Fills the vb bytes of v with the fixed filler pattern of every value. */
+void value_fill(uint8_t *v, size_t vb);
+
+/* A value buffer of vb bytes with the filler pattern (malloc'd, one
+ * spare byte), NULL if out of memory. */
+uint8_t *value_new(size_t vb);
+
+/* Stamps key k and version ver into the head of value v. */
+void value_stamp(uint8_t *v, size_t vb, const uint8_t k[KEY_BYTES], uint8_t ver);
+
+/* Whether value v is one value_stamp made for key k (any version) and of
+ * h->o->value_bytes bytes. */
+bool value_ok(const struct eh *h, const uint8_t *k, const void *v, size_t vl);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * tables_engines.c - walden and LMDB behind the one interface of
- * bench/tables.h (open, begin, put, get, cursor, commit, close), so that
- * bench_tables.c runs the very same workload loop on both.
+ * bench/tables.h (open, attach, begin, put, get, del, cursor, commit,
+ * abort, close), so that bench_tables.c and bench_txn.c run the very same
+ * workload loops on both.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,7 +18,16 @@ static int w_fail(struct eh *h, int rc, const char *what)
 {
 	snprintf(h->err, sizeof h->err, "walden %s: %s: %s", what, wd_strerror(rc),
 		 wd_last_error());
-	return -1;
+	return rc == WD_EDEADLOCK ? EH_DEADLOCK : -1;
+}
+
+/* The buffer w_get copies values into, one per handle. */
+static int w_buf(struct eh *h)
+{
+	h->cap = h->o->value_bytes + 64;
+	if (!(h->buf = malloc(h->cap)))
+		return w_fail(h, WD_ENOMEM, "buffer");
+	return 0;
 }
 
 /* Opens (creates) the database in dir and the table "bench" in it. */
@@ -27,10 +37,9 @@ static int w_open(struct eh *h, const char *dir)
 	int rc;
 	wd_options_default(&wo);
 	wo.buffer_pool_bytes = h->o->pool_mb << 20;
-	wo.synchronous_commit = 1;
-	h->cap = h->o->value_bytes + 64;
-	if (!(h->buf = malloc(h->cap)))
-		return w_fail(h, WD_ENOMEM, "buffer");
+	wo.synchronous_commit = !h->o->nosync;
+	if ((rc = w_buf(h)) != 0)
+		return rc;
 	if ((rc = wd_open(dir, &wo, &h->db)) != 0)
 		return w_fail(h, rc, "wd_open");
 	if ((rc = wd_begin(h->db, &h->txn)) != 0)
@@ -51,6 +60,20 @@ static int w_close(struct eh *h)
 	return rc ? w_fail(h, rc, "wd_close") : 0;
 }
 
+static int w_attach(struct eh *h, const struct eh *from)
+{
+	h->o = from->o;
+	h->db = from->db;
+	h->t = from->t;
+	return w_buf(h);
+}
+
+static void w_detach(struct eh *h)
+{
+	free(h->buf);
+	h->buf = NULL;
+}
+
 static int w_begin(struct eh *h, bool write)
 {
 	int rc = wd_begin(h->db, &h->txn);
@@ -63,6 +86,13 @@ static int w_commit(struct eh *h)
 	int rc = wd_commit(h->txn);
 	h->txn = NULL;
 	return rc ? w_fail(h, rc, "wd_commit") : 0;
+}
+
+static int w_abort(struct eh *h)
+{
+	int rc = wd_abort(h->txn);
+	h->txn = NULL;
+	return rc ? w_fail(h, rc, "wd_abort") : 0;
 }
 
 static int w_put(struct eh *h, const void *k, size_t kl, const void *v, size_t vl)
@@ -87,6 +117,12 @@ static int w_get(struct eh *h, const void *k, size_t kl, const void **v, size_t 
 	return rc == WD_NOTFOUND ? 1 : rc ? w_fail(h, rc, "wd_get") : 0;
 }
 
+static int w_del(struct eh *h, const void *k, size_t kl)
+{
+	int rc = wd_del(h->txn, h->t, k, kl);
+	return rc == WD_NOTFOUND ? 1 : rc ? w_fail(h, rc, "wd_del") : 0;
+}
+
 static int w_cur_open(struct eh *h)
 {
 	int rc = wd_cursor_open(h->txn, h->t, &h->cur);
@@ -106,7 +142,9 @@ static void w_cur_close(struct eh *h)
 }
 
 const struct engine walden_engine = {
-	w_open, w_close, w_begin, w_commit, w_put, w_get, w_cur_open, w_cur_next, w_cur_close,
+	.open = w_open, .close = w_close, .attach = w_attach, .detach = w_detach,
+	.begin = w_begin, .commit = w_commit, .abort = w_abort, .put = w_put, .get = w_get,
+	.del = w_del, .cur_open = w_cur_open, .cur_next = w_cur_next, .cur_close = w_cur_close,
 };
 
 /* -- LMDB -- */
@@ -134,7 +172,7 @@ static int l_open(struct eh *h, const char *dir)
 		return l_fail(h, rc, "mdb_env_create");
 	if ((rc = mdb_env_set_mapsize(h->env, l_mapsize(h->o))) != 0)
 		return l_fail(h, rc, "mdb_env_set_mapsize");
-	if ((rc = mdb_env_open(h->env, dir, 0, 0644)) != 0)
+	if ((rc = mdb_env_open(h->env, dir, h->o->nosync ? MDB_NOSYNC : 0, 0644)) != 0)
 		return l_fail(h, rc, "mdb_env_open");
 	if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
 		return l_fail(h, rc, "mdb_txn_begin");
@@ -153,6 +191,19 @@ static int l_close(struct eh *h)
 	return 0;
 }
 
+static int l_attach(struct eh *h, const struct eh *from)
+{
+	h->o = from->o;
+	h->env = from->env;
+	h->dbi = from->dbi;
+	return 0;
+}
+
+static void l_detach(struct eh *h)
+{
+	(void)h;
+}
+
 static int l_begin(struct eh *h, bool write)
 {
 	int rc = mdb_txn_begin(h->env, NULL, write ? 0 : MDB_RDONLY, &h->mtxn);
@@ -164,6 +215,13 @@ static int l_commit(struct eh *h)
 	int rc = mdb_txn_commit(h->mtxn);
 	h->mtxn = NULL;
 	return rc ? l_fail(h, rc, "mdb_txn_commit") : 0;
+}
+
+static int l_abort(struct eh *h)
+{
+	mdb_txn_abort(h->mtxn);
+	h->mtxn = NULL;
+	return 0;
 }
 
 static int l_put(struct eh *h, const void *k, size_t kl, const void *v, size_t vl)
@@ -184,6 +242,13 @@ static int l_get(struct eh *h, const void *k, size_t kl, const void **v, size_t 
 	*v = val.mv_data;
 	*vl = val.mv_size;
 	return 0;
+}
+
+static int l_del(struct eh *h, const void *k, size_t kl)
+{
+	MDB_val key = {kl, (void *)k};
+	int rc = mdb_del(h->mtxn, h->dbi, &key, NULL);
+	return rc == MDB_NOTFOUND ? 1 : rc ? l_fail(h, rc, "mdb_del") : 0;
 }
 
 static int l_cur_open(struct eh *h)
@@ -216,5 +281,7 @@ static void l_cur_close(struct eh *h)
 }
 
 const struct engine lmdb_engine = {
-	l_open, l_close, l_begin, l_commit, l_put, l_get, l_cur_open, l_cur_next, l_cur_close,
+	.open = l_open, .close = l_close, .attach = l_attach, .detach = l_detach,
+	.begin = l_begin, .commit = l_commit, .abort = l_abort, .put = l_put, .get = l_get,
+	.del = l_del, .cur_open = l_cur_open, .cur_next = l_cur_next, .cur_close = l_cur_close,
 };

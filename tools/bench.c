@@ -30,6 +30,8 @@ static const struct {
 	 "W5 random overwrites, 100 per durable commit, vs LMDB"},
 	{"tables", bench_tables_main,
 	 "W1..W5 together (load, read, scan, update) vs LMDB"},
+	{"txn", bench_txn_main,
+	 "abort of N changes (undo steps/s); hot-key transactions, deadlocks, vs LMDB"},
 };
 
 static void usage(FILE *out)
