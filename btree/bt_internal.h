@@ -270,10 +270,12 @@ void bt_log_begin(bt_log *lg, btree *t, unsigned type, wd_xid xid, wd_lsn prev);
 /* Adds a page to the change; its op list is returned to be filled. */
 bt_bytes *bt_log_page(bt_log *lg, bm_buf *buf, bool init);
 /*
- * Steps 2-5 of P2: applies each page's ops to a private copy, builds the
- * record (images where wal_log_needs_image), inserts it, then installs the
- * copies with the record's LSN and marks them dirty. On error no page has
- * changed. Frees lg's memory either way.
+ * Steps 2-5 of P2: applies each page's ops to a private copy (or, for a
+ * single page needing no image, in place after the insert), builds the
+ * record (images where wal_log_needs_image), inserts it with the recheck
+ * (wal_insert_fpw; refused, everything is decided again), then installs
+ * the copies with the record's LSN and marks them dirty. On error no page
+ * has changed. Frees lg's memory either way.
  */
 int bt_log_commit(bt_log *lg, wd_lsn *lsn) WD_MUST_CHECK;
 void bt_log_abandon(bt_log *lg);

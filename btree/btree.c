@@ -61,6 +61,9 @@ static int handle_new(bufmgr *pool, wd_relid rel, wal_log_ctx *log, btree **out)
 	btree *t;
 	if (!pool || !log || !log->w)
 		return err_set(WD_EINVAL, "btree rel %u: a pool and a WAL are required", rel);
+	if (log->page_size != bufmgr_page_size(pool)) /* images are log->page_size */
+		return err_set(WD_EINVAL, "btree rel %u: log page size %u, pool page size %u",
+			       rel, log->page_size, bufmgr_page_size(pool));
 	if (!(t = calloc(1, sizeof *t)))
 		return err_set(WD_ENOMEM, "btree rel %u: no memory", rel);
 	t->pool = pool;

@@ -2,7 +2,9 @@
  * log.c - one logged change of one or more pages (README protocol P2):
  * build one WAL record with a block reference per page (its op list, and a
  * full-page image where the page's first change since the redo point),
- * insert it, then change the buffers and stamp them with its LSN. A change
+ * insert it (wal_insert_fpw rechecks the image decisions against the redo
+ * point; refused, the change is decided and built again: bt_log_commit),
+ * then change the buffers and stamp them with its LSN. A change
  * of several pages (a split), or one that needs an image, applies its op
  * lists to private copies first and installs the copies; a single-page
  * change that cannot fail (the common leaf insert, delete or update) is
@@ -64,12 +66,15 @@ static int log_one(bt_log *lg, wal_rec_builder *b, unsigned i, uint8_t *copy)
 		memcpy(copy, page, t->ps);
 	if ((rc = bt_ops_apply(copy, t->ps, c->ops.b, c->ops.len)) != 0)
 		return rc;
-	return walrec_add_block(b, t->rel, bufmgr_buf_blkno(c->buf),
-				c->init ? WAL_BLK_WILL_INIT : 0, image ? copy : NULL,
-				t->ps, t->log->compress, c->ops.b, c->ops.len);
+	return wal_log_add_block(t->log, b, t->rel, bufmgr_buf_blkno(c->buf),
+				 c->init ? WAL_BLK_WILL_INIT : 0, page, image ? copy : NULL,
+				 c->ops.b, c->ops.len);
 }
 
-/* Step 3 (main data) and step 4 once the block references are in b. */
+/* Step 3 (main data) and step 4 once the block references are in b: the
+ * insert rechecks the image decisions (b->fpw_lsn, wal/README.md I11) and
+ * returns WAL_INSERT_RETRY, nothing inserted, if the redo point passed a
+ * page logged without an image. */
 static int insert_record(bt_log *lg, wal_rec_builder *b, wd_lsn *lsn)
 {
 	uint8_t *rec;
@@ -82,7 +87,7 @@ static int insert_record(bt_log *lg, wal_rec_builder *b, wd_lsn *lsn)
 	if (rc == 0)
 		rc = walrec_assemble(b, &rec, &len);
 	if (rc == 0)
-		rc = wal_insert(lg->t->log->w, rec, len, lsn); /* step 4 */
+		rc = wal_insert_fpw(lg->t->log->w, rec, len, b->fpw_lsn, lsn); /* step 4 */
 	return rc;
 }
 
@@ -136,8 +141,8 @@ static int commit_in_place(bt_log *lg, wd_lsn *lsn)
 	wal_rec_builder b = {0};
 	int rc;
 	walrec_begin(&b, WAL_RMGR_BTREE, lg->type, lg->xid, lg->prev, 0, 0);
-	rc = walrec_add_block(&b, t->rel, bufmgr_buf_blkno(c->buf), 0, NULL, t->ps,
-			      t->log->compress, c->ops.b, c->ops.len); /* step 3 */
+	rc = wal_log_add_block(t->log, &b, t->rel, bufmgr_buf_blkno(c->buf), 0,
+			       bufmgr_page(c->buf), NULL, c->ops.b, c->ops.len); /* step 3 */
 	if (rc == 0)
 		rc = insert_record(lg, &b, lsn); /* step 4 */
 	if (rc == 0)
@@ -166,9 +171,15 @@ static int commit_copies(bt_log *lg, wd_lsn *lsn)
 	return rc;
 }
 
+/* P2 steps 2-5. A refused insert (a checkpoint moved the redo point past
+ * a page's LSN after the image decision, step 4) changed nothing: decide
+ * again, now with that page's image (so never in place), and rebuild. */
 int bt_log_commit(bt_log *lg, wd_lsn *lsn)
 {
-	int rc = can_apply_in_place(lg) ? commit_in_place(lg, lsn) : commit_copies(lg, lsn);
+	int rc;
+	do
+		rc = can_apply_in_place(lg) ? commit_in_place(lg, lsn) : commit_copies(lg, lsn);
+	while (rc == WAL_INSERT_RETRY);
 	bt_log_abandon(lg);
 	return rc;
 }

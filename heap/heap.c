@@ -170,20 +170,47 @@ void heap_change_apply(const heap *h, uint8_t *p, const heap_change *c)
 	heap_page_tidy_from(p, lower, upper);
 }
 
-/* Step 4: the record of c in b, with image (may be NULL) as its page. */
+/* Step 4: the record of c in b, with image (may be NULL: none) as the page
+ * after the change. The page in buf is still the page before it, whose LSN
+ * the image decision looked at: without an image it is noted in b for the
+ * recheck at insert (b->fpw_lsn, step 5). */
 static int build_record(heap *h, wal_rec_builder *b, bm_buf *buf, const heap_change *c,
 			const uint8_t *image, wd_xid xid, wd_lsn prev, uint8_t **rec,
 			uint32_t *len)
 {
 	int rc;
 	walrec_begin(b, WAL_RMGR_HEAP, c->type, xid, prev, 0, 0);
-	rc = walrec_add_block(b, h->rel, bufmgr_buf_blkno(buf), c->blk_flags, image, h->ps,
-			      h->log->compress, c->data, c->data_len);
+	rc = wal_log_add_block(h->log, b, h->rel, bufmgr_buf_blkno(buf), c->blk_flags,
+			       bufmgr_page(buf), image, c->data, c->data_len);
 	if (rc == 0)
 		rc = walrec_set_main(b, c->main, c->main_len);
 	if (rc == 0)
 		rc = walrec_assemble(b, rec, len);
 	return rc;
+}
+
+/*
+ * Step 3: the image decision for change c of page (not changed yet). If the
+ * record needs a full-page image (I5; never for WAL_BLK_WILL_INIT), *image
+ * is the page after the change, made on a private copy (*copy, allocated
+ * and changed once: the page cannot move under the latch, so a second
+ * decision after a refused insert reuses it); else *image is NULL.
+ * WD_ENOMEM.
+ */
+static int decide_image(heap *h, const uint8_t *page, const heap_change *c, uint8_t **copy,
+			const uint8_t **image)
+{
+	*image = NULL;
+	if ((c->blk_flags & WAL_BLK_WILL_INIT) || !wal_log_needs_image(h->log, page))
+		return 0;
+	if (!*copy) {
+		if (!(*copy = malloc(h->ps)))
+			return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
+		memcpy(*copy, page, h->ps);
+		heap_change_apply(h, *copy, c);
+	}
+	*image = *copy;
+	return 0;
 }
 
 /*
@@ -201,8 +228,11 @@ static int build_record(heap *h, wal_rec_builder *b, bm_buf *buf, const heap_cha
  * first change after the redo point, I5): the image is of the page after
  * the change, so c is applied to a private copy first, the record carries
  * that copy, and the copy goes into the buffer after wal_insert. That is
- * once per page per redo point. On success the page gets the record's LSN;
- * *xact_prev (may be NULL) becomes the LSN.
+ * once per page per redo point. The decision is rechecked at insert
+ * (wal_insert_fpw, step 5b): if a checkpoint moved the redo point past the
+ * page's LSN in between, nothing was inserted, and the record is decided
+ * and built again - now with the image. On success the page gets the
+ * record's LSN; *xact_prev (may be NULL) becomes the LSN.
  *
  * The buffer is marked dirty BEFORE wal_insert (step 5a), with the insert
  * position as its recLSN (at or before the record's LSN): a checkpoint
@@ -216,32 +246,31 @@ int heap_log(heap *h, bm_buf *buf, const heap_change *c, wd_xid xid, wd_lsn *xac
 {
 	wal_rec_builder b = {0};
 	uint8_t *rec, *page = bufmgr_page(buf), *copy = NULL;
-	bool image;
+	const uint8_t *image;
 	uint32_t len;
 	wd_lsn lsn;
-	int rc = 0;
+	int rc;
 
-	/* step 3, image case only: the change on a private copy */
-	image = !(c->blk_flags & WAL_BLK_WILL_INIT) && wal_log_needs_image(h->log, page);
-	if (image) {
-		if (!(copy = malloc(h->ps)))
-			return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
-		memcpy(copy, page, h->ps);
-		heap_change_apply(h, copy, c);
-	}
-	/* step 4: the record (an image of the page after the change if needed) */
-	rc = build_record(h, &b, buf, c, copy, xid, xact_prev ? *xact_prev : 0, &rec, &len);
-	/* step 5a: dirty before the record exists (I8); step 5: WAL first */
-	if (rc == 0) {
-		bufmgr_mark_dirty(buf, wal_insert_pos(h->log->w));
-		rc = wal_insert(h->log->w, rec, len, &lsn);
-	}
+	do {
+		/* step 3, image case only: the change on a private copy */
+		rc = decide_image(h, page, c, &copy, &image);
+		/* step 4: the record (an image of the page after the change if needed) */
+		if (rc == 0)
+			rc = build_record(h, &b, buf, c, image, xid, xact_prev ? *xact_prev : 0,
+					  &rec, &len);
+		/* step 5a: dirty before the record exists (I8); step 5: WAL first,
+		 * the image decision rechecked under the reservation (5b) */
+		if (rc == 0) {
+			bufmgr_mark_dirty(buf, wal_insert_pos(h->log->w));
+			rc = wal_insert_fpw(h->log->w, rec, len, b.fpw_lsn, &lsn);
+		}
+	} while (rc == WAL_INSERT_RETRY); /* the redo point moved: decide again */
 	if (rc != 0)
 		goto out; /* the page is untouched */
 	storage_crash_point("heap-after-wal-insert");
 	/* step 6: the change reaches the page, stamped with its record */
 	if (image)
-		memcpy(page, copy, h->ps);
+		memcpy(page, image, h->ps);
 	else
 		heap_change_apply(h, page, c);
 	page_set_lsn(page, lsn); /* dirty since step 5a */

@@ -219,13 +219,17 @@ int wd_begin_flags(wd_db *db, unsigned flags, wd_txn **txn);
 int wd_txn_set_synchronous(wd_txn *txn, int on);
 
 /* Commits: returns once durable when synchronous_commit is on; then
- * releases the transaction's locks. Ends txn (also on failure). */
+ * releases the transaction's locks. Ends txn, also when the commit fails
+ * (if no commit record could be written, the changes are rolled back) -
+ * but not on WD_EINVAL, WD_EBUSY or WD_ESTATE, which concern the handle
+ * itself. After a failed wd_rollback_to it rolls back and returns
+ * WD_ESTATE. */
 int wd_commit(wd_txn *txn);
 
 /* Rolls back every change of txn (newest first, through its undo log),
  * releases its locks and ends it. If the rollback itself fails (an I/O
  * error), the database panics (WD_EPANIC) and the next wd_open finishes
- * it. Ends txn either way. */
+ * it. Ends txn either way (but not on WD_EINVAL, WD_EBUSY, WD_ESTATE). */
 int wd_abort(wd_txn *txn);
 
 /*
@@ -239,7 +243,9 @@ int wd_savepoint(wd_txn *txn, const char *name);
  * Undoes every change txn made since savepoint name (the newest of that
  * name) and keeps the transaction open; the savepoint stays, savepoints
  * set after it are released. Locks taken since are kept until the end.
- * WD_NOTFOUND if there is no such savepoint.
+ * WD_NOTFOUND if there is no such savepoint. If the rollback fails midway
+ * (an I/O error), the transaction can only end: every other call returns
+ * WD_ESTATE, and wd_commit rolls it back like wd_abort.
  */
 int wd_rollback_to(wd_txn *txn, const char *name);
 

@@ -151,6 +151,19 @@ static int fetch_fast(wd_cursor *c, const void *key, size_t klen, wd_tid tid,
 	return rc == 0 && *vlen > c->vcap ? WD_ETOOBIG : rc;
 }
 
+/* P8 step 1a: the key's shared lock. No pin is held while waiting for it
+ * (a waiter holding pins could starve a small pool, even the rollback of
+ * the transaction it waits for): if it cannot be had at once, the held
+ * heap page goes first. */
+static int row_lock(wd_cursor *c, const void *key, size_t klen)
+{
+	int rc = txn_lock_wait(c->txn, c->t, key, klen, LOCK_S, LOCK_NOWAIT);
+	if (rc != WD_EBUSY)
+		return rc;
+	heap_hold_release(c->t->h, &c->hold);
+	return txn_lock(c->txn, c->t, key, klen, LOCK_S);
+}
+
 /* P8: the next key whose tuple still exists, and its value, under the
  * key's shared lock (held to the end of the transaction). */
 int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
@@ -171,7 +184,7 @@ int wd_cursor_next(wd_cursor *c, const void **k, size_t *klen, const void **v,
 			break; /* WD_NOTFOUND: the end */
 		/* step 1a: the row lock; a wait means the tid may be stale,
 		 * which steps 2-3 notice */
-		if ((rc = txn_lock(c->txn, c->t, key, kl, LOCK_S)) != 0)
+		if ((rc = row_lock(c, key, kl)) != 0)
 			break;
 		/* step 2, else steps 3-4 */
 		if (fetch_fast(c, key, kl, tid, &vl) == 0)

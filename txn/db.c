@@ -118,18 +118,23 @@ static int pool_start(wd_db *db)
 	db->log.full_page_writes = db->opts.full_page_writes != 0;
 	db->log.compress = db->opts.wal_compression != 0;
 	db->log.page_size = db->opts.page_size;
-	atomic_store(&db->log.redo_point, 0);
-	return 0;
+	return 0; /* the redo point is the log's: 0 until one is set */
 }
 
 /* The undo log: DIR/base/3 in the pool (created if absent), every page
  * free (no transaction is active at open: README P1 step 5). */
 static int undo_start(wd_db *db)
 {
-	char path[4096];
+	char path[4096], base[4096];
+	bool fresh = false;
 	int rc = db_rel_path(db, UNDO_REL, path, sizeof path);
+	if (rc == 0 && (fresh = !storage_exists(path)))
+		snprintf(base, sizeof base, "%s/%s", db->dir, DB_BASE_DIR);
 	if (rc == 0)
 		rc = bufmgr_rel_open(db->pool, UNDO_REL, path, BM_REL_CREATE);
+	/* a new file is durable in base/ before any record names it (I6) */
+	if (rc == 0 && fresh)
+		rc = storage_sync_dir(base);
 	if (rc == 0)
 		rc = undo_open(db->pool, &db->log, &db->undo);
 	return rc;
@@ -155,22 +160,25 @@ static int active_others(void *arg)
 static int start_production(wd_db *db)
 {
 	control_data cd;
+	wd_lsn redo;
 	int rc;
 	if ((rc = bufmgr_flush_all(db->pool)) != 0)
 		return rc;
 	if ((rc = wal_flush_to(db->w, wal_insert_pos(db->w))) != 0)
+		return rc;
+	/* in memory first, as a checkpoint does: a redo point ahead of the
+	 * control file's only adds images (wal/README.md I11) */
+	if ((rc = wal_set_redo_point(db->w, &redo)) != 0)
 		return rc;
 	pthread_mutex_lock(&db->ctl_mu);
 	cd = db->cd;
 	db->next_xid = cd.next_xid;
 	cd.next_xid += TXN_XID_BATCH;
 	cd.state = CONTROL_IN_PRODUCTION;
-	cd.redo_lsn = wal_insert_pos(db->w);
+	cd.redo_lsn = redo;
 	if ((rc = control_write(db->dir, &cd)) == 0)
 		db->cd = cd;
 	pthread_mutex_unlock(&db->ctl_mu);
-	if (rc == 0)
-		atomic_store(&db->log.redo_point, cd.redo_lsn);
 	return rc;
 }
 
@@ -215,20 +223,30 @@ static int read_control(wd_db *db)
 
 /* P1 step 5, after a crash: heap and index of every table made to agree,
  * free space maps rebuilt. */
+/* P3 for every table the catalog names that has not had it yet. */
+static int repair_all(wd_db *db, uint64_t *fixed)
+{
+	int rc = table_open_all(db);
+	for (wd_table *t = db->tables; rc == 0 && t; t = t->next)
+		if (!t->repaired && (rc = table_repair(t, fixed)) == 0)
+			t->repaired = true;
+	return rc;
+}
+
 static int after_crash(wd_db *db, const undo_xtab *xt)
 {
 	uint64_t fixed = 0, losers = 0, steps = 0;
-	wd_table *t;
 	int rc = table_repair(db->catalog, &fixed);
 	if (rc == 0)
-		rc = table_open_all(db);
-	for (t = db->tables; rc == 0 && t; t = t->next)
-		rc = table_repair(t, &fixed);
+		rc = repair_all(db, &fixed);
+	/* step 5b: the losers, undone through their chains (P16): table
+	 * creates and drops first, so that a table whose drop is taken back
+	 * is open (and repaired) before the other losers' changes to it are */
+	if (rc == 0 && (rc = db_rollback_losers(db, xt, true, &losers, &steps)) == 0 &&
+	    (rc = repair_all(db, &fixed)) == 0)
+		rc = db_rollback_losers(db, xt, false, &losers, &steps);
 	TRACE(TR_RECOVERY, "open %s: %llu index or heap entries repaired", db->dir,
 	      (unsigned long long)fixed);
-	/* step 5b: the losers, undone through their chains (P16) */
-	if (rc == 0)
-		rc = db_rollback_losers(db, xt, &losers, &steps);
 	TRACE(TR_RECOVERY, "open %s: %llu loser transactions rolled back, %llu undo steps",
 	      db->dir, (unsigned long long)losers, (unsigned long long)steps);
 	/* every map is rebuilt; a loser's undone create leaves a handle of a
@@ -275,7 +293,7 @@ static int open_existing(wd_db *db)
 	 * each page's first change after it must carry a full-page image, or
 	 * a torn write during the open's final flush could not be repaired
 	 * (I7). */
-	atomic_store(&db->log.redo_point, from);
+	wal_set_redo_point_at(db->w, from);
 	crashed = db->cd.state != CONTROL_SHUTDOWN;
 	if (crashed) {
 		/* step 4: repeat history from the redo point, noting the
@@ -426,6 +444,10 @@ int db_panic_why(wd_db *db, int cause, const char *what)
 	if (!atomic_load(&db->panicked)) {
 		snprintf(db->panic_msg, sizeof db->panic_msg, "%s (%s: %s)", what,
 			 wd_strerror(cause), wd_last_error());
+		/* nothing logged from now on may become durable: a transaction
+		 * ended by the panic keeps its changes in the log unundone */
+		if (db->w)
+			(void)wal_panic(db->w, cause);
 		atomic_store_explicit(&db->panicked, true, memory_order_release);
 		TRACE(TR_TXN, "panic %s: %s", db->dir, db->panic_msg);
 	}

@@ -471,10 +471,16 @@ static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent 
 	pthread_mutex_lock(&p->mu);
 	if (!held && (rc = obj_get(p, r, &ob)) == 0)
 		*e = (lock_ent){.obj = ob, .owner = o, .mode = 0};
-	if (rc == 0 && !(wait = must_wait(p, e->obj, e->mode, r->mode)))
+	if (rc == 0 && !(wait = must_wait(p, e->obj, e->mode, r->mode))) {
 		ent_grant(p, e, r->mode);
-	else if (rc == 0)
+	} else if (rc == 0 && timeout_ms == LOCK_NOWAIT) {
+		wait = false; /* the caller waits later, after letting go of pins */
+		rc = WD_EBUSY;
+		if (!held)
+			obj_drop_if_unused(p, ob, r->hash);
+	} else if (rc == 0) {
 		waiter_add(p, o, e, r->mode);
+	}
 	pthread_mutex_unlock(&p->mu);
 	if (wait)
 		rc = wait_for_grant(lm, o, timeout_ms);

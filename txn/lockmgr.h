@@ -48,7 +48,8 @@ void lock_owner_destroy(lockmgr *lm, lock_owner *o);
  * owner is an upgrade, which waits for the other S holders and goes before
  * every other waiter). Already holding an equal or stronger mode: 0 at once,
  * without taking a mutex or allocating. Waiters are granted in FIFO order.
- * timeout_ms 0 = wait without limit.
+ * timeout_ms 0 = wait without limit; LOCK_NOWAIT = do not wait: WD_EBUSY
+ * (nothing changed, no detail set) if the lock cannot be granted at once.
  *
  * Returns 0 (granted: held until lock_release_all); WD_EDEADLOCK if waiting
  * would close a cycle in the wait-for graph (o is the victim: not granted,
@@ -58,6 +59,7 @@ void lock_owner_destroy(lockmgr *lm, lock_owner *o);
  * klen > 0). The detail names rel, the key's first bytes, the mode and the
  * xids of the blockers or of the cycle.
  */
+#define LOCK_NOWAIT UINT32_MAX
 int lock_acquire(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
 		 int mode, uint32_t timeout_ms) WD_MUST_CHECK;
 

@@ -100,23 +100,40 @@ int txn_rollback(wd_txn *txn, undo_ptr stop)
 
 /* ---- row locks and deadlock victims (P15) ---- */
 
-int txn_lock(wd_txn *txn, wd_table *t, const void *k, size_t klen, int mode)
+/* The victim's part of P15: back to its beginning, its locks released. */
+static int victim(wd_txn *txn)
 {
 	wd_db *db = txn->db;
 	char why[512];
-	int rc = lock_acquire(db->locks, txn->lo, t->info.heap_rel, k, (uint32_t)klen, mode,
-			      db->opts.lock_timeout_ms);
-	if (rc != WD_EDEADLOCK)
-		return rc;
+	int rc;
 	snprintf(why, sizeof why, "%s", wd_last_error());
 	/* the victim: back to its beginning, so the others can go on */
 	if ((rc = txn_rollback(txn, 0)) != 0)
 		return db_panic_why(db, rc, "rolling back a deadlock victim failed");
-	savepoints_drop_from(txn, 0); /* as if just begun (P15) */
+	savepoints_drop_from(txn, 0); /* as if just begun */
 	lock_release_all(db->locks, txn->lo);
 	return err_set(WD_EDEADLOCK, "%s; transaction %llu was rolled back (changes undone, "
 		       "locks released) and may retry its work or end", why,
 		       (unsigned long long)txn->xid);
+}
+
+int txn_lock_wait(wd_txn *txn, wd_table *t, const void *k, size_t klen, int mode,
+		  uint32_t timeout_ms)
+{
+	int rc = lock_acquire(txn->db->locks, txn->lo, t->info.heap_rel, k, (uint32_t)klen,
+			      mode, timeout_ms);
+	if (rc == WD_EDEADLOCK)
+		return victim(txn);
+	/* a panic while it waited may have freed the holder's locks with its
+	 * changes still in place (P13): nothing read or written now counts */
+	if (rc == 0)
+		rc = db_check_usable(txn->db);
+	return rc;
+}
+
+int txn_lock(wd_txn *txn, wd_table *t, const void *k, size_t klen, int mode)
+{
+	return txn_lock_wait(txn, t, k, klen, mode, txn->db->opts.lock_timeout_ms);
 }
 
 /* ---- savepoints (P14) ---- */
@@ -180,8 +197,9 @@ int wd_savepoint(wd_txn *txn, const char *name)
  * Undoes every change made since savepoint name was set (a CLR per step);
  * the savepoint stays, the ones set after it go. Locks taken since stay
  * (strict 2PL keeps them to the end; holding them longer is safe). On a
- * failure midway the transaction stays open, its chain's head at the step
- * that failed: wd_abort takes it from there.
+ * failure midway the transaction allows only its end (txn->failed: its
+ * chain's head may be past other savepoints now); wd_abort goes on from
+ * the step that failed.
  */
 int wd_rollback_to(wd_txn *txn, const char *name)
 {
@@ -197,6 +215,8 @@ int wd_rollback_to(wd_txn *txn, const char *name)
 	}
 	if ((rc = txn_rollback(txn, txn->sps[i].at)) == 0)
 		savepoints_drop_from(txn, (unsigned)i + 1);
+	else
+		txn->failed = true; /* its head is past some savepoints: end only */
 out:
 	txn_leave(txn);
 	return rc;
@@ -219,14 +239,33 @@ static int rollback_loser(wd_db *db, const undo_xact *x, uint64_t *steps)
 	return rc;
 }
 
-int db_rollback_losers(wd_db *db, const undo_xtab *xt, uint64_t *n, uint64_t *steps)
+/* Whether loser x is a table create or drop (P16 step 2): their
+ * transactions change one catalog row and nothing else, and user
+ * transactions never change the catalog (P4, P5). */
+static int loser_is_ddl(wd_db *db, const undo_xact *x, bool *ddl)
+{
+	undo_rec r = {0};
+	int rc = 0;
+	*ddl = false;
+	if (x->head != 0 && (rc = undo_read(db->undo, x->head, &r)) == 0)
+		*ddl = r.rel == CATALOG_HEAP_REL;
+	undo_rec_free(&r);
+	return rc;
+}
+
+int db_rollback_losers(wd_db *db, const undo_xtab *xt, bool ddl, uint64_t *n,
+		       uint64_t *steps)
 {
 	undo_xact *v = NULL;
 	size_t nl = 0;
+	bool is_ddl;
 	int rc = undo_xtab_losers(xt, &v, &nl);
-	*n = 0;
-	for (size_t i = 0; rc == 0 && i < nl; i++, (*n)++)
+	for (size_t i = 0; rc == 0 && i < nl; i++) {
+		if ((rc = loser_is_ddl(db, &v[i], &is_ddl)) != 0 || is_ddl != ddl)
+			continue;
 		rc = rollback_loser(db, &v[i], steps);
+		(*n)++;
+	}
 	free(v);
 	return rc;
 }

@@ -249,8 +249,10 @@ static int catalog_change(wd_db *db, const char *name, const uint8_t *val)
 		rc = val ? table_put(db->catalog, itx->xid, &itx->prev, name, n, val,
 				     CATALOG_VALUE_SIZE, &itx->ru)
 			 : table_del(db->catalog, itx->xid, &itx->prev, name, n, &itx->ru);
-	if (rc == 0)
+	if (rc == 0) {
+		storage_crash_point("txn-ddl-before-commit");
 		return wd_commit(itx);
+	}
 	(void)wd_abort(itx); /* takes back what was done; rc stays */
 	return rc;
 }
@@ -284,7 +286,11 @@ static int table_create(wd_txn *txn, const char *name, wd_table **out)
 	rc = catalog_change(db, name, val);
 	if (rc != 0) {
 		(void)table_free(t, 3, true);
-		(void)unlink_files(db, &info);
+		/* on a panicked database the entry's commit may be durable all
+		 * the same: the files stay for the next open, which keeps them
+		 * or removes them as leftovers (P1 step 6) */
+		if (db_check_usable(db) == 0)
+			(void)unlink_files(db, &info);
 		return err_wrap(rc, "table %s: catalog entry", name);
 	}
 	TRACE(TR_TXN, "create table %s heap=%u fsm=%u index=%u", name, info.heap_rel,

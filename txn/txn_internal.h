@@ -50,6 +50,7 @@ struct wd_table {
 	heap *h;
 	btree *bt;
 	int refs;             /* transactions holding the handle (I8); db->mu */
+	bool repaired;        /* P3 done on it (an open after a crash) */
 	struct wd_table *next; /* the db's cache */
 };
 
@@ -113,6 +114,7 @@ struct wd_txn {
 	int state;          /* enum txn_state; ended handles stay readable (I11) */
 	atomic_int busy;    /* a call is running on it (I12) */
 	bool rdonly;        /* wd_begin_flags(WD_TXN_RDONLY) */
+	bool failed;        /* a rollback to a savepoint failed midway (P14) */
 	wd_db *db;
 	wd_xid xid;
 	wd_lsn prev; /* the transaction's last record; 0: wrote nothing */
@@ -241,6 +243,10 @@ void txn_quarantine_free(wd_db *db);
  * victim: it is rolled back whole, its locks released, and the call
  * returns WD_EDEADLOCK with txn still usable (P15). */
 int txn_lock(wd_txn *txn, wd_table *t, const void *k, size_t klen, int mode) WD_MUST_CHECK;
+/* txn_lock with its own timeout: LOCK_NOWAIT gives WD_EBUSY (nothing
+ * changed) where txn_lock would wait. */
+int txn_lock_wait(wd_txn *txn, wd_table *t, const void *k, size_t klen, int mode,
+		  uint32_t timeout_ms) WD_MUST_CHECK;
 
 /* Undoes txn's changes newer than stop (0: all) newest first, a CLR per
  * step (P12). Leaves the savepoints alone: the caller drops those that go
@@ -248,10 +254,12 @@ int txn_lock(wd_txn *txn, wd_table *t, const void *k, size_t klen, int mode) WD_
  * stop 0 is also the point of a savepoint set before the first change. */
 int txn_rollback(wd_txn *txn, undo_ptr stop) WD_MUST_CHECK;
 
-/* After a crash: rolls back every loser of xt (undo through its chain,
- * then XACT_ABORT), with the tables open (P16). *n: losers rolled back,
- * *steps: undo records reversed. */
-int db_rollback_losers(wd_db *db, const undo_xtab *xt, uint64_t *n, uint64_t *steps) WD_MUST_CHECK;
+/* After a crash: rolls back the losers of xt that are table creates and
+ * drops (ddl) or the others (undo through each chain, then XACT_ABORT),
+ * with the tables open (P16). *n and *steps grow by the losers rolled
+ * back and the undo records reversed. */
+int db_rollback_losers(wd_db *db, const undo_xtab *xt, bool ddl, uint64_t *n,
+		       uint64_t *steps) WD_MUST_CHECK;
 
 /* ---- xact.c / table.c: table references of a transaction (I8) ---- */
 

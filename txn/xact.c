@@ -132,15 +132,24 @@ void txn_quarantine_free(wd_db *db)
 /*
  * Ends txn (state: TXN_COMMITTED or TXN_ABORTED): its locks go (strict
  * 2PL: only now), its undo pages go back for reuse (after its COMMIT or
- * ABORT record is in the log: undo README), its table references (I8) and
- * memory; the handle itself stays readable in the quarantine (I11).
+ * ABORT record is in the log: undo README I5) unless it ends unfinished on
+ * a panicked database (done = false: the next open rolls it back through
+ * those pages), its table references (I8) and memory; the handle itself
+ * stays readable in the quarantine (I11).
  */
-static void txn_end(wd_txn *txn, int state)
+static void txn_end(wd_txn *txn, int state, bool done)
 {
 	wd_db *db = txn->db;
 	lock_owner_destroy(db->locks, txn->lo);
 	txn->lo = NULL;
-	undo_chain_release(db->undo, &txn->undo);
+	if (done) {
+		undo_chain_release(db->undo, &txn->undo);
+	} else {
+		/* the pages stay off the free list; only the chain's array of
+		 * them goes (undo_chain_release would free it with them) */
+		free(txn->undo.pages);
+		undo_chain_init(&txn->undo, txn->xid);
+	}
 	for (unsigned i = 0; i < txn->nsps; i++)
 		free(txn->sps[i].name);
 	free(txn->sps);
@@ -185,12 +194,25 @@ static int txn_claim(wd_txn *txn)
 	return 0;
 }
 
+/* A transaction whose rollback to a savepoint failed midway (P14) allows
+ * only its end: its chain no longer matches its savepoints. */
+static int check_not_failed(wd_txn *txn)
+{
+	if (!txn->failed)
+		return 0;
+	return err_set(WD_ESTATE, "transaction %llu: a rollback to a savepoint failed "
+		       "midway; only wd_abort is allowed (wd_commit rolls it back)",
+		       (unsigned long long)txn->xid);
+}
+
 int txn_enter(wd_txn *txn, bool write)
 {
 	int rc = txn_claim(txn);
 	if (rc != 0)
 		return rc;
-	if (write && txn->rdonly)
+	if ((rc = check_not_failed(txn)) != 0)
+		;
+	else if (write && txn->rdonly)
 		rc = err_set(WD_EACCES, "transaction %llu is read-only",
 			     (unsigned long long)txn->xid);
 	else
@@ -309,7 +331,7 @@ static int commit_failed(wd_txn *txn, int rc)
 		r = xact_log(txn->db, XACT_ABORT, txn->xid, &txn->prev);
 	if (r != 0)
 		(void)db_panic_why(txn->db, r, "rolling back a transaction whose commit failed");
-	txn_end(txn, TXN_ABORTED);
+	txn_end(txn, TXN_ABORTED, r == 0);
 	return err_set(rc, "%s; transaction rolled back", why);
 }
 
@@ -327,9 +349,11 @@ int wd_commit(wd_txn *txn)
 	if (rc != 0)
 		return rc;
 	if ((rc = db_check_usable(txn->db)) != 0) {
-		txn_end(txn, TXN_ABORTED); /* recovery rolls it back */
+		txn_end(txn, TXN_ABORTED, false); /* the next open rolls it back */
 		return rc;
 	}
+	if (txn->failed)
+		return commit_failed(txn, check_not_failed(txn));
 	if (txn->prev != 0) {
 		if ((rc = xact_log(txn->db, XACT_COMMIT, txn->xid, &txn->prev)) != 0)
 			return commit_failed(txn, rc);
@@ -340,7 +364,7 @@ int wd_commit(wd_txn *txn)
 		TRACE(TR_TXN, "commit xid=%llu lsn=" LSN_FMT " rc=%d",
 		      (unsigned long long)txn->xid, LSN_ARGS(lsn), rc);
 	}
-	txn_end(txn, TXN_COMMITTED);
+	txn_end(txn, TXN_COMMITTED, true);
 	return rc;
 }
 
@@ -353,19 +377,22 @@ int wd_commit(wd_txn *txn)
  */
 int wd_abort(wd_txn *txn)
 {
+	bool undone;
 	int rc = txn_claim(txn);
 	if (rc != 0)
 		return rc;
 	if ((rc = db_check_usable(txn->db)) != 0) {
-		txn_end(txn, TXN_ABORTED); /* recovery rolls it back */
+		txn_end(txn, TXN_ABORTED, false); /* the next open rolls it back */
 		return rc;
 	}
 	rc = txn_rollback(txn, 0);
-	if (rc != 0)
+	undone = rc == 0;
+	if (!undone)
 		rc = db_panic_why(txn->db, rc, "a rollback failed");
 	else if (txn->prev != 0)
 		rc = xact_log(txn->db, XACT_ABORT, txn->xid, &txn->prev);
 	TRACE(TR_TXN, "abort xid=%llu rc=%d", (unsigned long long)txn->xid, rc);
-	txn_end(txn, TXN_ABORTED);
+	/* undone: its last CLR says nothing is left, ABORT record or not */
+	txn_end(txn, TXN_ABORTED, undone);
 	return rc;
 }

@@ -50,6 +50,8 @@ static void src_copy(const rec_src *s, uint64_t pos, uint8_t *dst, uint32_t n)
  * Step 3, only if block i needs a full-page image (wal_log_needs_image on
  * the page before the change; never for the page formatted afresh): the
  * change made on a private copy, which the record carries as the image.
+ * Made again from the page if a refused insert (step 5) asks to decide
+ * again: the page has not changed (it is latched).
  */
 static int image_of(append_ctx *a, int i, const uint8_t *page, const undo_write *w,
 		    const uint8_t **img)
@@ -71,12 +73,15 @@ static int image_of(append_ctx *a, int i, const uint8_t *page, const undo_write 
 
 /* Step 4: the UNDO_APPEND record of w in a->b (README "Formats"). Block 0
  * is the page written (its bytes, or its image); block 1, for a new page
- * after another, the chain's previous page, whose next link redo sets. */
-static int build_append(append_ctx *a, const undo_write *w, const uint8_t *img0,
-			const uint8_t *img1, uint8_t **rec, uint32_t *len)
+ * after another, the chain's previous page, whose next link redo sets.
+ * page and opage are the pages before the change: a block without an
+ * image notes its LSN in a->b.fpw_lsn for the recheck at insert. */
+static int build_append(append_ctx *a, const undo_write *w, const uint8_t *page,
+			const uint8_t *opage, const uint8_t *img0, const uint8_t *img1,
+			uint8_t **rec, uint32_t *len)
 {
 	uint8_t m[UA_MAIN] = {0};
-	bool compress = a->u->log->compress;
+	const wal_log_ctx *log = a->u->log;
 	int rc;
 	m[UA_FLAGS] = (uint8_t)((w->init ? UA_F_INIT : 0) | (w->ends ? UA_F_ENDS : 0));
 	put_le32(m + UA_OFF, w->off);
@@ -84,11 +89,11 @@ static int build_append(append_ctx *a, const undo_write *w, const uint8_t *img0,
 	put_le32(m + UA_SEQ, w->init ? w->seq : 0);
 	put_le64(m + UA_REC, w->rec);
 	walrec_begin(&a->b, WAL_RMGR_UNDO, UNDO_APPEND, w->xid, a->prev, w->starts ? w->rec : 0, 0);
-	rc = walrec_add_block(&a->b, UNDO_REL, w->blk, w->init ? WAL_BLK_WILL_INIT : 0, img0,
-			      a->u->ps, compress, img0 ? NULL : w->data, img0 ? 0 : w->len);
+	rc = wal_log_add_block(log, &a->b, UNDO_REL, w->blk, w->init ? WAL_BLK_WILL_INIT : 0,
+			       page, img0, img0 ? NULL : w->data, img0 ? 0 : w->len);
 	if (rc == 0 && w->init && w->prev_blk != WD_INVALID_BLKNO)
-		rc = walrec_add_block(&a->b, UNDO_REL, w->prev_blk, 0, img1, a->u->ps, compress,
-				      NULL, 0);
+		rc = wal_log_add_block(log, &a->b, UNDO_REL, w->prev_blk, 0, opage, img1, NULL,
+				       0);
 	if (rc == 0)
 		rc = walrec_set_main(&a->b, m, UA_MAIN);
 	if (rc == 0)
@@ -102,7 +107,10 @@ static int build_append(append_ctx *a, const undo_write *w, const uint8_t *img0,
  * As heap_log: the record is built from w alone and inserted while the
  * pages are untouched; both buffers are marked dirty before wal_insert (a
  * checkpoint's redo point taken in between must find them dirty, I7);
- * only then do the pages change, which cannot fail. Any error leaves both
+ * only then do the pages change, which cannot fail. The insert rechecks
+ * the image decisions (wal_insert_fpw): refused because a checkpoint moved
+ * the redo point past a page's LSN meanwhile, nothing was inserted, and
+ * steps 3-5 run again, now with that page's image. Any error leaves both
  * pages as they were.
  */
 static int log_write(append_ctx *a, const undo_write *w, bm_buf *buf, bm_buf *old)
@@ -111,17 +119,22 @@ static int log_write(append_ctx *a, const undo_write *w, bm_buf *buf, bm_buf *ol
 	const uint8_t *img0 = NULL, *img1 = NULL;
 	uint32_t len;
 	wd_lsn lsn;
-	int rc = image_of(a, 0, page, w, &img0);
-	if (rc == 0 && old)
-		rc = image_of(a, 1, opage, w, &img1);
-	if (rc == 0)
-		rc = build_append(a, w, img0, img1, &rec, &len);
+	int rc;
+	do {
+		rc = image_of(a, 0, page, w, &img0);
+		if (rc == 0 && old)
+			rc = image_of(a, 1, opage, w, &img1);
+		if (rc == 0)
+			rc = build_append(a, w, page, opage, img0, img1, &rec, &len);
+		if (rc != 0)
+			return rc;
+		bufmgr_mark_dirty(buf, wal_insert_pos(a->u->log->w)); /* step 5a (I7) */
+		if (old)
+			bufmgr_mark_dirty(old, wal_insert_pos(a->u->log->w));
+		/* step 5: WAL first, the image decisions rechecked */
+		rc = wal_insert_fpw(a->u->log->w, rec, len, a->b.fpw_lsn, &lsn);
+	} while (rc == WAL_INSERT_RETRY);
 	if (rc != 0)
-		return rc;
-	bufmgr_mark_dirty(buf, wal_insert_pos(a->u->log->w)); /* step 5a (I7) */
-	if (old)
-		bufmgr_mark_dirty(old, wal_insert_pos(a->u->log->w));
-	if ((rc = wal_insert(a->u->log->w, rec, len, &lsn)) != 0) /* step 5: WAL first */
 		return rc;
 	storage_crash_point("undo-after-append");
 	/* step 6: the change reaches the pages, stamped with the record */

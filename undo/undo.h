@@ -47,9 +47,12 @@ enum undo_kind { UNDO_ROW_INSERT = 1, UNDO_ROW_UPDATE = 2, UNDO_ROW_DELETE = 3 }
 const char *undo_kind_name(unsigned kind);
 
 /* Limits of one record (undo_append refuses more with WD_ETOOBIG; a
- * stored length above them is damage). */
+ * stored length above them is damage). The value limit is the largest
+ * max_value_bytes a database accepts (heap/heap.h HEAP_MAX_VALUE_LIMIT,
+ * 2^40): any value a put could store, a later overwrite or delete must be
+ * able to keep in undo. */
 #define UNDO_MAX_KEY (64u * 1024)
-#define UNDO_MAX_VALUE (64ull * 1024 * 1024)
+#define UNDO_MAX_VALUE (1ull << 40)
 
 typedef struct undo_log undo_log; /* one per database */
 

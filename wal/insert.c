@@ -1,9 +1,11 @@
 /*
  * insert.c - putting records into the WAL buffers: space reservation, the
- * insertion slots, the copy into the circular buffer, stalls for disk space,
- * and waiting for in-progress inserts. Entry points: wal_insert,
- * wal_insert_pos, wal_reserved_end, wal_wait_for_inserts, wal_wake_stalled
- * (wal/README.md, protocol P1, invariants I3, I6, I10).
+ * insertion slots, the full-page-image recheck against the redo point, the
+ * copy into the circular buffer, stalls for disk space, and waiting for
+ * in-progress inserts. Entry points: wal_insert, wal_insert_fpw,
+ * wal_set_redo_point(_at), wal_redo_point, wal_insert_pos, wal_reserved_end,
+ * wal_wait_for_inserts, wal_wake_stalled (wal/README.md, protocol P1,
+ * invariants I3, I6, I10, I11).
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -35,6 +37,7 @@ void wal_insert_init(wal *w)
 		atomic_init(&w->slots[i].stall_written, 0);
 		atomic_init(&w->slots[i].records, 0);
 	}
+	atomic_init(&w->redo_point, 0);
 	pthread_mutex_init(&w->ins_mx, NULL);
 	wal_cond_init_monotonic(&w->ins_cv);
 	atomic_init(&w->ins_waiters, 0);
@@ -162,9 +165,15 @@ wd_lsn wal_wait_for_inserts(wal *w, wd_lsn upto, wd_lsn *boundary)
 	return limit;
 }
 
-/* Picks this thread's slot: a per-thread choice spreads inserters over the
- * slots; a thread keeps its slot (good for its cache). */
-static struct wal_slot *slot_acquire(wal *w)
+/*
+ * Steps 1 and 2a: picks this thread's slot (a per-thread choice spreads
+ * inserters over the slots; a thread keeps its slot, good for its cache),
+ * locks it, and rechecks the caller's image decision (I11): NULL, with
+ * nothing held, if the redo point has passed fpw_lsn since. The load needs
+ * no ordering of its own: wal_set_redo_point stores the redo point holding
+ * this lock, so the lock orders the two.
+ */
+static struct wal_slot *slot_acquire(wal *w, wd_lsn fpw_lsn)
 {
 	static _Atomic unsigned next_slot;
 	static __thread unsigned mine = UINT32_MAX;
@@ -173,9 +182,59 @@ static struct wal_slot *slot_acquire(wal *w)
 		mine = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed);
 	s = &w->slots[mine % WAL_NSLOTS];
 	pthread_mutex_lock(&s->lock);
+	/* step 2a: a page changed without an image, last changed before the
+	 * redo point, would need one now */
+	if (fpw_lsn < atomic_load_explicit(&w->redo_point, memory_order_relaxed)) {
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
 	/* step 1: promise nothing yet; must precede the reservation (I3) */
 	atomic_store(&s->inserting_at, 0);
 	return s;
+}
+
+/*
+ * Stores the redo point (I11): lsn, or with lsn NULL the insert position,
+ * read while every slot's lock is held - that is, between reservations:
+ * no inserter is between its recheck (step 2a) and its reservation (step
+ * 2). Locks are taken in index order, the only place more than one slot
+ * is held (wal_internal.h, lock order). Returns the redo point stored.
+ */
+static wd_lsn redo_point_store(wal *w, const wd_lsn *lsn)
+{
+	wd_lsn redo;
+	for (unsigned i = 0; i < WAL_NSLOTS; i++)
+		pthread_mutex_lock(&w->slots[i].lock);
+	redo = lsn ? *lsn : wal_insert_pos(w);
+	atomic_store_explicit(&w->redo_point, redo, memory_order_release);
+	for (unsigned i = WAL_NSLOTS; i-- > 0;)
+		pthread_mutex_unlock(&w->slots[i].lock);
+	TRACE(TR_WAL, "redo point " LSN_FMT, LSN_ARGS(redo));
+	return redo;
+}
+
+int wal_set_redo_point(wal *w, wd_lsn *redo)
+{
+	if (atomic_load(&w->panicked))
+		return wal_panic_error(w);
+	*redo = redo_point_store(w, NULL);
+	return 0;
+}
+
+void wal_set_redo_point_at(wal *w, wd_lsn lsn)
+{
+	(void)redo_point_store(w, &lsn);
+}
+
+wd_lsn wal_redo_point(wal *w)
+{
+	return atomic_load_explicit(&w->redo_point, memory_order_acquire);
+}
+
+void wal_set_insert_hook(wal *w, wal_insert_hook fn, void *arg)
+{
+	w->insert_hook = fn;
+	w->insert_hook_arg = arg;
 }
 
 /* Step 5: frees the slot; counts the record only if it went in (ok). */
@@ -354,9 +413,11 @@ static int insert_check(wal *w, const uint8_t *rec, uint32_t len)
 /*
  * Appends one record (README protocol P1). The reservation is one atomic
  * add on the usable-byte position, so inserters serialise only there; the
- * stamp (CRC) and the copy run in parallel in their own slots.
+ * stamp (CRC) and the copy run in parallel in their own slots. The recheck
+ * (step 2a, I11) is one load under the slot's lock, which the inserter
+ * holds anyway: no extra lock per insert.
  */
-int wal_insert(wal *w, uint8_t *rec, uint32_t len, wd_lsn *lsn)
+int wal_insert_fpw(wal *w, uint8_t *rec, uint32_t len, wd_lsn fpw_lsn, wd_lsn *lsn)
 {
 	uint32_t alen = wal_align(len);
 	struct wal_slot *s;
@@ -364,9 +425,16 @@ int wal_insert(wal *w, uint8_t *rec, uint32_t len, wd_lsn *lsn)
 	wd_lsn start, end;
 	int rc;
 
+	if (w->insert_hook)
+		w->insert_hook(w->insert_hook_arg, fpw_lsn);
 	if ((rc = insert_check(w, rec, len)) != 0)
 		return rc;
-	s = slot_acquire(w);                                /* step 1 */
+	if (!(s = slot_acquire(w, fpw_lsn))) {              /* steps 1, 2a */
+		stat_add(&w->st_fpw_retries, 1);
+		TRACE(TR_WAL, "insert refused: page LSN " LSN_FMT " before the redo point, "
+		      "rebuild with an image", LSN_ARGS(fpw_lsn));
+		return WAL_INSERT_RETRY;
+	}
 	pos = atomic_fetch_add(&w->reserved, alen);         /* step 2 */
 	start = wal_lsn_from_usable(pos, w->seg_size);
 	end = wal_end_lsn(pos + alen, w->seg_size);
@@ -385,4 +453,9 @@ int wal_insert(wal *w, uint8_t *rec, uint32_t len, wd_lsn *lsn)
 		wal_writer_wake(w);
 	*lsn = start;
 	return 0;
+}
+
+int wal_insert(wal *w, uint8_t *rec, uint32_t len, wd_lsn *lsn)
+{
+	return wal_insert_fpw(w, rec, len, WAL_FPW_NONE, lsn);
 }

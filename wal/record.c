@@ -67,6 +67,7 @@ void walrec_begin(wal_rec_builder *b, unsigned rmgr, unsigned type, wd_xid xid,
 	b->type = (uint8_t)type;
 	b->flags = (uint8_t)flags;
 	b->nblocks = 0;
+	b->fpw_lsn = WAL_FPW_NONE;
 	b->xid = xid;
 	b->prev = prev;
 	b->undo = undo;

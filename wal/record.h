@@ -63,7 +63,7 @@ bool wal_end_reason_clean(wal_end_reason r);
 /* ---- builder ---------------------------------------------------------- */
 
 /* One block reference being built (internal to record.c; callers only
- * read nblocks). */
+ * read nblocks and fpw_lsn). */
 typedef struct walrec_block {
 	wd_relid rel;
 	wd_blkno blk;
@@ -75,8 +75,18 @@ typedef struct walrec_block {
 	size_t payload_off;  /* where its image then data start in payload */
 } walrec_block;
 
+/* wal_rec_builder.fpw_lsn when the record changes no page without an
+ * image (wal_insert_fpw never refuses it). */
+#define WAL_FPW_NONE ((wd_lsn)UINT64_MAX)
+
 typedef struct wal_rec_builder {
 	uint8_t rmgr, type, flags, nblocks;
+	/* The smallest pageLSN of a page this record changes without a
+	 * full-page image (callers note it with wal_log_add_block, wal/redo.h,
+	 * and pass it to wal_insert_fpw, which refuses the record if the redo
+	 * point has passed it: wal/README.md I11). WAL_FPW_NONE after
+	 * walrec_begin. */
+	wd_lsn fpw_lsn;
 	wd_xid xid;
 	wd_lsn prev;
 	uint64_t undo;

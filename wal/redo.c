@@ -6,6 +6,7 @@
 
 #include "storage/page.h"
 #include "wal/redo.h"
+#include "wal/wal.h"
 
 /* Makes sure the relation of block reference ref is open in the pool. */
 static int open_rel(redo_ctx *ctx, const wal_block_ref *ref)
@@ -86,7 +87,24 @@ void redo_release(redo_ctx *ctx, bm_buf *buf)
 bool wal_log_needs_image(const wal_log_ctx *c, const uint8_t *page)
 {
 	/* a page last changed by the record AT the redo point is rebuilt by
-	 * replaying that record: only older pages need an image */
-	return c->full_page_writes &&
-	       page_lsn(page) < atomic_load_explicit(&c->redo_point, memory_order_acquire);
+	 * replaying that record: only older pages need an image (and
+	 * wal_insert_fpw refuses exactly when fpw_lsn < redo point: the same
+	 * rule) */
+	return c->full_page_writes && page_lsn(page) < wal_redo_point(c->w);
+}
+
+int wal_log_add_block(const wal_log_ctx *c, wal_rec_builder *b, wd_relid rel,
+		      wd_blkno blk, unsigned flags, const uint8_t *page,
+		      const uint8_t *image, const void *data, uint32_t data_len)
+{
+	int rc = walrec_add_block(b, rel, blk, flags, image, c->page_size, c->compress, data,
+				  data_len);
+	/* only with full_page_writes: without it no decision ever asks for an
+	 * image, so a refusal would repeat for ever */
+	if (rc == 0 && !image && !(flags & WAL_BLK_WILL_INIT) && c->full_page_writes) {
+		wd_lsn lsn = page_lsn(page);
+		if (lsn < b->fpw_lsn)
+			b->fpw_lsn = lsn;
+	}
+	return rc;
 }

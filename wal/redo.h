@@ -22,7 +22,6 @@
 #ifndef WALDEN_WAL_REDO_H
 #define WALDEN_WAL_REDO_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -74,13 +73,12 @@ void redo_release(redo_ctx *ctx, bm_buf *buf);
 /* ---- full-page writes (the logging side) ---- */
 
 /*
- * The logging context access methods pass around: the log, the redo point
- * of the latest checkpoint (updated by checkpoints; 0 before the first),
+ * The logging context access methods pass around: the log (which keeps the
+ * redo point of the latest checkpoint, wal_redo_point: 0 before the first)
  * and the settings that decide images.
  */
 typedef struct wal_log_ctx {
 	struct wal *w;
-	_Atomic wd_lsn redo_point;
 	bool full_page_writes;
 	bool compress;
 	uint32_t page_size;
@@ -90,13 +88,29 @@ typedef struct wal_log_ctx {
  * true if a change to page must carry a full-page image: full_page_writes is
  * on and the page was last changed before the redo point (this is its first
  * change since the checkpoint), so a torn write of it can be repaired.
- * Known gap until checkpoints exist: a checkpoint that moves the redo point
- * between this decision and wal_insert would leave the record without an
- * image; PostgreSQL rechecks inside the insert and retries with one, and
- * so must wal_insert once checkpoints move the redo point.
  * A page that redo rebuilds from nothing (WAL_BLK_WILL_INIT) needs none.
- * Precondition: the caller holds the page's exclusive latch.
+ * The decision is only provisional: a checkpoint may move the redo point
+ * before the record is inserted, so a record built on it is inserted with
+ * wal_insert_fpw, which rechecks under the reservation and refuses it
+ * (WAL_INSERT_RETRY) if the page would now need its image; the caller then
+ * decides again and rebuilds (wal/README.md I11, P1 step 2a).
+ * Precondition: the caller holds the page's exclusive latch (or otherwise
+ * keeps every other change away from it), so its pageLSN cannot move.
  */
 bool wal_log_needs_image(const wal_log_ctx *c, const uint8_t *page);
+
+/*
+ * walrec_add_block for one page of a change, with the settings of c (page
+ * size, compression): page is the page as it is *before* the change (its
+ * pageLSN is the one the image decision looked at), image the page after
+ * the change if the decision asked for a full-page image, else NULL. A
+ * block added without an image, not WAL_BLK_WILL_INIT, with
+ * full_page_writes on, notes page's LSN in b->fpw_lsn, which the caller
+ * passes to wal_insert_fpw. Errors: walrec_add_block's.
+ */
+int wal_log_add_block(const wal_log_ctx *c, wal_rec_builder *b, wd_relid rel,
+		      wd_blkno blk, unsigned flags, const uint8_t *page,
+		      const uint8_t *image, const void *data,
+		      uint32_t data_len) WD_MUST_CHECK;
 
 #endif

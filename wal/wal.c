@@ -236,4 +236,5 @@ void wal_stats(wal *w, wal_counters *s)
 	s->segs_recycled = relaxed_get(&w->st_segs_recycled);
 	s->segs_removed = relaxed_get(&w->st_segs_removed);
 	s->segs_prepared_inline = relaxed_get(&w->st_segs_inline);
+	s->fpw_retries = relaxed_get(&w->st_fpw_retries);
 }

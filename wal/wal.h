@@ -9,6 +9,10 @@
  *   rc = wal_create(dbdir, &o, &w);           // new database: DIR/wal, segment 0
  *   rc = wal_open(dbdir, &o, end_lsn, &w);    // existing: append at end_lsn
  *   rc = wal_insert(w, rec, len, &lsn);       // rec from walrec_assemble
+ *   rc = wal_insert_fpw(w, rec, len, b.fpw_lsn, &lsn); // a change of pages:
+ *                                             // WAL_INSERT_RETRY -> decide
+ *                                             // images again, rebuild (I11)
+ *   rc = wal_set_redo_point(w, &redo);        // a checkpoint's first step
  *   rc = wal_commit(w, lsn, synchronous);     // group commit or async
  *   rc = wal_close(w);                        // flushes, stops the writer
  *
@@ -123,6 +127,57 @@ int wal_close(wal *w);
  */
 int wal_insert(wal *w, uint8_t *rec, uint32_t len, wd_lsn *lsn) WD_MUST_CHECK;
 
+/* ---- the redo point and the full-page-image recheck (README I11) ---- */
+
+/* wal_insert_fpw's "rebuild the record with images and try again". Positive,
+ * so no WD_E* code; it never leaves the module that logs the change. */
+#define WAL_INSERT_RETRY 1
+
+/*
+ * wal_insert for a record built under an image decision (PostgreSQL's
+ * XLogInsertRecord with fpw_lsn): fpw_lsn is the smallest pageLSN of a page
+ * the record changes *without* a full-page image (wal_rec_builder.fpw_lsn;
+ * WAL_FPW_NONE, wal/record.h, if none: never refused). If, when its space would be reserved, the redo
+ * point is above fpw_lsn - a wal_set_redo_point came between the caller's
+ * decision (wal_log_needs_image) and now - the record would land after the
+ * new redo point without the image that page's first change after it must
+ * carry: nothing is reserved or stamped and WAL_INSERT_RETRY is returned.
+ * The caller, still holding its page latches, decides again (an image now),
+ * rebuilds and calls again. Otherwise exactly wal_insert (same errors).
+ */
+int wal_insert_fpw(wal *w, uint8_t *rec, uint32_t len, wd_lsn fpw_lsn,
+		   wd_lsn *lsn) WD_MUST_CHECK;
+
+/* The redo point: a page last changed before it gets a full-page image with
+ * its next change (wal_log_needs_image). 0 until one is set. */
+wd_lsn wal_redo_point(wal *w);
+
+/*
+ * Makes the current insert position the redo point, atomically with respect
+ * to reservations (I11): it holds every insertion slot's lock, as
+ * PostgreSQL's checkpoint holds every WAL insertion lock, so every record
+ * reserved after it was rechecked against it (wal_insert_fpw) and every
+ * record reserved before it lies before it. *redo receives it. Waits for
+ * inserts in progress (one stalled for disk space, I10, until space
+ * returns). The caller must not be inside wal_insert (it holds no slot).
+ * Errors: WD_EPANIC (the redo point does not move).
+ */
+int wal_set_redo_point(wal *w, wd_lsn *redo) WD_MUST_CHECK;
+
+/* Sets the redo point to an explicit lsn, under the same locks: the open of
+ * a database (the redo point its replay started from) and tests. */
+void wal_set_redo_point_at(wal *w, wd_lsn lsn);
+
+/*
+ * Tests: fn(arg, fpw_lsn) runs at the start of every wal_insert_fpw (and
+ * wal_insert, with WAL_FPW_NONE) before anything is checked or reserved,
+ * with no WAL lock held - exactly where a checkpoint may move the redo point
+ * between a change's image decision and its insert; fn may call
+ * wal_set_redo_point. Set it (NULL: none) while no insert runs.
+ */
+typedef void (*wal_insert_hook)(void *arg, wd_lsn fpw_lsn);
+void wal_set_insert_hook(wal *w, wal_insert_hook fn, void *arg);
+
 /* Writes (to the OS, no fdatasync) every record starting at or before lsn.
  * Errors: WD_ENOSPC (the disk is full: nothing lost, the log stays usable
  * and a later call retries), WD_EPANIC (a write failed otherwise, or an
@@ -162,6 +217,17 @@ wd_lsn wal_flushed_lsn(wal *w);
 wd_lsn wal_written_lsn(wal *w);
 /* true once an fdatasync (or a write with EIO) failed: reopen to recover. */
 bool wal_is_panicked(wal *w);
+
+/*
+ * Puts the log in its sticky panic state (cause and the current detail
+ * kept): every later insert and flush fails with WD_EPANIC and nothing more
+ * reaches the disk. The log does it itself after a failed write or fsync;
+ * the database does it when it panics for a reason of its own (a failed
+ * control-file fsync, a rollback that cannot finish), so that nothing
+ * logged after the panic can become durable. Any lock but the log's own
+ * may be held. Returns WD_EPANIC.
+ */
+int wal_panic(wal *w, int cause);
 
 /*
  * Recycles (wal_recycle, while fewer than recycle_max future segments are
@@ -221,6 +287,7 @@ typedef struct wal_counters {
 	uint64_t hibernations;       /* times the writer went to hibernate */
 	uint64_t segs_created, segs_recycled, segs_removed;
 	uint64_t segs_prepared_inline; /* prepared by a writer of WAL, not ahead */
+	uint64_t fpw_retries;        /* wal_insert_fpw refusals (I11) */
 } wal_counters;
 
 void wal_stats(wal *w, wal_counters *out);

@@ -58,6 +58,12 @@ struct wal {
 	uint32_t seg_size;
 	uint64_t buf_size;  /* power of two */
 	uint8_t *buf;       /* byte at LSN x is buf[x & (buf_size - 1)] (I4) */
+	/* The redo point (I11): read-mostly, on the configuration's lines and
+	 * not beside `reserved`, so the one load per insert stays a cache hit.
+	 * Stored only by redo_point_store, holding every slot's lock. */
+	_Atomic uint64_t redo_point;
+	wal_insert_hook insert_hook; /* tests; set before the log is shared */
+	void *insert_hook_arg;
 
 	/* ---- insertion (insert.c) ---- */
 	_Atomic uint64_t reserved __attribute__((aligned(64))); /* usable bytes */
@@ -80,8 +86,9 @@ struct wal {
 	pthread_cond_t flush_cv;
 	bool flushing;                 /* a leader is flushing */
 	/* `flushed` is stored only under write_mx and flush_mx, after checking
-	 * `panicked` (I8). Lock order: write_mx, seg_mx, then flush_mx or
-	 * ins_mx (both leaves). */
+	 * `panicked` (I8). Lock order: a slot's lock (all eight in index
+	 * order, only in wal_set_redo_point, I11), write_mx, seg_mx, then
+	 * flush_mx or ins_mx (both leaves). */
 	uint64_t group;                /* requests waiting on this flush */
 	char panic_msg[256];
 	int (*active_fn)(void *);
@@ -115,6 +122,7 @@ struct wal {
 		st_writer_flushes, st_hibernations;
 	_Atomic uint64_t st_segs_created, st_segs_recycled, st_segs_removed,
 		st_segs_inline;
+	_Atomic uint64_t st_fpw_retries;
 	uint64_t start_reserved; /* `reserved` at open, for stats.bytes */
 };
 
@@ -169,7 +177,6 @@ void wal_wake_stalled(wal *w);
 void wal_flush_init(wal *w);
 void wal_flush_destroy(wal *w);
 int wal_panic_error(wal *w);
-int wal_panic(wal *w, int cause);
 int wal_write_round(wal *w, wd_lsn target, wd_lsn *reached) WD_MUST_CHECK;
 int wal_write_upto(wal *w, wd_lsn target) WD_MUST_CHECK;
 int wal_flush_upto(wal *w, wd_lsn goal, bool leader_delay) WD_MUST_CHECK;

@@ -27,6 +27,7 @@
 #include "tests/lib/redotest.h"
 #include "tests/lib/testutil.h"
 #include "tests/lib/waltest.h"
+#include "wal/reader.h"
 #include "wal/rmgr.h"
 #include "wal/wal.h"
 
@@ -622,7 +623,7 @@ static void copy_file(const char *src, const char *dst)
 
 /*
  * Redo over mixed on-disk states (README "Crash behaviour"): a redo point
- * (flush, then wal_log_ctx.redo_point) mid-run, then copies of the data
+ * (flush, then wal_set_redo_point) mid-run, then copies of the data
  * file taken at different times while a small pool evicts pages at
  * different times, so each copy holds some pages from before the redo
  * point, some written since, some never written. Replaying the log from the
@@ -678,8 +679,7 @@ static void redo_mixed(bool fpw)
 			fail_msg("op %d: %s", op, wd_last_error());
 		if (op == REDO_AT) { /* the checkpoint: flush, then the redo point */
 			assert_int_equal(bufmgr_flush_all(e.pool), 0);
-			from = wal_insert_pos(e.w);
-			atomic_store(&e.log.redo_point, from);
+			assert_int_equal(wal_set_redo_point(e.w, &from), 0);
 		}
 		if (op > REDO_AT && (op - REDO_AT) % ((NOPS - REDO_AT) / NSNAP) == 0 &&
 		    nsnap < NSNAP) {
@@ -761,8 +761,8 @@ static void test_fpi_repairs_torn_pages(void **state)
 	assert_int_equal(storage_mkdir(b), 0);
 	assert_int_equal(storage_mkdir(bb), 0);
 	copy_file(src, dst);
-	wd_lsn rp = wal_insert_pos(e.w);
-	atomic_store(&e.log.redo_point, rp);
+	wd_lsn rp;
+	assert_int_equal(wal_set_redo_point(e.w, &rp), 0);
 	churn(&e, 8, 6000);
 	env_close(&e, false);
 	unsigned torn = tear_changed(dst, src);
@@ -773,6 +773,105 @@ static void test_fpi_repairs_torn_pages(void **state)
 	free(b);
 	free(bb);
 	free(src);
+	free(dst);
+	env_free(&e);
+}
+
+/* ---- the image decision and a checkpoint in between (wal/README I11) ---- */
+
+/* The WAL insert hook of test_fpi_race: once armed, moves the redo point
+ * at the next insert, between bt_log_commit's decision and its insert. */
+static struct {
+	wal *w;
+	bool armed;
+	wd_lsn fpw_seen, redo;
+} race;
+
+static void race_hook(void *arg, wd_lsn fpw_lsn)
+{
+	(void)arg;
+	if (race.armed) {
+		race.armed = false;
+		race.fpw_seen = fpw_lsn;
+		assert_int_equal(wal_set_redo_point(race.w, &race.redo), 0);
+	}
+}
+
+/* Replaces one 512-byte sector of block blk of the file at path with
+ * garbage. */
+static void tear_block(const char *path, wd_blkno blk)
+{
+	uint8_t junk[512];
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	memset(junk, 0xA5, sizeof junk);
+	assert_int_equal(fseek(f, (long)blk * PS + 1024, SEEK_SET), 0);
+	assert_int_equal(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * A leaf insert decided in place, without an image (the leaf was changed
+ * after the redo point), while a checkpoint moves the redo point between
+ * that decision and the insert (the WAL insert hook): the insert is
+ * refused, bt_log_commit decides again and logs the leaf's image from a
+ * copy. The record at the new redo point carries it, and replay from there
+ * alone repairs the leaf torn in a copy of the file.
+ */
+static void test_fpi_race(void **state)
+{
+	env e;
+	redo_ctx st;
+	wal_counters ws;
+	wal_reader *r;
+	const wal_decoded *rec;
+	btree_check_report cr;
+	wd_lsn lsn, redo0;
+	wd_tid tid = {1, 1};
+	char k[16];
+	wd_blkno leaf;
+	(void)state;
+	env_open(&e, "btree-fpi-race", 256);
+	for (int i = 0; i < 20; i++) {
+		snprintf(k, sizeof k, "k%03d", i * 2);
+		assert_int_equal(btree_insert(e.t, 1, 0, k, strlen(k), tid, &lsn), 0);
+	}
+	assert_int_equal(wal_set_redo_point(e.w, &redo0), 0);
+	assert_int_equal(btree_insert(e.t, 1, 0, "k001", 4, tid, &lsn), 0); /* image */
+	race.w = e.w;
+	race.armed = true;
+	wal_set_insert_hook(e.w, race_hook, NULL);
+	assert_int_equal(btree_insert(e.t, 1, 0, "k003", 4, tid, &lsn), 0);
+	wal_set_insert_hook(e.w, NULL, NULL);
+	assert_false(race.armed);
+	assert_true(race.fpw_seen >= redo0 && race.fpw_seen < race.redo); /* no image */
+	assert_int_equal(lsn, race.redo);
+	wal_stats(e.w, &ws);
+	assert_int_equal(ws.fpw_retries, 1);
+	for (int i = 0; i < 10; i++) { /* later history */
+		snprintf(k, sizeof k, "k%03d", 100 + i);
+		assert_int_equal(btree_insert(e.t, 1, 0, k, strlen(k), tid, &lsn), 0);
+	}
+	check_clean(e.t, &cr);
+	env_close(&e, false);
+	/* the record at the new redo point: the leaf insert, with its image */
+	assert_int_equal(wal_reader_open(e.db, e.o.db_id, e.o.segment_size, PS, &r), 0);
+	assert_int_equal(wal_reader_seek(r, race.redo), 0);
+	assert_int_equal(wal_reader_next(r, &rec), 0);
+	assert_int_equal(rec->lsn, race.redo);
+	assert_int_equal(rec->type, BTREE_INSERT_LEAF);
+	assert_true(rec->blocks[0].flags & WAL_BLK_HAS_IMAGE);
+	leaf = rec->blocks[0].blk;
+	wal_reader_close(r);
+	/* the final file, its leaf torn, repaired by replay from the redo point */
+	char *b = tu_path(e.root, "replay"), *dst = relpath(b);
+	assert_int_equal(rt_replay(e.db, &e.o, WAL_SEG_HEADER_SIZE, b, 64, &st), 0);
+	tear_block(dst, leaf);
+	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), (int64_t)leaf);
+	assert_int_equal(rt_replay(e.db, &e.o, race.redo, b, 64, &st), 0);
+	assert_true(st.images >= 1);
+	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), -1);
+	free(b);
 	free(dst);
 	env_free(&e);
 }
@@ -1052,6 +1151,7 @@ int main(void)
 		cmocka_unit_test(test_ops_fit),
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_fpi_repairs_torn_pages),
+		cmocka_unit_test(test_fpi_race),
 		cmocka_unit_test(test_redo_mixed_states),
 		cmocka_unit_test(test_oversized_key_on_disk),
 		cmocka_unit_test(test_free_list_bad_special),

@@ -775,8 +775,7 @@ static void test_full_page_images(void **state)
 	(void)state;
 	env_create(&e, "heap-fpi", 32);
 	run_ops(&e, &m, 400, 50000);
-	redo = wal_insert_pos(e.w);
-	atomic_store(&e.log.redo_point, redo);
+	assert_int_equal(wal_set_redo_point(e.w, &redo), 0);
 	run_ops(&e, &m, 300, 50000);
 	env_shutdown(&e);
 	images = check_images(&e, redo, f);
@@ -793,6 +792,131 @@ static void test_full_page_images(void **state)
 	assert_int_equal(rt_compare_rel(e.db, b, REL, PS), -1);
 	free(b);
 	free(f);
+	model_free(&m);
+	env_free(&e);
+}
+
+/* ---- the image decision and a checkpoint in between (wal/README I11) ---- */
+
+/* The WAL insert hook of test_fpi_race: once armed, moves the redo point
+ * at the next insert, between heap_log's image decision and its insert. */
+static struct {
+	wal *w;
+	bool armed;
+	wd_lsn fpw_seen, redo;
+} race;
+
+static void race_hook(void *arg, wd_lsn fpw_lsn)
+{
+	(void)arg;
+	if (race.armed) {
+		race.armed = false;
+		race.fpw_seen = fpw_lsn;
+		assert_int_equal(wal_set_redo_point(race.w, &race.redo), 0);
+	}
+}
+
+/* The pageLSN of heap block blk as the pool has it. */
+static wd_lsn block_lsn(env *e, wd_blkno blk)
+{
+	bm_buf *buf;
+	wd_lsn l;
+	assert_int_equal(bufmgr_pin(e->pool, REL, blk, BM_READ, &buf), 0);
+	bufmgr_latch(buf, BM_SHARE);
+	l = page_lsn(bufmgr_page(buf));
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(e->pool, buf);
+	return l;
+}
+
+/* Overwrites block blk of rel in dir with zeroes. */
+static void zero_page(const char *dir, wd_blkno blk)
+{
+	char path[4096];
+	uint8_t z[PS];
+	st_file *f;
+	memset(z, 0, sizeof z);
+	snprintf(path, sizeof path, "%s/base/%u", dir, REL);
+	assert_int_equal(storage_open(path, 0, &f), 0);
+	assert_int_equal(storage_write(f, z, sizeof z, (uint64_t)blk * PS), 0);
+	assert_int_equal(storage_close(f), 0);
+}
+
+/*
+ * A checkpoint moves the redo point exactly between heap_log's image
+ * decision (no image: the page was changed after the old redo point) and
+ * its insert (the WAL insert hook). The insert is refused and heap_log
+ * decides again: the record, the first after the new redo point, carries
+ * the page's image; read back, it is there. Replaying from the new redo
+ * point alone repairs that page torn, or zeroed, in a copy of the file.
+ */
+static void test_fpi_race(void **state)
+{
+	env e;
+	model m = {.rng = 5};
+	uint8_t val[200];
+	heap_tid t[40], nt;
+	wal_reader *r;
+	const wal_decoded *rec;
+	wal_counters ws;
+	heap_stats hs;
+	redo_ctx st;
+	wd_lsn before, redo0;
+	char *b[2];
+	(void)state;
+	env_create(&e, "heap-fpi-race", 64);
+	memset(val, 'r', sizeof val);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(heap_insert(e.h, 3, &m.prev, &i, sizeof i, val, sizeof val, &t[i]),
+				 0);
+	/* the pages' first changes after this redo point carry images ... */
+	assert_int_equal(wal_set_redo_point(e.w, &redo0), 0);
+	assert_int_equal(heap_delete(e.h, 3, &m.prev, t[38]), 0);
+	assert_int_equal(t[38].blk, t[39].blk);
+	/* ... so the next change of that page is decided without one */
+	before = block_lsn(&e, t[39].blk);
+	assert_true(before >= redo0);
+	race.w = e.w;
+	race.armed = true;
+	wal_set_insert_hook(e.w, race_hook, NULL);
+	assert_int_equal(heap_delete(e.h, 3, &m.prev, t[39]), 0);
+	wal_set_insert_hook(e.w, NULL, NULL);
+	assert_false(race.armed);
+	assert_int_equal(race.fpw_seen, before); /* decided without an image */
+	assert_true(race.redo > before);
+	assert_int_equal(block_lsn(&e, t[39].blk), race.redo); /* landed AT it */
+	wal_stats(e.w, &ws);
+	assert_int_equal(ws.fpw_retries, 1);
+	heap_stats_get(e.h, &hs);
+	assert_true(hs.images >= 2); /* the first delete's and the retried one's */
+	/* later history on that page and others */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(heap_insert(e.h, 3, &m.prev, "k", 1, val, 100, &nt), 0);
+	assert_int_equal(heap_delete(e.h, 3, &m.prev, t[0]), 0);
+	env_shutdown(&e);
+	/* the record at the new redo point: the delete, with the page's image */
+	assert_int_equal(wal_reader_open(e.db, e.wo.db_id, e.wo.segment_size, PS, &r), 0);
+	assert_int_equal(wal_reader_seek(r, race.redo), 0);
+	assert_int_equal(wal_reader_next(r, &rec), 0);
+	assert_int_equal(rec->lsn, race.redo);
+	assert_int_equal(rec->type, HEAP_DELETE);
+	assert_int_equal(rec->blocks[0].blk, t[39].blk);
+	assert_true(rec->blocks[0].flags & WAL_BLK_HAS_IMAGE);
+	wal_reader_close(r);
+	/* replay from the new redo point repairs the page torn, or zeroed */
+	for (int k = 0; k < 2; k++) {
+		b[k] = tu_path(e.root, k ? "zeroed" : "torn");
+		replay(&e, b[k], WAL_SEG_HEADER_SIZE, &st);
+		if (k)
+			zero_page(b[k], t[39].blk);
+		else
+			tear_page(b[k], t[39].blk);
+		assert_int_equal(rt_compare_rel(e.db, b[k], REL, PS), (int64_t)t[39].blk);
+		replay(&e, b[k], race.redo, &st);
+		assert_true(st.images >= 1);
+		assert_int_equal(rt_compare_rel(e.db, b[k], REL, PS), -1);
+		free(b[k]);
+	}
 	model_free(&m);
 	env_free(&e);
 }
@@ -851,7 +975,7 @@ static void test_failed_wal_insert(void **state)
 	for (i = 0; i < 40; i++)
 		assert_int_equal(heap_insert(e.h, 3, &m.prev, &i, sizeof i, val, 200, &t[i]), 0);
 	/* from here each page's first change carries an image */
-	atomic_store(&e.log.redo_point, wal_insert_pos(e.w));
+	assert_int_equal(wal_set_redo_point(e.w, &(wd_lsn){0}), 0);
 	assert_int_equal(storage_fault_add(ST_OP_WRITE, ST_FAULT_ENOSPC, 1, 0, "/wal/"), 0);
 	assert_int_equal(heap_insert(e.h, 3, &m.prev, "x", 1, val, 10, &nt), 0);
 	assert_int_equal(wal_write_to(e.w, wal_insert_pos(e.w)), WD_ENOSPC);
@@ -1066,7 +1190,7 @@ static void test_update_fails_part_way(void **state)
 	 * a full-page image (the page's first change after the redo point,
 	 * ~7 KB) and only 1 KB of WAL fits. The new version's delete fits:
 	 * the move is taken back, nothing changed. */
-	atomic_store(&e.log.redo_point, wal_insert_pos(e.w));
+	assert_int_equal(wal_set_redo_point(e.w, &(wd_lsn){0}), 0);
 	hook_arm(&e, "heap-update-after-new-version", hook_fill, 1024);
 	rc = heap_update(e.h, 1, &m.prev, t[5], small, 1900, &nt);
 	assert_true(hook.ran);
@@ -1471,6 +1595,7 @@ int main(void)
 		cmocka_unit_test(test_fsm_torn),
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_full_page_images),
+		cmocka_unit_test(test_fpi_race),
 		cmocka_unit_test_teardown(test_failed_wal_insert, clear_faults),
 		cmocka_unit_test_teardown(test_update_fails_part_way, clear_faults),
 		cmocka_unit_test_teardown(test_dirty_before_log, clear_faults),

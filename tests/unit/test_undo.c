@@ -428,7 +428,7 @@ static void test_redo(void **state)
 	for (int i = 0; i < 150; i++)
 		workload_step(&e, ch, &next_xid, &rng);
 	/* each page's first change from here on carries an image */
-	atomic_store(&e.log.redo_point, wal_insert_pos(e.w));
+	assert_int_equal(wal_set_redo_point(e.w, &(wd_lsn){0}), 0);
 	for (int i = 0; i < 300; i++)
 		workload_step(&e, ch, &next_xid, &rng);
 	for (int i = 0; i < 3; i++)
@@ -441,6 +441,97 @@ static void test_redo(void **state)
 	assert_true(st.skipped > 0);
 	for (int i = 0; i < 3; i++)
 		ut_chain_free(&e, &ch[i]);
+	ut_env_free(&e);
+}
+
+/* ---- the image decision and a checkpoint in between (wal/README I11) ---- */
+
+/* The WAL insert hook of test_fpi_race: once armed, moves the redo point
+ * at the next insert, between log_write's image decision and its insert. */
+static struct {
+	wal *w;
+	bool armed;
+	wd_lsn fpw_seen, redo;
+} race;
+
+static void race_hook(void *arg, wd_lsn fpw_lsn)
+{
+	(void)arg;
+	if (race.armed) {
+		race.armed = false;
+		race.fpw_seen = fpw_lsn;
+		assert_int_equal(wal_set_redo_point(race.w, &race.redo), 0);
+	}
+}
+
+/*
+ * An append to a chain's page decided without an image (the page was
+ * changed after the redo point) while a checkpoint moves the redo point
+ * between that decision and the insert (the WAL insert hook): the insert is
+ * refused, log_write decides again and the UNDO_APPEND at the new redo
+ * point carries the page's image. Replay from there alone repairs the page
+ * torn in a copy of the file, and the chain reads back whole.
+ */
+static void test_fpi_race(void **state)
+{
+	ut_env e;
+	ut_chain ch;
+	uint64_t rng = 9;
+	wal_counters ws;
+	wal_reader *r;
+	const wal_decoded *rec;
+	redo_ctx st;
+	wd_lsn redo0;
+	wd_blkno blk;
+	char *b, *path;
+	uint8_t junk[512];
+	st_file *f;
+	(void)state;
+	ut_env_create(&e, "undo-fpi-race", 48);
+	ut_chain_init(&ch, 61);
+	ut_append(&e, &ch, ut_make_rec(&rng, 10, 50)); /* formats the page */
+	ut_append(&e, &ch, ut_make_rec(&rng, 10, 50));
+	assert_int_equal(wal_set_redo_point(e.w, &redo0), 0);
+	ut_append(&e, &ch, ut_make_rec(&rng, 10, 50)); /* the page's image */
+	race.w = e.w;
+	race.armed = true;
+	wal_set_insert_hook(e.w, race_hook, NULL);
+	ut_append(&e, &ch, ut_make_rec(&rng, 10, 50));
+	wal_set_insert_hook(e.w, NULL, NULL);
+	assert_false(race.armed);
+	assert_true(race.fpw_seen >= redo0 && race.fpw_seen < race.redo); /* no image */
+	assert_int_equal(ch.prev, race.redo); /* the append landed at the redo point */
+	wal_stats(e.w, &ws);
+	assert_int_equal(ws.fpw_retries, 1);
+	for (int i = 0; i < 5; i++) /* later history */
+		ut_append(&e, &ch, ut_make_rec(&rng, 10, 50));
+	ut_check_chain(&e, &ch);
+	ut_env_stop(&e, true);
+	/* the record at the new redo point carries the page's image */
+	assert_int_equal(wal_reader_open(e.db, e.wo.db_id, e.wo.segment_size, UT_PS, &r), 0);
+	assert_int_equal(wal_reader_seek(r, race.redo), 0);
+	assert_int_equal(wal_reader_next(r, &rec), 0);
+	assert_int_equal(rec->lsn, race.redo);
+	assert_int_equal(rec->type, UNDO_APPEND);
+	assert_true(rec->blocks[0].flags & WAL_BLK_HAS_IMAGE);
+	blk = rec->blocks[0].blk;
+	wal_reader_close(r);
+	/* the page torn in a copy; replay from the redo point repairs it */
+	b = tu_path(e.root, "torn");
+	assert_int_equal(rt_replay(e.db, &e.wo, WAL_SEG_HEADER_SIZE, b, 16, &st), 0);
+	path = malloc(strlen(b) + 32);
+	sprintf(path, "%s/base/%u", b, UNDO_REL);
+	memset(junk, 0xA5, sizeof junk);
+	assert_int_equal(storage_open(path, 0, &f), 0);
+	assert_int_equal(storage_write(f, junk, sizeof junk, (uint64_t)blk * UT_PS + 4096), 0);
+	assert_int_equal(storage_close(f), 0);
+	assert_int_equal(rt_compare_rel(e.db, b, UNDO_REL, UT_PS), (int64_t)blk);
+	assert_int_equal(rt_replay(e.db, &e.wo, race.redo, b, 16, &st), 0);
+	assert_true(st.images >= 1);
+	assert_int_equal(rt_compare_rel(e.db, b, UNDO_REL, UT_PS), -1);
+	free(path);
+	free(b);
+	ut_chain_free(&e, &ch);
 	ut_env_free(&e);
 }
 
@@ -1077,6 +1168,7 @@ int main(void)
 		cmocka_unit_test(test_rollback),
 		cmocka_unit_test(test_release_reuse),
 		cmocka_unit_test(test_redo),
+		cmocka_unit_test(test_fpi_race),
 		cmocka_unit_test_teardown(test_append_fails, clear_faults),
 		cmocka_unit_test(test_xtab),
 		cmocka_unit_test(test_xtab_many),

@@ -333,12 +333,147 @@ static void test_enospc_threads(void **state)
 	free(r);
 }
 
+/* ---- the redo point moved under inserters (README I11) ---- */
+
+#define FPW_PER_THREAD 3000
+#define FPW_MAX_REDOS (1u << 20)
+#define FPW_PAD_PLAIN 8u  /* a record "without an image" */
+#define FPW_PAD_IMAGE 48u /* ... "with one" */
+
+struct fpw_worker {
+	wal *w;
+	uint32_t tid;
+	int errors;
+	uint64_t retries;
+};
+
+static _Atomic unsigned fpw_running;
+
+/*
+ * One thread changing its own "page" (pageLSN = its previous record, 0 for
+ * a new page, which needs no image): decides as wal_log_needs_image does,
+ * records the decision in the record's size, inserts with the page's LSN as
+ * fpw_lsn when without an image, and decides again on WAL_INSERT_RETRY.
+ */
+static void *fpw_main(void *arg)
+{
+	struct fpw_worker *t = arg;
+	wal_rec_builder b = {0};
+	wd_lsn page = 0, l = 0;
+	int rc = 0;
+	for (uint64_t i = 0; i < FPW_PER_THREAD && rc == 0; i++) {
+		do {
+			bool image = page != 0 && page < wal_redo_point(t->w);
+			uint8_t *rec;
+			uint32_t len;
+			tw_record(&b, t->tid, i, image ? FPW_PAD_IMAGE : FPW_PAD_PLAIN, &rec, &len);
+			rc = wal_insert_fpw(t->w, rec, len, page == 0 || image ? WAL_FPW_NONE : page,
+					    &l);
+			t->retries += rc == WAL_INSERT_RETRY;
+		} while (rc == WAL_INSERT_RETRY);
+		page = l;
+	}
+	t->errors += rc != 0;
+	atomic_fetch_sub(&fpw_running, 1);
+	walrec_free(&b);
+	return NULL;
+}
+
+/* The largest of the sorted redo points r[0..n) at or below lsn (0: none). */
+static wd_lsn redo_in_force(const wd_lsn *r, size_t n, wd_lsn lsn)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (r[mid] <= lsn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? r[lo - 1] : 0;
+}
+
+/*
+ * 8 threads insert records for their own pages while the main thread
+ * moves the redo point as fast as it can (wal_set_redo_point). Afterwards,
+ * read back: every record without an image whose page was changed before
+ * (its thread's previous record) has that previous change at or after the
+ * redo point in force at its LSN (the largest one set at or below it):
+ * wal_set_redo_point is atomic with respect to reservations, and the
+ * recheck refuses every record that would break this. All records once,
+ * in per-thread order.
+ */
+static void test_redo_point_moves_under_inserts(void **state)
+{
+	static struct fpw_worker t[NTHREADS];
+	static wd_lsn redos[FPW_MAX_REDOS], prev[NTHREADS + 1];
+	pthread_t th[NTHREADS];
+	wal_rec_builder b = {0};
+	uint64_t retries = 0, checked = 0, plain_len;
+	size_t nredo = 0, n;
+	uint8_t *rec;
+	uint32_t len;
+	wal_opts o;
+	wal *w;
+	tw_rec *r;
+	wd_lsn end;
+	bool clean;
+	(void)state;
+	tw_record(&b, 1, 0, FPW_PAD_PLAIN, &rec, &len);
+	plain_len = len;
+	walrec_free(&b);
+	tw_opts(&o);
+	o.buffers_bytes = 1024 * 1024;
+	assert_int_equal(wal_create(db, &o, &w), 0);
+	atomic_store(&fpw_running, NTHREADS);
+	for (uint32_t i = 0; i < NTHREADS; i++) {
+		t[i] = (struct fpw_worker){.w = w, .tid = i + 1};
+		assert_int_equal(pthread_create(&th[i], NULL, fpw_main, &t[i]), 0);
+	}
+	while (atomic_load(&fpw_running) > 0 && nredo < FPW_MAX_REDOS) {
+		wd_lsn redo;
+		assert_int_equal(wal_set_redo_point(w, &redo), 0);
+		if (nredo == 0 || redo != redos[nredo - 1]) {
+			assert_true(nredo == 0 || redo > redos[nredo - 1]);
+			redos[nredo++] = redo;
+		}
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].errors, 0);
+		retries += t[i].retries;
+	}
+	assert_int_equal(wal_close(w), 0);
+	assert_int_equal(tw_read_all(db, &o, WAL_SEG_HEADER_SIZE, &r, &n, &end, &clean), 0);
+	assert_int_equal(n, NTHREADS * FPW_PER_THREAD);
+	assert_true(clean);
+	memset(prev, 0, sizeof prev);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(r[i].tid >= 1 && r[i].tid <= NTHREADS);
+		if (r[i].len == plain_len && prev[r[i].tid] != 0) {
+			wd_lsn in_force = redo_in_force(redos, nredo, r[i].lsn);
+			if (prev[r[i].tid] < in_force)
+				fail_msg("record at %llu without an image, its page last changed "
+					 "at %llu, before the redo point %llu in force",
+					 (unsigned long long)r[i].lsn,
+					 (unsigned long long)prev[r[i].tid],
+					 (unsigned long long)in_force);
+			checked++;
+		}
+		prev[r[i].tid] = r[i].lsn;
+	}
+	print_message("%zu redo points, %llu records checked, %llu inserts refused\n", nredo,
+		      (unsigned long long)checked, (unsigned long long)retries);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_threads_all_present, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_never_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redo_point_moves_under_inserts, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("wal_conc", tests, NULL, NULL);
 }

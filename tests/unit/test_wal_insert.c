@@ -1023,6 +1023,115 @@ static void test_failed_insert_not_counted(void **state)
 	walrec_free(&b);
 }
 
+/* The insert hook of test_fpw_recheck: moves the redo point once, right
+ * between the caller's image decision and its insert. */
+static struct {
+	wal *w;
+	unsigned calls;
+	wd_lsn seen, redo;
+} fpw_hook;
+
+static void fpw_hook_fn(void *arg, wd_lsn fpw_lsn)
+{
+	(void)arg;
+	if (fpw_hook.calls++ == 0) {
+		fpw_hook.seen = fpw_lsn;
+		assert_int_equal(wal_set_redo_point(fpw_hook.w, &fpw_hook.redo), 0);
+	}
+}
+
+/*
+ * The full-page-image recheck (README I11, P1 step 2a): a record built
+ * without an image of a page last changed at P is refused with
+ * WAL_INSERT_RETRY - nothing reserved, stamped or counted - once
+ * wal_set_redo_point has moved the redo point past P; it goes in when the
+ * redo point has not passed P (P at or after it), and WAL_FPW_NONE always
+ * does. wal_set_redo_point returns the insert position; a move made by the
+ * insert hook, between decision and insert, is seen by that very insert.
+ * Read back, the log holds exactly the records that went in.
+ */
+static void test_fpw_recheck(void **state)
+{
+	wal_rec_builder b = {0};
+	wal_counters st;
+	uint8_t *rec, before[256];
+	uint32_t len;
+	wal_opts o;
+	wal *w;
+	wd_lsn p, l, redo, pos, lsns[8];
+	unsigned n = 0;
+	tw_rec *got;
+	size_t nr;
+	wd_lsn end;
+	bool clean;
+	(void)state;
+	tw_opts(&o);
+	assert_int_equal(wal_create(db, &o, &w), 0);
+	assert_int_equal(wal_redo_point(w), 0);
+	p = lsns[n++] = put(w, &b, 1, 0, 10); /* the page's last change */
+	/* no redo point past P yet */
+	tw_record(&b, 1, 1, 10, &rec, &len);
+	assert_int_equal(wal_insert_fpw(w, rec, len, p, &lsns[n++]), 0);
+	/* the redo point moves past P: refused, nothing reserved or stamped */
+	pos = wal_insert_pos(w);
+	assert_int_equal(wal_set_redo_point(w, &redo), 0);
+	assert_int_equal(redo, pos);
+	assert_int_equal(wal_redo_point(w), redo);
+	tw_record(&b, 1, 2, 10, &rec, &len);
+	assert_true(len <= sizeof before);
+	memcpy(before, rec, len);
+	l = 12345;
+	assert_int_equal(wal_insert_fpw(w, rec, len, p, &l), WAL_INSERT_RETRY);
+	assert_int_equal(l, 12345);
+	assert_int_equal(wal_insert_pos(w), pos);
+	assert_memory_equal(rec, before, len);
+	wal_stats(w, &st);
+	assert_int_equal(st.records, 2);
+	assert_int_equal(st.fpw_retries, 1);
+	/* a page last changed AT the redo point needs no image: goes in */
+	assert_int_equal(wal_insert_fpw(w, rec, len, redo, &lsns[n]), 0);
+	assert_int_equal(lsns[n++], redo);
+	/* P after the redo point, and no page without an image: go in */
+	tw_record(&b, 1, 3, 10, &rec, &len);
+	assert_int_equal(wal_insert_fpw(w, rec, len, redo + 8, &lsns[n++]), 0);
+	tw_record(&b, 1, 4, 10, &rec, &len);
+	assert_int_equal(wal_insert_fpw(w, rec, len, WAL_FPW_NONE, &lsns[n++]), 0);
+	/* moved by the hook between decision and insert: that insert sees it */
+	fpw_hook.w = w;
+	p = lsns[n - 1];
+	wal_set_insert_hook(w, fpw_hook_fn, NULL);
+	tw_record(&b, 1, 5, 10, &rec, &len);
+	pos = wal_insert_pos(w);
+	assert_int_equal(wal_insert_fpw(w, rec, len, p, &l), WAL_INSERT_RETRY);
+	assert_int_equal(fpw_hook.seen, p);
+	assert_int_equal(fpw_hook.redo, pos);
+	assert_int_equal(wal_insert_pos(w), pos);
+	/* the caller's second try (with an image: WAL_FPW_NONE) goes in */
+	assert_int_equal(wal_insert_fpw(w, rec, len, WAL_FPW_NONE, &lsns[n]), 0);
+	assert_int_equal(lsns[n++], pos);
+	assert_int_equal(fpw_hook.calls, 2);
+	wal_set_insert_hook(w, NULL, NULL);
+	/* an explicit redo point (the open's) */
+	wal_set_redo_point_at(w, WAL_SEG_HEADER_SIZE);
+	assert_int_equal(wal_redo_point(w), WAL_SEG_HEADER_SIZE);
+	tw_record(&b, 1, 6, 10, &rec, &len);
+	assert_int_equal(wal_insert_fpw(w, rec, len, lsns[0], &lsns[n++]), 0);
+	wal_stats(w, &st);
+	assert_int_equal(st.records, n);
+	assert_int_equal(st.fpw_retries, 2);
+	assert_int_equal(wal_close(w), 0);
+	assert_int_equal(tw_read_all(db, &o, WAL_SEG_HEADER_SIZE, &got, &nr, &end, &clean), 0);
+	assert_int_equal(nr, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(got[i].lsn, lsns[i]);
+		assert_int_equal(got[i].seq, i);
+		assert_true(got[i].pad_ok);
+	}
+	assert_true(clean);
+	free(got);
+	walrec_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1043,6 +1152,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_writer_failed_flush_not_remembered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_delay_siblings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_insert_not_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fpw_recheck, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("wal_insert", tests, NULL, NULL);
 }
