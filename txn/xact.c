@@ -142,14 +142,10 @@ static void txn_end(wd_txn *txn, int state, bool done)
 	wd_db *db = txn->db;
 	lock_owner_destroy(db->locks, txn->lo);
 	txn->lo = NULL;
-	if (done) {
+	if (done)
 		undo_chain_release(db->undo, &txn->undo);
-	} else {
-		/* the pages stay off the free list; only the chain's array of
-		 * them goes (undo_chain_release would free it with them) */
-		free(txn->undo.pages);
-		undo_chain_init(&txn->undo, txn->xid);
-	}
+	else
+		undo_chain_forget(&txn->undo);
 	for (unsigned i = 0; i < txn->nsps; i++)
 		free(txn->sps[i].name);
 	free(txn->sps);

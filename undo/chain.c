@@ -155,6 +155,12 @@ void undo_chain_release(undo_log *u, undo_chain *c)
 	undo_chain_init(c, c->xid);
 }
 
+void undo_chain_forget(undo_chain *c)
+{
+	free(c->pages);
+	undo_chain_init(c, c->xid);
+}
+
 int undo_pin(undo_log *u, wd_blkno blk, bm_buf **buf)
 {
 	wd_blkno n;

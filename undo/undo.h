@@ -158,6 +158,11 @@ int undo_rollback(undo_log *u, undo_chain *c, wd_lsn *xact_prev, undo_ptr stop,
  */
 void undo_chain_release(undo_log *u, undo_chain *c);
 
+/* Leaves c empty without giving its pages back: a transaction that ends
+ * unfinished on a panicked database (its changes are rolled back by the
+ * next open, through those pages, which must not be reused before). */
+void undo_chain_forget(undo_chain *c);
+
 /* ---- recovery: the transaction table rebuilt from the WAL ---------- */
 
 typedef struct undo_xact {
