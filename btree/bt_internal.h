@@ -247,7 +247,7 @@ bool bt_ops_fit(const uint8_t *page, uint32_t ps, const uint8_t *ops, uint32_t l
 /* ---- logged changes (log.c; README P2) ---- */
 
 typedef struct bt_chg {
-	bm_buf *buf;      /* pinned and exclusively latched by the caller */
+	bm_buf *buf;      /* pinned; exclusively latched by the caller if latched */
 	bool init;        /* the ops rebuild the page: WAL_BLK_WILL_INIT */
 	bt_bytes ops;
 } bt_chg;
@@ -255,8 +255,8 @@ typedef struct bt_chg {
 typedef struct bt_log {
 	btree *t;
 	/* true: the caller holds every page's exclusive latch (shared smo).
-	 * false: smo exclusive, pages only pinned; step 5 latches each page
-	 * exclusively while installing it (README "Concurrency"). */
+	 * false: smo exclusive, pages only pinned; step 4a latches them all
+	 * exclusively until step 5 has installed them (README I11). */
 	bool latched;
 	unsigned type;
 	wd_xid xid;

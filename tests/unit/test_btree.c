@@ -876,6 +876,159 @@ static void test_fpi_race(void **state)
 	env_free(&e);
 }
 
+/* ---- dirty before logged (README I11) ---- */
+
+/* For each WAL insert attempt, in order: the pages dirty at its start, as
+ * bufmgr_dirty_pages reports them (it needs no latch, so the hook may run
+ * while the inserting thread holds the record's page latches). */
+#define SNAP_MAX 64
+typedef struct dirty_snap {
+	unsigned n;
+	bool overflow;
+	wd_relid rel[SNAP_MAX];
+	wd_blkno blk[SNAP_MAX];
+} dirty_snap;
+
+static struct {
+	bufmgr *pool;
+	dirty_snap *s;
+	size_t n, cap;
+} snaps;
+
+static int snap_add(void *arg, wd_relid rel, wd_blkno blk, wd_lsn rec_lsn)
+{
+	dirty_snap *s = arg;
+	(void)rec_lsn;
+	if (s->n == SNAP_MAX) {
+		s->overflow = true;
+		return 0;
+	}
+	s->rel[s->n] = rel;
+	s->blk[s->n++] = blk;
+	return 0;
+}
+
+/* The WAL insert hook of test_dirty_before_insert: runs at the start of
+ * every insert, in the inserting thread, before the record is placed. */
+static void snap_hook(void *arg, wd_lsn fpw_lsn)
+{
+	(void)arg;
+	(void)fpw_lsn;
+	if (snaps.n == snaps.cap) {
+		snaps.cap = snaps.cap ? 2 * snaps.cap : 1024;
+		snaps.s = realloc(snaps.s, snaps.cap * sizeof *snaps.s);
+		assert_non_null(snaps.s);
+	}
+	dirty_snap *s = &snaps.s[snaps.n++];
+	s->n = 0;
+	s->overflow = false;
+	assert_int_equal(bufmgr_dirty_pages(snaps.pool, snap_add, s), 0);
+}
+
+static bool snap_has(const dirty_snap *s, wd_relid rel, wd_blkno blk)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->rel[i] == rel && s->blk[i] == blk)
+			return true;
+	return false;
+}
+
+/* Every page of the tree written out and clean, so that a page dirty at
+ * the next insert was made dirty by that change. */
+static void clean_all(env *e)
+{
+	assert_int_equal(bufmgr_flush_rel(e->pool, REL), 0);
+}
+
+/*
+ * README I11: every page a btree record changes is already dirty when the
+ * record is inserted. The WAL insert hook notes the dirty pages at the
+ * start of every insert, with the pool written clean before each
+ * operation; afterwards the log is read back and each record's blocks
+ * must be in the snapshot of its own insert. The run covers every btree
+ * record: in-place leaf inserts, deletes and tid updates, the same through
+ * copies with images (after a redo point), splits with a sibling, new
+ * roots, unlinks and shrinks, and a tree's creation. Marking dirty only
+ * after wal_insert (the old order) fails at the first record.
+ */
+static void test_dirty_before_insert(void **state)
+{
+	env e;
+	btree_check_report r;
+	btree *t2 = NULL;
+	wal_reader *rd;
+	const wal_decoded *rec;
+	uint8_t k[MAXK];
+	unsigned seen[9] = {0}, images = 0;
+	wd_lsn lsn, start, rp;
+	const unsigned N = 1500;
+	size_t len, i = 0;
+	(void)state;
+	env_open(&e, "btree-dirty-first", 512);
+	start = wal_insert_pos(e.w);
+	snaps.pool = e.pool;
+	snaps.n = 0;
+	wal_set_insert_hook(e.w, snap_hook, NULL);
+	for (unsigned n = 0; n < N; n++) { /* leaf inserts, splits, new roots */
+		clean_all(&e);
+		len = num_key(k, (n * 7919u) % N, 200);
+		assert_int_equal(btree_insert(e.t, 1, 0, k, len, (wd_tid){n, 1}, &lsn), 0);
+	}
+	check_clean(e.t, &r);
+	assert_true(r.height >= 3);
+	for (unsigned n = 0; n < N; n += 3) { /* tid updates */
+		clean_all(&e);
+		len = num_key(k, n, 200);
+		assert_int_equal(btree_update_tid(e.t, 1, 0, k, len, (wd_tid){n, 2}, &lsn), 0);
+	}
+	assert_int_equal(wal_set_redo_point(e.w, &rp), 0); /* now: images */
+	for (unsigned n = 0; n < N; n++) { /* deletes, unlinks, shrinks */
+		clean_all(&e);
+		len = num_key(k, n, 200);
+		assert_int_equal(btree_delete(e.t, 1, 0, k, len, NULL, &lsn), 0);
+	}
+	check_clean(e.t, &r);
+	assert_int_equal(r.items, 0);
+	char *rp2 = tu_path(e.db, "base/8");
+	assert_int_equal(bufmgr_rel_open(e.pool, REL + 1, rp2, BM_REL_CREATE), 0);
+	assert_int_equal(btree_create(e.pool, REL + 1, &e.log, &t2), 0);
+	wal_set_insert_hook(e.w, NULL, NULL);
+	btree_close(t2);
+	free(rp2);
+	env_close(&e, false);
+
+	assert_int_equal(wal_reader_open(e.db, e.o.db_id, e.o.segment_size, PS, &rd), 0);
+	assert_int_equal(wal_reader_seek(rd, start), 0);
+	for (i = 0; wal_reader_next(rd, &rec) == 0; i++) {
+		assert_true(i < snaps.n); /* one insert attempt per record: no retry */
+		const dirty_snap *s = &snaps.s[i];
+		assert_false(s->overflow);
+		assert_int_equal(rec->rmgr, WAL_RMGR_BTREE);
+		assert_true(rec->type < 9);
+		seen[rec->type]++;
+		for (unsigned b = 0; b < rec->nblocks; b++) {
+			if (rec->blocks[b].image_len)
+				images++;
+			if (!snap_has(s, rec->blocks[b].rel, rec->blocks[b].blk))
+				fail_msg("record %zu (type %u, LSN %llu): block %u of rel %u "
+					 "not dirty when it was inserted", i, rec->type,
+					 (unsigned long long)rec->lsn, rec->blocks[b].blk,
+					 rec->blocks[b].rel);
+		}
+	}
+	wal_reader_close(rd);
+	assert_int_equal(i, snaps.n);
+	for (unsigned t = BTREE_CREATE; t <= BTREE_SHRINK; t++)
+		if (!seen[t])
+			fail_msg("no record of type %u in the run", t);
+	assert_true(seen[BTREE_NEWROOT] >= 2);
+	assert_true(images > 0);
+	free(snaps.s);
+	snaps.s = NULL;
+	snaps.cap = snaps.n = 0;
+	env_free(&e);
+}
+
 /* ---- damaged pages with valid checksums (README "Tests that prove it") ---- */
 
 /* Closes the tree and the relation (pages written, buffers forgotten), so
@@ -1152,6 +1305,7 @@ int main(void)
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_fpi_repairs_torn_pages),
 		cmocka_unit_test(test_fpi_race),
+		cmocka_unit_test(test_dirty_before_insert),
 		cmocka_unit_test(test_redo_mixed_states),
 		cmocka_unit_test(test_oversized_key_on_disk),
 		cmocka_unit_test(test_free_list_bad_special),
