@@ -30,6 +30,8 @@ static const struct command commands[] = {
 	{"dot", dot_main, "print a table's B+tree as Graphviz DOT"},
 	{"waldump", waldump_main,
 	 "print the write-ahead log: records, statistics, and where and why it ends"},
+	{"controldata", controldata_main,
+	 "print every field of the control file (state, checkpoint and redo LSN, CRC)"},
 	{"bench", bench_main, "benchmarks: pin, pool, commit, walinsert (walden beside its peers)"},
 	{"version", version_main, "print the version"},
 	{"help", help_main, "this list, or a subcommand's help"},
@@ -44,7 +46,7 @@ static void usage(FILE *out)
 		"walden is a transactional page store: heap and B+tree pages, a\n"
 		"write-ahead log and ARIES recovery. Commands:\n\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out,
 		"\n'walden <command> --help' explains a command.\n"
 		"Environment: WALDEN_TRACE=storage,bufmgr|all traces protocol "

@@ -23,6 +23,7 @@ int check_main(int argc, char **argv);
 int dot_main(int argc, char **argv);
 int bench_main(int argc, char **argv);
 int waldump_main(int argc, char **argv);
+int controldata_main(int argc, char **argv);
 
 /* Prints "walden <cmd>: <msg>: <wd_last_error()>" to stderr; returns 1. */
 int tool_fail(const char *cmd, int rc, const char *what);

@@ -5,11 +5,15 @@
  * inspected; then copies of it are damaged on disk (a byte of a heap page,
  * a byte of an index page, two index items swapped under a valid checksum,
  * an orphan file) and check must exit 3 naming table, file, block and item.
+ * `walden controldata`: every control-file field, --json, the state of a
+ * database killed while open, and a damaged or missing control file.
  * Runs the binary named by WALDEN_BIN (set by the Makefile).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +26,7 @@
 #include <cmocka.h>
 
 #include "btree/btree.h"
+#include "recovery/control.h"
 #include "storage/bytes.h"
 #include "storage/page.h"
 #include "tests/lib/testutil.h"
@@ -416,6 +421,193 @@ static void test_orphan_file(void **state)
 	free(r);
 }
 
+/* ---- walden controldata ---- */
+
+/* A new database of one committed row, closed cleanly (state shut down). */
+static char *fresh_db(const char *name)
+{
+	char *dir = tu_path(root, name);
+	wd_options o;
+	wd_db *db;
+	wd_txn *x;
+	wd_table *t;
+	tu_rmrf(dir);
+	wd_options_default(&o);
+	o.page_size = PS;
+	assert_int_equal(wd_open(dir, &o, &db), 0);
+	assert_int_equal(wd_begin(db, &x), 0);
+	assert_int_equal(wd_table_open(x, "t", WD_CREATE, &t), 0);
+	assert_int_equal(wd_put(x, t, "k", 1, "v", 1), 0);
+	assert_int_equal(wd_commit(x), 0);
+	assert_int_equal(wd_close(db), 0);
+	return dir;
+}
+
+/* In a child: opens the database, commits a row and dies without closing. */
+static void open_and_die(void *arg)
+{
+	wd_db *db;
+	wd_txn *x;
+	wd_table *t;
+	if (wd_open(arg, NULL, &db) != 0 || wd_begin(db, &x) != 0 ||
+	    wd_table_open(x, "t", 0, &t) != 0 || wd_put(x, t, "k2", 2, "v", 1) != 0 ||
+	    wd_commit(x) != 0)
+		_exit(1);
+	raise(SIGKILL);
+	_exit(2); /* not reached */
+}
+
+/* Expects line "<label>:<padding><value>" in the list output. */
+static void expect_field(const struct run *r, const char *label, const char *value)
+{
+	char want[256];
+	snprintf(want, sizeof want, "%s:%*s%s\n", label, (int)(25 - strlen(label)), "", value);
+	expect_in(r->out, want, r);
+}
+
+/*
+ * walden controldata: every field of a cleanly closed database as the
+ * engine reads it (control_read), the raw state, the CRC and the file's
+ * mtime; the same as --json; a database killed while open is "in
+ * production"; help.
+ */
+static void test_controldata(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *dir = fresh_db("cd-fresh"), *cf = tu_path(dir, "control");
+	char v[128], id[33];
+	control_data cd;
+	struct stat st;
+	(void)state;
+	assert_int_equal(control_read(dir, &cd), 0);
+	control_format_id(cd.db_id, id);
+	assert_int_equal(stat(cf, &st), 0);
+	run_tool(r, (const char *[]){"controldata", dir, NULL});
+	assert_int_equal(r->status, 0);
+	expect_field(r, "control file", cf);
+	expect_field(r, "format version", "1");
+	expect_field(r, "database id", id);
+	expect_field(r, "page size", "8192");
+	snprintf(v, sizeof v, "%u", cd.wal_segment_size);
+	expect_field(r, "WAL segment size", v);
+	expect_field(r, "state", "shut down (0)");
+	snprintf(v, sizeof v, LSN_FMT, LSN_ARGS(cd.checkpoint_lsn));
+	expect_field(r, "latest checkpoint LSN", v);
+	snprintf(v, sizeof v, LSN_FMT, LSN_ARGS(cd.redo_lsn));
+	expect_field(r, "redo LSN", v);
+	assert_true(cd.redo_lsn > 0);
+	snprintf(v, sizeof v, "%" PRIu64, cd.next_xid);
+	expect_field(r, "next transaction id", v);
+	snprintf(v, sizeof v, "%u", cd.next_relid);
+	expect_field(r, "next relation id", v);
+	snprintf(v, sizeof v, "(%" PRIu64 ")\n", cd.update_time);
+	expect_in(r->out, v, r);
+	expect_in(r->out, "CRC:                      ok (0x", r);
+	snprintf(v, sizeof v, "UTC (%lld)\n", (long long)st.st_mtime);
+	expect_in(r->out, "file modified:", r);
+	expect_in(r->out, v, r);
+
+	/* --json: one object with the same values */
+	run_tool(r, (const char *[]){"controldata", "--json", dir, NULL});
+	assert_int_equal(r->status, 0);
+	assert_int_equal(r->out[0], '{');
+	assert_non_null(strstr(r->out, "}\n"));
+	assert_int_equal(strlen(strstr(r->out, "}\n")), 2); /* ends there */
+	unsigned quotes = 0;
+	for (const char *p = r->out; *p; p++)
+		quotes += *p == '"' && p[-1] != '\\';
+	assert_int_equal(quotes % 2, 0);
+	expect_in(r->out, "\"state\": \"shut down\"", r);
+	expect_in(r->out, "\"state_value\": 0", r);
+	expect_in(r->out, "\"page_size\": 8192", r);
+	snprintf(v, sizeof v, "\"database_id\": \"%s\"", id);
+	expect_in(r->out, v, r);
+	snprintf(v, sizeof v, "\"redo_lsn\": \"" LSN_FMT "\"", LSN_ARGS(cd.redo_lsn));
+	expect_in(r->out, v, r);
+	snprintf(v, sizeof v, "\"next_xid\": %" PRIu64, cd.next_xid);
+	expect_in(r->out, v, r);
+	expect_in(r->out, "\"crc_ok\": true", r);
+
+	/* killed while open: in production, and the tool changed nothing */
+	assert_int_equal(tu_run_child(open_and_die, dir), 128 + SIGKILL);
+	run_tool(r, (const char *[]){"controldata", dir, NULL});
+	assert_int_equal(r->status, 0);
+	expect_field(r, "state", "in production (1)");
+	run_tool(r, (const char *[]){"controldata", "-j", dir, NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "\"state\": \"in production\", \"state_value\": 1", r);
+	assert_int_equal(control_read(dir, &cd), 0);
+	assert_int_equal(cd.state, 1);
+
+	/* help */
+	run_tool(r, (const char *[]){"help", "controldata", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "usage: walden controldata", r);
+	run_tool(r, (const char *[]){"controldata", "--help", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "usage: walden controldata", r);
+	run_tool(r, (const char *[]){"--help", NULL});
+	expect_in(r->out, "  controldata print every field of the control file", r);
+	run_tool(r, (const char *[]){"controldata", NULL});
+	assert_int_equal(r->status, 2);
+	run_tool(r, (const char *[]){"controldata", dir, "extra", NULL});
+	assert_int_equal(r->status, 2);
+	free(cf);
+	free(dir);
+	free(r);
+}
+
+/* A flipped byte of the control file, no control file, no directory: a
+ * message naming the file and the reason, exit 2, nothing on stdout. */
+static void test_controldata_errors(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *dir = fresh_db("cd-damaged"), *cf = tu_path(dir, "control");
+	char *gone = tu_path(root, "cd-no-such-dir"), *gone_cf = tu_path(gone, "control");
+	char *empty = tu_path(root, "cd-empty"), *empty_cf = tu_path(empty, "control");
+	char want[4200];
+	uint8_t b;
+	(void)state;
+	FILE *f = fopen(cf, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 60, SEEK_SET), 0); /* inside next_xid */
+	assert_int_equal(fread(&b, 1, 1, f), 1);
+	b ^= 0x10;
+	assert_int_equal(fseek(f, 60, SEEK_SET), 0);
+	assert_int_equal(fwrite(&b, 1, 1, f), 1);
+	assert_int_equal(fclose(f), 0);
+	run_tool(r, (const char *[]){"controldata", dir, NULL});
+	assert_int_equal(r->status, 3); /* EXIT_DAMAGE, as inspect */
+	snprintf(want, sizeof want, "walden controldata: damaged control file: %s: control "
+		 "file CRC mismatch (stored 0x", cf);
+	expect_in(r->err, want, r);
+	assert_int_equal(r->out[0], '\0');
+	run_tool(r, (const char *[]){"controldata", "--json", dir, NULL});
+	assert_int_equal(r->status, 3);
+	expect_in(r->err, "CRC mismatch", r);
+	assert_int_equal(r->out[0], '\0');
+
+	run_tool(r, (const char *[]){"controldata", gone, NULL});
+	assert_int_equal(r->status, 1); /* EXIT_ERROR: not a database */
+	snprintf(want, sizeof want, "%s: missing: the directory %s does not exist", gone_cf,
+		 gone);
+	expect_in(r->err, want, r);
+
+	assert_int_equal(mkdir(empty, 0755), 0);
+	run_tool(r, (const char *[]){"controldata", empty, NULL});
+	assert_int_equal(r->status, 1);
+	snprintf(want, sizeof want, "%s: missing: %s is not a walden database", empty_cf, empty);
+	expect_in(r->err, want, r);
+	assert_false(access(empty_cf, F_OK) == 0); /* created nothing */
+	free(empty_cf);
+	free(empty);
+	free(gone_cf);
+	free(gone);
+	free(cf);
+	free(dir);
+	free(r);
+}
+
 /* ---- errors and usage ---- */
 
 static void test_errors(void **state)
@@ -473,6 +665,8 @@ int main(void)
 		cmocka_unit_test(test_bad_tuple),
 		cmocka_unit_test(test_orphan_file),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_controldata),
+		cmocka_unit_test(test_controldata_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
