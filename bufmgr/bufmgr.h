@@ -216,6 +216,21 @@ int bufmgr_flush_buffer(bufmgr *pool, bm_buf *buf) WD_MUST_CHECK;
  */
 int bufmgr_flush_all(bufmgr *pool) WD_MUST_CHECK;
 
+/*
+ * A checkpoint's write (recovery/README.md P1 step 2): writes every buffer
+ * dirty with a recLSN below lsn when it is reached (a page dirtied at or
+ * after lsn is left: the log from lsn on redoes it). No sync. After each
+ * write pace(arg, writes so far) is called, if not NULL, with no pin or
+ * latch held: an unforced checkpoint sleeps there to spread its writes.
+ * Stops at the first error (the buffer stays dirty).
+ */
+int bufmgr_flush_before(bufmgr *pool, wd_lsn lsn, void (*pace)(void *arg, uint64_t n),
+			void *arg) WD_MUST_CHECK;
+
+/* fdatasync of every relation file written since its last sync (as the
+ * second step of bufmgr_flush_all). A failed sync is never retried. */
+int bufmgr_sync_all(bufmgr *pool) WD_MUST_CHECK;
+
 /* Writes every dirty buffer of rel (no sync). As bufmgr_flush_all. */
 int bufmgr_flush_rel(bufmgr *pool, wd_relid rel) WD_MUST_CHECK;
 

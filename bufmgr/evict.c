@@ -306,6 +306,43 @@ int bufmgr_flush_all(bufmgr *pool)
 	return rc;
 }
 
+/* Pins buf if it holds a dirty page with a recLSN below lsn (read under
+ * hdr_mu with the flags, as pin_if_dirty). */
+static bool pin_if_dirty_before(bm_buf *buf, wd_lsn lsn)
+{
+	bool pin;
+	pthread_mutex_lock(&buf->hdr_mu);
+	pin = (atomic_load(&buf->state) & (BM_F_VALID | BM_F_DIRTY)) ==
+		      (BM_F_VALID | BM_F_DIRTY) &&
+	      buf->rec_lsn < lsn;
+	if (pin)
+		atomic_fetch_add(&buf->state, BM_REF_ONE);
+	pthread_mutex_unlock(&buf->hdr_mu);
+	return pin;
+}
+
+int bufmgr_flush_before(bufmgr *pool, wd_lsn lsn, void (*pace)(void *arg, uint64_t n),
+			void *arg)
+{
+	uint64_t n = 0;
+	int rc = 0;
+	for (uint32_t i = 0; i < pool->nbuf && rc == 0; i++) {
+		bm_buf *b = &pool->bufs[i];
+		if (!(atomic_load(&b->state) & BM_F_DIRTY) || !pin_if_dirty_before(b, lsn))
+			continue;
+		rc = bm_write_out(pool, b, BM_WHY_FLUSH);
+		bufmgr_unpin(pool, b);
+		if (rc == 0 && pace)
+			pace(arg, ++n);
+	}
+	return rc;
+}
+
+int bufmgr_sync_all(bufmgr *pool)
+{
+	return bm_sync_all(pool);
+}
+
 /* Reports each dirty buffer's tag and recLSN, read together under hdr_mu. */
 int bufmgr_dirty_pages(bufmgr *pool, bufmgr_dirty_fn fn, void *arg)
 {

@@ -138,6 +138,17 @@ typedef struct wd_options {
 	 * stays usable). 0: no limit (deadlocks are still detected). A
 	 * setting of the open. Default 0. */
 	uint32_t lock_timeout_ms;
+
+	/* ---- checkpoints (PostgreSQL semantics, DESIGN.md section 5) ---- */
+	/* The checkpointer thread starts a checkpoint when this many seconds
+	 * have passed since the last one. At least 1. Default 300. */
+	uint32_t checkpoint_timeout_s;
+	/* ... or when more than this many bytes of WAL were written since the
+	 * last checkpoint's redo point. Default 1 GiB. */
+	uint64_t max_wal_size_bytes;
+	/* A timed checkpoint spreads its page writes over this fraction of
+	 * checkpoint_timeout, 0 to 1. Default 0.9. */
+	double checkpoint_completion_target;
 } wd_options;
 
 void wd_options_default(wd_options *o);
@@ -199,11 +210,21 @@ typedef struct wd_cursor wd_cursor; /* ordered iteration over a table */
 int wd_open(const char *dir, const wd_options *o, wd_db **db);
 
 /*
- * Writes every dirty page, makes everything durable, marks the database
- * shut down cleanly and frees db. Fails with WD_ESTATE (db is left open)
+ * Stops the checkpointer, writes a shutdown checkpoint, writes every dirty
+ * page, makes everything durable, marks the database shut down cleanly
+ * and frees db. Fails with WD_ESTATE (db is left open)
  * while transactions are still open. NULL is ignored.
  */
 int wd_close(wd_db *db);
+
+/*
+ * A checkpoint now, at full speed (recovery/README.md P1): pages dirtied
+ * before its redo point written, a checkpoint record with the active
+ * transactions, the control file pointed at it, WAL before its redo point
+ * recycled. Transactions may run meanwhile. Errors: WD_EPANIC, I/O errors
+ * (the control file then keeps the previous checkpoint).
+ */
+int wd_checkpoint(wd_db *db);
 
 /* Starts a transaction (a 64-bit id, never reused), with the database's
  * synchronous_commit. */

@@ -317,7 +317,7 @@ static void print_block_details(struct dump *d, const wal_decoded *rec)
 /* One line per record (format in usage()), then --fpi block lines. */
 static void print_record(struct dump *d, const wal_decoded *rec)
 {
-	char name[64], desc[512];
+	char name[64], desc[4096]; /* a checkpoint's tables are long */
 	type_name(rec->rmgr, rec->type, name, sizeof name);
 	wal_rmgr_describe(rec, desc, sizeof desc);
 	printf("lsn=" LSN_FMT " prev=" LSN_FMT " xid=%" PRIu64 " %s len=%u ",

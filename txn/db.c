@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "recovery/checkpoint.h"
 #include "storage/page.h"
 #include "storage/storage.h"
 #include "storage/trace.h"
@@ -28,6 +29,11 @@ static int check_options(const wd_options *o)
 	if (o->max_value_bytes < 1 || o->max_value_bytes > HEAP_MAX_VALUE_LIMIT)
 		return err_set(WD_EINVAL, "max_value_bytes %llu: must be 1 to 2^40",
 			       (unsigned long long)o->max_value_bytes);
+	if (o->checkpoint_timeout_s < 1 || !(o->checkpoint_completion_target >= 0.0 &&
+					      o->checkpoint_completion_target <= 1.0))
+		return err_set(WD_EINVAL, "checkpoint_timeout_s %u, checkpoint_completion_target "
+			       "%g: must be at least 1 and within [0, 1]", o->checkpoint_timeout_s,
+			       o->checkpoint_completion_target);
 	if (o->buffer_pool_bytes / o->page_size < BM_MIN_BUFFERS)
 		return err_set(WD_EINVAL, "buffer_pool_bytes %llu: must hold at least %u pages",
 			       (unsigned long long)o->buffer_pool_bytes, BM_MIN_BUFFERS);
@@ -76,6 +82,8 @@ static int close_tables(wd_db *db)
  * apart from the log's own flush at wal_close), and frees it. */
 static void db_free(wd_db *db)
 {
+	checkpointer_free(db->ckpt); /* first: its thread uses everything */
+	db->ckpt = NULL;
 	while (db->tables) {
 		wd_table *t = db->tables;
 		db->tables = t->next;
@@ -318,6 +326,84 @@ out:
 	return rc;
 }
 
+/* ---- checkpoints (recovery/checkpoint.h; README P17) ---- */
+
+/* ckpt_ops.att: the published table of active transactions (P17). */
+static int ckpt_att(void *arg, wal_ckpt_att **out, uint32_t *n)
+{
+	undo_xact *v = NULL;
+	size_t k = 0;
+	wal_ckpt_att *a;
+	int rc = db_att_snapshot(arg, &v, &k);
+	*out = NULL;
+	*n = 0;
+	if (rc != 0)
+		return rc;
+	if (!(a = malloc((k ? k : 1) * sizeof *a))) {
+		free(v);
+		return err_set(WD_ENOMEM, "checkpoint: out of memory");
+	}
+	for (size_t i = 0; i < k; i++)
+		a[i] = (wal_ckpt_att){v[i].xid, v[i].last_lsn, v[i].head};
+	free(v);
+	*out = a;
+	*n = (uint32_t)k;
+	return 0;
+}
+
+static wd_xid ckpt_next_xid(void *arg)
+{
+	wd_db *db = arg;
+	wd_xid x;
+	pthread_mutex_lock(&db->ctl_mu);
+	x = db->next_xid;
+	pthread_mutex_unlock(&db->ctl_mu);
+	return x;
+}
+
+/* ckpt_ops.control: the checkpoint becomes the one recovery starts at. */
+static int ckpt_control(void *arg, wd_lsn ckpt_lsn, wd_lsn redo)
+{
+	wd_db *db = arg;
+	control_data cd;
+	int rc = db_check_usable(db);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&db->ctl_mu);
+	cd = db->cd;
+	cd.checkpoint_lsn = ckpt_lsn;
+	cd.redo_lsn = redo;
+	if ((rc = db_control_write(db, &cd)) == 0) /* panics on failure */
+		db->cd = cd;
+	pthread_mutex_unlock(&db->ctl_mu);
+	return rc;
+}
+
+/* P1 step 8: the checkpointer (recovery README P2), once the database is
+ * in production. */
+static int checkpointer_open(wd_db *db)
+{
+	ckpt_ctx c = {.pool = db->pool, .w = db->w, .arg = db,
+		      .ops = {ckpt_att, ckpt_next_xid, ckpt_control},
+		      .timeout_s = db->opts.checkpoint_timeout_s,
+		      .max_wal_bytes = db->opts.max_wal_size_bytes,
+		      .completion_target = db->opts.checkpoint_completion_target};
+	int rc = checkpointer_create(&c, &db->ckpt);
+	if (rc == 0)
+		rc = checkpointer_start(db->ckpt);
+	return rc;
+}
+
+int wd_checkpoint(wd_db *db)
+{
+	int rc;
+	if (!db)
+		return err_set(WD_EINVAL, "wd_checkpoint: db is required");
+	if ((rc = db_check_usable(db)) != 0)
+		return rc;
+	return checkpoint_run(db->ckpt, true, NULL);
+}
+
 /* Creates dir (an existing one is fine: another process may have won the
  * race) and fsyncs its parent, so that the new directory entry is as
  * durable as the files about to be created in it. */
@@ -360,6 +446,8 @@ int wd_open(const char *dir, const wd_options *o, wd_db **out)
 		goto fail;
 	snprintf(ctl, sizeof ctl, "%s/%s", dir, CONTROL_FILE);
 	rc = storage_exists(ctl) ? open_existing(db) : create_new(db);
+	if (rc == 0)
+		rc = checkpointer_open(db);
 	if (rc != 0)
 		goto fail;
 	TRACE(TR_TXN, "open %s page_size=%u redo=" LSN_FMT, dir, db->opts.page_size,
@@ -397,7 +485,12 @@ int wd_close(wd_db *db)
 		db_free(db);
 		return rc;
 	}
-	rc = close_tables(db);
+	/* step 1: the checkpointer stops, then a shutdown checkpoint (its
+	 * record is where a crash during the rest of the close restarts) */
+	checkpointer_stop(db->ckpt);
+	rc = checkpoint_run(db->ckpt, true, NULL);
+	if ((r = close_tables(db)) != 0 && rc == 0)
+		rc = r;
 	if ((r = bufmgr_flush_all(db->pool)) != 0 && rc == 0)
 		rc = r;
 	end = wal_insert_pos(db->w);

@@ -413,8 +413,11 @@ int wd_put(wd_txn *txn, wd_table *t, const void *k, size_t klen, const void *v,
 	if (rc != 0)
 		return rc;
 	if ((rc = check_call(txn, t, k, klen)) == 0 && (rc = check_value(txn, t, v, vlen)) == 0 &&
-	    (rc = txn_lock(txn, t, k, klen, LOCK_X)) == 0)
+	    (rc = txn_lock(txn, t, k, klen, LOCK_X)) == 0) {
+		txn_op_begin(txn); /* P17: after the lock wait, which may be long */
 		rc = table_put(t, txn->xid, &txn->prev, k, klen, v, vlen, &txn->ru);
+		txn_op_end(txn, false);
+	}
 	txn_leave(txn);
 	return rc ? err_wrap(rc, "table %s: put", t ? t->name : "?") : 0;
 }
@@ -448,8 +451,12 @@ int wd_del(wd_txn *txn, wd_table *t, const void *k, size_t klen)
 	int rc = txn_enter(txn, true);
 	if (rc != 0)
 		return rc;
-	if ((rc = check_call(txn, t, k, klen)) == 0 && (rc = txn_lock(txn, t, k, klen, LOCK_X)) == 0)
+	if ((rc = check_call(txn, t, k, klen)) == 0 &&
+	    (rc = txn_lock(txn, t, k, klen, LOCK_X)) == 0) {
+		txn_op_begin(txn); /* P17 */
 		rc = table_del(t, txn->xid, &txn->prev, k, klen, &txn->ru);
+		txn_op_end(txn, false);
+	}
 	txn_leave(txn);
 	if (rc == WD_NOTFOUND)
 		return err_set(WD_NOTFOUND, "table %s: key not found", t->name);

@@ -3,8 +3,11 @@
  * to the end of the log through the registered redo routines (README P2).
  * It is the redo pass of ARIES with its analysis folded in: every record
  * also goes to the transaction table (undo_xtab_note), whose losers the
- * open rolls back afterwards (README P16). Checkpoints, which would let
- * analysis start later than the redo point, come with the recovery module.
+ * open rolls back afterwards (README P16). When the scan meets the
+ * checkpoint record the control file names, its table of active
+ * transactions is merged into the transaction table (README I15,
+ * recovery/README.md P3): transactions active at the checkpoint may have
+ * written only before the redo point.
  *
  * Relations are opened on demand. A record whose relation file is absent
  * belongs to a table that was dropped (its files go only after the drop is
@@ -18,6 +21,7 @@
 
 #include "storage/trace.h"
 #include "txn/txn_internal.h"
+#include "wal/ckpt_rec.h"
 #include "wal/reader.h"
 #include "wal/rmgr.h"
 
@@ -88,6 +92,39 @@ static int replay_finish(struct replay *rp)
 	return rc;
 }
 
+/* P2 step 2a: rec is the control file's checkpoint (it names the redo
+ * point replay started from): its active transactions join xt. */
+static int merge_checkpoint(wd_db *db, wd_lsn from, const wal_decoded *rec, undo_xtab *xt)
+{
+	wal_ckpt c;
+	undo_xact *v;
+	int rc;
+	if (rec->rmgr != WAL_RMGR_XLOG || rec->type != XLOG_CHECKPOINT ||
+	    rec->lsn != db->cd.checkpoint_lsn)
+		return 0;
+	if ((rc = wal_ckpt_decode(rec, &c)) != 0)
+		return rc;
+	if (c.redo != from) {
+		wal_ckpt_free(&c);
+		return err_set(WD_ECORRUPT, "%s: checkpoint at " LSN_FMT " has redo point " LSN_FMT
+			       ", the control file " LSN_FMT, db->dir, LSN_ARGS(rec->lsn),
+			       LSN_ARGS(c.redo), LSN_ARGS(from));
+	}
+	if (!(v = calloc(c.natt ? c.natt : 1, sizeof *v))) {
+		wal_ckpt_free(&c);
+		return err_set(WD_ENOMEM, "replay: out of memory");
+	}
+	for (uint32_t i = 0; i < c.natt; i++)
+		v[i] = (undo_xact){.xid = c.att[i].xid, .last_lsn = c.att[i].last_lsn,
+				   .head = c.att[i].head};
+	rc = undo_xtab_seed(xt, v, c.natt);
+	TRACE(TR_RECOVERY, "replay: checkpoint at " LSN_FMT ": %u active transactions merged",
+	      LSN_ARGS(rec->lsn), c.natt);
+	free(v);
+	wal_ckpt_free(&c);
+	return rc;
+}
+
 /* P2: steps 1-3; reports its counters on the recovery trace. */
 int db_replay(wd_db *db, wd_lsn from, undo_xtab *xt)
 {
@@ -101,9 +138,14 @@ int db_replay(wd_db *db, wd_lsn from, undo_xtab *xt)
 			     db->cd.page_size, &r);
 	if (rc == 0)
 		rc = wal_reader_seek(r, from);
+	/* a checkpoint ahead: remember who ends before it (its table may
+	 * name them) */
+	if (rc == 0 && db->cd.checkpoint_lsn >= from)
+		rc = undo_xtab_track_ended(xt, true);
 	while (rc == 0 && (rc = wal_reader_next(r, &rec)) == 0) {
 		/* the transaction table (analysis, folded into this pass) */
-		if ((rc = undo_xtab_note(xt, rec)) == 0)
+		if ((rc = undo_xtab_note(xt, rec)) == 0 &&
+		    (rc = merge_checkpoint(db, from, rec, xt)) == 0)
 			rc = replay_one(&rp, &ctx, rec);
 	}
 	if (rc == WD_NOTFOUND)

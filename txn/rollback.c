@@ -108,7 +108,10 @@ static int victim(wd_txn *txn)
 	int rc;
 	snprintf(why, sizeof why, "%s", wd_last_error());
 	/* the victim: back to its beginning, so the others can go on */
-	if ((rc = txn_rollback(txn, 0)) != 0)
+	txn_op_begin(txn); /* P17 */
+	rc = txn_rollback(txn, 0);
+	txn_op_end(txn, false);
+	if (rc != 0)
 		return db_panic_why(db, rc, "rolling back a deadlock victim failed");
 	savepoints_drop_from(txn, 0); /* as if just begun */
 	lock_release_all(db->locks, txn->lo);
@@ -213,7 +216,10 @@ int wd_rollback_to(wd_txn *txn, const char *name)
 			     (unsigned long long)txn->xid, name);
 		goto out;
 	}
-	if ((rc = txn_rollback(txn, txn->sps[i].at)) == 0)
+	txn_op_begin(txn); /* P17 */
+	rc = txn_rollback(txn, txn->sps[i].at);
+	txn_op_end(txn, false);
+	if (rc == 0)
 		savepoints_drop_from(txn, (unsigned)i + 1);
 	else
 		txn->failed = true; /* its head is past some savepoints: end only */

@@ -245,10 +245,13 @@ static int catalog_change(wd_db *db, const char *name, const uint8_t *val)
 	if (rc != 0)
 		return rc;
 	rc = txn_lock(itx, db->catalog, name, n, LOCK_X);
-	if (rc == 0)
+	if (rc == 0) {
+		txn_op_begin(itx); /* P17 */
 		rc = val ? table_put(db->catalog, itx->xid, &itx->prev, name, n, val,
 				     CATALOG_VALUE_SIZE, &itx->ru)
 			 : table_del(db->catalog, itx->xid, &itx->prev, name, n, &itx->ru);
+		txn_op_end(itx, false);
+	}
 	if (rc == 0) {
 		storage_crash_point("txn-ddl-before-commit");
 		return wd_commit(itx);

@@ -91,6 +91,10 @@ struct wd_db {
 	/* ended handles, oldest first, at most TXN_QUARANTINE (I11); db->mu */
 	wd_txn *ended_head, *ended_tail;
 	unsigned nended;
+	/* transactions begun and not ended, for the checkpoint's table of
+	 * active transactions (README I15); db->mu */
+	wd_txn *active;
+	struct checkpointer *ckpt; /* recovery/checkpoint.h; NULL until open ends */
 };
 
 /* Where a row change writes its undo record first (ops.c log_undo), and a
@@ -125,6 +129,14 @@ struct wd_txn {
 	savepoint *sps;     /* oldest first */
 	unsigned nsps, spcap;
 	wd_txn *next_ended; /* the quarantine list (I11) */
+	/* The checkpoint's view of this transaction (README I15, P17): op_seq
+	 * is odd while an operation that moves prev or undo.head runs; the
+	 * pub_* copies are stored before it turns even again. */
+	wd_txn *act_prev, *act_next; /* db->active; db->mu */
+	atomic_uint_fast64_t op_seq;
+	_Atomic wd_lsn pub_prev;
+	_Atomic undo_ptr pub_head;
+	atomic_bool pub_done;        /* its COMMIT or ABORT record is logged */
 	/* Table handles this transaction holds a reference on (I8): taken at
 	 * wd_table_open or the first call on the table, dropped at the end. */
 	wd_table *last;  /* the last one used (a cache for the common case) */
@@ -233,6 +245,19 @@ int txn_begin_internal(wd_db *db, wd_txn **out) WD_MUST_CHECK;
 /* Logs an XACT record (XACT_COMMIT, XACT_ABORT) of xid chained to *prev,
  * which becomes its LSN. */
 int xact_log(wd_db *db, unsigned type, wd_xid xid, wd_lsn *prev) WD_MUST_CHECK;
+
+/* README P17: brackets an operation that may move txn->prev or
+ * txn->undo.head (a row change, a rollback, the COMMIT or ABORT record).
+ * txn_op_end publishes both for the checkpoint; ended: that operation
+ * logged the transaction's COMMIT or ABORT. */
+void txn_op_begin(wd_txn *txn);
+void txn_op_end(wd_txn *txn, bool ended);
+
+/* README P17 steps 2-3: after the redo point was set, waits until no
+ * registered transaction is inside an operation begun before, then gives
+ * the published (xid, last LSN, undo head) of every registered one that
+ * wrote something and has not logged its end, in a malloc'd array. */
+int db_att_snapshot(wd_db *db, undo_xact **out, size_t *n) WD_MUST_CHECK;
 
 /* Frees every handle in the quarantine (wd_close, open failure). */
 void txn_quarantine_free(wd_db *db);

@@ -75,6 +75,11 @@ int wd_begin_flags(wd_db *db, unsigned flags, wd_txn **out)
 		return rc;
 	pthread_mutex_lock(&db->mu);
 	db->ntxn++;
+	/* registered for the checkpoint (P17) */
+	txn->act_next = db->active;
+	if (db->active)
+		db->active->act_prev = txn;
+	db->active = txn;
 	pthread_mutex_unlock(&db->mu);
 	*out = txn;
 	return 0;
@@ -154,6 +159,13 @@ static void txn_end(wd_txn *txn, int state, bool done)
 	for (unsigned i = 0; i < txn->ntabs; i++)
 		txn->tabs[i]->refs--;
 	db->ntxn--;
+	if (txn->act_prev)
+		txn->act_prev->act_next = txn->act_next;
+	else
+		db->active = txn->act_next;
+	if (txn->act_next)
+		txn->act_next->act_prev = txn->act_prev;
+	txn->act_prev = txn->act_next = NULL;
 	free(txn->tabs);
 	txn->sps = NULL;
 	txn->ru.buf = NULL;
@@ -164,6 +176,27 @@ static void txn_end(wd_txn *txn, int state, bool done)
 	quarantine_locked(db, txn);
 	atomic_store_explicit(&txn->busy, 0, memory_order_release);
 	pthread_mutex_unlock(&db->mu);
+}
+
+/* ---- what a checkpoint sees of a transaction (README I15, P17) ---- */
+
+/* P17 step 1: op_seq turns odd before the operation writes any record
+ * (seq_cst: a checkpoint that set its redo point after one of them reads
+ * the odd value or a later one). */
+void txn_op_begin(wd_txn *txn)
+{
+	atomic_fetch_add(&txn->op_seq, 1);
+}
+
+/* P17 step 1, the end: the copies first, then op_seq even, so a
+ * checkpoint that sees op_seq move on sees the copies of this operation. */
+void txn_op_end(wd_txn *txn, bool ended)
+{
+	atomic_store(&txn->pub_prev, txn->prev);
+	atomic_store(&txn->pub_head, txn->undo.head);
+	if (ended)
+		atomic_store(&txn->pub_done, true);
+	atomic_fetch_add(&txn->op_seq, 1);
 }
 
 /* ---- the state of a handle (README I11, I12) ---- */
@@ -323,8 +356,10 @@ static int commit_failed(wd_txn *txn, int rc)
 	char why[512];
 	int r;
 	snprintf(why, sizeof why, "%s", wd_last_error());
+	txn_op_begin(txn);
 	if ((r = txn_rollback(txn, 0)) == 0)
 		r = xact_log(txn->db, XACT_ABORT, txn->xid, &txn->prev);
+	txn_op_end(txn, r == 0);
 	if (r != 0)
 		(void)db_panic_why(txn->db, r, "rolling back a transaction whose commit failed");
 	txn_end(txn, TXN_ABORTED, r == 0);
@@ -351,7 +386,10 @@ int wd_commit(wd_txn *txn)
 	if (txn->failed)
 		return commit_failed(txn, check_not_failed(txn));
 	if (txn->prev != 0) {
-		if ((rc = xact_log(txn->db, XACT_COMMIT, txn->xid, &txn->prev)) != 0)
+		txn_op_begin(txn);
+		rc = xact_log(txn->db, XACT_COMMIT, txn->xid, &txn->prev);
+		txn_op_end(txn, rc == 0);
+		if (rc != 0)
 			return commit_failed(txn, rc);
 		lsn = txn->prev;
 		storage_crash_point("txn-commit-after-wal-insert");
@@ -381,12 +419,14 @@ int wd_abort(wd_txn *txn)
 		txn_end(txn, TXN_ABORTED, false); /* the next open rolls it back */
 		return rc;
 	}
+	txn_op_begin(txn);
 	rc = txn_rollback(txn, 0);
 	undone = rc == 0;
 	if (!undone)
 		rc = db_panic_why(txn->db, rc, "a rollback failed");
 	else if (txn->prev != 0)
 		rc = xact_log(txn->db, XACT_ABORT, txn->xid, &txn->prev);
+	txn_op_end(txn, undone && rc == 0);
 	TRACE(TR_TXN, "abort xid=%llu rc=%d", (unsigned long long)txn->xid, rc);
 	/* undone: its last CLR says nothing is left, ABORT record or not */
 	txn_end(txn, TXN_ABORTED, undone);

@@ -169,6 +169,7 @@ typedef struct undo_xact {
 	wd_xid xid;
 	wd_lsn last_lsn; /* its newest WAL record: prev of what it writes next */
 	undo_ptr head;   /* its newest complete undo record not yet undone */
+	bool head_set;   /* xtab: head was set by a record or a checkpoint */
 } undo_xact;
 
 typedef struct undo_xtab undo_xtab; /* xid -> undo_xact, a hash table */
@@ -185,6 +186,23 @@ void undo_xtab_free(undo_xtab *t);
  * record, WD_ENOMEM.
  */
 int undo_xtab_note(undo_xtab *t, const wal_decoded *rec) WD_MUST_CHECK;
+
+/*
+ * Analysis from a checkpoint (README P4 step 2, recovery/README.md P3):
+ * with on, the xids of the COMMIT and ABORT records noted from now on are
+ * remembered, so that undo_xtab_seed can tell a transaction of the
+ * checkpoint's table that ended after the redo point. WD_ENOMEM.
+ */
+int undo_xtab_track_ended(undo_xtab *t, bool on) WD_MUST_CHECK;
+
+/*
+ * Merges the checkpoint record's table of active transactions (n entries;
+ * head_set ignored) when the scan meets it: an entry whose xid ended since
+ * the redo point is skipped; an unknown one is added; a known one keeps the
+ * newer last_lsn, and its head unless no record since the redo point set
+ * it (then the checkpoint's). Stops tracking ended xids. WD_ENOMEM.
+ */
+int undo_xtab_seed(undo_xtab *t, const undo_xact *att, size_t n) WD_MUST_CHECK;
 
 /* The transactions still active (losers) in xid order, into a malloc'd
  * array (*out NULL when *n is 0). WD_ENOMEM. */

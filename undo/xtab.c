@@ -14,6 +14,9 @@
 struct undo_xtab {
 	undo_xact *slot; /* cap slots, a power of two; xid 0: empty */
 	size_t cap, n;
+	/* xids ended since the redo point, while a checkpoint record is
+	 * still ahead (undo_xtab_track_ended); NULL otherwise */
+	struct undo_xtab *ended;
 };
 
 #define XTAB_MIN 64u
@@ -33,6 +36,7 @@ int undo_xtab_create(undo_xtab **out)
 void undo_xtab_free(undo_xtab *t)
 {
 	if (t) {
+		undo_xtab_free(t->ended);
 		free(t->slot);
 		free(t);
 	}
@@ -138,14 +142,58 @@ int undo_xtab_note(undo_xtab *t, const wal_decoded *rec)
 		return 0;
 	if (rec->rmgr == WAL_RMGR_XACT && (rec->type == XACT_COMMIT || rec->type == XACT_ABORT)) {
 		remove_xid(t, rec->xid);
-		return 0;
+		return t->ended ? get(t->ended, rec->xid, &e) : 0;
 	}
 	if ((rc = head_of(rec, &set, &head)) != 0 || (rc = get(t, rec->xid, &e)) != 0)
 		return rc;
 	e->last_lsn = rec->lsn;
-	if (set)
+	if (set) {
 		e->head = head;
+		e->head_set = true;
+	}
 	return 0;
+}
+
+int undo_xtab_track_ended(undo_xtab *t, bool on)
+{
+	if (!on) {
+		undo_xtab_free(t->ended);
+		t->ended = NULL;
+		return 0;
+	}
+	return t->ended ? 0 : undo_xtab_create(&t->ended);
+}
+
+/* One checkpoint entry (undo_xtab_seed's rule). */
+static int seed_one(undo_xtab *t, const undo_xact *a)
+{
+	undo_xact *e;
+	bool fresh;
+	int rc;
+	if (a->xid == 0 || (t->ended && t->ended->slot[find(t->ended, a->xid)].xid))
+		return 0; /* its COMMIT or ABORT came after the redo point */
+	fresh = t->slot[find(t, a->xid)].xid == 0;
+	if ((rc = get(t, a->xid, &e)) != 0)
+		return rc;
+	if (fresh || a->last_lsn > e->last_lsn)
+		e->last_lsn = a->last_lsn;
+	/* records after the redo point moved the head: theirs is newer (the
+	 * checkpoint's covers every record before the redo point, txn I15) */
+	if (!e->head_set) {
+		e->head = a->head;
+		e->head_set = true;
+	}
+	return 0;
+}
+
+int undo_xtab_seed(undo_xtab *t, const undo_xact *att, size_t n)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = seed_one(t, &att[i]);
+	if (rc == 0)
+		rc = undo_xtab_track_ended(t, false);
+	return rc;
 }
 
 static int by_xid(const void *a, const void *b)

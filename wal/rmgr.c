@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "wal/ckpt_rec.h"
 #include "wal/rmgr.h"
 
 struct rmgr_def {
@@ -49,10 +50,13 @@ static int xlog_redo(void *ctx, const wal_decoded *rec)
 	return 0;
 }
 
-/* XLOG_NOOP: the payload length; unknown XLOG types: the main data length. */
+/* XLOG_NOOP: the payload length; XLOG_CHECKPOINT: its redo point, next
+ * xid and tables; unknown XLOG types: the main data length. */
 static void xlog_describe(const wal_decoded *rec, char *buf, size_t cap)
 {
-	if (rec->type == XLOG_NOOP)
+	if (rec->type == XLOG_CHECKPOINT)
+		wal_ckpt_describe(rec, buf, cap);
+	else if (rec->type == XLOG_NOOP)
 		snprintf(buf, cap, "payload %u bytes", rec->main_len);
 	else
 		snprintf(buf, cap, "main data %u bytes", rec->main_len);

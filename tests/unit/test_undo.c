@@ -716,6 +716,81 @@ static void test_xtab(void **state)
 
 /* Thousands of transactions coming and going (the hash table grows and
  * deletes), against a plain array; malformed UNDO records are refused. */
+/* A decoded record of xid at lsn for the transaction table: an XLOG_NOOP,
+ * a COMMIT, or a CLR whose undo_next is head (main must hold 16 bytes). */
+static wal_decoded xrec(wd_xid xid, wd_lsn lsn, int kind, undo_ptr head, uint8_t *main)
+{
+	wal_decoded d;
+	memset(&d, 0, sizeof d);
+	d.xid = xid;
+	d.lsn = lsn;
+	d.rmgr = WAL_RMGR_XLOG;
+	d.type = XLOG_NOOP;
+	if (kind == 1) {
+		d.rmgr = WAL_RMGR_XACT;
+		d.type = XACT_COMMIT;
+	} else if (kind == 2) {
+		d.rmgr = WAL_RMGR_UNDO;
+		d.type = UNDO_CLR;
+		put_le64(main, 1);
+		put_le64(main + 8, head);
+		d.main_data = main;
+		d.main_len = 16;
+	}
+	return d;
+}
+
+/*
+ * undo_xtab_seed (recovery/README.md P3): the checkpoint's entries join
+ * the table the scan built from the redo point. xid 1: unknown to the scan
+ * (added whole); 2: ended after the redo point (skipped); 3: seen with a
+ * record that set no head (newer last_lsn kept, the checkpoint's head);
+ * 4: seen with a CLR (its head kept); 6: in the checkpoint, ends after it
+ * (removed as usual); 1 also writes after the checkpoint (newer last LSN).
+ */
+static void test_xtab_seed(void **state)
+{
+	undo_xtab *t;
+	undo_xact *l;
+	size_t n;
+	uint8_t m[16];
+	wal_decoded d;
+	const undo_xact att[] = {
+		{.xid = 1, .last_lsn = 100, .head = 0x10001},
+		{.xid = 2, .last_lsn = 110, .head = 0x20001},
+		{.xid = 3, .last_lsn = 120, .head = 0x30001},
+		{.xid = 4, .last_lsn = 130, .head = 0x40001},
+		{.xid = 6, .last_lsn = 140, .head = 0x60001},
+	};
+	(void)state;
+	assert_int_equal(undo_xtab_create(&t), 0);
+	assert_int_equal(undo_xtab_track_ended(t, true), 0);
+	d = xrec(2, 200, 1, 0, m); /* xid 2 commits after the redo point */
+	assert_int_equal(undo_xtab_note(t, &d), 0);
+	d = xrec(3, 210, 0, 0, m);
+	assert_int_equal(undo_xtab_note(t, &d), 0);
+	d = xrec(4, 220, 2, 0x40000 + 7, m);
+	assert_int_equal(undo_xtab_note(t, &d), 0);
+	assert_int_equal(undo_xtab_seed(t, att, sizeof att / sizeof *att), 0);
+	d = xrec(6, 300, 1, 0, m); /* after the checkpoint record: removed */
+	assert_int_equal(undo_xtab_note(t, &d), 0);
+	d = xrec(1, 310, 0, 0, m);
+	assert_int_equal(undo_xtab_note(t, &d), 0);
+	assert_int_equal(undo_xtab_losers(t, &l, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(l[0].xid, 1);
+	assert_int_equal(l[0].last_lsn, 310);
+	assert_int_equal(l[0].head, 0x10001);
+	assert_int_equal(l[1].xid, 3);
+	assert_int_equal(l[1].last_lsn, 210);
+	assert_int_equal(l[1].head, 0x30001);
+	assert_int_equal(l[2].xid, 4);
+	assert_int_equal(l[2].last_lsn, 220);
+	assert_int_equal(l[2].head, 0x40000 + 7);
+	free(l);
+	undo_xtab_free(t);
+}
+
 static void test_xtab_many(void **state)
 {
 	enum { N = 5000 };
@@ -1172,6 +1247,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_append_fails, clear_faults),
 		cmocka_unit_test(test_xtab),
 		cmocka_unit_test(test_xtab_many),
+		cmocka_unit_test(test_xtab_seed),
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_describe_inspect),
