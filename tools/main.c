@@ -32,6 +32,9 @@ static const struct command commands[] = {
 	 "print the write-ahead log: records, statistics, and where and why it ends"},
 	{"controldata", controldata_main,
 	 "print every field of the control file (state, checkpoint and redo LSN, CRC)"},
+	{"recover", recover_main,
+	 "open a database, recovering it if it crashed, and report (or --trace) "
+	 "what each ARIES pass did"},
 	{"bench", bench_main, "benchmarks: pin, pool, commit, walinsert (walden beside its peers)"},
 	{"version", version_main, "print the version"},
 	{"help", help_main, "this list, or a subcommand's help"},

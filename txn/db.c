@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "recovery/checkpoint.h"
 #include "storage/page.h"
@@ -231,28 +232,61 @@ static int read_control(wd_db *db)
 
 /* P1 step 5, after a crash: heap and index of every table made to agree,
  * free space maps rebuilt. */
+/* Milliseconds on the monotonic clock, for the report's pass times. */
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* P3 of one table, its repairs counted and traced. */
+static int repair_one(wd_table *t, uint64_t *fixed)
+{
+	uint64_t before = *fixed;
+	int rc = table_repair(t, fixed);
+	if (rc == 0 && *fixed > before)
+		TRACE(TR_RECOVERY, "  table %-20s heap %u, index %u: %llu entries repaired",
+		      t->name[0] ? t->name : "(catalog)", t->info.heap_rel, t->info.index_rel,
+		      (unsigned long long)(*fixed - before));
+	return rc;
+}
+
 /* P3 for every table the catalog names that has not had it yet. */
 static int repair_all(wd_db *db, uint64_t *fixed)
 {
 	int rc = table_open_all(db);
 	for (wd_table *t = db->tables; rc == 0 && t; t = t->next)
-		if (!t->repaired && (rc = table_repair(t, fixed)) == 0)
+		if (!t->repaired && (rc = repair_one(t, fixed)) == 0)
 			t->repaired = true;
 	return rc;
 }
 
+/* P1 step 5: the repairs (P3), then the losers' rollback (P16), timed
+ * and counted into db->rr. */
 static int after_crash(wd_db *db, const undo_xtab *xt)
 {
 	uint64_t fixed = 0, losers = 0, steps = 0;
-	int rc = table_repair(db->catalog, &fixed);
+	double t0 = now_ms(), t1;
+	int rc;
+	TRACE(TR_RECOVERY, "== repair == (heap and index of every table made to agree, P3)");
+	rc = repair_one(db->catalog, &fixed);
 	if (rc == 0)
 		rc = repair_all(db, &fixed);
+	t1 = now_ms();
+	db->rr.repair_ms = t1 - t0;
+	TRACE(TR_RECOVERY, "== undo == (each loser's undo chain, newest first; a CLR per "
+	      "step; undo records as block:offset)");
 	/* step 5b: the losers, undone through their chains (P16): table
 	 * creates and drops first, so that a table whose drop is taken back
 	 * is open (and repaired) before the other losers' changes to it are */
 	if (rc == 0 && (rc = db_rollback_losers(db, xt, true, &losers, &steps)) == 0 &&
 	    (rc = repair_all(db, &fixed)) == 0)
 		rc = db_rollback_losers(db, xt, false, &losers, &steps);
+	db->rr.undo_ms = now_ms() - t1;
+	db->rr.repaired = fixed;
+	db->rr.losers_rolled_back = losers;
+	db->rr.undo_steps = steps;
 	TRACE(TR_RECOVERY, "open %s: %llu index or heap entries repaired", db->dir,
 	      (unsigned long long)fixed);
 	TRACE(TR_RECOVERY, "open %s: %llu loser transactions rolled back, %llu undo steps",
@@ -276,6 +310,29 @@ static void remove_leftovers(wd_db *db)
 		TRACE(TR_TXN, "open %s: %llu leftover files removed%s%s", db->dir,
 		      (unsigned long long)removed, rc ? "; stopped: " : "",
 		      rc ? wd_last_error() : "");
+}
+
+/* The report's first fields and the analysis header of the trace: the
+ * state found, the checkpoint the control file names, where the scan
+ * starts and where the log ends (from: the redo point; end: wal_find_end). */
+static void recovery_begin(wd_db *db, wd_lsn from, wd_lsn end)
+{
+	db->recovered = true;
+	db->rr = (db_recovery_report){.control_state = db->cd.state,
+				      .checkpoint_lsn = db->cd.checkpoint_lsn,
+				      .checkpoint_redo = db->cd.redo_lsn,
+				      .redo_start = from,
+				      .wal_end = end,
+				      .end_reason_name = "?"};
+	TRACE(TR_RECOVERY, "== analysis == (control file state: %s)",
+	      control_state_name(db->cd.state));
+	if (db->cd.checkpoint_lsn)
+		TRACE(TR_RECOVERY, "  checkpoint found at " LSN_FMT ", redo point " LSN_FMT,
+		      LSN_ARGS(db->cd.checkpoint_lsn), LSN_ARGS(db->cd.redo_lsn));
+	else
+		TRACE(TR_RECOVERY, "  no checkpoint yet: the scan starts at the log's beginning");
+	TRACE(TR_RECOVERY, "  scan from " LSN_FMT " to the end of WAL at " LSN_FMT,
+	      LSN_ARGS(from), LSN_ARGS(end));
 }
 
 /* P1 steps 3-6, an existing database. */
@@ -304,13 +361,16 @@ static int open_existing(wd_db *db)
 	wal_set_redo_point_at(db->w, from);
 	crashed = db->cd.state != CONTROL_SHUTDOWN;
 	if (crashed) {
+		double t0 = now_ms();
+		recovery_begin(db, from, end);
 		/* step 4: repeat history from the redo point, noting the
 		 * transactions that never ended (the losers) */
 		db->cd.state = CONTROL_IN_RECOVERY;
 		if ((rc = undo_xtab_create(&xt)) != 0 ||
 		    (rc = control_write(db->dir, &db->cd)) != 0 ||
-		    (rc = db_replay(db, from, xt)) != 0)
+		    (rc = db_replay(db, from, xt)) != 0 || (rc = db_trace_losers(db, xt)) != 0)
 			goto out;
+		db->rr.redo_ms = now_ms() - t0;
 	}
 	/* after a crash every free space map is rebuilt from its heap pages
 	 * (the maps are hints, not logged), the catalog's included */
@@ -324,6 +384,12 @@ static int open_existing(wd_db *db)
 out:
 	undo_xtab_free(xt);
 	return rc;
+}
+
+int db_recovery_report_get(wd_db *db, const db_recovery_report **out)
+{
+	*out = db->recovered ? &db->rr : NULL;
+	return db->recovered ? 0 : WD_NOTFOUND;
 }
 
 /* ---- checkpoints (recovery/checkpoint.h; README P17) ---- */

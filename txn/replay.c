@@ -31,6 +31,7 @@ struct replay {
 	bool *present;    /* ... open in the pool, or absent (dropped) */
 	size_t n, cap;
 	uint64_t records, skipped_dropped;
+	bool trace; /* the per-record trace: one flag check when off */
 };
 
 /* Whether rel's file exists, opening it in the pool the first time. */
@@ -65,20 +66,53 @@ static int rel_present(struct replay *rp, wd_relid rel, bool *present)
 	return 0;
 }
 
+/* The redo trace line of rec: what redo did to its pages, told by the
+ * counters that moved (before: ctx as it was before the record). */
+static void trace_record(const redo_ctx *before, const redo_ctx *ctx,
+			 const wal_decoded *rec, bool present)
+{
+	char what[96], where[48] = "-", lsn[24];
+	snprintf(lsn, sizeof lsn, LSN_FMT, LSN_ARGS(rec->lsn));
+	if (rec->nblocks > 0)
+		snprintf(where, sizeof where, "%u/%u%s", rec->blocks[0].rel,
+			 rec->blocks[0].blk, rec->nblocks > 1 ? " +" : "");
+	if (!present)
+		snprintf(what, sizeof what, "relation dropped");
+	else if (rec->nblocks == 0)
+		snprintf(what, sizeof what, "no page (analysis only)");
+	else if (ctx->images > before->images)
+		snprintf(what, sizeof what, "image restored");
+	else if (ctx->applied > before->applied)
+		snprintf(what, sizeof what, "applied");
+	else if (ctx->skipped > before->skipped)
+		snprintf(what, sizeof what, "skipped (page LSN " LSN_FMT " >= record)",
+			 LSN_ARGS(ctx->skip_page_lsn));
+	else
+		snprintf(what, sizeof what, "nothing to do");
+	TRACE(TR_RECOVERY, "  %-12s %-24s %-10s %-6llu %s", lsn,
+	      wal_record_name(rec->rmgr, rec->type), where, (unsigned long long)rec->xid,
+	      what);
+}
+
 /* Step 2: applies one record, unless a relation it names is gone. */
 static int replay_one(struct replay *rp, redo_ctx *ctx, const wal_decoded *rec)
 {
+	redo_ctx before = {0};
 	bool present = true;
 	int rc;
 	for (unsigned i = 0; i < rec->nblocks && present; i++)
 		if ((rc = rel_present(rp, rec->blocks[i].rel, &present)) != 0)
 			return rc;
 	rp->records++;
-	if (!present) {
+	if (rp->trace)
+		before = *ctx;
+	if (!present)
 		rp->skipped_dropped++;
-		return 0;
-	}
-	return wal_rmgr_redo(ctx, rec);
+	else if ((rc = wal_rmgr_redo(ctx, rec)) != 0)
+		return rc;
+	if (rp->trace)
+		trace_record(&before, ctx, rec, present);
+	return 0;
 }
 
 /* Step 3: every page replayed is written and synced; the relations close. */
@@ -118,8 +152,12 @@ static int merge_checkpoint(wd_db *db, wd_lsn from, const wal_decoded *rec, undo
 		v[i] = (undo_xact){.xid = c.att[i].xid, .last_lsn = c.att[i].last_lsn,
 				   .head = c.att[i].head};
 	rc = undo_xtab_seed(xt, v, c.natt);
-	TRACE(TR_RECOVERY, "replay: checkpoint at " LSN_FMT ": %u active transactions merged",
-	      LSN_ARGS(rec->lsn), c.natt);
+	TRACE(TR_RECOVERY, "  checkpoint at " LSN_FMT ": %u active transactions merged "
+	      "into the transaction table", LSN_ARGS(rec->lsn), c.natt);
+	for (uint32_t i = 0; i < c.natt; i++)
+		TRACE(TR_RECOVERY, "    active at checkpoint: xid=%llu last LSN=" LSN_FMT
+		      " undo head=%u:%u", (unsigned long long)v[i].xid, LSN_ARGS(v[i].last_lsn),
+		      (unsigned)UNDO_PTR_BLK(v[i].head), (unsigned)UNDO_PTR_OFF(v[i].head));
 	free(v);
 	wal_ckpt_free(&c);
 	return rc;
@@ -128,11 +166,16 @@ static int merge_checkpoint(wd_db *db, wd_lsn from, const wal_decoded *rec, undo
 /* P2: steps 1-3; reports its counters on the recovery trace. */
 int db_replay(wd_db *db, wd_lsn from, undo_xtab *xt)
 {
-	struct replay rp = {.db = db};
+	struct replay rp = {.db = db, .trace = trace_on(TR_RECOVERY)};
+	wal_end_reason why = WAL_END_NONE;
 	redo_ctx ctx = {.pool = db->pool, .page_size = db->opts.page_size};
 	const wal_decoded *rec;
 	wal_reader *r = NULL;
 	int rc, r2;
+	TRACE(TR_RECOVERY, "== redo == (analysis folded in: every record also goes to the "
+	      "transaction table)");
+	TRACE(TR_RECOVERY, "  %-12s %-24s %-10s %-6s %s", "LSN", "rmgr/type", "rel/blk",
+	      "xid", "decision");
 	/* step 1: read from the redo point */
 	rc = wal_reader_open(db->dir, db->cd.db_id, db->cd.wal_segment_size,
 			     db->cd.page_size, &r);
@@ -148,16 +191,50 @@ int db_replay(wd_db *db, wd_lsn from, undo_xtab *xt)
 		    (rc = merge_checkpoint(db, from, rec, xt)) == 0)
 			rc = replay_one(&rp, &ctx, rec);
 	}
-	if (rc == WD_NOTFOUND)
+	if (rc == WD_NOTFOUND) {
 		rc = 0; /* the end of the log */
+		wal_reader_end(r, &db->rr.wal_end, &why, NULL);
+		db->rr.end_reason = why;
+		db->rr.end_reason_name = wal_end_reason_name(why);
+	}
 	wal_reader_close(r);
 	r2 = replay_finish(&rp);
-	TRACE(TR_RECOVERY, "replay from " LSN_FMT ": %llu records, %llu applied, %llu skipped "
-	      "(page newer), %llu images, %llu of dropped relations, rc=%d", LSN_ARGS(from),
+	TRACE(TR_RECOVERY, "  redo from " LSN_FMT ": %llu records, %llu page changes applied, "
+	      "%llu skipped (page newer), %llu images, %llu of dropped relations, rc=%d",
+	      LSN_ARGS(from),
 	      (unsigned long long)rp.records, (unsigned long long)ctx.applied,
 	      (unsigned long long)ctx.skipped, (unsigned long long)ctx.images,
 	      (unsigned long long)rp.skipped_dropped, rc);
+	db->rr.records = rp.records;
+	db->rr.applied = ctx.applied;
+	db->rr.skipped = ctx.skipped;
+	db->rr.images = ctx.images;
+	db->rr.dropped = rp.skipped_dropped;
+	if (rc == 0)
+		TRACE(TR_RECOVERY, "  end of WAL at " LSN_FMT ": %s", LSN_ARGS(db->rr.wal_end),
+		      wal_end_reason_name(why));
 	free(rp.rels);
 	free(rp.present);
 	return rc ? rc : r2;
+}
+
+/* The transaction table after analysis: the losers, on the trace. */
+int db_trace_losers(wd_db *db, const undo_xtab *xt)
+{
+	undo_xact *v = NULL;
+	size_t n = 0;
+	int rc = undo_xtab_losers(xt, &v, &n);
+	if (rc != 0)
+		return rc;
+	db->rr.losers = n;
+	TRACE(TR_RECOVERY, "== analysis: transaction table at the end of the log ==");
+	TRACE(TR_RECOVERY, "  %zu loser transaction%s (active when the log ends)", n,
+	      n == 1 ? "" : "s");
+	for (size_t i = 0; i < n; i++)
+		TRACE(TR_RECOVERY, "  loser xid=%-6llu last LSN=" LSN_FMT "  undo head=%u:%u "
+		      "(undo block:offset)",
+		      (unsigned long long)v[i].xid, LSN_ARGS(v[i].last_lsn),
+		      (unsigned)UNDO_PTR_BLK(v[i].head), (unsigned)UNDO_PTR_OFF(v[i].head));
+	free(v);
+	return 0;
 }

@@ -29,7 +29,53 @@ struct undo_step {
 	wd_txn *txn;
 	wd_xid xid;
 	wd_lsn *prev;
+	/* recovery's trace: the step whose CLR is not traced yet */
+	bool trace, pending;
+	undo_ptr undone, undo_next;
 };
+
+/* The key's first 16 bytes, printable, "..." if shortened, into out[72]
+ * (16 bytes of 4 characters at most, "...", NUL). */
+static void key_shown(const undo_rec *r, char out[72])
+{
+	uint32_t n = r->klen < 16 ? r->klen : 16, o = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t c = r->key[i];
+		o += (uint32_t)snprintf(out + o, 72 - o, c >= 0x20 && c < 0x7f ? "%c" : "\\x%02x",
+					c);
+	}
+	snprintf(out + o, 72 - o, "%s", r->klen > n ? "..." : "");
+}
+
+/* Recovery's trace of the CLR the previous step ended with: undo_rollback
+ * writes it after apply_step returns, so it is the transaction's newest
+ * record when the next step starts (or the rollback ends). */
+static void trace_clr(struct undo_step *s)
+{
+	if (!s->pending)
+		return;
+	s->pending = false;
+	TRACE(TR_RECOVERY, "    CLR " LSN_FMT " for undo record %u:%u, undo-next %u:%u%s",
+	      LSN_ARGS(*s->prev), (unsigned)UNDO_PTR_BLK(s->undone),
+	      (unsigned)UNDO_PTR_OFF(s->undone), (unsigned)UNDO_PTR_BLK(s->undo_next),
+	      (unsigned)UNDO_PTR_OFF(s->undo_next), s->undo_next ? "" : " (chain done)");
+}
+
+/* Recovery's trace of one undo step, before it is taken (rel's table t). */
+static void trace_step(struct undo_step *s, const undo_rec *r, const wd_table *t)
+{
+	char key[72] = "";
+	trace_clr(s);
+	if (r->key)
+		key_shown(r, key);
+	TRACE(TR_RECOVERY, "  undo xid=%-6llu record %u:%-5u %-7s table %-12s key '%s'",
+	      (unsigned long long)s->xid, (unsigned)UNDO_PTR_BLK(r->self),
+	      (unsigned)UNDO_PTR_OFF(r->self), undo_kind_name(r->kind),
+	      !t ? "(dropped)" : t->name[0] ? t->name : "(catalog)", key);
+	s->pending = true;
+	s->undone = r->self;
+	s->undo_next = r->prev;
+}
 
 /* The open handle of the table whose heap is rel, or NULL (dropped since:
  * nothing to undo there). */
@@ -57,6 +103,8 @@ static int apply_step(void *arg, const undo_rec *r)
 	struct undo_step *s = arg;
 	wd_table *t = table_by_rel(s->db, s->txn, r->rel);
 	int rc;
+	if (s->trace)
+		trace_step(s, r, t);
 	if (!t) {
 		TRACE(TR_TXN, "undo xid=%llu: relation %u is gone, record skipped",
 		      (unsigned long long)s->xid, r->rel);
@@ -234,14 +282,25 @@ out:
 static int rollback_loser(wd_db *db, const undo_xact *x, uint64_t *steps)
 {
 	wd_lsn prev = x->last_lsn;
-	struct undo_step s = {.db = db, .txn = NULL, .xid = x->xid, .prev = &prev};
+	struct undo_step s = {.db = db, .txn = NULL, .xid = x->xid, .prev = &prev,
+			      .trace = trace_on(TR_RECOVERY)};
 	undo_chain c;
 	int rc;
 	undo_chain_for_loser(&c, x);
+	TRACE(TR_RECOVERY, "  loser xid=%llu: undo chain from %u:%u, last LSN " LSN_FMT,
+	      (unsigned long long)x->xid, (unsigned)UNDO_PTR_BLK(x->head),
+	      (unsigned)UNDO_PTR_OFF(x->head), LSN_ARGS(x->last_lsn));
 	rc = undo_rollback(db->undo, &c, &prev, 0, apply_step, &s, steps);
 	if (rc == 0)
+		trace_clr(&s);
+	if (rc == 0)
 		rc = xact_log(db, XACT_ABORT, x->xid, &prev);
-	TRACE(TR_RECOVERY, "loser xid=%llu rolled back, rc=%d", (unsigned long long)x->xid, rc);
+	if (rc == 0)
+		TRACE(TR_RECOVERY, "  loser xid=%llu: XACT_ABORT at " LSN_FMT " (rolled back)",
+		      (unsigned long long)x->xid, LSN_ARGS(prev));
+	if (rc != 0)
+		TRACE(TR_RECOVERY, "  loser xid=%llu: rollback stopped, rc=%d",
+		      (unsigned long long)x->xid, rc);
 	return rc;
 }
 

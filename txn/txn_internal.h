@@ -77,6 +77,8 @@ struct wd_db {
 	pthread_mutex_t ctl_mu; /* guards cd and next_xid */
 	control_data cd;        /* as last written */
 	wd_xid next_xid;        /* next to hand out; < cd.next_xid */
+	db_recovery_report rr;  /* this open's recovery (txn/db.h) */
+	bool recovered;         /* ... if it recovered at all */
 
 	pthread_mutex_t mu;     /* guards tables and ntxn */
 	wd_table *tables;       /* open user tables */
@@ -192,6 +194,10 @@ void db_lock_release(wd_db *db);
 
 /* Repeats history from `from` to the end of the log (README P2). */
 int db_replay(wd_db *db, wd_lsn from, undo_xtab *xt) WD_MUST_CHECK;
+
+/* The transaction table after analysis on the recovery trace (db->rr
+ * .losers counted): one line per loser, its last LSN and undo head. */
+int db_trace_losers(wd_db *db, const undo_xtab *xt) WD_MUST_CHECK;
 
 /* ---- table.c ---- */
 

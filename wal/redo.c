@@ -62,6 +62,7 @@ int redo_fetch_block(redo_ctx *ctx, const wal_decoded *rec, unsigned block,
 		return rc;
 	bufmgr_latch(*buf, BM_EXCL);
 	if (page_lsn(bufmgr_page(*buf)) >= rec->lsn) {
+		ctx->skip_page_lsn = page_lsn(bufmgr_page(*buf));
 		ctx->skipped++;
 		*action = REDO_SKIP;
 	} else {

@@ -41,6 +41,7 @@ typedef struct redo_ctx {
 	void *open_rel_arg;
 	/* statistics a recovery report prints */
 	uint64_t applied, skipped, images;
+	wd_lsn skip_page_lsn; /* the pageLSN of the last REDO_SKIP (trace) */
 } redo_ctx;
 
 typedef enum redo_action {

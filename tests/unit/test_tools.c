@@ -7,6 +7,8 @@
  * an orphan file) and check must exit 3 naming table, file, block and item.
  * `walden controldata`: every control-file field, --json, the state of a
  * database killed while open, and a damaged or missing control file.
+ * `walden recover`: the report and --trace of a database killed with a
+ * transaction open, --json, a clean database, a missing directory.
  * Runs the binary named by WALDEN_BIN (set by the Makefile).
  */
 #define _GNU_SOURCE
@@ -31,6 +33,7 @@
 #include "storage/page.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
+#include "wal/wal.h"
 #include "walden.h"
 
 #define PS 8192u
@@ -608,6 +611,148 @@ static void test_controldata_errors(void **state)
 	free(r);
 }
 
+/* ---- walden recover ---- */
+
+#define REC_CHANGES 5 /* the loser's changes: 3 inserts, an update, a delete */
+
+/* In a child: commits rows, then leaves a transaction of REC_CHANGES
+ * changes open, makes the whole log durable and dies (the loser). */
+static void loser_and_die(void *arg)
+{
+	wd_db *db;
+	wd_txn *x;
+	wd_table *t;
+	char k[16];
+	int fail = wd_open(arg, NULL, &db) || wd_begin(db, &x) || wd_table_open(x, "t", 0, &t);
+	for (int i = 0; !fail && i < 20; i++)
+		fail = wd_put(x, t, k, (size_t)snprintf(k, sizeof k, "c%02d", i), "v", 1);
+	if (fail || wd_commit(x) || wd_begin(db, &x) || wd_table_open(x, "t", 0, &t))
+		_exit(1);
+	for (int i = 0; !fail && i < 3; i++)
+		fail = wd_put(x, t, k, (size_t)snprintf(k, sizeof k, "new%d", i), "n", 1);
+	if (fail || wd_put(x, t, "k", 1, "changed", 7) || wd_del(x, t, "c05", 3) ||
+	    wal_flush_to(db_wal(db), wal_insert_pos(db_wal(db))))
+		_exit(1);
+	_exit(0); /* no close, no abort: the transaction is a loser */
+}
+
+/* A database killed with a transaction open (fresh_db's table t). */
+static char *crashed_db(const char *name)
+{
+	char *dir = fresh_db(name);
+	assert_int_equal(tu_run_child(loser_and_die, dir), 0);
+	return dir;
+}
+
+/*
+ * walden recover after a crash: recovery ran, one loser rolled back with
+ * one undo step per change, records scanned; the database then checks
+ * clean and a second recover finds nothing to do.
+ */
+static void test_recover_report(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *dir = crashed_db("rec-report"), want[128];
+	(void)state;
+	run_tool(r, (const char *[]){"recover", dir, NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "recovery ran (control file state: in production)", r);
+	expect_in(r->out, "  losers rolled back:           1\n", r);
+	snprintf(want, sizeof want, "  undo steps (CLRs written):    %d\n", REC_CHANGES);
+	expect_in(r->out, want, r);
+	expect_in(r->out, "  records scanned:              ", r);
+	assert_null(strstr(r->out, "  records scanned:              0\n"));
+	expect_in(r->out, "end of WAL:", r);
+	run_tool(r, (const char *[]){"check", dir, NULL});
+	if (r->status != 0)
+		fail_msg("check after recover: %d\n%s\n%s", r->status, r->out, r->err);
+	run_tool(r, (const char *[]){"recover", dir, NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "no recovery needed (shut down cleanly)", r);
+	free(dir);
+	free(r);
+}
+
+/* --trace: the section headers, a redo line applied, the loser's undo
+ * steps and its ABORT, in that order; --json of another crash. */
+static void test_recover_trace_json(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *dir = crashed_db("rec-trace"), *dir2 = crashed_db("rec-json");
+	char want[64];
+	const char *undo, *redo, *p;
+	unsigned long long xid = 0;
+	(void)state;
+	run_tool(r, (const char *[]){"recover", "--trace", dir, NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "== analysis ==", r);
+	expect_in(r->out, "== redo ==", r);
+	expect_in(r->out, "== repair ==", r);
+	expect_in(r->out, "== undo ==", r);
+	expect_in(r->out, "== report ==", r);
+	expect_in(r->out, "recovery ran", r);
+	expect_in(r->out, " applied\n", r);
+	redo = strstr(r->out, "== redo ==");
+	undo = strstr(r->out, "== undo ==");
+	assert_true(redo < undo);
+	assert_non_null(p = strstr(r->out, "  loser xid="));
+	assert_int_equal(sscanf(p, "  loser xid=%llu", &xid), 1);
+	snprintf(want, sizeof want, "  undo xid=%-6llu record ", xid);
+	assert_true(strstr(r->out, want) > undo);
+	assert_int_equal(count_lines(undo, want), REC_CHANGES);
+	assert_int_equal(count_lines(undo, "    CLR "), REC_CHANGES);
+	snprintf(want, sizeof want, "  loser xid=%llu: XACT_ABORT at ", xid);
+	expect_in(undo, want, r);
+
+	run_tool(r, (const char *[]){"recover", "--json", dir2, NULL});
+	assert_int_equal(r->status, 0);
+	assert_int_equal(r->out[0], '{');
+	assert_int_equal(strlen(strstr(r->out, "}\n")), 2);
+	expect_in(r->out, "\"recovered\": true", r);
+	expect_in(r->out, "\"control_state\": \"in production\"", r);
+	expect_in(r->out, "\"losers_rolled_back\": 1,", r);
+	snprintf(want, sizeof want, "\"undo_steps\": %d,", REC_CHANGES);
+	expect_in(r->out, want, r);
+	assert_null(strstr(r->out, "\"records_scanned\": 0,"));
+	run_tool(r, (const char *[]){"recover", "-j", dir2, NULL});
+	expect_in(r->out, "\"recovered\": false", r);
+	free(dir2);
+	free(dir);
+	free(r);
+}
+
+/* A missing directory and one that is not a database: exit 1, a clear
+ * message, nothing created; usage and help. */
+static void test_recover_errors(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	char *gone = tu_path(root, "rec-no-such-dir"), *empty = tu_path(root, "rec-empty");
+	char *empty_cf = tu_path(empty, "control");
+	struct stat st;
+	(void)state;
+	run_tool(r, (const char *[]){"recover", gone, NULL});
+	assert_int_equal(r->status, 1);
+	expect_in(r->err, "not a walden database", r);
+	assert_int_not_equal(stat(gone, &st), 0); /* not created */
+	assert_int_equal(mkdir(empty, 0755), 0);
+	run_tool(r, (const char *[]){"recover", "--trace", empty, NULL});
+	assert_int_equal(r->status, 1);
+	expect_in(r->err, "not a walden database", r);
+	assert_false(access(empty_cf, F_OK) == 0);
+	run_tool(r, (const char *[]){"recover", NULL});
+	assert_int_equal(r->status, 2);
+	run_tool(r, (const char *[]){"recover", "--help", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "usage: walden recover", r);
+	run_tool(r, (const char *[]){"help", "recover", NULL});
+	assert_int_equal(r->status, 0);
+	expect_in(r->out, "usage: walden recover", r);
+	free(empty_cf);
+	free(empty);
+	free(gone);
+	free(r);
+}
+
 /* ---- errors and usage ---- */
 
 static void test_errors(void **state)
@@ -667,6 +812,9 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_controldata),
 		cmocka_unit_test(test_controldata_errors),
+		cmocka_unit_test(test_recover_report),
+		cmocka_unit_test(test_recover_trace_json),
+		cmocka_unit_test(test_recover_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
