@@ -30,6 +30,7 @@
 
 #include "storage/sim.h"
 #include "storage/storage.h"
+#include "tests/lib/dbtest.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
 #include "wal/wal.h"
@@ -47,78 +48,6 @@
 #ifndef SANITIZED
 #define SANITIZED 0
 #endif
-
-/* The factor WALDEN_TEST_SCALE gives the long runs. */
-static double test_scale(void)
-{
-	const char *s = getenv("WALDEN_TEST_SCALE");
-	if (s && *s)
-		return atof(s);
-	return SANITIZED ? 0.2 : 1.0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Options for tests: small pages, segments and pool (so pages are evicted
- * and read back all the time), asynchronous commit unless asked. */
-static void test_opts(wd_options *o, int sync)
-{
-	wd_options_default(o);
-	o->page_size = PS;
-	o->buffer_pool_bytes = 512u * PS;
-	o->wal_segment_size = 4u << 20;
-	o->wal_buffers_bytes = 4u << 20;
-	o->wal_init_zero = 0;
-	o->synchronous_commit = sync;
-}
-
-#define OK(expr)                                                              \
-	do {                                                                  \
-		int rc_ = (expr);                                             \
-		if (rc_ != 0)                                                 \
-			fail_msg("%s: %s (%s)", #expr, wd_strerror(rc_),      \
-				 wd_last_error());                            \
-	} while (0)
-
-static wd_db *open_db(const char *dir, int sync)
-{
-	wd_options o;
-	wd_db *db = NULL;
-	test_opts(&o, sync);
-	OK(wd_open(dir, &o, &db));
-	return db;
-}
-
-/* db_catalog_list callback: checks one table. */
-static int check_one(void *arg, const db_table_info *ti)
-{
-	wd_db *db = arg;
-	wd_txn *x;
-	wd_table *t;
-	db_check_report r;
-	int rc;
-	OK(wd_begin(db, &x));
-	OK(wd_table_open(x, ti->name, 0, &t));
-	rc = db_table_check(t, &r);
-	if (rc != 0)
-		fail_msg("table %s: %s", ti->name, wd_last_error());
-	OK(wd_commit(x));
-	return 0;
-}
-
-/* Every table of db passes db_table_check. */
-static void check_all(wd_db *db)
-{
-	db_check_report r;
-	if (db_catalog_check(db, &r) != 0)
-		fail_msg("catalog: %s", wd_last_error());
-	OK(db_catalog_list(db, check_one, db));
-}
 
 static size_t count_tables_cb_n;
 static int count_cb(void *arg, const db_table_info *ti)
@@ -150,7 +79,7 @@ static void test_create_reopen(void **state)
 	size_t vlen;
 	(void)state;
 
-	db = open_db(dir, 1); /* creates dir */
+	db = dt_open_db(dir, 1); /* creates dir */
 	assert_int_equal(db_page_size(db), PS);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", WD_CREATE, &t));
@@ -159,7 +88,7 @@ static void test_create_reopen(void **state)
 	OK(wd_close(db));
 
 	/* the page size comes from the control file, not the options */
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	o.page_size = 8192;
 	OK(wd_open(dir, &o, &db));
 	assert_int_equal(db_page_size(db), PS);
@@ -184,7 +113,7 @@ static void test_create_reopen(void **state)
 	OK(wd_close(db));
 
 	/* bad options */
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	o.page_size = 5000;
 	assert_int_equal(wd_open(dir, &o, &db), WD_EINVAL);
 	assert_null(db);
@@ -198,13 +127,13 @@ static void test_busy_same_process(void **state)
 	char *root = tu_tmpdir("api");
 	wd_db *db, *db2 = NULL;
 	(void)state;
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	assert_int_equal(wd_open(root, NULL, &db2), WD_EBUSY);
 	assert_null(db2);
 	assert_non_null(strstr(wd_last_error(), "already open in this process"));
 	OK(wd_close(db));
 	/* and free again once closed */
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -232,7 +161,7 @@ static void test_busy_other_process(void **state)
 	char *root = tu_tmpdir("api");
 	wd_db *db;
 	(void)state;
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	busy_dir = root;
 	assert_int_equal(tu_run_child(busy_child, NULL), 0);
 	OK(wd_close(db));
@@ -253,7 +182,7 @@ static void test_tables(void **state)
 {
 	char *root = tu_tmpdir("api");
 	char name[300];
-	wd_db *db = open_db(root, 1);
+	wd_db *db = dt_open_db(root, 1);
 	wd_txn *x;
 	wd_table *a, *b, *a2;
 	db_table_info ia;
@@ -295,13 +224,13 @@ static void test_tables(void **state)
 	OK(wd_get(x, b, "k", 1, buf, sizeof buf, &vlen));
 	assert_memory_equal(buf, "in b", 4);
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 
 	/* after reopen: the same tables */
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	assert_int_equal(count_tables(db), 3);
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -328,7 +257,7 @@ static void test_put_get_del(void **state)
 	uint8_t key[PS], *big = malloc(3 * PS + 17), *out = malloc(4 * PS);
 	size_t vlen;
 	(void)state;
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	o.max_value_bytes = 1u << 20;
 	OK(wd_open(root, &o, &db));
 	OK(wd_begin(db, &x));
@@ -374,7 +303,7 @@ static void test_put_get_del(void **state)
 	assert_int_equal(wd_get(x, t, "big", 3, out, 16, &vlen), WD_NOTFOUND);
 	assert_int_equal(vlen, 0);
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	free(big);
 	free(out);
@@ -385,7 +314,7 @@ static void test_put_get_del(void **state)
 static void test_cursor_basic(void **state)
 {
 	char *root = tu_tmpdir("api");
-	wd_db *db = open_db(root, 0);
+	wd_db *db = dt_open_db(root, 0);
 	wd_txn *x;
 	wd_table *t;
 	wd_cursor *c;
@@ -596,9 +525,9 @@ static void run_commit(struct run *r)
 static void run_reopen(struct run *r)
 {
 	OK(wd_commit(r->x));
-	check_all(r->db);
+	dt_check_all(r->db);
 	OK(wd_close(r->db));
-	r->db = open_db(r->dir, 0);
+	r->db = dt_open_db(r->dir, 0);
 	OK(wd_begin(r->db, &r->x));
 	OK(wd_table_open(r->x, "rnd", 0, &r->t));
 }
@@ -629,7 +558,7 @@ static void run_seed(uint64_t seed, uint64_t nops, uint64_t *total)
 	r.vbuf = malloc(3 * PS);
 	r.gbuf = malloc(3 * PS);
 	oracle_open(&r.o, odir);
-	r.db = open_db(dir, 0);
+	r.db = dt_open_db(dir, 0);
 	OK(wd_begin(r.db, &r.x));
 	OK(wd_table_open(r.x, "rnd", WD_CREATE, &r.t));
 	while (r.ops < nops) {
@@ -645,7 +574,7 @@ static void run_seed(uint64_t seed, uint64_t nops, uint64_t *total)
 	run_reopen(&r);
 	run_scan(&r, NULL, 0, 0);
 	OK(wd_commit(r.x));
-	check_all(r.db);
+	dt_check_all(r.db);
 	OK(wd_close(r.db));
 	oracle_close(&r.o);
 	*total += r.ops;
@@ -664,15 +593,15 @@ static void run_seed(uint64_t seed, uint64_t nops, uint64_t *total)
 
 static void test_random_vs_lmdb(void **state)
 {
-	uint64_t per_seed = (uint64_t)(150000 * test_scale()), total = 0;
-	double t0 = now_s();
+	uint64_t per_seed = (uint64_t)(150000 * dt_scale()), total = 0;
+	double t0 = dt_now_s();
 	(void)state;
 	if (per_seed < 2000)
 		per_seed = 2000;
 	for (uint64_t seed = 1; seed <= 7; seed++)
 		run_seed(seed, per_seed, &total);
 	print_message("random vs LMDB: %llu operations in %.1f s (%.0f ops/s)\n",
-		      (unsigned long long)total, now_s() - t0, total / (now_s() - t0));
+		      (unsigned long long)total, dt_now_s() - t0, total / (dt_now_s() - t0));
 }
 
 /* ---- repairs at open: heap and index back in agreement ------------------ */
@@ -730,8 +659,8 @@ static void test_repair_at_open(void **state)
 	(void)state;
 	repair_dir = root;
 	assert_int_equal(tu_run_child(repair_child, NULL), 0);
-	db = open_db(root, 1);
-	check_all(db);
+	db = dt_open_db(root, 1);
+	dt_check_all(db);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "r", 0, &t));
 	for (char c = 'a'; c <= 'e'; c++) {
@@ -800,14 +729,14 @@ static void test_orphans_after_crash(void **state)
 		repair_dir = root;
 		orphan_point = points[i];
 		assert_int_equal(tu_run_child(orphan_child, NULL), ST_CRASH_EXIT_CODE);
-		db = open_db(root, 1);
+		db = dt_open_db(root, 1);
 		OK(wd_begin(db, &x));
 		OK(wd_table_open(x, "keep", 0, &t));
 		/* the drop was durable before its files went; the create's
 		 * entry never was */
 		assert_int_equal(wd_table_open(x, i == 1 ? "new" : "gone", 0, &t), WD_NOTFOUND);
 		OK(wd_commit(x));
-		check_all(db);
+		dt_check_all(db);
 		d = opendir(base);
 		while ((de = readdir(d)) != NULL)
 			nfiles += de->d_name[0] != '.';
@@ -914,7 +843,7 @@ static void cr_child_main(void *arg)
 	wd_options o;
 	wd_db *db;
 	int rc;
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	if (c->crash_in_open)
 		storage_crash_arm_io(storage_io_count() + c->crash_after);
 	if ((rc = wd_open(c->dir, &o, &db)) != 0)
@@ -1000,14 +929,14 @@ static void cr_verify(const char *dir, uint64_t seed, uint64_t acked)
 	struct cr_val *m = calloc(CR_KEYS, sizeof *m), *m2 = calloc(CR_KEYS, sizeof *m2);
 	uint8_t *got = malloc(3 * PS), *scratch = malloc(3 * PS);
 	char k[64];
-	wd_db *db = open_db(dir, 1); /* replays */
+	wd_db *db = dt_open_db(dir, 1); /* replays */
 	wd_txn *x;
 	wd_table *t;
 	for (uint64_t n = 1; n <= acked; n++)
 		cr_apply(seed, n, m);
 	memcpy(m2, m, CR_KEYS * sizeof *m);
 	cr_apply(seed, acked + 1, m2);
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_begin(db, &x));
 	if (wd_table_open(x, "crash", 0, &t) == 0) {
 		for (unsigned i = 0; i < CR_KEYS; i++) {
@@ -1083,7 +1012,7 @@ static void tp_build(void *arg)
 	wd_lsn lsn;
 	int rc = 0;
 	(void)arg;
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	memset(v, 'v', sizeof v);
 	if (wd_open(tp_dir, &o, &db) || wd_begin(db, &x) || wd_table_open(x, "t", WD_CREATE, &t))
 		_exit(1);
@@ -1107,7 +1036,7 @@ static void tp_open(void *arg)
 	wd_options o;
 	wd_db *db;
 	(void)arg;
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	if (storage_sim_start(tp_jdir) != 0)
 		_exit(5);
 	storage_crash_arm("bufmgr-after-write", tp_hit);
@@ -1148,8 +1077,8 @@ static void test_repair_torn_during_open(void **state)
 			torn += rep.data_torn;
 			storage_sim_report_free(&rep);
 			/* the next open repairs whatever the torn open left */
-			db = open_db(dir, 1);
-			check_all(db);
+			db = dt_open_db(dir, 1);
+			dt_check_all(db);
 			OK(wd_begin(db, &x));
 			OK(wd_table_open(x, "t", 0, &t));
 			assert_int_equal(wd_get(x, t, "k150", 4, buf, sizeof buf, &vlen),
@@ -1189,7 +1118,7 @@ static void expect_val(wd_txn *x, wd_table *t, const char *k, char c, size_t len
 static void test_half_done_changes(void **state)
 {
 	char *root = tu_tmpdir("api");
-	wd_db *db = open_db(root, 1);
+	wd_db *db = dt_open_db(root, 1);
 	wd_txn *x;
 	wd_table *t;
 	wd_tid kold, jt;
@@ -1253,8 +1182,8 @@ static void test_half_done_changes(void **state)
 
 	/* a clean close leaves the repair to the next open */
 	OK(wd_close(db));
-	db = open_db(root, 1);
-	check_all(db);
+	db = dt_open_db(root, 1);
+	dt_check_all(db);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", 0, &t));
 	expect_val(x, t, "K", 'k', 1000); /* the moved update, completed */
@@ -1277,7 +1206,7 @@ static void test_cross_database(void **state)
 {
 	char *root = tu_tmpdir("api");
 	char *da = tu_path(root, "a"), *dbb = tu_path(root, "b");
-	wd_db *a = open_db(da, 1), *b = open_db(dbb, 1);
+	wd_db *a = dt_open_db(da, 1), *b = dt_open_db(dbb, 1);
 	wd_txn *xa, *xb;
 	wd_table *ta;
 	char buf[8];
@@ -1308,7 +1237,7 @@ static void test_cross_database(void **state)
 static void test_lock_not_inherited(void **state)
 {
 	char *root = tu_tmpdir("api");
-	wd_db *db = open_db(root, 1);
+	wd_db *db = dt_open_db(root, 1);
 	int p[2], status;
 	char c;
 	pid_t pid;
@@ -1325,7 +1254,7 @@ static void test_lock_not_inherited(void **state)
 	close(p[0]);
 	OK(wd_close(db));
 	/* the child still runs: the lock went with the parent's close */
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	busy_dir = root; /* and it is the parent's again */
 	assert_int_equal(tu_run_child(busy_child, NULL), 0);
 	OK(wd_close(db));
@@ -1358,7 +1287,7 @@ static void test_create_syncs_parent(void **state)
 	sync_parent_seen = false;
 	wd_trace_set_callback(sync_trace, NULL);
 	OK(wd_trace_enable("storage"));
-	db = open_db(dir, 1);
+	db = dt_open_db(dir, 1);
 	OK(wd_trace_enable(""));
 	wd_trace_set_callback(NULL, NULL);
 	assert_true(sync_parent_seen);
@@ -1373,7 +1302,7 @@ static void test_create_syncs_parent(void **state)
 static void test_control_write_panics(void **state)
 {
 	char *root = tu_tmpdir("api");
-	wd_db *db = open_db(root, 1);
+	wd_db *db = dt_open_db(root, 1);
 	wd_txn *x, *y;
 	wd_table *t, *u;
 	char buf[8];
@@ -1397,7 +1326,7 @@ static void test_control_write_panics(void **state)
 	assert_int_equal(wd_commit(x), WD_EPANIC);
 	assert_int_equal(wd_close(db), WD_EPANIC);
 	/* the next open recovers */
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", 0, &t));
 	OK(wd_get(x, t, "k", 1, buf, sizeof buf, &vlen));
@@ -1411,8 +1340,8 @@ static void test_control_write_panics(void **state)
 	assert_int_equal(rc, WD_EPANIC);
 	assert_int_equal(wd_begin(db, &x), WD_EPANIC);
 	assert_int_equal(wd_close(db), WD_EPANIC);
-	db = open_db(root, 1);
-	check_all(db);
+	db = dt_open_db(root, 1);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -1432,7 +1361,7 @@ static void touch(const char *dir, wd_relid rel)
 static void test_drop_leftovers(void **state)
 {
 	char *root = tu_tmpdir("api");
-	wd_db *db = open_db(root, 1);
+	wd_db *db = dt_open_db(root, 1);
 	wd_txn *x;
 	wd_table *t;
 	db_table_info ti;
@@ -1462,17 +1391,17 @@ static void test_drop_leftovers(void **state)
 	 * sync it again (never retried): the close leaves it to the next
 	 * open's recovery */
 	assert_int_equal(wd_close(db), WD_EPANIC);
-	db = open_db(root, 1);
-	check_all(db);
+	db = dt_open_db(root, 1);
+	dt_check_all(db);
 	OK(wd_close(db));
 	/* a leftover of an id handed out goes at a clean open; a file with
 	 * an id never handed out is not walden's and stays */
 	touch(root, ti.fsm_rel);
 	touch(root, 999);
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	assert_false(rel_file_exists(root, ti.fsm_rel));
 	assert_true(rel_file_exists(root, 999));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -1481,7 +1410,7 @@ static void test_drop_leftovers(void **state)
 static void test_drop_busy(void **state)
 {
 	char *root = tu_tmpdir("api");
-	wd_db *db = open_db(root, 1);
+	wd_db *db = dt_open_db(root, 1);
 	wd_txn *x1, *x2, *x3, *x4;
 	wd_table *t, *t2, *u;
 	char buf[8];
@@ -1527,7 +1456,7 @@ static void pl_child_main(void *arg)
 	wd_options o;
 	wd_db *db;
 	int rc;
-	test_opts(&o, 0);
+	dt_opts(&o, 0);
 	o.buffer_pool_bytes = 48u * PS; /* evictions: page writes left unsynced */
 	if ((rc = storage_sim_start(pl_jdir)) != 0 || (rc = wd_open(c->dir, &o, &db)) != 0)
 		goto fail;

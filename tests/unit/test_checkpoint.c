@@ -24,6 +24,7 @@
 
 #include "recovery/control.h"
 #include "storage/storage.h"
+#include "tests/lib/dbtest.h"
 #include "tests/lib/testutil.h"
 #include "tests/lib/waltest.h"
 #include "txn/db.h"
@@ -41,14 +42,6 @@ static void test_opts(wd_options *o)
 	o->wal_buffers_bytes = 1u << 20;
 	o->wal_init_zero = 0;
 }
-
-#define OK(expr)                                                              \
-	do {                                                                  \
-		int rc_ = (expr);                                             \
-		if (rc_ != 0)                                                 \
-			fail_msg("%s: %s (%s)", #expr, wd_strerror(rc_),      \
-				 wd_last_error());                            \
-	} while (0)
 
 /* In a forked child: a failure exits with 3 (the parent asserts 0/86). */
 #define COK(expr)                                                             \

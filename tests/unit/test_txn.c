@@ -36,6 +36,7 @@
 
 #include "storage/sim.h"
 #include "storage/storage.h"
+#include "tests/lib/dbtest.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
 #include "walden.h"
@@ -52,93 +53,6 @@
 #ifndef SANITIZED
 #define SANITIZED 0
 #endif
-
-/* The factor WALDEN_TEST_SCALE gives the long runs. */
-static double test_scale(void)
-{
-	const char *s = getenv("WALDEN_TEST_SCALE");
-	if (s && *s)
-		return atof(s);
-	return SANITIZED ? 0.2 : 1.0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Options for tests: small pages, segments and pool (so pages are evicted
- * and read back all the time). */
-static void test_opts(wd_options *o, int sync)
-{
-	wd_options_default(o);
-	o->page_size = PS;
-	o->buffer_pool_bytes = 512u * PS;
-	o->wal_segment_size = 4u << 20;
-	o->wal_buffers_bytes = 4u << 20;
-	o->wal_init_zero = 0;
-	o->synchronous_commit = sync;
-}
-
-#define OK(expr)                                                              \
-	do {                                                                  \
-		int rc_ = (expr);                                             \
-		if (rc_ != 0)                                                 \
-			fail_msg("%s: %s (%s)", #expr, wd_strerror(rc_),      \
-				 wd_last_error());                            \
-	} while (0)
-
-#define MDBOK(expr)                                                           \
-	do {                                                                  \
-		int m_ = (expr);                                              \
-		if (m_ != 0)                                                  \
-			fail_msg("%s: %s", #expr, mdb_strerror(m_));          \
-	} while (0)
-
-/* expr must fail with code want (the detail is shown if it does not). */
-#define EXPECT(expr, want)                                                    \
-	do {                                                                  \
-		int rc_ = (expr);                                             \
-		if (rc_ != (want))                                            \
-			fail_msg("%s: %d (%s), expected %s", #expr, rc_,      \
-				 rc_ ? wd_last_error() : "success",           \
-				 wd_strerror(want));                          \
-	} while (0)
-
-static wd_db *open_db(const char *dir, int sync)
-{
-	wd_options o;
-	wd_db *db = NULL;
-	test_opts(&o, sync);
-	OK(wd_open(dir, &o, &db));
-	return db;
-}
-
-/* db_catalog_list callback: checks one table. */
-static int check_one(void *arg, const db_table_info *ti)
-{
-	wd_db *db = arg;
-	wd_txn *x;
-	wd_table *t;
-	db_check_report r;
-	OK(wd_begin(db, &x));
-	OK(wd_table_open(x, ti->name, 0, &t));
-	if (db_table_check(t, &r) != 0)
-		fail_msg("table %s: %s", ti->name, wd_last_error());
-	OK(wd_commit(x));
-	return 0;
-}
-
-/* Every table of db (and the catalog) passes db_table_check. */
-static void check_all(wd_db *db)
-{
-	db_check_report r;
-	if (db_catalog_check(db, &r) != 0)
-		fail_msg("catalog: %s", wd_last_error());
-	OK(db_catalog_list(db, check_one, db));
-}
 
 static void fill(uint8_t *p, size_t n, uint64_t seed)
 {
@@ -573,18 +487,18 @@ static void test_abort_restores(void **state)
 	wd_db *db;
 	(void)state;
 	oracle_open(&o, odir);
-	db = open_db(dir, 0);
+	db = dt_open_db(dir, 0);
 	for (unsigned i = 0; i < NCASES; i++) {
 		dbis[i] = oracle_dbi(&o, abort_cases[i].name);
 		run_abort_case(db, &o, &abort_cases[i], dbis[i], v, g);
-		check_all(db);
+		dt_check_all(db);
 	}
 	OK(wd_close(db));
 	/* after a reopen: the same */
-	db = open_db(dir, 0);
+	db = dt_open_db(dir, 0);
 	for (unsigned i = 0; i < NCASES; i++)
 		compare_committed(db, abort_cases[i].name, &o, dbis[i], "after the reopen");
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	oracle_close(&o);
 	free(v);
@@ -804,7 +718,7 @@ static void test_savepoints_random(void **state)
 {
 	char *root = tu_tmpdir("txn-sp");
 	char *dir = tu_path(root, "db"), *odir = tu_path(root, "lmdb");
-	uint64_t nops = (uint64_t)(4000 * test_scale());
+	uint64_t nops = (uint64_t)(4000 * dt_scale());
 	struct sp_run *r = calloc(1, sizeof *r);
 	struct mval *committed = calloc(SP_KEYS, sizeof *committed);
 	struct oracle o;
@@ -816,7 +730,7 @@ static void test_savepoints_random(void **state)
 	sp_keys_init();
 	oracle_open(&o, odir);
 	dbi = oracle_dbi(&o, "sp");
-	db = open_db(dir, 0);
+	db = dt_open_db(dir, 0);
 	r->v = malloc(SP_VMAX);
 	r->g = malloc(SP_VMAX);
 	/* a committed base: the undo of a change to an old key puts its old
@@ -873,7 +787,7 @@ static void test_savepoints_random(void **state)
 		}
 		sp_drop_from(r, 0);
 		compare_committed(db, "sp", &o, dbi, seed % 2 ? "after the commit" : "after the abort");
-		check_all(db);
+		dt_check_all(db);
 	}
 	print_message("savepoints: 6 seeds x %llu ops: %llu puts, %llu dels, %llu gets, %llu "
 		      "savepoints (%llu replacing one), %llu rollbacks (%llu twice), %llu unknown "
@@ -885,9 +799,9 @@ static void test_savepoints_random(void **state)
 		      (unsigned long long)r->scans);
 	assert_true(r->replaced > 0 && r->rollbacks > 0 && r->twice > 0 && r->unknown > 0);
 	OK(wd_close(db));
-	db = open_db(dir, 0);
+	db = dt_open_db(dir, 0);
 	compare_committed(db, "sp", &o, dbi, "after the reopen");
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	oracle_close(&o);
 	free(r->v);
@@ -929,7 +843,7 @@ static void test_savepoint_rules(void **state)
 {
 	char *root = tu_tmpdir("txn-sp-rules");
 	char name[300];
-	wd_db *db = open_db(root, 0);
+	wd_db *db = dt_open_db(root, 0);
 	wd_txn *x;
 	wd_table *t;
 	(void)state;
@@ -1004,7 +918,7 @@ static void test_savepoint_rules(void **state)
 	OK(wd_begin(db, &x));
 	expect_key(x, t, "k", "base");
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -1022,7 +936,7 @@ static void test_million_rollback(void **state)
 	char *root = tu_tmpdir("txn-million");
 	char *dir = tu_path(root, "db"), *odir = tu_path(root, "lmdb");
 	const char *env = getenv("WALDEN_TEST_SCALE");
-	uint64_t n = (uint64_t)(1000000 * test_scale()), keys, s = 4242, changes = 0;
+	uint64_t n = (uint64_t)(1000000 * dt_scale()), keys, s = 4242, changes = 0;
 	uint64_t puts = 0, dels = 0;
 	uint8_t v[64];
 	char k[32];
@@ -1042,7 +956,7 @@ static void test_million_rollback(void **state)
 	keys = n / 5;
 	oracle_open(&o, odir);
 	dbi = oracle_dbi(&o, "m");
-	test_opts(&opts, 0);
+	dt_opts(&opts, 0);
 	opts.buffer_pool_bytes = 32u << 20; /* the rates of the machinery, not of eviction */
 	opts.wal_segment_size = 16u << 20;
 	OK(wd_open(dir, &opts, &db));
@@ -1066,7 +980,7 @@ static void test_million_rollback(void **state)
 	/* one transaction: n random puts (new keys and overwrites) and
 	 * deletes over the key space */
 	OK(wd_begin(db, &x));
-	t0 = now_s();
+	t0 = dt_now_s();
 	for (uint64_t j = 0; j < n; j++) {
 		uint64_t i = tu_rand(&s) % keys;
 		size_t kl = mk_key(i, k);
@@ -1084,9 +998,9 @@ static void test_million_rollback(void **state)
 			puts++;
 		}
 	}
-	t1 = now_s();
+	t1 = dt_now_s();
 	OK(wd_abort(x));
-	t2 = now_s();
+	t2 = dt_now_s();
 	print_message("%llu-operation transaction (%llu puts, %llu dels over %llu keys): "
 		      "%llu changes in %.2f s (%.0f changes/s); rolled back in %.2f s "
 		      "(%.0f changes/s, %.2fx the forward time)\n",
@@ -1095,9 +1009,9 @@ static void test_million_rollback(void **state)
 		      changes / (t1 - t0), t2 - t1, changes / (t2 - t1), (t2 - t1) / (t1 - t0));
 	assert_true(changes > n / 2);
 	assert_int_equal(compare_committed(db, "m", &o, dbi, "after the rollback"), keys / 2);
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
-	db = open_db(dir, 0);
+	db = dt_open_db(dir, 0);
 	compare_committed(db, "m", &o, dbi, "after the reopen");
 	OK(wd_close(db));
 	oracle_close(&o);
@@ -1112,7 +1026,7 @@ static void test_million_rollback(void **state)
 static void test_ended_handles(void **state)
 {
 	char *root = tu_tmpdir("txn-rules");
-	wd_db *db = open_db(root, 0);
+	wd_db *db = dt_open_db(root, 0);
 	wd_txn *x, *y;
 	wd_table *t, *t2;
 	wd_cursor *c;
@@ -1196,12 +1110,12 @@ static void test_ended_handles(void **state)
 	expect_key(y, t, "k", "committed");
 	OK(wd_abort(y));
 	OK(wd_close(db));
-	db = open_db(root, 0);
+	db = dt_open_db(root, 0);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", 0, &t));
 	expect_key(x, t, "k", "committed");
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -1220,7 +1134,7 @@ static void test_lock_timeout(void **state)
 	char buf[16];
 	size_t vlen;
 	(void)state;
-	test_opts(&o, 0);
+	dt_opts(&o, 0);
 	o.lock_timeout_ms = 50;
 	OK(wd_open(root, &o, &db));
 	OK(wd_begin(db, &a));
@@ -1251,7 +1165,7 @@ static void test_lock_timeout(void **state)
 	expect_key(c, t, "j", "j0");
 	expect_key(c, t, "m", "mB");
 	OK(wd_commit(c));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -1291,7 +1205,7 @@ static void *put_thread(void *p)
 static void test_busy_handle(void **state)
 {
 	char *root = tu_tmpdir("txn-busy");
-	wd_db *db = open_db(root, 0);
+	wd_db *db = dt_open_db(root, 0);
 	wd_txn *x, *c, *y;
 	wd_table *t, *t2;
 	wd_cursor *cur;
@@ -1338,7 +1252,7 @@ static void test_busy_handle(void **state)
 	expect_key(y, t, "k", "from-x");
 	expect_key(y, t, "other", "o");
 	OK(wd_commit(y));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -1350,7 +1264,7 @@ static void test_deadlock_victim(void **state)
 {
 	char *root = tu_tmpdir("txn-deadlock");
 	char *odir = tu_path(root, "lmdb"), *dir = tu_path(root, "db");
-	wd_db *db = open_db(dir, 0);
+	wd_db *db = dt_open_db(dir, 0);
 	wd_txn *t1, *t2, *t3;
 	wd_table *t;
 	lock_stats st, st2;
@@ -1438,7 +1352,7 @@ static void test_deadlock_victim(void **state)
 	}
 	MDBOK(mdb_txn_commit(mt));
 	compare_committed(db, "t", &o, dbi, "after the deadlocks");
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	oracle_close(&o);
 	tu_rmrf(root);
@@ -1461,7 +1375,7 @@ static int count_cb(void *arg, const db_table_info *ti)
 static void test_ddl_not_undone(void **state)
 {
 	char *root = tu_tmpdir("txn-ddl");
-	wd_db *db = open_db(root, 0);
+	wd_db *db = dt_open_db(root, 0);
 	wd_txn *x;
 	wd_table *t;
 	(void)state;
@@ -1484,9 +1398,9 @@ static void test_ddl_not_undone(void **state)
 		count_tables_n = 0;
 		OK(db_catalog_list(db, count_cb, NULL));
 		assert_int_equal(count_tables_n, 1);
-		check_all(db);
+		dt_check_all(db);
 		OK(wd_close(db));
-		db = open_db(root, 0); /* and after a reopen */
+		db = dt_open_db(root, 0); /* and after a reopen */
 	}
 	OK(wd_close(db));
 	tu_rmrf(root);
@@ -1649,7 +1563,7 @@ static void ck_child_main(void *arg)
 	uint64_t s = c->seed ^ 0x5555;
 	wd_options o;
 	int rc;
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	o.buffer_pool_bytes = 128u * PS; /* the losers' pages go to disk */
 	if (c->jdir && (rc = storage_sim_start(c->jdir)) != 0)
 		ck_die("sim", rc);
@@ -1696,7 +1610,7 @@ static void ck_open_crash_main(void *arg)
 	wd_db *db;
 	int rc;
 	(void)arg;
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	storage_crash_arm(oc_point, oc_nth);
 	rc = wd_open(oc_dir, &o, &db);
 	fprintf(stderr, "open-crash child: the open %s without reaching %s #%llu\n",
@@ -1780,10 +1694,10 @@ static void ck_verify(const char *dir, struct ck_lm *l, struct oracle *o, enum c
 	ck_losers = ck_steps = 0;
 	wd_trace_set_callback(ck_trace, NULL);
 	OK(wd_trace_enable("recovery"));
-	db = open_db(dir, 1);
+	db = dt_open_db(dir, 1);
 	OK(wd_trace_enable(""));
 	wd_trace_set_callback(NULL, NULL);
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_begin_flags(db, WD_TXN_RDONLY, &x));
 	OK(wd_table_open(x, "ck", 0, &t));
 	if (!scan_equal(x, t, l->mt, l->dbi, diag, sizeof diag, NULL)) {
@@ -1841,7 +1755,7 @@ static void test_crash_losers(void **state)
 	oracle_open(&o, odir);
 	l.dbi = oracle_dbi(&o, "ck");
 	/* the base: every key of the three ranges */
-	db = open_db(dir, 1);
+	db = dt_open_db(dir, 1);
 	l.mt = obegin(&o, NULL);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "ck", WD_CREATE, &t));
@@ -1903,7 +1817,7 @@ static void test_crash_losers(void **state)
 		losers += ck_losers;
 		steps += ck_steps;
 		/* a clean reopen: the same */
-		db = open_db(dir, 1);
+		db = dt_open_db(dir, 1);
 		compare_committed(db, "ck", &o, l.dbi, "after a clean reopen");
 		OK(wd_close(db));
 	}
@@ -1936,7 +1850,7 @@ static void test_waldump_abort(void **state)
 	char undone[32] = "", xid[32] = "";
 	unsigned clrs = 0, aborts = 0;
 	bool chain_ok = true, ended = false;
-	wd_db *db = open_db(root, 1);
+	wd_db *db = dt_open_db(root, 1);
 	wd_txn *x;
 	wd_table *t;
 	int rc;

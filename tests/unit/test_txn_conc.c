@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "tests/lib/dbtest.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
 #include "walden.h"
@@ -54,21 +55,6 @@
 #ifndef SANITIZED
 #define SANITIZED 0
 #endif
-
-#define OK(expr)                                                              \
-	do {                                                                  \
-		int rc_ = (expr);                                             \
-		if (rc_ != 0)                                                 \
-			fail_msg("%s: %s (%s)", #expr, wd_strerror(rc_),      \
-				 wd_last_error());                            \
-	} while (0)
-
-#define MDBOK(expr)                                                           \
-	do {                                                                  \
-		int m_ = (expr);                                              \
-		if (m_ != 0)                                                  \
-			fail_msg("%s: %s", #expr, mdb_strerror(m_));          \
-	} while (0)
 
 static wd_db *db;
 static atomic_ulong tickets;

@@ -41,6 +41,7 @@
 #include <cmocka.h>
 
 #include "storage/storage.h"
+#include "tests/lib/dbtest.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
 #include "txn/txn_internal.h" /* db->undo: its free list, for test 3 */
@@ -51,72 +52,11 @@
 
 #define PS 4096u
 
-/* Options for tests: small pages, segments and pool. */
-static void test_opts(wd_options *o, int sync)
-{
-	wd_options_default(o);
-	o->page_size = PS;
-	o->buffer_pool_bytes = 512u * PS;
-	o->wal_segment_size = 4u << 20;
-	o->wal_buffers_bytes = 4u << 20;
-	o->wal_init_zero = 0;
-	o->synchronous_commit = sync;
-}
-
-#define OK(expr)                                                              \
-	do {                                                                  \
-		int rc_ = (expr);                                             \
-		if (rc_ != 0)                                                 \
-			fail_msg("%s: %s (%s)", #expr, wd_strerror(rc_),      \
-				 wd_last_error());                            \
-	} while (0)
-
-/* expr must fail with code want (the detail is shown if it does not). */
-#define EXPECT(expr, want)                                                    \
-	do {                                                                  \
-		int rc_ = (expr);                                             \
-		if (rc_ != (want))                                            \
-			fail_msg("%s: %d (%s), expected %s", #expr, rc_,      \
-				 rc_ ? wd_last_error() : "success",           \
-				 wd_strerror(want));                          \
-	} while (0)
-
 static wd_db *open_opts(const char *dir, const wd_options *o)
 {
 	wd_db *db = NULL;
 	OK(wd_open(dir, o, &db));
 	return db;
-}
-
-static wd_db *open_db(const char *dir, int sync)
-{
-	wd_options o;
-	test_opts(&o, sync);
-	return open_opts(dir, &o);
-}
-
-/* db_catalog_list callback: checks one table. */
-static int check_one(void *arg, const db_table_info *ti)
-{
-	wd_db *db = arg;
-	wd_txn *x;
-	wd_table *t;
-	db_check_report r;
-	OK(wd_begin(db, &x));
-	OK(wd_table_open(x, ti->name, 0, &t));
-	if (db_table_check(t, &r) != 0)
-		fail_msg("table %s: %s", ti->name, wd_last_error());
-	OK(wd_commit(x));
-	return 0;
-}
-
-/* Every table of db (and the catalog) passes db_table_check. */
-static void check_all(wd_db *db)
-{
-	db_check_report r;
-	if (db_catalog_check(db, &r) != 0)
-		fail_msg("catalog: %s", wd_last_error());
-	OK(db_catalog_list(db, check_one, db));
 }
 
 /* One key's value, or absence (want NULL). */
@@ -281,7 +221,7 @@ static void drop_child(void *arg)
 
 static void setup_base(const char *dir)
 {
-	wd_db *db = open_db(dir, 1);
+	wd_db *db = dt_open_db(dir, 1);
 	wd_txn *x;
 	wd_table *t, *o;
 	OK(wd_begin(db, &x));
@@ -309,7 +249,7 @@ static void test_loser_drop_whole(void **state)
 	status = tu_run_child(drop_child, NULL);
 	assert_int_equal(status, ST_CRASH_EXIT_CODE);
 	/* the next open takes back the drop, then U's changes to T */
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "T", 0, &t));
 	expect_key(x, t, "k", "v0");
@@ -320,16 +260,16 @@ static void test_loser_drop_whole(void **state)
 	OK(wd_commit(x));
 	scan_keys(db, "T", after, sizeof after);
 	assert_string_equal(after, "j k");
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	/* the same after a clean reopen; T's files are its own still */
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "T", 0, &t));
 	expect_key(x, t, "k", "v0");
 	put_str(x, t, "k", "v2"); /* and T is usable */
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	list_base(root, after, sizeof after);
 	assert_string_equal(after, before);
@@ -384,7 +324,7 @@ static void test_loser_create_undone(void **state)
 	assert_int_equal(words_not_in(crashed, before), 3);
 	assert_int_equal(words_not_in(before, crashed), 0);
 	/* the next open takes the catalog entry back and removes the files */
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	EXPECT(wd_table_open(x, "N", 0, &t), WD_NOTFOUND);
 	OK(wd_table_open(x, "T", 0, &t));
@@ -394,7 +334,7 @@ static void test_loser_create_undone(void **state)
 	expect_key(x, t, "o", "o0");
 	OK(wd_commit(x));
 	OK(db_catalog_list(db, rels_of, rels));
-	check_all(db);
+	dt_check_all(db);
 	list_base(root, after, sizeof after);
 	assert_string_equal(after, before);
 	/* every table file is one the catalog names (base/1-3: the catalog
@@ -406,8 +346,8 @@ static void test_loser_create_undone(void **state)
 	put_str(x, t, "a", "b");
 	OK(wd_commit(x));
 	OK(wd_close(db));
-	db = open_db(root, 1);
-	check_all(db);
+	db = dt_open_db(root, 1);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -439,7 +379,7 @@ static void test_create_commit_fails_keeps_files(void **state)
 	 * synchronous commit after that cycle has begun leaves it nothing to
 	 * flush. The fault names the current segment (the writer also syncs
 	 * the new segments it prepares). */
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	o.wal_writer_delay_ms = 10000;
 	db = open_opts(root, &o);
 	for (unsigned i = 0;; i++) {
@@ -471,7 +411,7 @@ static void test_create_commit_fails_keeps_files(void **state)
 	assert_int_equal(words_not_in(after, before), 3);
 	/* the commit record reached the file (the write succeeded, its fsync
 	 * did not): the next open has N, files and all */
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	OK(db_catalog_list(db, rels_of, rels));
 	assert_int_equal(words_not_in(after, rels), 3); /* base/1-3 */
 	OK(wd_begin(db, &x));
@@ -480,14 +420,14 @@ static void test_create_commit_fails_keeps_files(void **state)
 	OK(wd_table_open(x, "T", 0, &t));
 	expect_key(x, t, "k", "v0");
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "N", 0, &t));
 	expect_key(x, t, "n", "1");
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -586,7 +526,7 @@ static void join_epanic(pthread_t th, const struct op_arg *a, const char *who)
 static void test_panic_stops_log(void **state)
 {
 	char *root = tu_tmpdir("txnf-panic");
-	wd_db *db = open_db(root, 1);
+	wd_db *db = dt_open_db(root, 1);
 	wd_txn *x, *a, *b, *c, *y, *r1, *r2;
 	wd_table *t, *u;
 	struct op_arg pb, g1, c2;
@@ -654,7 +594,7 @@ static void test_panic_stops_log(void **state)
 	EXPECT(wd_close(db), WD_EPANIC);
 
 	/* the next open rolls a and b back */
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", 0, &t));
 	expect_key(x, t, "k", "v0");
@@ -664,18 +604,18 @@ static void test_panic_stops_log(void **state)
 	OK(wd_commit(x));
 	scan_keys(db, "t", keys, sizeof keys);
 	assert_string_equal(keys, "k");
-	check_all(db);
+	dt_check_all(db);
 	/* and the database works on */
 	OK(wd_begin(db, &x));
 	put_str(x, t, "k", "v1");
 	OK(wd_commit(x));
 	OK(wd_close(db));
-	db = open_db(root, 1);
+	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", 0, &t));
 	expect_key(x, t, "k", "v1");
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -686,7 +626,7 @@ static void test_panic_stops_log(void **state)
 static void failed_rollback_to(bool by_commit)
 {
 	char *root = tu_tmpdir("txnf-sp");
-	wd_db *db = open_db(root, 0);
+	wd_db *db = dt_open_db(root, 0);
 	wd_txn *x;
 	wd_table *t;
 	wd_cursor *c;
@@ -725,12 +665,12 @@ static void failed_rollback_to(bool by_commit)
 	EXPECT(wd_abort(x), WD_ESTATE);
 	scan_keys(db, "t", keys, sizeof keys);
 	assert_string_equal(keys, "base");
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
-	db = open_db(root, 0);
+	db = dt_open_db(root, 0);
 	scan_keys(db, "t", keys, sizeof keys);
 	assert_string_equal(keys, "base");
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
@@ -803,7 +743,7 @@ static void test_big_value_overwrite(void **state)
 	size_t vlen;
 	(void)state;
 	assert_non_null(buf);
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	o.max_value_bytes = 80u << 20;
 	o.wal_segment_size = 64u << 20;
 	o.wal_buffers_bytes = 16u << 20;
@@ -844,7 +784,7 @@ static void test_big_value_overwrite(void **state)
 	OK(wd_del(x, t, "big", 3));
 	EXPECT(wd_get(x, t, "big", 3, small, sizeof small, &vlen), WD_NOTFOUND);
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	db = open_opts(root, &o);
 	OK(wd_begin(db, &x));
@@ -852,7 +792,7 @@ static void test_big_value_overwrite(void **state)
 	EXPECT(wd_get(x, t, "big", 3, small, sizeof small, &vlen), WD_NOTFOUND);
 	expect_key(x, t, "z", "small");
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	free(buf);
 	tu_rmrf(root);
@@ -979,7 +919,7 @@ static void test_waiting_cursor_no_pin(void **state)
 	char k[16], who[32];
 	uint32_t last[NREG], tails[NREG];
 	(void)state;
-	test_opts(&o, 1);
+	dt_opts(&o, 1);
 	o.buffer_pool_bytes = 16u * PS;
 	db = open_opts(root, &o);
 	OK(wd_begin(db, &x));
@@ -1042,10 +982,10 @@ static void test_waiting_cursor_no_pin(void **state)
 		expect_key(x, t, k, NULL);
 	}
 	OK(wd_commit(x));
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	db = open_opts(root, &o);
-	check_all(db);
+	dt_check_all(db);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
