@@ -66,6 +66,9 @@ typedef enum st_sim_mode {
 			  * a lost extending write maybe leaving its new
 			  * length (size_kept); truncates and directory
 			  * changes kept or dropped */
+	ST_SIM_TEAR_ONE, /* every change kept but one chosen write, torn
+			  * with a chosen sector mask (tear_seq,
+			  * tear_mask): a test's exact torn page */
 } st_sim_mode;
 
 typedef struct st_sim_opts {
@@ -75,6 +78,15 @@ typedef struct st_sim_opts {
 				* 0 means 512 */
 	bool dry_run;          /* decide and report only: files and journal
 				* are left untouched */
+	/* ST_SIM_TEAR_ONE only (ignored otherwise): the pending write to
+	 * tear, by its record number (st_sim_op.seq, e.g. from a dry run),
+	 * and which of its sectors survive: bit i of tear_mask set means
+	 * sector i of the write (file sector off / sector_bytes + i) keeps
+	 * its new bytes, clear means it keeps the bytes it had before the
+	 * write; sectors from 64 on keep their old bytes. If the write
+	 * extended the file, the file keeps its new length (size_kept). */
+	uint64_t tear_seq;
+	uint64_t tear_mask;
 } st_sim_opts;
 
 typedef enum st_sim_kind {
@@ -98,9 +110,9 @@ typedef enum st_sim_decision {
  * write); bit i of mask (mask[i / 8] >> (i % 8) & 1) says whether that
  * sector's new bytes survive. Kept writes have every bit set, dropped ones
  * none. A write that extended the file and was not kept whole may have
- * size_kept (ST_SIM_TORN only): its size change reached the disk, so the
- * file is at least off + len long and the bytes past the old length that
- * no surviving sector wrote read as zero.
+ * size_kept (ST_SIM_TORN, ST_SIM_TEAR_ONE): its size change reached the
+ * disk, so the file is at least off + len long and the bytes past the old
+ * length that no surviving sector wrote read as zero.
  */
 typedef struct st_sim_op {
 	uint64_t seq;   /* journal record number */
@@ -114,7 +126,8 @@ typedef struct st_sim_op {
 	uint64_t len;   /* write length, or truncate's old length */
 	uint32_t nsectors; /* writes: sectors touched */
 	uint8_t *mask;     /* writes: (nsectors + 7) / 8 bytes */
-	bool size_kept; /* writes, dropped or torn: the new length survived */
+	bool size_kept; /* writes, dropped or torn: the new length survived
+			 * (TORN by the seed, TEAR_ONE always) */
 	bool no_effect; /* a kept directory op skipped because its source no
 			 * longer named its file (an earlier op was dropped) */
 } st_sim_op;
@@ -139,7 +152,8 @@ typedef struct st_sim_report {
  * directory is ready for a new run. Must not run while this process tracks
  * into journal_dir. r (may be NULL) receives the plan; free it with
  * storage_sim_report_free. A journal_dir without a journal is an empty plan.
- * Errors: WD_EINVAL (bad opts), WD_ESTATE, WD_ECORRUPT (not a journal; a
+ * Errors: WD_EINVAL (bad opts; under ST_SIM_TEAR_ONE a tear_seq that names
+ * no pending write), WD_ESTATE, WD_ECORRUPT (not a journal; a
  * record naming a file identity no earlier record declared; a whole record
  * with the wrong number: two processes appended), WD_EIO (the journal
  * cannot be read whole), WD_ENOMEM. The journal is read and checked whole

@@ -14,7 +14,9 @@
  *   2 cover    check every identity was declared; find the changes no
  *              SYNC / SYNCDIR covers: the pending ones
  *   3 decide   keep, drop or tear each pending change, by the seed (TORN:
- *              and whether a lost extending write's new length survives)
+ *              and whether a lost extending write's new length survives),
+ *              or as the options name (TEAR_ONE: one write torn by a
+ *              given mask, everything else kept)
  *   4 data     per file: undo pending changes newest first (durable
  *              content), then replay the survivors in journal order
  *   5 names    replay directory changes on a name -> inode map, then move
@@ -86,6 +88,7 @@ struct sim {
 	uint32_t sector;
 	uint64_t rng;
 	uint64_t missing;
+	const st_sim_opts *opts; /* mode, and TEAR_ONE's write and mask */
 };
 
 /* Cursor over a record payload; any overrun sets bad. */
@@ -453,12 +456,14 @@ static uint64_t next_rand(struct sim *s)
 }
 
 /* Gives a write its sector mask: all set if kept, none if dropped, one
- * random bit per sector if torn. */
+ * random bit per sector if torn (TEAR_ONE: the options' mask, its first 64
+ * sectors). */
 static int make_mask(struct sim *s, struct jrec *j)
 {
 	uint64_t first = j->off / s->sector;
 	uint64_t n = j->len ? (j->off + j->len - 1) / s->sector - first + 1 : 0;
 	size_t bytes = (size_t)((n + 7) / 8);
+	bool chosen = s->opts->mode == ST_SIM_TEAR_ONE;
 	uint64_t bits = 0;
 
 	j->nsectors = (uint32_t)n;
@@ -467,7 +472,7 @@ static int make_mask(struct sim *s, struct jrec *j)
 		return err_set(WD_ENOMEM, "sim: out of memory");
 	for (uint64_t i = 0; i < n; i++) {
 		if (i % 64 == 0 && j->dec == ST_SIM_TORN_OP)
-			bits = next_rand(s);
+			bits = chosen ? (i == 0 ? s->opts->tear_mask : 0) : next_rand(s);
 		if (j->dec == ST_SIM_KEPT ||
 		    (j->dec == ST_SIM_TORN_OP && ((bits >> (i % 64)) & 1)))
 			j->mask[i / 8] |= (uint8_t)(1u << (i % 8));
@@ -477,10 +482,14 @@ static int make_mask(struct sim *s, struct jrec *j)
 
 /* The fate of one pending change under mode. */
 static st_sim_decision decide_one(struct sim *s, st_sim_mode mode,
-				  unsigned kind)
+				  const struct jrec *j)
 {
+	unsigned kind = j->kind;
 	uint64_t r;
 
+	if (mode == ST_SIM_TEAR_ONE)
+		return kind == SIM_REC_WRITE && j->seq == s->opts->tear_seq
+			       ? ST_SIM_TORN_OP : ST_SIM_KEPT;
 	if (mode == ST_SIM_KEEP_ALL)
 		return ST_SIM_KEPT;
 	if (mode == ST_SIM_DROP_ALL)
@@ -496,30 +505,40 @@ static st_sim_decision decide_one(struct sim *s, st_sim_mode mode,
  * Under TORN, whether a write that extended the file and was not kept
  * whole still leaves the file at its new length (1/2): the filesystem wrote
  * the size update (a journaled metadata change, e.g. ext4 or XFS) but not
- * all the data, so the tail reads as zeros.
+ * all the data, so the tail reads as zeros. Under TEAR_ONE the torn write's
+ * new length always survives, as it would had the write been kept.
  */
 static bool decide_size(struct sim *s, st_sim_mode mode, const struct jrec *j)
 {
-	if (mode != ST_SIM_TORN || j->kind != SIM_REC_WRITE ||
-	    j->dec == ST_SIM_KEPT || j->off + j->len <= j->old_size)
+	if ((mode != ST_SIM_TORN && mode != ST_SIM_TEAR_ONE) ||
+	    j->kind != SIM_REC_WRITE || j->dec == ST_SIM_KEPT ||
+	    j->off + j->len <= j->old_size)
 		return false;
-	return next_rand(s) & 1;
+	return mode == ST_SIM_TEAR_ONE || (next_rand(s) & 1);
 }
 
 /* Step 3: decides every pending change in journal order (so the same seed
- * over the same journal gives the same plan: invariant S6). */
+ * over the same journal gives the same plan: invariant S6). Under TEAR_ONE
+ * the write to tear must be one of them (else WD_EINVAL: nothing is
+ * touched, the files stay as the run left them). */
 static int decide(struct sim *s, st_sim_mode mode)
 {
+	bool torn = false;
 	int rc = 0;
 	for (size_t i = 0; i < s->nrec && rc == 0; i++) {
 		struct jrec *j = &s->recs[i];
 		if (!j->pending)
 			continue;
-		j->dec = decide_one(s, mode, j->kind);
+		j->dec = decide_one(s, mode, j);
 		j->size_kept = decide_size(s, mode, j);
+		torn |= j->dec == ST_SIM_TORN_OP;
 		if (j->kind == SIM_REC_WRITE)
 			rc = make_mask(s, j);
 	}
+	if (rc == 0 && mode == ST_SIM_TEAR_ONE && !torn)
+		rc = err_set(WD_EINVAL, "sim: journal record %llu is no pending "
+					"write: nothing to tear",
+			     (unsigned long long)s->opts->tear_seq);
 	return rc;
 }
 
@@ -976,7 +995,7 @@ static int report(struct sim *s, st_sim_report *r)
 static int check_opts(const st_sim_opts *o, uint32_t *sector)
 {
 	*sector = o->sector_bytes ? o->sector_bytes : 512;
-	if ((unsigned)o->mode > ST_SIM_TORN)
+	if ((unsigned)o->mode > ST_SIM_TEAR_ONE)
 		return err_set(WD_EINVAL, "sim: unknown mode %d", (int)o->mode);
 	if (*sector < 512 || *sector > 65536 || (*sector & (*sector - 1)))
 		return err_set(WD_EINVAL, "sim: sector size %u is not a power "
@@ -1027,6 +1046,7 @@ int storage_sim_materialize(const char *journal_dir, const st_sim_opts *opts,
 	if (rc != 0)
 		return rc;
 	s.rng = opts->seed;
+	s.opts = opts;
 	s.dir = realpath(journal_dir, NULL);
 	if (!s.dir)
 		return err_errno(errno, "sim: journal directory %s",

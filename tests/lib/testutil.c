@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +45,50 @@ char *tu_path(const char *dir, const char *name)
 	if (asprintf(&p, "%s/%s", dir, name) < 0)
 		abort();
 	return p;
+}
+
+/* Copies regular file from (mode mode) to the new file to. */
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	char buf[1 << 16];
+	int in = open(from, O_RDONLY), out = -1, rc = -1;
+	ssize_t n;
+	if (in >= 0 && (out = open(to, O_WRONLY | O_CREAT | O_EXCL, mode)) >= 0) {
+		while ((n = read(in, buf, sizeof buf)) > 0)
+			if (write(out, buf, (size_t)n) != n)
+				break;
+		rc = n == 0 ? 0 : -1;
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* The tree tu_copy_tree is copying (nftw's callback takes no argument). */
+static const char *copy_from, *copy_to;
+
+static int copy_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	char *to;
+	int rc = 0;
+	(void)ftw;
+	if (asprintf(&to, "%s%s", copy_to, path + strlen(copy_from)) < 0)
+		abort();
+	if (flag == FTW_D)
+		rc = mkdir(to, st->st_mode & 07777);
+	else if (flag == FTW_F)
+		rc = copy_file(path, to, st->st_mode & 07777);
+	free(to);
+	return rc;
+}
+
+int tu_copy_tree(const char *src, const char *dst)
+{
+	copy_from = src;
+	copy_to = dst;
+	return nftw(src, copy_one, 16, FTW_PHYS);
 }
 
 int tu_run_child(void (*fn)(void *arg), void *arg)

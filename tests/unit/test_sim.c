@@ -692,6 +692,108 @@ static void test_torn_4096(void **state)
 	torn_at(*state, 4096);
 }
 
+/* ---- one chosen write torn with a chosen mask (TEAR_ONE) --------------- */
+
+/* Durable OLD (20000 bytes), then three unsynced writes: N1 at 700 (3000
+ * bytes), N2 at 8192 (8192 bytes, 16 sectors of 512) and N3 at 20480
+ * (3000 bytes: the file grows, a hole of 480 bytes before it). */
+static void tear_one_workload(struct env *e, const uint8_t *old, const uint8_t *n1,
+			      const uint8_t *n2, const uint8_t *n3)
+{
+	st_file *f;
+	unlink(e->file);
+	OK(storage_sim_start(e->jdir));
+	OK(storage_open(e->file, ST_CREATE, &f));
+	OK(storage_write(f, old, 20000, 0));
+	OK(storage_sync(f));
+	OK(storage_sync_dir(e->db));
+	OK(storage_write(f, n1, 3000, 700));
+	OK(storage_write(f, n2, 8192, 8192));
+	OK(storage_write(f, n3, 3000, 20480));
+	OK(storage_close(f));
+	storage_sim_stop();
+}
+
+/*
+ * Materialises the workload with write number `which` (0..2) torn by mask:
+ * the plan says so (every other change kept, the mask as given, the
+ * extending N3 keeping its length), and the file holds N1..N3 whole but
+ * for the torn write, whose sectors hold its new bytes exactly where the
+ * mask says and the bytes before it elsewhere.
+ */
+static void tear_one_round(struct env *e, unsigned which, uint64_t mask)
+{
+	static uint8_t old[20000], n[3][8192], want[23480];
+	static const uint64_t off[3] = {700, 8192, 20480}, len[3] = {3000, 8192, 3000};
+	uint64_t rng = 99, seqs[3];
+	st_sim_opts o = {.mode = ST_SIM_KEEP_ALL, .dry_run = true};
+	st_sim_report r;
+	uint8_t *got;
+	size_t glen;
+
+	fill_rand(old, sizeof old, &rng);
+	for (int i = 0; i < 3; i++)
+		fill_rand(n[i], sizeof n[i], &rng);
+	tear_one_workload(e, old, n[0], n[1], n[2]);
+	OK(storage_sim_materialize(e->jdir, &o, &r)); /* the plan's numbers */
+	assert_int_equal(r.nops, 3);
+	for (int i = 0; i < 3; i++)
+		seqs[i] = r.ops[i].seq;
+	storage_sim_report_free(&r);
+	o = (st_sim_opts){.mode = ST_SIM_TEAR_ONE, .tear_seq = seqs[which], .tear_mask = mask};
+	OK(storage_sim_materialize(e->jdir, &o, &r));
+	for (unsigned i = 0; i < 3; i++) {
+		const st_sim_op *op = &r.ops[i];
+		assert_int_equal(op->decision, i == which ? ST_SIM_TORN_OP : ST_SIM_KEPT);
+		assert_int_equal(op->size_kept, i == which && i == 2);
+		for (uint32_t b = 0; b < op->nsectors; b++)
+			assert_int_equal(mask_bit(op, b),
+					 i != which || (b < 64 && ((mask >> b) & 1)));
+	}
+	memset(want, 0, sizeof want);
+	memcpy(want, old, sizeof old);
+	for (unsigned i = 0; i < 3; i++)
+		for (uint64_t b = off[i]; b < off[i] + len[i]; b++) {
+			uint64_t sec = b / 512 - off[i] / 512;
+			if (i != which || ((mask >> sec) & 1))
+				want[b] = n[i][b - off[i]];
+		}
+	got = slurp(e->file, &glen);
+	assert_int_equal(glen, sizeof want);
+	assert_memory_equal(got, want, sizeof want);
+	free(got);
+	storage_sim_report_free(&r);
+}
+
+static void test_tear_one(void **state)
+{
+	struct env *e = *state;
+	static uint8_t old[20000], n[8192];
+	st_sim_opts o = {.mode = ST_SIM_TEAR_ONE, .tear_seq = 1, .tear_mask = 1};
+	uint64_t rng = 5;
+	size_t len;
+	uint8_t *got;
+
+	tear_one_round(e, 1, 0xA5C3); /* a page-sized write, 16 sectors */
+	tear_one_round(e, 1, 0);      /* all old: as if dropped */
+	tear_one_round(e, 0, 0x2);    /* an unaligned write: sectors of the file */
+	tear_one_round(e, 2, 0x1);    /* extending: length kept, a zero tail */
+	/* a number that names no pending write (1 is the IDENT) is refused,
+	 * and the files stay as the run left them, the journal in place */
+	fill_rand(old, sizeof old, &rng);
+	fill_rand(n, sizeof n, &rng);
+	tear_one_workload(e, old, n, n, n);
+	assert_int_equal(storage_sim_materialize(e->jdir, &o, NULL), WD_EINVAL);
+	assert_non_null(strstr(wd_last_error(), "no pending write"));
+	got = slurp(e->file, &len);
+	assert_int_equal(len, 23480);
+	assert_memory_equal(got + 700, n, 3000);
+	free(got);
+	o.mode = ST_SIM_DROP_ALL;
+	OK(storage_sim_materialize(e->jdir, &o, NULL));
+	assert_file(e->file, old, sizeof old);
+}
+
 /* ---- (9) a torn journal tail ------------------------------------------- */
 
 /* Durable 'A' x 4096; unsynced 'B' over [0,1024), then 'C' over
@@ -1298,6 +1400,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_killed_child, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_512, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_4096, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tear_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_journal_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_old_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_undeclared_identity, setup, teardown),
