@@ -4,19 +4,26 @@
  * db_lock_release drops it.
  *
  * Two guards, because each misses a case the other catches:
- *  - an open-file-description lock (fcntl F_OFD_SETLK) on DIR/lock, held
- *    while the fd is open: another process is refused, and since OFD locks
- *    belong to the open file, so is a second open() in this process;
+ *  - a POSIX record lock (fcntl F_SETLK) on all of DIR/lock, held while
+ *    this process keeps the fd open: another process is refused. Such a
+ *    lock belongs to the process, not to the open file, so a child forked
+ *    while a database is open (a worker that never touches it) does not
+ *    hold it, whenever it gets to run: the parent's wd_close releases it
+ *    at once and the parent's next open takes it again. (An open file
+ *    description lock, F_OFD_SETLK, would go with the descriptor into
+ *    every child and outlive the parent's close until the child ran or
+ *    exited.) The catch of POSIX locks - closing *any* descriptor of the
+ *    file drops the process's lock - is why this file is opened only here,
+ *    once per database;
  *  - a registry of the directories this process has open (device and inode
- *    of DIR), so that a second wd_open in the same process gets a message
- *    saying so rather than naming its own pid. Entries carry the pid that
- *    made them: a child after fork() ignores its parent's.
- * fork() shares the open file description, and with it the OFD lock: a
- * child forked while a database is open (a worker that never touches it)
- * would keep the lock after the parent's wd_close, refusing the parent's
- * next open. A pthread_atfork child handler therefore closes, in the
- * child, every lock fd of the registry: the lock stays with the parent's
- * descriptor alone. The child must not use the parent's wd_db (walden.h).
+ *    of DIR), so that a second wd_open in the same process, which the
+ *    process's own lock would let through, is refused with a message
+ *    saying so, before the file is opened a second time. Entries carry the
+ *    pid that made them: a child after fork() ignores its parent's.
+ * A pthread_atfork child handler closes, in the child, every inherited
+ * lock descriptor (it holds no lock, so this releases nothing): the child
+ * cannot touch the file through the parent's descriptor. The child must
+ * not use the parent's wd_db (walden.h).
  * The lock file is not data: it is read and written with plain system calls,
  * not through storage/ (no crash point or fault applies to it).
  */
@@ -30,10 +37,6 @@
 #include <unistd.h>
 
 #include "txn/txn_internal.h"
-
-#ifndef F_OFD_SETLK
-#define F_OFD_SETLK F_SETLK
-#endif
 
 struct reg_entry {
 	dev_t dev;
@@ -59,8 +62,8 @@ static void atfork_parent(void)
 }
 
 /* In the child: every lock descriptor inherited from the parent is closed
- * (the parent's own keeps the lock); the entries stay, marked, so that the
- * child's db_lock_release closes nothing twice. */
+ * (the lock is the parent's process's and stays); the entries stay,
+ * marked, so that the child's db_lock_release closes nothing twice. */
 static void atfork_child(void)
 {
 	for (struct reg_entry *e = reg_head; e; e = e->next)
@@ -113,13 +116,14 @@ static long holder_pid(int fd)
 	return n > 0 ? strtol(buf, NULL, 10) : 0;
 }
 
-/* Takes the OFD lock on fd; WD_EBUSY naming the holder if it is held. */
+/* Takes the process's lock on fd; WD_EBUSY naming the holder if another
+ * process holds it. */
 static int lock_fd(const wd_db *db, int fd)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	char pid[32];
 	int n;
-	if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+	if (fcntl(fd, F_SETLK, &fl) != 0) {
 		if (errno == EAGAIN || errno == EACCES)
 			return err_set(WD_EBUSY, "%s is in use by process %ld",
 				       db->dir, holder_pid(fd));
