@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 /* `walden bench pin`: ns per cached pin+unpin (1 and 2 threads) beside a
  * memcpy of one page. */
@@ -54,10 +55,28 @@ int bench_tables_main(int argc, char **argv);
  * (committed transactions/s), each beside LMDB, results checked. */
 int bench_txn_main(int argc, char **argv);
 
+/* `walden bench redo` (bench_redo.c): replay speed of ~1 GiB of WAL
+ * written with checkpoints held off, recovered with a pool that holds
+ * every page and with one 8x smaller, beside the speed that wrote it. */
+int bench_redo_main(int argc, char **argv);
+
+/* `walden bench recovery` (bench_recovery.c): recovery time after a
+ * crash as max_wal_size grows, and the forward W5 throughput each setting
+ * costs, beside LMDB W5. */
+int bench_recovery_main(int argc, char **argv);
+
+/* `walden bench fpw` (bench_fpw.c): W5 with full_page_writes and
+ * wal_compression on and off: WAL bytes and images per update, updates/s
+ * beside LMDB W5. */
+int bench_fpw_main(int argc, char **argv);
+
 /* ---- helpers (benchutil.c) ---- */
 
 /* Monotonic clock in nanoseconds. */
 uint64_t bench_now_ns(void);
+
+/* ops per second from t0 (bench_now_ns) to now. */
+double bench_rate(uint64_t ops, uint64_t t0);
 
 /* The median of n values (sorts v in place). */
 double bench_median(double *v, size_t n);
@@ -101,6 +120,50 @@ long long bench_parse_count(const char *s);
  */
 int bench_fork(void (*body)(void *arg, void *res), void *arg, void *res, size_t size,
 	       struct rusage *ru, char *why, size_t why_cap);
+
+/*
+ * bench_fork for a crash: the child runs body, sends *res and kills itself
+ * with SIGKILL, leaving whatever body left open (a database) as a crash
+ * leaves it. Returns 0 once all of res arrived and SIGKILL ended the
+ * child; otherwise -1 with how the child ended in why.
+ */
+int bench_fork_crash(void (*body)(void *arg, void *res), void *arg, void *res, size_t size,
+		     char *why, size_t why_cap);
+
+/* ---- file trees and the OS page cache (benchfs.c) ---- */
+
+/*
+ * Calls fn(arg, path, st) for every entry under dir, recursively (not for
+ * dir itself), a directory before what it holds; links are not followed.
+ * Returns the first non-zero return of fn, or -1 (errno set) if a
+ * directory cannot be read or an entry stat'd.
+ */
+int bench_walk(const char *dir, int (*fn)(void *arg, const char *path, const struct stat *st),
+	       void *arg);
+
+/* Sizes of the regular files under a database directory: apparent and
+ * allocated bytes in all, and of those under its wal/. */
+struct bench_du {
+	double bytes, alloc, wal_bytes, wal_alloc;
+};
+void bench_du(const char *dir, struct bench_du *out);
+
+/*
+ * Copies the tree src to dst (which must not exist): directories, then
+ * every regular file, each made durable (fdatasync) so that the kernel's
+ * write-back of the copy does not run into a measurement that follows.
+ * 0, or -1 with the failing file and errno text in why.
+ */
+int bench_copy_tree(const char *src, const char *dst, char *why, size_t why_cap);
+
+/* How many bytes of the regular files under dir are in the OS page cache
+ * (mincore of a read-only map of each) out of how many. 0, or -1. */
+int bench_cache_resident(const char *dir, double *resident, double *total);
+
+/* Asks the kernel to drop the (clean) cached pages of every regular file
+ * under dir: fdatasync, then posix_fadvise(POSIX_FADV_DONTNEED). Needs no
+ * privilege; the kernel may keep some. 0, or -1 (errno set). */
+int bench_cache_drop(const char *dir);
 
 /* splitmix64: the deterministic generator of the random page sequences. */
 static inline uint64_t bench_rand(uint64_t *state)

@@ -37,7 +37,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -52,9 +51,7 @@
 #include "bench/tables.h"
 
 #define MAX_RUNS 101
-#define LOAD_PER_TXN 1000
 #define READ_PER_TXN 1000
-#define UPDATE_PER_TXN 100
 #define MIB (1024.0 * 1024.0)
 
 enum wl { W_SEQ, W_RAND, W_READ, W_SCAN, W_UPDATE, W__N };
@@ -168,58 +165,6 @@ static const struct engine *const engines[E__N] = {&walden_engine, &lmdb_engine}
 
 /* ---- keys, values and the workloads ------------------------------------------ */
 
-/* Where the next key number comes from: 0, 1, 2...; a permutation; or
- * uniformly random below n. */
-struct keysrc {
-	enum { K_SEQ, K_PERM, K_RAND } mode;
-	const uint64_t *perm;
-	uint64_t i, n, state;
-};
-
-static uint64_t key_next(struct keysrc *s)
-{
-	switch (s->mode) {
-	case K_SEQ: return s->i++;
-	case K_PERM: return s->perm[s->i++];
-	default: return bench_rand(&s->state) % s->n;
-	}
-}
-
-static double rate(uint64_t ops, uint64_t t0)
-{
-	uint64_t dt = bench_now_ns() - t0;
-	return (double)ops * 1e9 / (double)(dt ? dt : 1);
-}
-
-/* W1, W2, W5: count puts of keys from src, per_txn per committed
- * transaction, values of version ver. Returns ops/s, -1 on error. */
-static double run_puts(const struct engine *e, struct eh *h, struct keysrc *src,
-		       uint64_t count, uint64_t per_txn, uint8_t ver)
-{
-	size_t vb = h->o->value_bytes;
-	uint8_t k[KEY_BYTES], *v = value_new(vb);
-	uint64_t t0 = bench_now_ns();
-	double r = -1;
-	if (!v) {
-		snprintf(h->err, sizeof h->err, "out of memory");
-		return -1;
-	}
-	for (uint64_t i = 0; i < count; i++) {
-		if (i % per_txn == 0 && e->begin(h, true) != 0)
-			goto out;
-		key_fmt(k, key_next(src));
-		value_stamp(v, vb, k, ver);
-		if (e->put(h, k, KEY_BYTES, v, vb) != 0)
-			goto out;
-		if (((i + 1) % per_txn == 0 || i + 1 == count) && e->commit(h) != 0)
-			goto out;
-	}
-	r = rate(count, t0);
-out:
-	free(v);
-	return r;
-}
-
 /* W3: count gets of keys from src, READ_PER_TXN per transaction, each
  * value checked. Returns ops/s, -1 on error or a wrong or missing value. */
 static double run_gets(const struct engine *e, struct eh *h, struct keysrc *src,
@@ -243,7 +188,7 @@ static double run_gets(const struct engine *e, struct eh *h, struct keysrc *src,
 		if (((i + 1) % READ_PER_TXN == 0 || i + 1 == count) && e->commit(h) != 0)
 			return -1;
 	}
-	return rate(count, t0);
+	return bench_rate(count, t0);
 }
 
 /* W4: one cursor pass over the table in a read transaction, checking that
@@ -276,7 +221,7 @@ static double run_scan(const struct engine *e, struct eh *h, uint64_t n)
 			 (unsigned long long)rows, (unsigned long long)n);
 		return -1;
 	}
-	return rate(rows, t0);
+	return bench_rate(rows, t0);
 }
 
 /* ---- one child: a job on one engine ------------------------------------------ */
@@ -311,47 +256,6 @@ static double proc_status_kb(const char *field)
 	return kb;
 }
 
-/* du: apparent and allocated bytes under a directory, and the part under
- * its wal/ subdirectory. nftw has no argument, so these are file-static
- * (each child sums one directory). */
-static struct child_res *du_res;
-static char du_wal[4300];
-
-static int du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)ftw;
-	if (flag != FTW_F)
-		return 0;
-	du_res->disk_bytes += (double)st->st_size;
-	du_res->disk_alloc += (double)st->st_blocks * 512;
-	if (strncmp(path, du_wal, strlen(du_wal)) == 0) {
-		du_res->wal_bytes += (double)st->st_size;
-		du_res->wal_alloc += (double)st->st_blocks * 512;
-	}
-	return 0;
-}
-
-static void du(const char *dir, struct child_res *r)
-{
-	du_res = r;
-	snprintf(du_wal, sizeof du_wal, "%s/wal/", dir);
-	nftw(dir, du_one, 16, FTW_PHYS);
-}
-
-/* A random permutation of 0..n-1 (Fisher-Yates), NULL if out of memory. */
-static uint64_t *permutation(uint64_t n, uint64_t seed)
-{
-	uint64_t *p = malloc(n * sizeof *p);
-	for (uint64_t i = 0; p && i < n; i++)
-		p[i] = i;
-	for (uint64_t i = n - 1; p && i > 0; i--) {
-		uint64_t j = bench_rand(&seed) % (i + 1), t = p[i];
-		p[i] = p[j];
-		p[j] = t;
-	}
-	return p;
-}
-
 /* Measures workload w into r->ops[w] if it was asked for (or always runs
  * it when it is the job's load). false on error. */
 static bool phase(const struct tables_opts *o, const struct engine *e, struct eh *h,
@@ -364,7 +268,7 @@ static bool phase(const struct tables_opts *o, const struct engine *e, struct eh
 	case W_RAND:
 		src.mode = perm ? K_PERM : K_SEQ;
 		src.perm = perm;
-		ops = run_puts(e, h, &src, (uint64_t)o->n, LOAD_PER_TXN, 0);
+		ops = tables_puts(e, h, &src, (uint64_t)o->n, W2_PER_TXN, 0);
 		break;
 	case W_READ:
 		src.mode = K_RAND;
@@ -373,7 +277,7 @@ static bool phase(const struct tables_opts *o, const struct engine *e, struct eh
 	case W_SCAN: ops = run_scan(e, h, (uint64_t)o->n); break;
 	default:
 		src.mode = K_RAND;
-		ops = run_puts(e, h, &src, (uint64_t)o->updates, UPDATE_PER_TXN, 1);
+		ops = tables_puts(e, h, &src, (uint64_t)o->updates, W5_PER_TXN, 1);
 		break;
 	}
 	if (ops < 0)
@@ -389,11 +293,12 @@ static void child_job(const struct tables_opts *o, int eng, int j, int run, cons
 {
 	const struct engine *e = engines[eng];
 	struct eh h = {.o = o};
+	struct bench_du d;
 	uint64_t *perm = NULL;
 	uint64_t t0;
 
 	hwm_reset();
-	if (j == J_RAND && !(perm = permutation((uint64_t)o->n, 0x5EEDull + (uint64_t)run))) {
+	if (j == J_RAND && !(perm = key_permutation((uint64_t)o->n, 0x5EEDull + (uint64_t)run))) {
 		snprintf(r->err, sizeof r->err, "out of memory");
 		return;
 	}
@@ -407,7 +312,11 @@ static void child_job(const struct tables_opts *o, int eng, int j, int run, cons
 	if (e->close(&h) != 0)
 		goto fail;
 	r->close_s = (double)(bench_now_ns() - t0) / 1e9;
-	du(dir, r);
+	bench_du(dir, &d);
+	r->disk_bytes = d.bytes;
+	r->disk_alloc = d.alloc;
+	r->wal_bytes = d.wal_bytes;
+	r->wal_alloc = d.wal_alloc;
 	r->rss_peak_kb = proc_status_kb("VmHWM:");
 	r->ok = 1;
 	free(perm);

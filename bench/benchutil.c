@@ -1,12 +1,13 @@
 /*
  * benchutil.c - helpers shared by the benchmarks: a clock, medians,
- * scratch directories, option values, a measurement in a child process.
- * See bench.h.
+ * scratch directories, option values, a measurement in a child process
+ * (which may end in a crash). See bench.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,12 @@ uint64_t bench_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+double bench_rate(uint64_t ops, uint64_t t0)
+{
+	uint64_t dt = bench_now_ns() - t0;
+	return (double)ops * 1e9 / (double)(dt ? dt : 1);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -147,8 +154,11 @@ static size_t read_full(int fd, void *buf, size_t size)
 	return got;
 }
 
-int bench_fork(void (*body)(void *arg, void *res), void *arg, void *res, size_t size,
-	       struct rusage *ru, char *why, size_t why_cap)
+/* bench_fork and bench_fork_crash: the child sends *res, then exits, or
+ * kills itself with SIGKILL if die; the parent checks that all of res
+ * arrived and, if die, that SIGKILL ended the child. */
+static int fork_run(void (*body)(void *arg, void *res), void *arg, void *res, size_t size,
+		    struct rusage *ru, bool die, char *why, size_t why_cap)
 {
 	int fds[2], status = 0;
 	size_t got;
@@ -161,18 +171,34 @@ int bench_fork(void (*body)(void *arg, void *res), void *arg, void *res, size_t 
 		return -1;
 	}
 	if (pid == 0) {
+		bool sent;
 		close(fds[0]);
 		body(arg, res);
-		_exit(write(fds[1], res, size) == (ssize_t)size ? 0 : 1);
+		sent = write(fds[1], res, size) == (ssize_t)size;
+		if (die && sent)
+			kill(getpid(), SIGKILL);
+		_exit(sent ? 0 : 1);
 	}
 	close(fds[1]);
 	got = read_full(fds[0], res, size);
 	close(fds[0]);
 	while (wait4(pid, &status, 0, ru) < 0 && errno == EINTR)
 		;
-	if (got == size)
+	if (got == size && (!die || (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)))
 		return 0;
 	snprintf(why, why_cap, "child %s (status 0x%x)",
 		 WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "failed", (unsigned)status);
 	return -1;
+}
+
+int bench_fork(void (*body)(void *arg, void *res), void *arg, void *res, size_t size,
+	       struct rusage *ru, char *why, size_t why_cap)
+{
+	return fork_run(body, arg, res, size, ru, false, why, why_cap);
+}
+
+int bench_fork_crash(void (*body)(void *arg, void *res), void *arg, void *res, size_t size,
+		     char *why, size_t why_cap)
+{
+	return fork_run(body, arg, res, size, NULL, true, why, why_cap);
 }

@@ -15,6 +15,9 @@
 #include "walden.h"
 
 #define KEY_BYTES 16 /* the zero-padded decimal of the key's number */
+#define TABLES_TABLE_NAME "bench" /* the one table of every database */
+#define W2_PER_TXN 1000 /* puts per durable commit of a load (W1, W2) */
+#define W5_PER_TXN 100  /* ... of random updates (W5) */
 
 /* The parsed options of one subcommand (bench_tables.c tables_parse). */
 struct tables_opts {
@@ -28,6 +31,8 @@ struct tables_opts {
 	bool json;
 	bool nosync; /* commits need not be durable (walden synchronous_commit
 		      * off, LMDB MDB_NOSYNC); bench_tables leaves it false */
+	const wd_options *wd; /* walden's settings before pool_mb and nosync
+			       * apply; NULL: wd_options_default */
 };
 
 /* One open database of either engine. Calls return 0, 1 for "not found" or
@@ -72,13 +77,35 @@ struct engine {
 	void (*cur_close)(struct eh *h);
 };
 
-/* walden (wd_open with buffer_pool_bytes from --pool-mb, synchronous
- * commit unless nosync) and LMDB (default durable flags unless nosync, a
- * map 4x the data, >= 1 GiB). */
+/* walden (wd_open with o->wd or the default options, buffer_pool_bytes
+ * from --pool-mb, synchronous commit unless nosync) and LMDB (default
+ * durable flags unless nosync, a map 4x the data, >= 1 GiB). open creates
+ * the database, or opens the one already in dir (after a crash: walden
+ * recovers it). */
 extern const struct engine walden_engine;
 extern const struct engine lmdb_engine;
 
-/* ---- keys and values (tables_keys.c) ---- */
+/* ---- keys, values and puts (tables_keys.c) ---- */
+
+/* Where the next key number comes from: 0, 1, 2...; a permutation; or
+ * uniformly random below n (splitmix64 from state). */
+struct keysrc {
+	enum { K_SEQ, K_PERM, K_RAND } mode;
+	const uint64_t *perm;
+	uint64_t i, n, state;
+};
+
+uint64_t key_next(struct keysrc *s);
+
+/* A random permutation of 0..n-1 (Fisher-Yates from seed), malloc'd;
+ * NULL if out of memory. */
+uint64_t *key_permutation(uint64_t n, uint64_t seed);
+
+/* W1, W2, W5: count puts of keys from src, per_txn per committed
+ * transaction, values of version ver. Returns ops/s, -1 on error (h->err
+ * says what). */
+double tables_puts(const struct engine *e, struct eh *h, struct keysrc *src, uint64_t count,
+		   uint64_t per_txn, uint8_t ver);
 
 /* The key of number x: 16 zero-padded decimal digits. */
 void key_fmt(uint8_t k[KEY_BYTES], uint64_t x);

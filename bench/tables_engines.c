@@ -30,12 +30,16 @@ static int w_buf(struct eh *h)
 	return 0;
 }
 
-/* Opens (creates) the database in dir and the table "bench" in it. */
+/* Opens (creates) the database in dir and the table TABLES_TABLE_NAME in
+ * it. */
 static int w_open(struct eh *h, const char *dir)
 {
 	wd_options wo;
 	int rc;
-	wd_options_default(&wo);
+	if (h->o->wd)
+		wo = *h->o->wd;
+	else
+		wd_options_default(&wo);
 	wo.buffer_pool_bytes = h->o->pool_mb << 20;
 	wo.synchronous_commit = !h->o->nosync;
 	if ((rc = w_buf(h)) != 0)
@@ -44,7 +48,7 @@ static int w_open(struct eh *h, const char *dir)
 		return w_fail(h, rc, "wd_open");
 	if ((rc = wd_begin(h->db, &h->txn)) != 0)
 		return w_fail(h, rc, "wd_begin");
-	if ((rc = wd_table_open(h->txn, "bench", WD_CREATE, &h->t)) != 0)
+	if ((rc = wd_table_open(h->txn, TABLES_TABLE_NAME, WD_CREATE, &h->t)) != 0)
 		return w_fail(h, rc, "wd_table_open");
 	rc = wd_commit(h->txn);
 	h->txn = NULL;
@@ -166,7 +170,7 @@ static int l_open(struct eh *h, const char *dir)
 {
 	MDB_txn *txn;
 	int rc;
-	if (mkdir(dir, 0755) != 0)
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) /* EEXIST: a reopen */
 		return l_fail(h, errno, "mkdir");
 	if ((rc = mdb_env_create(&h->env)) != 0)
 		return l_fail(h, rc, "mdb_env_create");

@@ -32,6 +32,12 @@ static const struct {
 	 "W1..W5 together (load, read, scan, update) vs LMDB"},
 	{"txn", bench_txn_main,
 	 "abort of N changes (undo steps/s); hot-key transactions, deadlocks, vs LMDB"},
+	{"redo", bench_redo_main,
+	 "replay of ~1 GiB of WAL after a kill: MiB/s, records/s, vs writing it"},
+	{"recovery", bench_recovery_main,
+	 "recovery time vs max_wal_size, and each setting's W5 cost vs LMDB"},
+	{"fpw", bench_fpw_main,
+	 "W5 with full_page_writes / wal_compression on, off: WAL bytes, vs LMDB"},
 };
 
 static void usage(FILE *out)
