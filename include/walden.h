@@ -125,6 +125,25 @@ typedef struct wd_options {
 	int full_page_writes;
 	/* zlib-compress full-page images (default 0). */
 	int wal_compression;
+	/* WAL archiving (PostgreSQL's archive_mode + archive_command in
+	 * spirit): the path of an existing, writable directory, or NULL / ""
+	 * for none (default). Every completed WAL segment is copied there
+	 * under its own name (16 hex digits), whole, as it was written, and
+	 * made durable (temporary name, fdatasync, rename, directory fsync)
+	 * before the segment may be recycled or removed; a background thread
+	 * copies each segment soon after it completes, and checkpoints and
+	 * wd_close copy whatever is left. A segment that cannot be archived
+	 * (I/O error, full disk, or a different file of the same name already
+	 * in the directory) is kept - the log grows - and wd_checkpoint
+	 * returns the error (WD_EIO, WD_ENOSPC, WD_EEXIST naming both files);
+	 * the next attempt retries. One database per archive directory; a
+	 * missing or unusable directory makes wd_open fail (WD_ENOENT,
+	 * WD_EINVAL, WD_EACCES) before anything is created. A setting of the
+	 * open, not stored in the database: an open without it retires
+	 * segments unarchived, leaving a gap in the archive. The string is
+	 * copied by wd_open. Read the archive with
+	 * `walden waldump DIR --wal-dir ARCHIVE` (wal/README.md P7). */
+	const char *archive_dir;
 
 	/* ---- tables ---- */
 	/* Longest value wd_put accepts, in bytes (longer: WD_ETOOBIG); values

@@ -26,6 +26,7 @@
 
 struct dump_opts {
 	const char *dir;
+	const char *wal_dir; /* --wal-dir: segments from here, not DIR/wal */
 	wd_lsn start, end;
 	bool has_start, has_end, has_xid, fpi, stats, follow;
 	wd_xid xid;
@@ -40,6 +41,7 @@ struct kind_stats {
 
 struct dump {
 	struct dump_opts o;
+	char segdir[4096];      /* where the segments are read */
 	control_data cd;
 	uint32_t seg_size;
 	wal_reader *r;
@@ -78,6 +80,9 @@ static void usage(FILE *out)
 		"                    data) instead of one line per record\n"
 		"  -f, --follow      at the end, wait for new records (every %d ms) until\n"
 		"                    interrupted\n"
+		"  -w, --wal-dir D   read the segments from directory D (a WAL archive,\n"
+		"                    the archive_dir setting) instead of DIR/wal; the\n"
+		"                    control file still comes from DIR\n"
 		"  -h, --help        this help\n"
 		"Exit status: 0 ok, 1 error (not a database, a file of another\n"
 		"database, I/O), 2 usage.\n",
@@ -131,6 +136,7 @@ static int parse_option(int c, struct dump_opts *o)
 	case 'b': o->fpi = true; return -1;
 	case 'z': o->stats = true; return -1;
 	case 'f': o->follow = true; return -1;
+	case 'w': o->wal_dir = optarg; return -1;
 	case 'h': usage(stdout); return EXIT_OK;
 	default: return EXIT_USAGE;
 	}
@@ -147,6 +153,7 @@ static int parse_args(int argc, char **argv, struct dump_opts *o)
 		{"fpi", no_argument, NULL, 'b'},
 		{"stats", no_argument, NULL, 'z'},
 		{"follow", no_argument, NULL, 'f'},
+		{"wal-dir", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -154,7 +161,7 @@ static int parse_args(int argc, char **argv, struct dump_opts *o)
 	memset(o, 0, sizeof *o);
 	o->rmgr = -1;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "s:e:x:r:bzfh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:e:x:r:bzfw:h", opts, NULL)) != -1) {
 		if ((rc = parse_option(c, o)) == -1)
 			continue;
 		if (rc == EXIT_USAGE && c != '?')
@@ -187,11 +194,11 @@ static int probe_seg_size(struct dump *d)
 	st_file *f = NULL;
 	uint64_t segno;
 	size_t got = 0;
-	int rc = wal_oldest_segment(d->o.dir, &segno);
+	int rc = wal_oldest_segment_in(d->segdir, &segno);
 	if (rc == WD_NOTFOUND)
 		return 0;
 	if (rc == 0)
-		rc = wal_seg_path(path, sizeof path, d->o.dir, segno);
+		rc = wal_seg_path_in(path, sizeof path, d->segdir, segno);
 	if (rc == 0)
 		rc = storage_open(path, ST_RDONLY, &f);
 	if (rc == 0)
@@ -213,6 +220,10 @@ static int probe_seg_size(struct dump *d)
 static int open_db(struct dump *d)
 {
 	int rc = control_read(d->o.dir, &d->cd);
+	if (d->o.wal_dir)
+		snprintf(d->segdir, sizeof d->segdir, "%s", d->o.wal_dir);
+	else
+		snprintf(d->segdir, sizeof d->segdir, "%s/%s", d->o.dir, WAL_DIR);
 	if (rc == WD_ENOENT) {
 		fprintf(stderr, "walden waldump: %s: not a walden database (no %s file)\n",
 			d->o.dir, CONTROL_FILE);
@@ -225,7 +236,7 @@ static int open_db(struct dump *d)
 		return tool_fail("waldump", rc, "first WAL segment");
 	if (!d->seg_size)
 		d->seg_size = WAL_SEG_SIZE_DEFAULT; /* no WAL yet: any size reads nothing */
-	rc = wal_reader_open(d->o.dir, d->cd.db_id, d->seg_size, d->cd.page_size, &d->r);
+	rc = wal_reader_open_dir(d->segdir, d->cd.db_id, d->seg_size, d->cd.page_size, &d->r);
 	if (rc == 0 && !(d->page = malloc(d->cd.page_size)))
 		rc = err_set(WD_ENOMEM, "out of memory");
 	return rc ? tool_fail("waldump", rc, "opening the WAL") : -1;
@@ -246,7 +257,7 @@ static int position(struct dump *d)
 	uint64_t segno;
 	int rc;
 	if (!d->o.has_start)
-		start = wal_oldest_segment(d->o.dir, &segno) == 0 ? segno * d->seg_size : 0;
+		start = wal_oldest_segment_in(d->segdir, &segno) == 0 ? segno * d->seg_size : 0;
 	if ((rc = wal_reader_seek(d->r, start)) != 0)
 		return rc;
 	start = wal_reader_position(d->r);

@@ -38,7 +38,7 @@ static int check_options(const wd_options *o)
 	if (o->buffer_pool_bytes / o->page_size < BM_MIN_BUFFERS)
 		return err_set(WD_EINVAL, "buffer_pool_bytes %llu: must hold at least %u pages",
 			       (unsigned long long)o->buffer_pool_bytes, BM_MIN_BUFFERS);
-	return 0;
+	return wal_archive_check_dir(o->archive_dir); /* before anything is created */
 }
 
 /* A zeroed handle for dir with its mutexes ready and the options copied. */

@@ -20,6 +20,7 @@ void wd_options_default(wd_options *o)
 	o->wal_recycle = 1;
 	o->full_page_writes = 1;
 	o->wal_compression = 0;
+	o->archive_dir = NULL;
 	o->max_value_bytes = 64ull << 20;
 	o->lock_timeout_ms = 0;
 	o->checkpoint_timeout_s = 300;

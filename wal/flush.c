@@ -307,6 +307,7 @@ static int lead_flush(wal *w, wd_lsn goal, bool delay)
 			TRACE(TR_WAL, "flush upto=" LSN_FMT, LSN_ARGS(boundary));
 			if (w->o.on_flush)
 				w->o.on_flush(w->o.on_flush_arg, boundary, wal_now_ns());
+			wal_archive_notify(w, boundary); /* a segment completed? (P7) */
 		}
 		if (atomic_load(&w->flushed) >= goal || boundary >= target)
 			break;                              /* step 7 */

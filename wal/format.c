@@ -51,3 +51,11 @@ int wal_seg_path(char *out, size_t cap, const char *dbdir, uint64_t segno)
 		return err_set(WD_ETOOBIG, "WAL segment path too long under %s", dbdir);
 	return 0;
 }
+
+int wal_seg_path_in(char *out, size_t cap, const char *segdir, uint64_t segno)
+{
+	int n = snprintf(out, cap, "%s/%016llX", segdir, (unsigned long long)segno);
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(WD_ETOOBIG, "WAL segment path too long under %s", segdir);
+	return 0;
+}

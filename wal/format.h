@@ -168,4 +168,9 @@ static inline uint32_t wal_align(uint32_t len)
 int wal_seg_path(char *out, size_t cap, const char *dbdir,
 		 uint64_t segno) WD_MUST_CHECK;
 
+/* Formats "SEGDIR/000000000000002A": segment segno in a directory of
+ * segment files (DIR/wal, or a WAL archive, README P7). */
+int wal_seg_path_in(char *out, size_t cap, const char *segdir,
+		    uint64_t segno) WD_MUST_CHECK;
+
 #endif

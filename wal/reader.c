@@ -1,8 +1,9 @@
 /*
- * reader.c - the WAL reader (reader.h): wal_reader_open/seek/next/end,
- * wal_reader_read_at for prev chains, wal_reader_find to resynchronise,
- * wal_oldest_segment. The end-of-log rules carried out here are numbered
- * in wal/README.md, "Reading the log and the end of WAL" (steps R1..R7).
+ * reader.c - the WAL reader (reader.h): wal_reader_open(_dir)/seek/next/
+ * end, wal_reader_read_at for prev chains, wal_reader_find to
+ * resynchronise, wal_oldest_segment(_in). The end-of-log rules carried out
+ * here are numbered in wal/README.md, "Reading the log and the end of WAL"
+ * (steps R1..R7).
  *
  * Internal helpers return a negative WD_E* code for an error, 0 when they
  * delivered, or STOPPED when the log cannot go on; r->stop_reason and
@@ -24,7 +25,7 @@
 #define DETAIL_CAP 512
 
 struct wal_reader {
-	char *dbdir;
+	char *segdir;            /* where the segment files are: DIR/wal */
 	uint8_t db_id[16];
 	uint32_t seg_size;
 	uint32_t page_size;
@@ -69,9 +70,20 @@ static void drop_segment(wal_reader *r)
 	r->chunk_valid = 0;
 }
 
-/* Allocates the reader and its chunk; files are opened lazily (R2). */
 int wal_reader_open(const char *dbdir, const uint8_t db_id[16], uint32_t seg_size,
 		    uint32_t page_size, wal_reader **out)
+{
+	char segdir[4096];
+	int n = snprintf(segdir, sizeof segdir, "%s/%s", dbdir, WAL_DIR);
+	*out = NULL;
+	if (n < 0 || (size_t)n >= sizeof segdir)
+		return err_set(WD_ETOOBIG, "WAL directory path too long under %s", dbdir);
+	return wal_reader_open_dir(segdir, db_id, seg_size, page_size, out);
+}
+
+/* Allocates the reader and its chunk; files are opened lazily (R2). */
+int wal_reader_open_dir(const char *segdir, const uint8_t db_id[16], uint32_t seg_size,
+			uint32_t page_size, wal_reader **out)
 {
 	wal_reader *r;
 	*out = NULL;
@@ -80,7 +92,7 @@ int wal_reader_open(const char *dbdir, const uint8_t db_id[16], uint32_t seg_siz
 		return err_set(WD_EINVAL, "WAL segment size %u or page size %u not valid",
 			       seg_size, page_size);
 	r = calloc(1, sizeof *r);
-	if (!r || !(r->dbdir = strdup(dbdir)) || !(r->chunk = malloc(READ_CHUNK))) {
+	if (!r || !(r->segdir = strdup(segdir)) || !(r->chunk = malloc(READ_CHUNK))) {
 		wal_reader_close(r);
 		return err_set(WD_ENOMEM, "WAL reader: out of memory");
 	}
@@ -97,7 +109,7 @@ void wal_reader_close(wal_reader *r)
 	if (!r)
 		return;
 	drop_segment(r);
-	free(r->dbdir);
+	free(r->segdir);
 	free(r->chunk);
 	free(r->rec);
 	free(r);
@@ -170,7 +182,7 @@ static int open_segment(wal_reader *r, uint64_t segno)
 	if (r->seg && r->segno == segno)
 		return 0;
 	drop_segment(r);
-	if ((rc = wal_seg_path(path, sizeof path, r->dbdir, segno)) != 0)
+	if ((rc = wal_seg_path_in(path, sizeof path, r->segdir, segno)) != 0)
 		return rc;
 	rc = storage_open(path, ST_RDONLY, &f);
 	if (rc == WD_ENOENT)
@@ -436,15 +448,20 @@ int wal_reader_find(wal_reader *r, wd_lsn lsn, wd_lsn *found)
 		       LSN_ARGS(lsn));
 }
 
-/* Lists DIR/wal (readdir: directory listing is not file I/O the fault
- * model injects into, so it does not go through storage/). */
 int wal_oldest_segment(const char *dbdir, uint64_t *segno)
 {
 	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dbdir, WAL_DIR);
+	return wal_oldest_segment_in(path, segno);
+}
+
+/* Lists the directory (readdir: directory listing is not file I/O the
+ * fault model injects into, so it does not go through storage/). */
+int wal_oldest_segment_in(const char *path, uint64_t *segno)
+{
 	struct dirent *de;
 	bool any = false;
 	DIR *d;
-	snprintf(path, sizeof path, "%s/%s", dbdir, WAL_DIR);
 	if (!(d = opendir(path)))
 		return err_set(WD_NOTFOUND, "%s: no WAL directory", path);
 	while ((de = readdir(d)) != NULL) {

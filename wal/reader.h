@@ -39,6 +39,14 @@ typedef struct wal_reader wal_reader;
 int wal_reader_open(const char *dbdir, const uint8_t db_id[16], uint32_t seg_size,
 		    uint32_t page_size, wal_reader **out) WD_MUST_CHECK;
 
+/*
+ * wal_reader_open over the segment files of segdir instead of DIR/wal: a
+ * WAL archive (README P7), whose files are whole segments named as in
+ * DIR/wal. The same checks apply to every segment read.
+ */
+int wal_reader_open_dir(const char *segdir, const uint8_t db_id[16], uint32_t seg_size,
+			uint32_t page_size, wal_reader **out) WD_MUST_CHECK;
+
 /* Closes the reader and frees its memory (NULL is fine). */
 void wal_reader_close(wal_reader *r);
 
@@ -99,5 +107,8 @@ int wal_reader_find(wal_reader *r, wd_lsn lsn, wd_lsn *found) WD_MUST_CHECK;
  * upper-case hex digits). WD_NOTFOUND if there is none or no DIR/wal.
  */
 int wal_oldest_segment(const char *dbdir, uint64_t *segno) WD_MUST_CHECK;
+
+/* The same for a directory of segment files (a WAL archive). */
+int wal_oldest_segment_in(const char *segdir, uint64_t *segno) WD_MUST_CHECK;
 
 #endif /* WALDEN_WAL_READER_H */

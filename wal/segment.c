@@ -6,7 +6,8 @@
  * fsync of any of these files or of the WAL directory panics the log (I8).
  * Entry points: wal_seg_prepare_through, wal_seg_prepare_next,
  * wal_seg_open_for_write, wal_seg_start, wal_seg_create_dir,
- * wal_remove_segments_before (wal/README.md, P5 and P6).
+ * wal_remove_segments_before (wal/README.md, P5 and P6; archiving first,
+ * P7, is archive.c's).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -389,22 +390,33 @@ static int seg_retire(wal *w, uint64_t segno)
 	return rc;
 }
 
+/*
+ * P6: retires every segment below lsn's and the flushed position's, each
+ * archived first when there is an archive (P7, I12): a segment that could
+ * not be archived stays, and so does every later one; the archiving error
+ * is returned once the segments below it are retired.
+ */
 int wal_remove_segments_before(wal *w, wd_lsn lsn)
 {
 	uint64_t limit = wal_segno(lsn, w->seg_size), *segs = NULL;
 	wd_lsn flushed = atomic_load(&w->flushed);
 	size_t n = 0;
-	int rc;
+	int rc, arc;
 	if (atomic_load(&w->panicked))
 		return wal_panic_error(w);
 	/* never a segment holding unflushed WAL, nor the one being written */
 	if (flushed > 0 && wal_segno(flushed - 1, w->seg_size) < limit)
 		limit = wal_segno(flushed - 1, w->seg_size);
+	/* I12: only what is durable in the archive goes (not under seg_mx:
+	 * a copy must not hold up a writer preparing a segment inline) */
+	arc = wal_archive_upto(w, limit);
+	if (w->archive_dir && atomic_load(&w->archived_next) < limit)
+		limit = atomic_load(&w->archived_next);
 	pthread_mutex_lock(&w->seg_mx);
 	rc = list_segments(w, &segs, &n);
 	for (size_t i = 0; rc == 0 && i < n && segs[i] < limit; i++)
 		rc = seg_retire(w, segs[i]);
 	pthread_mutex_unlock(&w->seg_mx);
 	free(segs);
-	return rc;
+	return rc ? rc : arc;
 }

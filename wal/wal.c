@@ -44,6 +44,7 @@ void wal_opts_from(wal_opts *o, const wd_options *d, const uint8_t db_id[16])
 	o->init_zero = d->wal_init_zero != 0;
 	o->recycle = d->wal_recycle != 0;
 	o->page_size = d->page_size;
+	o->archive_dir = d->archive_dir && *d->archive_dir ? d->archive_dir : NULL;
 	memcpy(o->db_id, db_id, sizeof o->db_id);
 }
 
@@ -73,7 +74,7 @@ static int opts_check(const wal_opts *o)
 	if (o->page_size < 4096 || o->page_size > 65536 || (o->page_size & (o->page_size - 1)))
 		return err_set(WD_EINVAL, "page size %u: not a power of two in [4096, 65536]",
 			       o->page_size);
-	return 0;
+	return wal_archive_check_dir(o->archive_dir);
 }
 
 /* The largest power of two not above n. */
@@ -110,7 +111,7 @@ static int wal_alloc(const char *dbdir, const wal_opts *o, wal **out)
 	wal_flush_init(w);
 	pthread_mutex_init(&w->seg_mx, NULL);
 	*out = w;
-	return 0;
+	return wal_archive_init(w); /* the caller frees w on a failure */
 }
 
 static void wal_free(wal *w)
@@ -118,6 +119,7 @@ static void wal_free(wal *w)
 	wal_insert_destroy(w);
 	wal_flush_destroy(w);
 	pthread_mutex_destroy(&w->seg_mx);
+	wal_archive_destroy(w);
 	free(w->buf);
 	free(w->dbdir);
 	free(w->waldir);
@@ -136,8 +138,11 @@ int wal_open(const char *dbdir, const wal_opts *o, wd_lsn start_lsn, wal **out)
 	if (start_lsn % WAL_ALIGN != 0)
 		return err_set(WD_EINVAL, "wal_open: start LSN " LSN_FMT " not 8-byte aligned",
 			       LSN_ARGS(start_lsn));
-	if ((rc = wal_alloc(dbdir, o, &w)) != 0)
+	if ((rc = wal_alloc(dbdir, o, &w)) != 0) {
+		if (w)
+			wal_free(w);
 		return rc;
+	}
 	pos = wal_usable_from_lsn(start_lsn, w->seg_size);
 	atomic_init(&w->reserved, pos);
 	w->start_reserved = pos;
@@ -145,6 +150,11 @@ int wal_open(const char *dbdir, const wal_opts *o, wd_lsn start_lsn, wal **out)
 	atomic_init(&w->flushed, wal_end_lsn(pos, w->seg_size));
 	if ((rc = wal_seg_start(w, wal_lsn_from_usable(pos, w->seg_size))) != 0 ||
 	    (rc = wal_writer_start(w)) != 0) {
+		wal_free(w);
+		return rc;
+	}
+	if ((rc = wal_archive_start(w)) != 0) {
+		wal_writer_stop(w);
 		wal_free(w);
 		return rc;
 	}
@@ -197,6 +207,7 @@ int wal_close(wal *w)
 	else
 		rc = wal_panic_error(w);
 	wal_writer_stop(w);
+	wal_archive_stop(w); /* archives what the last flush completed (P7) */
 	wal_close_file(w);
 	TRACE(TR_WAL, "close flushed=" LSN_FMT, LSN_ARGS(atomic_load(&w->flushed)));
 	wal_free(w);
@@ -237,4 +248,7 @@ void wal_stats(wal *w, wal_counters *s)
 	s->segs_removed = relaxed_get(&w->st_segs_removed);
 	s->segs_prepared_inline = relaxed_get(&w->st_segs_inline);
 	s->fpw_retries = relaxed_get(&w->st_fpw_retries);
+	s->segs_archived = relaxed_get(&w->st_segs_archived);
+	s->segs_archive_found = relaxed_get(&w->st_archive_found);
+	s->archive_failures = relaxed_get(&w->st_archive_failures);
 }

@@ -64,6 +64,10 @@ typedef struct wal_opts {
 				     * 25); tests set both */
 	wal_flush_observer on_flush; /* may be NULL */
 	void *on_flush_arg;
+	const char *archive_dir;    /* an existing directory every completed
+				     * segment is copied to before it may be
+				     * recycled or removed (README P7); NULL
+				     * or "": none. Copied by wal_open */
 } wal_opts;
 
 /* Defaults: 16 MiB segments and buffers, 200 ms, 1 MiB, no commit delay,
@@ -233,10 +237,23 @@ int wal_panic(wal *w, int cause);
  * Recycles (wal_recycle, while fewer than recycle_max future segments are
  * prepared) or removes every segment wholly before lsn's segment and before
  * the flushed position, fsyncing the directory after each. Checkpoints call
- * it with their redo point. Errors: storage errors (nothing half done: a
- * segment is either renamed or not).
+ * it with their redo point. With an archive_dir, each of those segments is
+ * first archived (README P7, I12), in order; a segment that could not be
+ * archived, and every later one, is kept, and the archiving error is
+ * returned after the segments below it were retired (the next call
+ * retries). Errors: storage errors (nothing half done: a segment is either
+ * renamed or not), the archive's (WD_EIO, WD_ENOSPC, WD_EEXIST: a
+ * different file of the segment's name is in the archive), WD_EPANIC.
  */
 int wal_remove_segments_before(wal *w, wd_lsn lsn) WD_MUST_CHECK;
+
+/*
+ * Checks that dir (an archive_dir setting; NULL or "" is "no archive" and
+ * fine) is an existing directory this process may write: WD_ENOENT,
+ * WD_EINVAL (not a directory), WD_EACCES, naming it. wal_open calls it;
+ * wd_open calls it before it creates anything.
+ */
+int wal_archive_check_dir(const char *dir) WD_MUST_CHECK;
 
 /* The bufmgr WAL-before-data hook: bufmgr_set_wal_hook(pool,
  * wal_bufmgr_hook, w). Flushes the WAL up to the page's LSN. */
@@ -288,6 +305,9 @@ typedef struct wal_counters {
 	uint64_t segs_created, segs_recycled, segs_removed;
 	uint64_t segs_prepared_inline; /* prepared by a writer of WAL, not ahead */
 	uint64_t fpw_retries;        /* wal_insert_fpw refusals (I11) */
+	uint64_t segs_archived;      /* segments copied into the archive (P7) */
+	uint64_t segs_archive_found; /* ... found there already, identical */
+	uint64_t archive_failures;   /* archiving attempts that failed */
 } wal_counters;
 
 void wal_stats(wal *w, wal_counters *out);

@@ -1,7 +1,7 @@
 /*
  * wal_internal.h - the WAL's shared state, for the files of wal/ only
- * (insert.c, flush.c, writer.c, segment.c, wal.c). Map, invariants and
- * protocols: wal/README.md ("Invariants", "Protocols").
+ * (insert.c, flush.c, writer.c, segment.c, archive.c, wal.c). Map,
+ * invariants and protocols: wal/README.md ("Invariants", "Protocols").
  */
 #ifndef WALDEN_WAL_INTERNAL_H
 #define WALDEN_WAL_INTERNAL_H
@@ -98,6 +98,19 @@ struct wal {
 	pthread_mutex_t seg_mx;        /* preparing, recycling, removing */
 	_Atomic uint64_t prepared_upto; /* segments up to this one exist */
 
+	/* ---- archiving (archive.c, P7) ---- */
+	char *archive_dir;             /* canonical path; NULL: no archiving */
+	pthread_mutex_t arch_mx;       /* one segment archived at a time */
+	_Atomic uint64_t archived_next; /* every segment below it that is in
+					 * DIR/wal is durable in the archive
+					 * (I12); moved only under arch_mx */
+	pthread_t archiver;
+	_Atomic bool archiver_running; /* read by flushing threads */
+	pthread_mutex_t archiver_mx;
+	pthread_cond_t archiver_cv;
+	_Atomic bool archiver_stop;    /* set under archiver_mx */
+	_Atomic bool archiver_wake;    /* a wake-up is pending */
+
 	/* ---- the WAL writer (writer.c) ---- */
 	pthread_t writer;
 	bool writer_running;
@@ -123,6 +136,7 @@ struct wal {
 	_Atomic uint64_t st_segs_created, st_segs_recycled, st_segs_removed,
 		st_segs_inline;
 	_Atomic uint64_t st_fpw_retries;
+	_Atomic uint64_t st_segs_archived, st_archive_found, st_archive_failures;
 	uint64_t start_reserved; /* `reserved` at open, for stats.bytes */
 };
 
@@ -189,6 +203,14 @@ int wal_seg_open_for_write(wal *w, uint64_t segno, st_file **out) WD_MUST_CHECK;
 int wal_seg_start(wal *w, wd_lsn start_lsn) WD_MUST_CHECK;
 int wal_seg_create_dir(const char *dbdir, const char *waldir) WD_MUST_CHECK;
 bool wal_seg_prepare_next(wal *w, uint64_t need);
+
+/* archive.c */
+int wal_archive_init(wal *w) WD_MUST_CHECK;
+int wal_archive_start(wal *w) WD_MUST_CHECK;
+void wal_archive_stop(wal *w);
+void wal_archive_destroy(wal *w);
+int wal_archive_upto(wal *w, uint64_t upto) WD_MUST_CHECK;
+void wal_archive_notify(wal *w, wd_lsn flushed);
 
 /* writer.c */
 int wal_writer_start(wal *w) WD_MUST_CHECK;

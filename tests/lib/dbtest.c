@@ -1,13 +1,16 @@
 /*
  * dbtest.c - the helpers of dbtest.h: test options, open, check_all,
- * scale and clock, shared by the suites that drive the public API.
+ * scale and clock, a child's checks, shared by the suites that drive the
+ * public API.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "tests/lib/dbtest.h"
@@ -82,4 +85,12 @@ double dt_now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void dt_child_ok(int rc, const char *what)
+{
+	if (rc == 0)
+		return;
+	fprintf(stderr, "child: %s: %s (%s)\n", what, wd_strerror(rc), wd_last_error());
+	_exit(3);
 }

@@ -27,6 +27,12 @@ double dt_scale(void);
 /* Seconds on the monotonic clock (for informative rates only). */
 double dt_now_s(void);
 
+/* In a forked child, where cmocka cannot fail the test: rc must be 0, else
+ * the child says what failed (what, the code, the detail) on stderr and
+ * exits with status 3, which the parent's check of the exit status
+ * reports. */
+void dt_child_ok(int rc, const char *what);
+
 /* expr must succeed (the detail is shown if it does not). */
 #define OK(expr)                                                              \
 	do {                                                                  \
