@@ -125,6 +125,9 @@ $(O)/tests/test_heap: TEST_LDFLAGS := -Wl,--wrap=storage_crash_point
 # dies there (a loser table create or drop whose catalog change reached the
 # disk, as another thread's group commit would carry it): the same wrap.
 $(O)/tests/test_txn_faults: TEST_LDFLAGS := -Wl,--wrap=storage_crash_point
+# test_recovery runs work inside a checkpoint (between its redo point and its
+# dirty page table) at ckpt-after-flush: the same wrap.
+$(O)/tests/test_recovery: TEST_LDFLAGS := -Wl,--wrap=storage_crash_point
 
 $(O)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)

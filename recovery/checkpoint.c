@@ -170,6 +170,11 @@ static int tables_and_record(checkpointer *cp, wd_lsn redo, ckpt_result *r)
 	wal_ckpt c = {.redo = redo, .next_xid = cp->c.ops.next_xid(cp->c.arg)};
 	struct dpt d = {0};
 	int rc = cp->c.ops.att(cp->c.arg, &c.att, &c.natt);
+	/* I7: the position first, then the pages. A record below it was
+	 * reserved before, and its page marked dirty before that (heap, btree,
+	 * undo step 5a): a page the walk finds clean was written since, with
+	 * the change, before step 5 syncs it */
+	c.dpt_lsn = wal_insert_pos(cp->c.w);
 	if (rc == 0)
 		rc = bufmgr_dirty_pages(cp->c.pool, dpt_add, &d);
 	c.dpt = d.v;
@@ -201,6 +206,7 @@ static int run_locked(checkpointer *cp, bool forced, ckpt_result *r)
 	/* step 6: from now on recovery starts at this checkpoint */
 	if ((rc = cp->c.ops.control(cp->c.arg, r->lsn, r->redo)) != 0)
 		return rc;
+	r->named = true;
 	storage_crash_point("ckpt-after-control");
 	return wal_remove_segments_before(cp->c.w, r->redo); /* step 7 */
 }

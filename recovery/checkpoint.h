@@ -56,6 +56,8 @@ typedef struct ckpt_result {
 	wd_lsn lsn;        /* its XLOG_CHECKPOINT record */
 	uint64_t written;  /* buffers written */
 	uint32_t natt, ndpt;
+	bool named;        /* step 6 done: the control file names it (a later
+			    * error is step 7's: old WAL not retired) */
 } ckpt_result;
 
 typedef struct checkpointer checkpointer;

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,8 @@ struct fault {
 
 struct point {
 	char name[NAME_MAX_LEN];
-	uint64_t hits;
+	const char *addr;     /* the name's address at its first hit (by_addr) */
+	_Atomic uint64_t hits;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -46,8 +48,13 @@ static _Atomic int nfaults; /* fast path: no lock when zero */
 static struct fault faults[MAX_FAULTS];
 static struct point points[MAX_POINTS];
 static int npoints;
-static char armed_name[NAME_MAX_LEN];
-static uint64_t armed_at;        /* fire when the point's hits reach this */
+/* A hit finds its point without the lock or a string compare when its
+ * name's address is cached here (call sites pass literals): a point is
+ * published after its addr is set, and addr never changes after. */
+#define BY_ADDR 64
+static struct point *_Atomic by_addr[BY_ADDR];
+static struct point *_Atomic armed_point; /* NULL: nothing armed */
+static _Atomic uint64_t armed_at;         /* fire when its hits reach this */
 static _Atomic uint64_t armed_io; /* fire before this I/O call, 0 = off */
 
 static const char *const op_names[ST_OP__COUNT] = {
@@ -113,24 +120,47 @@ static struct point *point_slot(const char *name)
 	if (npoints == MAX_POINTS || strlen(name) >= NAME_MAX_LEN)
 		return NULL;
 	snprintf(points[npoints].name, NAME_MAX_LEN, "%s", name);
-	points[npoints].hits = 0;
+	points[npoints].addr = NULL;
+	atomic_store(&points[npoints].hits, 0);
 	return &points[npoints++];
 }
 
+static size_t addr_hash(const char *name)
+{
+	return ((uintptr_t)name >> 3) % BY_ADDR;
+}
+
+/* The point of a hit of name: from by_addr (lock-free), else looked up
+ * (created) under the lock and cached if it is this address's. */
+static struct point *hit_slot(const char *name)
+{
+	size_t h = addr_hash(name);
+	struct point *p = atomic_load_explicit(&by_addr[h], memory_order_acquire);
+	if (p && p->addr == name)
+		return p;
+	pthread_mutex_lock(&lock);
+	p = point_slot(name);
+	if (p && !p->addr)
+		p->addr = name;
+	if (p && p->addr == name)
+		atomic_store_explicit(&by_addr[h], p, memory_order_release);
+	pthread_mutex_unlock(&lock);
+	return p;
+}
+
+/* A hit costs two atomic operations once its point is cached, so points
+ * may sit on hot paths (one per record replayed, one per heap change). */
 void storage_crash_point(const char *name)
 {
 	struct point *p;
 	bool fire = false;
 
 	env_init();
-	pthread_mutex_lock(&lock);
-	p = point_slot(name);
+	p = hit_slot(name);
 	if (p) {
-		p->hits++;
-		fire = armed_name[0] && strcmp(armed_name, name) == 0 &&
-		       p->hits >= armed_at;
+		uint64_t hits = atomic_fetch_add(&p->hits, 1) + 1;
+		fire = atomic_load(&armed_point) == p && hits >= atomic_load(&armed_at);
 	}
-	pthread_mutex_unlock(&lock);
 	TRACE(TR_STORAGE, "crash point %s%s", name, fire ? " FIRES" : "");
 	if (fire)
 		crash_now(name);
@@ -141,11 +171,12 @@ static void arm_point(const char *name, uint64_t nth)
 {
 	pthread_mutex_lock(&lock);
 	if (!name || strlen(name) >= NAME_MAX_LEN) {
-		armed_name[0] = '\0';
+		atomic_store(&armed_point, NULL);
 	} else {
 		struct point *p = point_slot(name);
-		snprintf(armed_name, sizeof armed_name, "%s", name);
-		armed_at = (p ? p->hits : 0) + (nth ? nth : 1);
+		if (p)
+			atomic_store(&armed_at, atomic_load(&p->hits) + (nth ? nth : 1));
+		atomic_store(&armed_point, p); /* NULL (table full): never fires */
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -167,7 +198,7 @@ uint64_t storage_crash_hits(const char *name)
 	pthread_mutex_lock(&lock);
 	for (int i = 0; i < npoints; i++)
 		if (strcmp(points[i].name, name) == 0)
-			hits = points[i].hits;
+			hits = atomic_load(&points[i].hits);
 	pthread_mutex_unlock(&lock);
 	return hits;
 }

@@ -1,16 +1,16 @@
 /*
  * db.c - opening and closing a database: wd_open (README P1: lock, create
- * or read the control file, open the log, replay after a crash, open the
- * catalog) and wd_close (write everything, mark a clean shutdown), plus the
- * small accessors of txn/db.h and the control-file helpers the other files
- * of txn/ share (db_alloc_relids).
+ * or read the control file, open the log, recover after a crash through
+ * recover.c, open the catalog) and wd_close (write everything, mark a
+ * clean shutdown), plus the small accessors of txn/db.h and the helpers the
+ * other files of txn/ share (db_alloc_relids, db_undo_start,
+ * db_close_tables, db_production_data).
  */
 #define _GNU_SOURCE
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "recovery/checkpoint.h"
 #include "storage/page.h"
@@ -64,7 +64,7 @@ static int db_alloc(const char *dir, const wd_options *o, wd_db **out)
 }
 
 /* Frees every table handle (closing their relations). First error wins. */
-static int close_tables(wd_db *db)
+int db_close_tables(wd_db *db)
 {
 	int rc = 0, r;
 	while (db->tables) {
@@ -111,6 +111,8 @@ static void db_free(wd_db *db)
 	free(db);
 }
 
+static int checkpointer_make(wd_db *db);
+
 /* The pool (WAL before data through the log's hook) and the logging
  * context the access methods share. Needs db->w. */
 static int pool_start(wd_db *db)
@@ -132,7 +134,7 @@ static int pool_start(wd_db *db)
 
 /* The undo log: DIR/base/3 in the pool (created if absent), every page
  * free (no transaction is active at open: README P1 step 5). */
-static int undo_start(wd_db *db)
+int db_undo_start(wd_db *db)
 {
 	char path[4096], base[4096];
 	bool fresh = false;
@@ -160,11 +162,24 @@ static int active_others(void *arg)
 	return n > 0 ? n - 1 : 0;
 }
 
+/* The control data of a database going into production (P1 step 7, or
+ * recovery's end checkpoint): the next batch of transaction ids reserved
+ * (I3). Caller holds ctl_mu. */
+void db_production_data(wd_db *db, control_data *cd)
+{
+	db->next_xid = cd->next_xid;
+	cd->next_xid += TXN_XID_BATCH;
+	cd->state = CONTROL_IN_PRODUCTION;
+}
+
 /*
- * P1 step 7: every page is on disk up to the log's end, so the log's end is
- * the new redo point (where replay starts if this run crashes; the first
- * change of each page after it carries a full-page image). Marks the
- * database in production and reserves a batch of transaction ids.
+ * P1 step 7 after a clean shutdown or a creation: every page is on disk up
+ * to the log's end, so the log's end is the new redo point (where replay
+ * starts if this run crashes; the first change of each page after it
+ * carries a full-page image). Marks the database in production and
+ * reserves a batch of transaction ids. No checkpoint record: a recovery
+ * from here would need nothing one could say (no transaction is active,
+ * no page dirty), and the open stays one control file write.
  */
 static int start_production(wd_db *db)
 {
@@ -181,9 +196,7 @@ static int start_production(wd_db *db)
 		return rc;
 	pthread_mutex_lock(&db->ctl_mu);
 	cd = db->cd;
-	db->next_xid = cd.next_xid;
-	cd.next_xid += TXN_XID_BATCH;
-	cd.state = CONTROL_IN_PRODUCTION;
+	db_production_data(db, &cd);
 	cd.redo_lsn = redo;
 	if ((rc = control_write(db->dir, &cd)) == 0)
 		db->cd = cd;
@@ -205,8 +218,8 @@ static int create_new(wd_db *db)
 	if ((rc = wal_create(db->dir, &db->wo, &db->w)) != 0)
 		return rc;
 	wal_set_active_fn(db->w, active_others, db);
-	if ((rc = pool_start(db)) != 0 || (rc = undo_start(db)) != 0 ||
-	    (rc = catalog_open(db, true)) != 0)
+	if ((rc = pool_start(db)) != 0 || (rc = db_undo_start(db)) != 0 ||
+	    (rc = checkpointer_make(db)) != 0 || (rc = catalog_open(db, true)) != 0)
 		return rc;
 	/* the creation is finished once next_relid leaves the reserved range */
 	db->cd.wal_segment_size = db->opts.wal_segment_size;
@@ -230,75 +243,6 @@ static int read_control(wd_db *db)
 	return 0;
 }
 
-/* P1 step 5, after a crash: heap and index of every table made to agree,
- * free space maps rebuilt. */
-/* Milliseconds on the monotonic clock, for the report's pass times. */
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* P3 of one table, its repairs counted and traced. */
-static int repair_one(wd_table *t, uint64_t *fixed)
-{
-	uint64_t before = *fixed;
-	int rc = table_repair(t, fixed);
-	if (rc == 0 && *fixed > before)
-		TRACE(TR_RECOVERY, "  table %-20s heap %u, index %u: %llu entries repaired",
-		      t->name[0] ? t->name : "(catalog)", t->info.heap_rel, t->info.index_rel,
-		      (unsigned long long)(*fixed - before));
-	return rc;
-}
-
-/* P3 for every table the catalog names that has not had it yet. */
-static int repair_all(wd_db *db, uint64_t *fixed)
-{
-	int rc = table_open_all(db);
-	for (wd_table *t = db->tables; rc == 0 && t; t = t->next)
-		if (!t->repaired && (rc = repair_one(t, fixed)) == 0)
-			t->repaired = true;
-	return rc;
-}
-
-/* P1 step 5: the repairs (P3), then the losers' rollback (P16), timed
- * and counted into db->rr. */
-static int after_crash(wd_db *db, const undo_xtab *xt)
-{
-	uint64_t fixed = 0, losers = 0, steps = 0;
-	double t0 = now_ms(), t1;
-	int rc;
-	TRACE(TR_RECOVERY, "== repair == (heap and index of every table made to agree, P3)");
-	rc = repair_one(db->catalog, &fixed);
-	if (rc == 0)
-		rc = repair_all(db, &fixed);
-	t1 = now_ms();
-	db->rr.repair_ms = t1 - t0;
-	TRACE(TR_RECOVERY, "== undo == (each loser's undo chain, newest first; a CLR per "
-	      "step; undo records as block:offset)");
-	/* step 5b: the losers, undone through their chains (P16): table
-	 * creates and drops first, so that a table whose drop is taken back
-	 * is open (and repaired) before the other losers' changes to it are */
-	if (rc == 0 && (rc = db_rollback_losers(db, xt, true, &losers, &steps)) == 0 &&
-	    (rc = repair_all(db, &fixed)) == 0)
-		rc = db_rollback_losers(db, xt, false, &losers, &steps);
-	db->rr.undo_ms = now_ms() - t1;
-	db->rr.repaired = fixed;
-	db->rr.losers_rolled_back = losers;
-	db->rr.undo_steps = steps;
-	TRACE(TR_RECOVERY, "open %s: %llu index or heap entries repaired", db->dir,
-	      (unsigned long long)fixed);
-	TRACE(TR_RECOVERY, "open %s: %llu loser transactions rolled back, %llu undo steps",
-	      db->dir, (unsigned long long)losers, (unsigned long long)steps);
-	/* every map is rebuilt; a loser's undone create leaves a handle of a
-	 * table the catalog no longer names: all handles go and reopen lazily */
-	db->fsm_stale = false;
-	if (rc == 0 && losers > 0 && (rc = close_tables(db)) == 0)
-		rc = catalog_open(db, false);
-	return rc;
-}
-
 /* P1 step 6, at every open: the files of tables that never made it into
  * the catalog or whose drop did not finish are removed. Best effort: a
  * leftover is harmless (no id is reused, I2) and goes at a later open. */
@@ -312,35 +256,11 @@ static void remove_leftovers(wd_db *db)
 		      rc ? wd_last_error() : "");
 }
 
-/* The report's first fields and the analysis header of the trace: the
- * state found, the checkpoint the control file names, where the scan
- * starts and where the log ends (from: the redo point; end: wal_find_end). */
-static void recovery_begin(wd_db *db, wd_lsn from, wd_lsn end)
-{
-	db->recovered = true;
-	db->rr = (db_recovery_report){.control_state = db->cd.state,
-				      .checkpoint_lsn = db->cd.checkpoint_lsn,
-				      .checkpoint_redo = db->cd.redo_lsn,
-				      .redo_start = from,
-				      .wal_end = end,
-				      .end_reason_name = "?"};
-	TRACE(TR_RECOVERY, "== analysis == (control file state: %s)",
-	      control_state_name(db->cd.state));
-	if (db->cd.checkpoint_lsn)
-		TRACE(TR_RECOVERY, "  checkpoint found at " LSN_FMT ", redo point " LSN_FMT,
-		      LSN_ARGS(db->cd.checkpoint_lsn), LSN_ARGS(db->cd.redo_lsn));
-	else
-		TRACE(TR_RECOVERY, "  no checkpoint yet: the scan starts at the log's beginning");
-	TRACE(TR_RECOVERY, "  scan from " LSN_FMT " to the end of WAL at " LSN_FMT,
-	      LSN_ARGS(from), LSN_ARGS(end));
-}
-
-/* P1 steps 3-6, an existing database. */
+/* P1 steps 3-7, an existing database: recovery after a crash (P2), or
+ * straight into production after a clean shutdown. */
 static int open_existing(wd_db *db)
 {
-	undo_xtab *xt = NULL;
 	wd_lsn from, end;
-	bool crashed;
 	int rc;
 	if ((rc = read_control(db)) != 0)
 		return rc;
@@ -350,40 +270,23 @@ static int open_existing(wd_db *db)
 	    (rc = wal_open(db->dir, &db->wo, end, &db->w)) != 0)
 		return rc;
 	wal_set_active_fn(db->w, active_others, db);
-	if ((rc = pool_start(db)) != 0)
+	if ((rc = pool_start(db)) != 0 || (rc = checkpointer_make(db)) != 0)
 		return rc;
-	/* The changes of this open (the repairs of step 5) are the first
-	 * since the redo point `from`, where the next replay starts if this
-	 * open crashes too (the control file keeps redo_lsn until step 7):
-	 * each page's first change after it must carry a full-page image, or
-	 * a torn write during the open's final flush could not be repaired
-	 * (I7). */
+	/* The changes of this open (the repairs and undo of a recovery) are
+	 * the first since the redo point `from`, where the next replay starts
+	 * if this open crashes too (the control file keeps redo_lsn until
+	 * recovery's end checkpoint): each page's first change after it must
+	 * carry a full-page image, or a torn write of it could not be
+	 * repaired (I7). */
 	wal_set_redo_point_at(db->w, from);
-	crashed = db->cd.state != CONTROL_SHUTDOWN;
-	if (crashed) {
-		double t0 = now_ms();
-		recovery_begin(db, from, end);
-		/* step 4: repeat history from the redo point, noting the
-		 * transactions that never ended (the losers) */
-		db->cd.state = CONTROL_IN_RECOVERY;
-		if ((rc = undo_xtab_create(&xt)) != 0 ||
-		    (rc = control_write(db->dir, &db->cd)) != 0 ||
-		    (rc = db_replay(db, from, xt)) != 0 || (rc = db_trace_losers(db, xt)) != 0)
-			goto out;
-		db->rr.redo_ms = now_ms() - t0;
-	}
-	/* after a crash every free space map is rebuilt from its heap pages
-	 * (the maps are hints, not logged), the catalog's included */
-	db->fsm_stale = crashed;
-	if ((rc = undo_start(db)) != 0 || (rc = catalog_open(db, false)) != 0)
-		goto out;
-	if (crashed && (rc = after_crash(db, xt)) != 0)
-		goto out;
+	if (db->cd.state != CONTROL_SHUTDOWN)
+		rc = db_recover(db, from, end); /* steps 4-5 and 7: P2 */
+	else if ((rc = db_undo_start(db)) == 0)
+		rc = catalog_open(db, false);
+	if (rc != 0)
+		return rc;
 	remove_leftovers(db);
-	rc = start_production(db);
-out:
-	undo_xtab_free(xt);
-	return rc;
+	return db->recovered ? 0 : start_production(db);
 }
 
 int db_recovery_report_get(wd_db *db, const db_recovery_report **out)
@@ -445,19 +348,17 @@ static int ckpt_control(void *arg, wd_lsn ckpt_lsn, wd_lsn redo)
 	return rc;
 }
 
-/* P1 step 8: the checkpointer (recovery README P2), once the database is
- * in production. */
-static int checkpointer_open(wd_db *db)
+/* The checkpointer (recovery README P2), its thread not started yet:
+ * recovery's end checkpoint runs on it (P2), the thread starts once the
+ * database is in production (P1 step 8). */
+static int checkpointer_make(wd_db *db)
 {
 	ckpt_ctx c = {.pool = db->pool, .w = db->w, .arg = db,
 		      .ops = {ckpt_att, ckpt_next_xid, ckpt_control},
 		      .timeout_s = db->opts.checkpoint_timeout_s,
 		      .max_wal_bytes = db->opts.max_wal_size_bytes,
 		      .completion_target = db->opts.checkpoint_completion_target};
-	int rc = checkpointer_create(&c, &db->ckpt);
-	if (rc == 0)
-		rc = checkpointer_start(db->ckpt);
-	return rc;
+	return checkpointer_create(&c, &db->ckpt);
 }
 
 int wd_checkpoint(wd_db *db)
@@ -512,8 +413,8 @@ int wd_open(const char *dir, const wd_options *o, wd_db **out)
 		goto fail;
 	snprintf(ctl, sizeof ctl, "%s/%s", dir, CONTROL_FILE);
 	rc = storage_exists(ctl) ? open_existing(db) : create_new(db);
-	if (rc == 0)
-		rc = checkpointer_open(db);
+	if (rc == 0) /* step 8 */
+		rc = checkpointer_start(db->ckpt);
 	if (rc != 0)
 		goto fail;
 	TRACE(TR_TXN, "open %s page_size=%u redo=" LSN_FMT, dir, db->opts.page_size,
@@ -555,7 +456,7 @@ int wd_close(wd_db *db)
 	 * record is where a crash during the rest of the close restarts) */
 	checkpointer_stop(db->ckpt);
 	rc = checkpoint_run(db->ckpt, true, NULL);
-	if ((r = close_tables(db)) != 0 && rc == 0)
+	if ((r = db_close_tables(db)) != 0 && rc == 0)
 		rc = r;
 	if ((r = bufmgr_flush_all(db->pool)) != 0 && rc == 0)
 		rc = r;

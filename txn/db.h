@@ -23,6 +23,7 @@
 #include "btree/btree.h"
 #include "bufmgr/bufmgr.h"
 #include "heap/heap.h"
+#include "recovery/recovery.h"
 #include "storage/error.h"
 #include "storage/types.h"
 #include "txn/lockmgr.h"
@@ -105,25 +106,7 @@ void db_fault_arm(const char *name, uint64_t nth);
  * what the open that recovered did, pass by pass. Filled by every open
  * that finds the control file in a state other than "shut down cleanly".
  */
-typedef struct db_recovery_report {
-	unsigned control_state;     /* the state found (recovery/control.h) */
-	wd_lsn checkpoint_lsn;      /* the control file's last checkpoint */
-	wd_lsn checkpoint_redo;     /* ... and its redo point */
-	wd_lsn redo_start;          /* where the scan started */
-	wd_lsn wal_end;             /* the first LSN without a valid record */
-	unsigned end_reason;        /* wal_end_reason: why the log ends there */
-	const char *end_reason_name;/* wal_end_reason_name(end_reason) */
-	uint64_t records;           /* records scanned (analysis + redo) */
-	uint64_t applied;           /* page changes applied */
-	uint64_t skipped;           /* ... skipped: pageLSN >= record LSN */
-	uint64_t images;            /* full-page images restored */
-	uint64_t dropped;           /* records of dropped relations, skipped */
-	uint64_t repaired;          /* heap/index entries repaired (P3) */
-	uint64_t losers;            /* transactions active at the end of the log */
-	uint64_t losers_rolled_back;
-	uint64_t undo_steps;        /* undo records undone = CLRs written */
-	double redo_ms, repair_ms, undo_ms; /* analysis+redo, repair, undo */
-} db_recovery_report;
+typedef recovery_report db_recovery_report;
 
 /* The report of this open's recovery into *out: 0, or WD_NOTFOUND if the
  * open found a cleanly shut down database (no recovery at this open). */

@@ -22,6 +22,7 @@
 
 #include "storage/page.h"
 #include "storage/storage.h"
+#include "storage/trace.h"
 #include "txn/txn_internal.h"
 
 enum fix_kind {
@@ -32,7 +33,9 @@ enum fix_kind {
 
 struct fix {
 	enum fix_kind kind;
-	wd_tid tid;
+	wd_tid tid;   /* the tuple (FIX_DELETE_ENTRY: the entry's target) */
+	wd_tid itid;  /* where the key's index entry points, if indexed */
+	bool indexed; /* the key has an index entry */
 	size_t klen;
 	uint8_t *key;
 };
@@ -42,9 +45,10 @@ struct fixes {
 	size_t n, cap;
 };
 
-/* Records a fix to apply once the scan is over. */
-static int fix_add(struct fixes *f, enum fix_kind kind, wd_tid tid, const void *key,
-		   size_t klen)
+/* Records a fix to apply once the scan is over; itid: where the index
+ * points for that key (NULL: nowhere). */
+static int fix_add(struct fixes *f, enum fix_kind kind, wd_tid tid, const wd_tid *itid,
+		   const void *key, size_t klen)
 {
 	if (f->n == f->cap) {
 		size_t cap = f->cap ? 2 * f->cap : 8;
@@ -59,6 +63,8 @@ static int fix_add(struct fixes *f, enum fix_kind kind, wd_tid tid, const void *
 	memcpy(f->v[f->n].key, key, klen);
 	f->v[f->n].kind = kind;
 	f->v[f->n].tid = tid;
+	f->v[f->n].indexed = itid != NULL;
+	f->v[f->n].itid = itid ? *itid : tid;
 	f->v[f->n++].klen = klen;
 	return 0;
 }
@@ -87,11 +93,11 @@ static int scan_heap(wd_table *t, struct fixes *f)
 		wd_tid tid = tid_from_heap(ht);
 		rc = btree_lookup(t->bt, key, klen, &itid);
 		if (rc == WD_NOTFOUND)
-			rc = fix_add(f, FIX_DELETE_TUPLE, tid, key, klen);
+			rc = fix_add(f, FIX_DELETE_TUPLE, tid, NULL, key, klen);
 		else if (rc == 0 && (itid.blk != tid.blk || itid.slot != tid.slot))
 			rc = fix_add(f, tuple_has_key(t, itid, key, klen) ? FIX_DELETE_TUPLE
 									  : FIX_REPOINT,
-				     tid, key, klen);
+				     tid, &itid, key, klen);
 	}
 	heap_scan_end(s);
 	return rc == WD_NOTFOUND ? 0 : rc;
@@ -110,9 +116,34 @@ static int scan_index(wd_table *t, struct fixes *f)
 	rc = btree_cursor_seek(c, NULL, 0, BT_FORWARD);
 	while (rc == 0 && (rc = btree_cursor_next(c, &key, &klen, &tid)) == 0)
 		if (!tuple_has_key(t, tid, key, klen))
-			rc = fix_add(f, FIX_DELETE_ENTRY, tid, key, klen);
+			rc = fix_add(f, FIX_DELETE_ENTRY, tid, &tid, key, klen);
 	btree_cursor_close(c);
 	return rc == WD_NOTFOUND ? 0 : rc;
+}
+
+/* Recovery's trace line of a fix made: the table, the kind, what was
+ * wrong and what was done, the key as the undo trace shows keys. */
+static void fix_trace(const wd_table *t, const struct fix *x)
+{
+	static const char *const kinds[] = {"delete-tuple", "repoint-entry", "delete-entry"};
+	char key[TXN_KEY_SHOWN], what[240];
+	txn_key_shown(x->key, x->klen, key);
+	if (x->kind == FIX_DELETE_TUPLE && !x->indexed)
+		snprintf(what, sizeof what, "tuple %u/%u key '%s' had no index entry: deleted",
+			 x->tid.blk, x->tid.slot, key);
+	else if (x->kind == FIX_DELETE_TUPLE)
+		snprintf(what, sizeof what, "tuple %u/%u key '%s' is a second version (the index "
+			 "points at tuple %u/%u): deleted", x->tid.blk, x->tid.slot, key,
+			 x->itid.blk, x->itid.slot);
+	else if (x->kind == FIX_REPOINT)
+		snprintf(what, sizeof what, "index entry of key '%s' pointed at %u/%u, which "
+			 "holds no tuple of that key: now points at tuple %u/%u", key, x->itid.blk,
+			 x->itid.slot, x->tid.blk, x->tid.slot);
+	else
+		snprintf(what, sizeof what, "index entry of key '%s' points at %u/%u, which "
+			 "holds no tuple of that key: deleted", key, x->tid.blk, x->tid.slot);
+	TRACE(TR_RECOVERY, "  repair table %-12s %-13s %s", *t->name ? t->name : "(catalog)",
+	      kinds[x->kind], what);
 }
 
 /* Step 3: applies one fix (the conditions still hold: nothing else runs). */
@@ -138,13 +169,13 @@ int table_repair(wd_table *t, uint64_t *fixed)
 	int rc = scan_heap(t, &f);
 	/* repoints first, so the index scan sees them */
 	for (size_t i = 0; rc == 0 && i < f.n; i++)
-		if (f.v[i].kind == FIX_REPOINT)
-			rc = fix_apply(t, &f.v[i]);
+		if (f.v[i].kind == FIX_REPOINT && (rc = fix_apply(t, &f.v[i])) == 0)
+			fix_trace(t, &f.v[i]);
 	if (rc == 0)
 		rc = scan_index(t, &f);
 	for (size_t i = 0; rc == 0 && i < f.n; i++)
-		if (f.v[i].kind != FIX_REPOINT)
-			rc = fix_apply(t, &f.v[i]);
+		if (f.v[i].kind != FIX_REPOINT && (rc = fix_apply(t, &f.v[i])) == 0)
+			fix_trace(t, &f.v[i]);
 	*fixed += f.n;
 	for (size_t i = 0; i < f.n; i++)
 		free(f.v[i].key);

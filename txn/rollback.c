@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/storage.h"
 #include "storage/trace.h"
 #include "txn/txn_internal.h"
 #include "wal/rmgr.h"
@@ -34,17 +35,14 @@ struct undo_step {
 	undo_ptr undone, undo_next;
 };
 
-/* The key's first 16 bytes, printable, "..." if shortened, into out[72]
- * (16 bytes of 4 characters at most, "...", NUL). */
-static void key_shown(const undo_rec *r, char out[72])
+void txn_key_shown(const void *key, size_t klen, char out[TXN_KEY_SHOWN])
 {
-	uint32_t n = r->klen < 16 ? r->klen : 16, o = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t c = r->key[i];
-		o += (uint32_t)snprintf(out + o, 72 - o, c >= 0x20 && c < 0x7f ? "%c" : "\\x%02x",
-					c);
-	}
-	snprintf(out + o, 72 - o, "%s", r->klen > n ? "..." : "");
+	const uint8_t *k = key;
+	size_t n = klen < 16 ? klen : 16, o = 0;
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(out + o, TXN_KEY_SHOWN - o,
+				      k[i] >= 0x20 && k[i] < 0x7f ? "%c" : "\\x%02x", k[i]);
+	snprintf(out + o, TXN_KEY_SHOWN - o, "%s", klen > n ? "..." : "");
 }
 
 /* Recovery's trace of the CLR the previous step ended with: undo_rollback
@@ -64,10 +62,10 @@ static void trace_clr(struct undo_step *s)
 /* Recovery's trace of one undo step, before it is taken (rel's table t). */
 static void trace_step(struct undo_step *s, const undo_rec *r, const wd_table *t)
 {
-	char key[72] = "";
+	char key[TXN_KEY_SHOWN] = "";
 	trace_clr(s);
 	if (r->key)
-		key_shown(r, key);
+		txn_key_shown(r->key, r->klen, key);
 	TRACE(TR_RECOVERY, "  undo xid=%-6llu record %u:%-5u %-7s table %-12s key '%s'",
 	      (unsigned long long)s->xid, (unsigned)UNDO_PTR_BLK(r->self),
 	      (unsigned)UNDO_PTR_OFF(r->self), undo_kind_name(r->kind),
@@ -298,6 +296,8 @@ static int rollback_loser(wd_db *db, const undo_xact *x, uint64_t *steps)
 	if (rc == 0)
 		TRACE(TR_RECOVERY, "  loser xid=%llu: XACT_ABORT at " LSN_FMT " (rolled back)",
 		      (unsigned long long)x->xid, LSN_ARGS(prev));
+	if (rc == 0) /* P16 step 2: the ABORT inserted, maybe not durable */
+		storage_crash_point("txn-loser-after-abort");
 	if (rc != 0)
 		TRACE(TR_RECOVERY, "  loser xid=%llu: rollback stopped, rc=%d",
 		      (unsigned long long)x->xid, rc);

@@ -16,6 +16,7 @@
 #include "bufmgr/bufmgr.h"
 #include "heap/heap.h"
 #include "recovery/control.h"
+#include "recovery/recovery.h"
 #include "storage/error.h"
 #include "txn/db.h"
 #include "txn/lockmgr.h"
@@ -185,19 +186,28 @@ int db_rel_path(const wd_db *db, wd_relid rel, char *out, size_t cap) WD_MUST_CH
 /* Reserves n relation ids (durably: control file first). */
 int db_alloc_relids(wd_db *db, unsigned n, wd_relid *first) WD_MUST_CHECK;
 
+/* The undo log opened (DIR/base/3, created if absent; P1 step 5). */
+int db_undo_start(wd_db *db) WD_MUST_CHECK;
+
+/* Every table handle freed, the catalog's too (relations closed). */
+int db_close_tables(wd_db *db) WD_MUST_CHECK;
+
+/* cd says "in production" with the next batch of transaction ids
+ * reserved into db->next_xid (P1 step 7). Caller holds ctl_mu. */
+void db_production_data(wd_db *db, control_data *cd);
+
 /* ---- lock.c ---- */
 
 int db_lock_acquire(wd_db *db) WD_MUST_CHECK;
 void db_lock_release(wd_db *db);
 
-/* ---- replay.c ---- */
+/* ---- recover.c ---- */
 
-/* Repeats history from `from` to the end of the log (README P2). */
-int db_replay(wd_db *db, wd_lsn from, undo_xtab *xt) WD_MUST_CHECK;
-
-/* The transaction table after analysis on the recovery trace (db->rr
- * .losers counted): one line per loser, its last LSN and undo head. */
-int db_trace_losers(wd_db *db, const undo_xtab *xt) WD_MUST_CHECK;
+/* P2: crash recovery (recovery_run) from the redo point `from`, the log
+ * ending at `end`; db->rr is its report. Needs the pool and the
+ * checkpointer (its thread not started); leaves the undo log and the
+ * catalog open, the database in production. */
+int db_recover(wd_db *db, wd_lsn from, wd_lsn end) WD_MUST_CHECK;
 
 /* ---- table.c ---- */
 
@@ -269,6 +279,11 @@ int db_att_snapshot(wd_db *db, undo_xact **out, size_t *n) WD_MUST_CHECK;
 void txn_quarantine_free(wd_db *db);
 
 /* ---- rollback.c: undo of a transaction's changes (README P12-P16) ---- */
+
+/* A key as recovery's trace shows it: its first 16 bytes, printable ones
+ * as they are, others as \xNN, "..." if longer (4 x 16 + 3 + 1 bytes). */
+#define TXN_KEY_SHOWN 72
+void txn_key_shown(const void *key, size_t klen, char out[TXN_KEY_SHOWN]);
 
 /* Takes (rel of t, k) in mode for txn (LOCKS.md). On a deadlock txn is the
  * victim: it is rolled back whole, its locks released, and the call

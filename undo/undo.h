@@ -188,7 +188,7 @@ void undo_xtab_free(undo_xtab *t);
 int undo_xtab_note(undo_xtab *t, const wal_decoded *rec) WD_MUST_CHECK;
 
 /*
- * Analysis from a checkpoint (README P4 step 2, recovery/README.md P3):
+ * Analysis from a checkpoint (README P4 step 1, recovery/README.md P4):
  * with on, the xids of the COMMIT and ABORT records noted from now on are
  * remembered, so that undo_xtab_seed can tell a transaction of the
  * checkpoint's table that ended after the redo point. WD_ENOMEM.

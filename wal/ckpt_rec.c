@@ -13,7 +13,7 @@
 int wal_ckpt_encode(const wal_ckpt *c, uint8_t **out, uint32_t *len)
 {
 	uint64_t n = WAL_CKPT_FIXED + (uint64_t)c->natt * WAL_CKPT_ATT_SIZE +
-		     (uint64_t)c->ndpt * WAL_CKPT_DPT_SIZE;
+		     (uint64_t)c->ndpt * WAL_CKPT_DPT_SIZE + WAL_CKPT_TAIL;
 	uint8_t *b, *p;
 	if (n > WAL_MAX_RECORD_SIZE / 2)
 		return err_set(WD_ETOOBIG, "checkpoint record: %llu bytes of tables",
@@ -35,6 +35,7 @@ int wal_ckpt_encode(const wal_ckpt *c, uint8_t **out, uint32_t *len)
 		put_le32(p + 4, c->dpt[i].blk);
 		put_le64(p + 8, c->dpt[i].rec_lsn);
 	}
+	put_le64(p, c->dpt_lsn);
 	*out = b;
 	*len = (uint32_t)n;
 	return 0;
@@ -52,6 +53,7 @@ static void decode_tables(const uint8_t *p, wal_ckpt *c)
 int wal_ckpt_decode(const wal_decoded *rec, wal_ckpt *c)
 {
 	const uint8_t *m = rec->main_data;
+	uint64_t tables;
 	memset(c, 0, sizeof *c);
 	if (rec->main_len < WAL_CKPT_FIXED)
 		goto bad;
@@ -59,9 +61,18 @@ int wal_ckpt_decode(const wal_decoded *rec, wal_ckpt *c)
 	c->next_xid = get_le64(m + 8);
 	c->natt = get_le32(m + 16);
 	c->ndpt = get_le32(m + 20);
-	if (rec->main_len != WAL_CKPT_FIXED + (uint64_t)c->natt * WAL_CKPT_ATT_SIZE +
-				     (uint64_t)c->ndpt * WAL_CKPT_DPT_SIZE)
+	tables = WAL_CKPT_FIXED + (uint64_t)c->natt * WAL_CKPT_ATT_SIZE +
+		 (uint64_t)c->ndpt * WAL_CKPT_DPT_SIZE;
+	if (rec->main_len == tables + WAL_CKPT_TAIL)
+		c->dpt_lsn = get_le64(m + tables);
+	else if (rec->main_len == tables)
+		c->dpt_lsn = c->redo; /* the first layout: nothing beyond I4 */
+	else
 		goto bad;
+	if (c->dpt_lsn < c->redo)
+		return err_set(WD_ECORRUPT, "checkpoint record at " LSN_FMT ": its dirty page "
+			       "table was listed at " LSN_FMT ", before its redo point " LSN_FMT,
+			       LSN_ARGS(rec->lsn), LSN_ARGS(c->dpt_lsn), LSN_ARGS(c->redo));
 	c->att = malloc((c->natt ? c->natt : 1) * sizeof *c->att);
 	c->dpt = malloc((c->ndpt ? c->ndpt : 1) * sizeof *c->dpt);
 	if (!c->att || !c->dpt) {
@@ -109,8 +120,9 @@ void wal_ckpt_describe(const wal_decoded *rec, char *buf, size_t cap)
 		snprintf(buf, cap, "bad checkpoint data (%u bytes)", rec->main_len);
 		return;
 	}
-	snprintf(s, sizeof s, "redo " LSN_FMT " next_xid %llu att %u dpt %u", LSN_ARGS(c.redo),
-		 (unsigned long long)c.next_xid, c.natt, c.ndpt);
+	snprintf(s, sizeof s, "redo " LSN_FMT " next_xid %llu att %u dpt %u listed at " LSN_FMT,
+		 LSN_ARGS(c.redo), (unsigned long long)c.next_xid, c.natt, c.ndpt,
+		 LSN_ARGS(c.dpt_lsn));
 	bool ok = add(buf, cap, &off, s);
 	for (uint32_t i = 0; ok && i < c.natt; i++) {
 		snprintf(s, sizeof s, "%s xid %llu last " LSN_FMT " undo %llX", i ? "," : "; att:",

@@ -22,6 +22,7 @@
 #define WAL_CKPT_FIXED 24u    /* redo, next_xid, natt, ndpt */
 #define WAL_CKPT_ATT_SIZE 24u /* xid, last_lsn, undo head */
 #define WAL_CKPT_DPT_SIZE 16u /* rel, blk, rec_lsn */
+#define WAL_CKPT_TAIL 8u      /* dpt_lsn, after the tables (absent: old layout) */
 
 typedef struct wal_ckpt_att {
 	wd_xid xid;
@@ -38,6 +39,11 @@ typedef struct wal_ckpt_dpt {
 typedef struct wal_ckpt {
 	wd_lsn redo;
 	wd_xid next_xid;
+	/* the insert position read just before the dirty pages were listed:
+	 * a page the table leaves out had every change logged below it on
+	 * disk (recovery/README.md I7). Decoding a record without it (the
+	 * first layout) gives redo, which says nothing more than I4. */
+	wd_lsn dpt_lsn;
 	wal_ckpt_att *att;
 	uint32_t natt;
 	wal_ckpt_dpt *dpt;
@@ -49,8 +55,9 @@ typedef struct wal_ckpt {
 int wal_ckpt_encode(const wal_ckpt *c, uint8_t **out, uint32_t *len) WD_MUST_CHECK;
 
 /* Decodes the main data of rec (an XLOG_CHECKPOINT); the tables are
- * malloc'd (wal_ckpt_free). WD_ECORRUPT naming the LSN if the lengths do
- * not agree, WD_ENOMEM. */
+ * malloc'd (wal_ckpt_free). Both layouts are read: with the dpt_lsn tail,
+ * and without it (dpt_lsn = redo). WD_ECORRUPT naming the LSN if the
+ * lengths do not agree, or dpt_lsn lies below redo; WD_ENOMEM. */
 int wal_ckpt_decode(const wal_decoded *rec, wal_ckpt *c) WD_MUST_CHECK;
 
 void wal_ckpt_free(wal_ckpt *c);

@@ -23,16 +23,12 @@ static int pin_for_overwrite(redo_ctx *ctx, const wal_block_ref *ref, bm_buf **b
 	return rc;
 }
 
-int redo_fetch_block(redo_ctx *ctx, const wal_decoded *rec, unsigned block,
-		     bm_buf **buf, redo_action *action)
+/* The block fetch itself: every outcome but REDO_SKIP_DPT. */
+static int fetch(redo_ctx *ctx, const wal_decoded *rec, unsigned block, bm_buf **buf,
+		 redo_action *action)
 {
-	const wal_block_ref *ref;
+	const wal_block_ref *ref = &rec->blocks[block];
 	int rc;
-
-	if (block >= rec->nblocks)
-		return err_set(WD_EINVAL, "redo of record at " LSN_FMT ": no block %u",
-			       LSN_ARGS(rec->lsn), block);
-	ref = &rec->blocks[block];
 	if ((rc = open_rel(ctx, ref)) != 0)
 		return rc;
 	if (ref->flags & WAL_BLK_HAS_IMAGE) {
@@ -42,6 +38,7 @@ int redo_fetch_block(redo_ctx *ctx, const wal_decoded *rec, unsigned block,
 		rc = walrec_restore_image(rec, block, bufmgr_page(*buf), ctx->page_size);
 		if (rc != 0) {
 			redo_release(ctx, *buf);
+			*buf = NULL;
 			return rc;
 		}
 		redo_page_done(ctx, rec, *buf);
@@ -63,6 +60,7 @@ int redo_fetch_block(redo_ctx *ctx, const wal_decoded *rec, unsigned block,
 	bufmgr_latch(*buf, BM_EXCL);
 	if (page_lsn(bufmgr_page(*buf)) >= rec->lsn) {
 		ctx->skip_page_lsn = page_lsn(bufmgr_page(*buf));
+		ctx->page_lsn[block] = ctx->skip_page_lsn;
 		ctx->skipped++;
 		*action = REDO_SKIP;
 	} else {
@@ -70,6 +68,26 @@ int redo_fetch_block(redo_ctx *ctx, const wal_decoded *rec, unsigned block,
 		*action = REDO_APPLY;
 	}
 	return 0;
+}
+
+int redo_fetch_block(redo_ctx *ctx, const wal_decoded *rec, unsigned block,
+		     bm_buf **buf, redo_action *action)
+{
+	int rc;
+	*buf = NULL;
+	if (block >= rec->nblocks)
+		return err_set(WD_EINVAL, "redo of record at " LSN_FMT ": no block %u",
+			       LSN_ARGS(rec->lsn), block);
+	/* the dirty page table first: a page it rules out is not even read */
+	if (ctx->skip_block && ctx->skip_block(ctx->skip_block_arg, rec, block)) {
+		*action = REDO_SKIP_DPT;
+		rc = 0;
+	} else {
+		rc = fetch(ctx, rec, block, buf, action);
+	}
+	if (rc == 0)
+		ctx->action[block] = *action;
+	return rc;
 }
 
 void redo_page_done(redo_ctx *ctx, const wal_decoded *rec, bm_buf *buf)
@@ -81,6 +99,8 @@ void redo_page_done(redo_ctx *ctx, const wal_decoded *rec, bm_buf *buf)
 
 void redo_release(redo_ctx *ctx, bm_buf *buf)
 {
+	if (!buf)
+		return; /* REDO_SKIP_DPT: nothing was pinned */
 	bufmgr_unlatch(buf);
 	bufmgr_unpin(ctx->pool, buf);
 }

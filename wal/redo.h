@@ -14,7 +14,12 @@
  *       ... change bufmgr_page(buf) as the original did ...
  *       redo_page_done(ctx, rec, buf);     // pageLSN := rec->lsn, dirty
  *   }
- *   redo_release(ctx, buf);                // unlatch, unpin (any action)
+ *   redo_release(ctx, buf);                // unlatch, unpin (any action;
+ *                                          // no-op for REDO_SKIP_DPT)
+ *
+ * A routine acts on REDO_APPLY only: every other action (the page has the
+ * change, an image replaced it, or recovery's dirty page table says it
+ * needs no redo and was not even read) leaves the page alone.
  *
  * This file sits in wal/ and uses bufmgr/ (redo is about pages in the
  * pool); bufmgr never calls back into it.
@@ -34,24 +39,39 @@
  * What redo needs: the pool the pages live in, and a way to make sure a
  * relation file is open in it (recovery opens DIR/base/<rel> on demand).
  */
+typedef enum redo_action {
+	REDO_APPLY,    /* page older than the record: apply the change */
+	REDO_SKIP,     /* page already has this change (pageLSN >= lsn) */
+	REDO_RESTORED, /* the record's full-page image was put in place */
+	REDO_SKIP_DPT, /* skip_block said no: the page was not read, no buffer */
+	REDO_NOT_FETCHED, /* (action[] only) the routine did not fetch the block */
+} redo_action;
+
 typedef struct redo_ctx {
 	bufmgr *pool;
 	uint32_t page_size;
 	int (*open_rel)(void *arg, wd_relid rel); /* 0 or a WD_E* code */
 	void *open_rel_arg;
+	/* Recovery's dirty page table test (recovery/README.md P5), asked
+	 * first for every block reference; NULL: every block is fetched.
+	 * true: the page already holds the change on disk, so it is neither
+	 * read nor pinned (REDO_SKIP_DPT, *buf NULL). */
+	bool (*skip_block)(void *arg, const wal_decoded *rec, unsigned block);
+	void *skip_block_arg;
 	/* statistics a recovery report prints */
 	uint64_t applied, skipped, images;
 	wd_lsn skip_page_lsn; /* the pageLSN of the last REDO_SKIP (trace) */
+	/* what redo_fetch_block did with each block reference of the record
+	 * being redone, and the pageLSN a REDO_SKIP found (the trace); the
+	 * caller sets action[] to REDO_NOT_FETCHED before the record */
+	redo_action action[WAL_MAX_BLOCKS];
+	wd_lsn page_lsn[WAL_MAX_BLOCKS];
 } redo_ctx;
-
-typedef enum redo_action {
-	REDO_APPLY,    /* page older than the record: apply the change */
-	REDO_SKIP,     /* page already has this change (pageLSN >= lsn) */
-	REDO_RESTORED, /* the record's full-page image was put in place */
-} redo_action;
 
 /*
  * Pins block reference `block` of rec and latches it exclusively.
+ *  - ctx->skip_block says the page needs no redo: nothing is read or
+ *    pinned, *buf = NULL -> REDO_SKIP_DPT;
  *  - the reference carries an image: the page becomes the image, its
  *    pageLSN the record's LSN, the buffer dirty -> REDO_RESTORED;
  *  - WAL_BLK_WILL_INIT: the page is not read (it may not exist or be torn)
@@ -68,7 +88,7 @@ int redo_fetch_block(redo_ctx *ctx, const wal_decoded *rec, unsigned block,
 /* After applying: sets the pageLSN to rec->lsn and marks the buffer dirty. */
 void redo_page_done(redo_ctx *ctx, const wal_decoded *rec, bm_buf *buf);
 
-/* Unlatches and unpins a buffer from redo_fetch_block. */
+/* Unlatches and unpins a buffer from redo_fetch_block (NULL: nothing). */
 void redo_release(redo_ctx *ctx, bm_buf *buf);
 
 /* ---- full-page writes (the logging side) ---- */

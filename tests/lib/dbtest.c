@@ -9,11 +9,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "tests/lib/dbtest.h"
+#include "tests/lib/testutil.h"
 #include "txn/db.h"
 
 #define DT_PAGE 4096u
@@ -49,6 +51,54 @@ wd_db *dt_open_db(const char *dir, int sync)
 	return db;
 }
 
+/* The lines dt_open_traced collects. */
+struct lines {
+	char *s;
+	size_t len, cap;
+};
+
+static void collect(void *arg, const char *module, const char *line)
+{
+	struct lines *l = arg;
+	size_t n = strlen(line);
+	(void)module;
+	if (l->len + n + 2 > l->cap) {
+		l->cap = 2 * (l->len + n + 2) + 4096;
+		assert_non_null(l->s = realloc(l->s, l->cap));
+	}
+	memcpy(l->s + l->len, line, n);
+	l->len += n;
+	l->s[l->len++] = '\n';
+	l->s[l->len] = 0;
+}
+
+wd_db *dt_open_traced(const char *dir, const wd_options *o, const char *modules,
+		      char **trace)
+{
+	struct lines l = {0};
+	wd_db *db = NULL;
+	int rc;
+	assert_non_null(l.s = calloc(1, l.cap = 4096));
+	wd_trace_set_callback(collect, &l);
+	OK(wd_trace_enable(modules));
+	rc = wd_open(dir, o, &db);
+	OK(wd_trace_enable(""));
+	wd_trace_set_callback(NULL, NULL);
+	*trace = l.s;
+	OK(rc);
+	return db;
+}
+
+wd_table *dt_table(wd_db *db, const char *name, unsigned flags)
+{
+	wd_txn *x;
+	wd_table *t;
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, name, flags, &t));
+	OK(wd_commit(x));
+	return t;
+}
+
 /* db_catalog_list callback: checks one table. */
 static int check_one(void *arg, const db_table_info *ti)
 {
@@ -78,6 +128,27 @@ double dt_scale(void)
 	if (s && *s)
 		return atof(s);
 	return DT_ASAN ? 0.2 : 1.0;
+}
+
+size_t dt_mixed_key(const char *prefix, unsigned id, unsigned burst, uint8_t *k)
+{
+	size_t n = (size_t)snprintf((char *)k, 16, "%.2s%07u", prefix, id);
+	size_t len = id >= burst ? 100 : 9 + (id % 13) * 7;
+	for (; n < len; n++)
+		k[n] = (uint8_t)('A' + (id * 7 + n) % 26);
+	return len;
+}
+
+uint32_t dt_mixed_vlen(uint64_t *s, uint32_t big_min, uint32_t big_max)
+{
+	uint64_t r = tu_rand(s) % 100;
+	if (r < 60)
+		return (uint32_t)(tu_rand(s) % 200);
+	if (r < 85)
+		return (uint32_t)(200 + tu_rand(s) % 1300);
+	if (r < 97)
+		return (uint32_t)(1500 + tu_rand(s) % (3 * DT_PAGE - 1500));
+	return (uint32_t)(big_min + tu_rand(s) % (big_max - big_min));
 }
 
 double dt_now_s(void)

@@ -7,6 +7,9 @@
 #ifndef WALDEN_DBTEST_H
 #define WALDEN_DBTEST_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "walden.h"
 
 /* Small pages, segments and pool (so pages are evicted and read back all
@@ -16,6 +19,16 @@ void dt_opts(wd_options *o, int sync);
 /* Opens dir with dt_opts(sync), failing the test on an error. */
 wd_db *dt_open_db(const char *dir, int sync);
 
+/* Opens dir with options o and the trace modules (e.g. "recovery") on;
+ * *trace receives every line the open traced, each ending in a newline
+ * (malloc'd; the caller frees it). The test fails if the open does. */
+wd_db *dt_open_traced(const char *dir, const wd_options *o, const char *modules,
+		      char **trace);
+
+/* Table name of db opened (flags: WD_CREATE creates it) in a transaction
+ * of its own; the test fails on an error. */
+wd_table *dt_table(wd_db *db, const char *name, unsigned flags);
+
 /* Every table of db and the catalog pass db_table_check (else the test
  * fails naming the table). */
 void dt_check_all(wd_db *db);
@@ -23,6 +36,15 @@ void dt_check_all(wd_db *db);
 /* The factor WALDEN_TEST_SCALE gives long runs (default 1, 0.2 under
  * AddressSanitizer). */
 double dt_scale(void);
+
+/* The key of id for the crash workloads, into k[128]: prefix (2 bytes)
+ * and id, padded with letters to 9..93 bytes by id, or 100 bytes for ids
+ * from burst on (long keys that split leaves). Returns its length. */
+size_t dt_mixed_key(const char *prefix, unsigned id, unsigned burst, uint8_t *k);
+
+/* A value length for the crash workloads: 60% under 200 bytes, 25% up to
+ * 1.5 KB, 12% up to 3 pages of 4 KiB, 3% from big_min to big_max. */
+uint32_t dt_mixed_vlen(uint64_t *s, uint32_t big_min, uint32_t big_max);
 
 /* Seconds on the monotonic clock (for informative rates only). */
 double dt_now_s(void);
@@ -50,6 +72,20 @@ void dt_child_ok(int rc, const char *what);
 			fail_msg("%s: %d (%s), expected %s", #expr, rc_,      \
 				 rc_ ? wd_last_error() : "success",           \
 				 wd_strerror(want));                          \
+	} while (0)
+
+/* In a forked child, where a cmocka failure must not unwind into the
+ * test runner: a failure prints what failed and exits with status 3 (the
+ * parent expects 0, or ST_CRASH_EXIT_CODE for a planned crash). Needs
+ * <stdio.h> and <unistd.h>. */
+#define COK(expr)                                                             \
+	do {                                                                  \
+		int rc_ = (expr);                                             \
+		if (rc_ != 0) {                                               \
+			fprintf(stderr, "child: %s: %s (%s)\n", #expr,        \
+				wd_strerror(rc_), wd_last_error());           \
+			_exit(3);                                             \
+		}                                                             \
 	} while (0)
 
 /* An LMDB call must succeed. */

@@ -39,56 +39,56 @@ void tu_rmrf(const char *path)
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* tu_copy_tree's state: nftw's callback has no argument of its own. */
+static const char *copy_from, *copy_to;
+
+/* Copies one regular file's bytes from src to dst (created, mode 0644). */
+static int copy_file(const char *src, const char *dst)
+{
+	char buf[1 << 16];
+	ssize_t n = 0;
+	int in = open(src, O_RDONLY), out = open(dst, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			n = -1;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return in < 0 || out < 0 || n < 0 ? -1 : 0;
+}
+
+static int copy_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	char *dst;
+	int rc;
+	(void)ftw;
+	if (asprintf(&dst, "%s%s", copy_to, path + strlen(copy_from)) < 0)
+		abort();
+	if (flag == FTW_D)
+		rc = mkdir(dst, st->st_mode & 07777);
+	else if (flag == FTW_F)
+		rc = copy_file(path, dst);
+	else
+		rc = -1; /* unreadable directories, links: not in a database */
+	free(dst);
+	return rc;
+}
+
+void tu_copy_tree(const char *from, const char *to)
+{
+	copy_from = from;
+	copy_to = to;
+	if (nftw(from, copy_one, 16, FTW_PHYS) != 0)
+		abort();
+}
+
 char *tu_path(const char *dir, const char *name)
 {
 	char *p;
 	if (asprintf(&p, "%s/%s", dir, name) < 0)
 		abort();
 	return p;
-}
-
-/* Copies regular file from (mode mode) to the new file to. */
-static int copy_file(const char *from, const char *to, mode_t mode)
-{
-	char buf[1 << 16];
-	int in = open(from, O_RDONLY), out = -1, rc = -1;
-	ssize_t n;
-	if (in >= 0 && (out = open(to, O_WRONLY | O_CREAT | O_EXCL, mode)) >= 0) {
-		while ((n = read(in, buf, sizeof buf)) > 0)
-			if (write(out, buf, (size_t)n) != n)
-				break;
-		rc = n == 0 ? 0 : -1;
-	}
-	if (in >= 0)
-		close(in);
-	if (out >= 0 && close(out) != 0)
-		rc = -1;
-	return rc;
-}
-
-/* The tree tu_copy_tree is copying (nftw's callback takes no argument). */
-static const char *copy_from, *copy_to;
-
-static int copy_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	char *to;
-	int rc = 0;
-	(void)ftw;
-	if (asprintf(&to, "%s%s", copy_to, path + strlen(copy_from)) < 0)
-		abort();
-	if (flag == FTW_D)
-		rc = mkdir(to, st->st_mode & 07777);
-	else if (flag == FTW_F)
-		rc = copy_file(path, to, st->st_mode & 07777);
-	free(to);
-	return rc;
-}
-
-int tu_copy_tree(const char *src, const char *dst)
-{
-	copy_from = src;
-	copy_to = dst;
-	return nftw(src, copy_one, 16, FTW_PHYS);
 }
 
 int tu_run_child(void (*fn)(void *arg), void *arg)

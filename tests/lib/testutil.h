@@ -17,13 +17,12 @@ char *tu_tmpdir(const char *tag);
 /* rm -rf path (no error if absent). */
 void tu_rmrf(const char *path);
 
+/* Copies the tree at from (directories and regular files) to to, which
+ * must not exist. Aborts on an error. */
+void tu_copy_tree(const char *from, const char *to);
+
 /* dir + "/" + name in a malloc'd string. */
 char *tu_path(const char *dir, const char *name);
-
-/* cp -r src dst: src's directories and regular files (modes kept; links
- * and other files are left out). dst must not exist. 0, or -1 with errno
- * set. Not thread-safe (nftw's callback takes no argument). */
-int tu_copy_tree(const char *src, const char *dst);
 
 /* splitmix64: a small deterministic generator for reproducible tests. */
 static inline uint64_t tu_rand(uint64_t *state)

@@ -651,6 +651,18 @@ static void test_repair_at_open(void **state)
 {
 	char *root = tu_tmpdir("api");
 	static const char *want[] = {"old", NULL, NULL, "new", "old"};
+	/* each repaired entry's trace line: its kind, then what was wrong */
+	static const char *const fixes[][2] = {
+		{"delete-tuple ", "key 'orphan' had no index entry: deleted"},
+		{"delete-tuple ", "key 'b' had no index entry: deleted"},
+		{"delete-tuple ", "key 'e' is a second version (the index points at tuple "},
+		{"repoint-entry ", "index entry of key 'd' pointed at "},
+		{"delete-entry ", "index entry of key 'c' points at "},
+	};
+	const db_recovery_report *r;
+	unsigned lines = 0;
+	wd_options o;
+	char *trace;
 	wd_db *db;
 	wd_txn *x;
 	wd_table *t;
@@ -659,8 +671,25 @@ static void test_repair_at_open(void **state)
 	(void)state;
 	repair_dir = root;
 	assert_int_equal(tu_run_child(repair_child, NULL), 0);
-	db = dt_open_db(root, 1);
+	dt_opts(&o, 1);
+	db = dt_open_traced(root, &o, "recovery", &trace);
 	dt_check_all(db);
+	/* one trace line per entry repaired, saying what and how */
+	for (size_t i = 0; i < sizeof fixes / sizeof *fixes; i++) {
+		const char *what = strstr(trace, fixes[i][1]), *line = what;
+		while (line && line > trace && line[-1] != '\n')
+			line--;
+		if (!what || !strstr(line, fixes[i][0]) || strstr(line, fixes[i][0]) > what ||
+		    strncmp(line, "  repair table r ", 17) != 0)
+			fail_msg("no repair line '%s ... %s' in the trace:\n%s", fixes[i][0],
+				 fixes[i][1], trace);
+	}
+	OK(db_recovery_report_get(db, &r));
+	assert_int_equal(r->repaired, sizeof fixes / sizeof *fixes);
+	for (const char *p = trace; (p = strstr(p, "  repair table r ")); p++)
+		lines++;
+	assert_int_equal(lines, r->repaired);
+	free(trace);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "r", 0, &t));
 	for (char c = 'a'; c <= 'e'; c++) {

@@ -100,7 +100,7 @@ static void *committer(void *arg)
 }
 
 /* Forced checkpoints, one after the other, until the committers are done. */
-static void *checkpointer(void *arg)
+static void *checkpoint_loop(void *arg)
 {
 	unsigned *count = arg;
 	while (!atomic_load(&done)) {
@@ -133,7 +133,7 @@ static void test_archive_under_load(void **state)
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", WD_CREATE, &table));
 	OK(wd_commit(x));
-	assert_int_equal(pthread_create(&cp, NULL, checkpointer, &checkpoints), 0);
+	assert_int_equal(pthread_create(&cp, NULL, checkpoint_loop, &checkpoints), 0);
 	for (unsigned t = 0; t < THREADS; t++)
 		assert_int_equal(pthread_create(&th[t], NULL, committer, (void *)(uintptr_t)t), 0);
 	for (unsigned t = 0; t < THREADS; t++)

@@ -1,5 +1,5 @@
 /*
- * test_checkpoint.c - checkpoints (recovery/README.md P1-P3, txn/README.md
+ * test_checkpoint.c - checkpoints (recovery/README.md P1-P4, txn/README.md
  * I15, P17) through the public API: a long transaction spanning two
  * checkpoints is undone after a kill while the transactions that committed
  * around it stay (with and without records after the last checkpoint, so
@@ -43,17 +43,6 @@ static void test_opts(wd_options *o)
 	o->wal_init_zero = 0;
 }
 
-/* In a forked child: a failure exits with 3 (the parent asserts 0/86). */
-#define COK(expr)                                                             \
-	do {                                                                  \
-		int rc_ = (expr);                                             \
-		if (rc_ != 0) {                                               \
-			fprintf(stderr, "child: %s: %s (%s)\n", #expr,        \
-				wd_strerror(rc_), wd_last_error());           \
-			_exit(3);                                             \
-		}                                                             \
-	} while (0)
-
 static void key_of(char *k, const char *p, unsigned i)
 {
 	snprintf(k, 32, "%s%06u", p, i);
@@ -87,12 +76,7 @@ static void get_one(wd_db *db, wd_table *t, const char *k, char *v, size_t cap)
 
 static wd_table *table(wd_db *db, const char *name)
 {
-	wd_txn *x;
-	wd_table *t;
-	OK(wd_begin(db, &x));
-	OK(wd_table_open(x, name, WD_CREATE, &t));
-	OK(wd_commit(x));
-	return t;
+	return dt_table(db, name, WD_CREATE);
 }
 
 /* ---- (a) a long transaction spanning two checkpoints ---- */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tests/lib/dbtest.h"
 #include "tests/lib/testutil.h"
 #include "tests/lib/waltest.h"
 #include "walden.h"
@@ -46,16 +47,6 @@ struct worker {
 	int id;
 	atomic_bool *stop;
 };
-
-#define COK(expr)                                                             \
-	do {                                                                  \
-		int rc_ = (expr);                                             \
-		if (rc_ != 0) {                                               \
-			fprintf(stderr, "child: %s: %s (%s)\n", #expr,        \
-				wd_strerror(rc_), wd_last_error());           \
-			_exit(3);                                             \
-		}                                                             \
-	} while (0)
 
 static void opts(wd_options *o)
 {

@@ -663,6 +663,16 @@ static void test_recover_report(void **state)
 	expect_in(r->out, "  records scanned:              ", r);
 	assert_null(strstr(r->out, "  records scanned:              0\n"));
 	expect_in(r->out, "end of WAL:", r);
+	/* the passes, each timed, with the dirty page table and its skips */
+	expect_in(r->out, "\nanalysis                        ", r);
+	expect_in(r->out, "\nredo                            ", r);
+	expect_in(r->out, "  dirty page table:             ", r);
+	assert_null(strstr(r->out, "  dirty page table:             0 pages\n"));
+	expect_in(r->out, "  skipped, not in the table:    ", r);
+	expect_in(r->out, "  skipped, before recLSN:       ", r);
+	expect_in(r->out, "  torn pages rebuilt:           0\n", r);
+	expect_in(r->out, "\nend-of-recovery checkpoint      ", r);
+	assert_null(strstr(r->out, "  checkpoint:                   0/0 "));
 	run_tool(r, (const char *[]){"check", dir, NULL});
 	if (r->status != 0)
 		fail_msg("check after recover: %d\n%s\n%s", r->status, r->out, r->err);
@@ -686,15 +696,26 @@ static void test_recover_trace_json(void **state)
 	run_tool(r, (const char *[]){"recover", "--trace", dir, NULL});
 	assert_int_equal(r->status, 0);
 	expect_in(r->out, "== analysis ==", r);
+	expect_in(r->out, "== tables after analysis ==", r);
 	expect_in(r->out, "== redo ==", r);
 	expect_in(r->out, "== repair ==", r);
 	expect_in(r->out, "== undo ==", r);
+	expect_in(r->out, "== end-of-recovery checkpoint ==", r);
 	expect_in(r->out, "== report ==", r);
 	expect_in(r->out, "recovery ran", r);
 	expect_in(r->out, " applied\n", r);
 	redo = strstr(r->out, "== redo ==");
 	undo = strstr(r->out, "== undo ==");
-	assert_true(redo < undo);
+	assert_true(strstr(r->out, "== analysis ==") < strstr(r->out, "== tables after analysis"));
+	assert_true(strstr(r->out, "== tables after analysis") < redo);
+	assert_true(redo < strstr(r->out, "== repair =="));
+	assert_true(strstr(r->out, "== repair ==") < undo);
+	assert_true(undo < strstr(r->out, "== end-of-recovery checkpoint =="));
+	/* the dirty page table, sorted, one entry a line */
+	expect_in(r->out, "  dirty page table: ", r);
+	expect_in(r->out, "    rel/blk        recLSN\n", r);
+	expect_in(strstr(r->out, "== end-of-recovery checkpoint =="), "control file: in production",
+		  r);
 	assert_non_null(p = strstr(r->out, "  loser xid="));
 	assert_int_equal(sscanf(p, "  loser xid=%llu", &xid), 1);
 	snprintf(want, sizeof want, "  undo xid=%-6llu record ", xid);
@@ -714,6 +735,14 @@ static void test_recover_trace_json(void **state)
 	snprintf(want, sizeof want, "\"undo_steps\": %d,", REC_CHANGES);
 	expect_in(r->out, want, r);
 	assert_null(strstr(r->out, "\"records_scanned\": 0,"));
+	assert_null(strstr(r->out, "\"dpt_pages\": 0,"));
+	assert_null(strstr(r->out, "\"end_checkpoint_lsn\": \"0/0\""));
+	expect_in(r->out, "\"skipped_not_in_dpt\": ", r);
+	expect_in(r->out, "\"skipped_before_reclsn\": ", r);
+	expect_in(r->out, "\"redo_start\": \"", r);
+	expect_in(r->out, "\"analysis_ms\": ", r);
+	expect_in(r->out, "\"redo_ms\": ", r);
+	expect_in(r->out, "\"checkpoint_ms\": ", r);
 	run_tool(r, (const char *[]){"recover", "-j", dir2, NULL});
 	expect_in(r->out, "\"recovered\": false", r);
 	free(dir2);

@@ -37,6 +37,7 @@
 #include "storage/sim.h"
 #include "storage/storage.h"
 #include "tests/lib/dbtest.h"
+#include "tests/lib/oracletest.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
 #include "walden.h"
@@ -53,143 +54,6 @@
 #ifndef SANITIZED
 #define SANITIZED 0
 #endif
-
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t s = seed;
-	for (size_t i = 0; i < n; i += 8) {
-		uint64_t r = tu_rand(&s);
-		memcpy(p + i, &r, n - i < 8 ? n - i : 8);
-	}
-}
-
-/* The first bytes of a key, in hex, for messages. */
-static const char *hex(const void *p, size_t n, char out[64])
-{
-	const uint8_t *b = p;
-	size_t i, m = n < 24 ? n : 24;
-	for (i = 0; i < m; i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
-	out[2 * i] = 0;
-	return out;
-}
-
-/* ---- the oracle: LMDB ---------------------------------------------------- */
-
-struct oracle {
-	MDB_env *env;
-};
-
-static void oracle_open(struct oracle *o, const char *dir)
-{
-	assert_int_equal(mkdir(dir, 0755), 0);
-	MDBOK(mdb_env_create(&o->env));
-	MDBOK(mdb_env_set_mapsize(o->env, 16ull << 30));
-	MDBOK(mdb_env_set_maxdbs(o->env, 64));
-	MDBOK(mdb_env_open(o->env, dir, MDB_NOSYNC | MDB_NOMETASYNC, 0644));
-}
-
-static void oracle_close(struct oracle *o)
-{
-	mdb_env_close(o->env);
-}
-
-/* A write transaction of the oracle (nested in parent if not NULL). */
-static MDB_txn *obegin(struct oracle *o, MDB_txn *parent)
-{
-	MDB_txn *t;
-	MDBOK(mdb_txn_begin(o->env, parent, 0, &t));
-	return t;
-}
-
-/* The oracle's table called name, created if absent. */
-static MDB_dbi oracle_dbi(struct oracle *o, const char *name)
-{
-	MDB_txn *t = obegin(o, NULL);
-	MDB_dbi d;
-	MDBOK(mdb_dbi_open(t, name, MDB_CREATE, &d));
-	MDBOK(mdb_txn_commit(t));
-	return d;
-}
-
-/*
- * Walks t through x with a cursor and dbi of mt with an LMDB cursor side by
- * side: true if they hold the same keys with the same values. On the first
- * difference diag says what. *items: the items compared.
- */
-static bool scan_equal(wd_txn *x, wd_table *t, MDB_txn *mt, MDB_dbi dbi, char *diag,
-		       size_t dcap, uint64_t *items)
-{
-	MDB_cursor *mc;
-	MDB_val mk, mv;
-	wd_cursor *c;
-	const void *wk, *wv;
-	size_t wkl, wvl;
-	uint64_t i = 0;
-	char h1[64], h2[64];
-	bool eq = false;
-	int m, rc;
-	MDBOK(mdb_cursor_open(mt, dbi, &mc));
-	OK(wd_cursor_open(x, t, &c));
-	m = mdb_cursor_get(mc, &mk, &mv, MDB_FIRST);
-	for (;; i++) {
-		rc = wd_cursor_next(c, &wk, &wkl, &wv, &wvl);
-		if (rc != 0 && rc != WD_NOTFOUND)
-			fail_msg("scan item %llu: %s (%s)", (unsigned long long)i,
-				 wd_strerror(rc), wd_last_error());
-		if (m == MDB_NOTFOUND && rc == WD_NOTFOUND) {
-			eq = true;
-			break;
-		}
-		if (m == MDB_NOTFOUND) {
-			snprintf(diag, dcap, "item %llu: walden has an extra key %s (%zu bytes)",
-				 (unsigned long long)i, hex(wk, wkl, h1), wkl);
-			break;
-		}
-		if (rc == WD_NOTFOUND) {
-			snprintf(diag, dcap, "item %llu: walden lacks key %s (%zu bytes)",
-				 (unsigned long long)i, hex(mk.mv_data, mk.mv_size, h1), mk.mv_size);
-			break;
-		}
-		if (wkl != mk.mv_size || memcmp(wk, mk.mv_data, wkl) != 0) {
-			snprintf(diag, dcap, "item %llu: walden has key %s (%zu bytes), the oracle "
-				 "%s (%zu bytes)", (unsigned long long)i, hex(wk, wkl, h1), wkl,
-				 hex(mk.mv_data, mk.mv_size, h2), mk.mv_size);
-			break;
-		}
-		if (wvl != mv.mv_size || memcmp(wv, mv.mv_data, wvl) != 0) {
-			snprintf(diag, dcap, "item %llu: key %s: walden's value has %zu bytes, "
-				 "the oracle's %zu%s", (unsigned long long)i, hex(wk, wkl, h1), wvl,
-				 mv.mv_size, wvl == mv.mv_size ? " (contents differ)" : "");
-			break;
-		}
-		m = mdb_cursor_get(mc, &mk, &mv, MDB_NEXT);
-	}
-	wd_cursor_close(c);
-	mdb_cursor_close(mc);
-	if (items)
-		*items = i;
-	return eq;
-}
-
-/* The committed contents of table name equal dbi of the oracle (read by a
- * read-only transaction). Returns the number of items. */
-static uint64_t compare_committed(wd_db *db, const char *name, struct oracle *o,
-				  MDB_dbi dbi, const char *when)
-{
-	char diag[512];
-	uint64_t items = 0;
-	MDB_txn *mt = obegin(o, NULL);
-	wd_txn *x;
-	wd_table *t;
-	OK(wd_begin_flags(db, WD_TXN_RDONLY, &x));
-	OK(wd_table_open(x, name, 0, &t));
-	if (!scan_equal(x, t, mt, dbi, diag, sizeof diag, &items))
-		fail_msg("table %s %s: %s", name, when, diag);
-	OK(wd_commit(x));
-	mdb_txn_abort(mt);
-	return items;
-}
 
 /* ---- 1. an abort restores exactly --------------------------------------- */
 
@@ -220,7 +84,7 @@ static void ab_put(struct ab *a, unsigned i, size_t pad, size_t vlen, uint64_t v
 {
 	uint8_t k[256];
 	MDB_val mk = {ab_key(i, pad, k), k}, mv = {vlen, a->v};
-	fill(a->v, vlen, vseed);
+	ot_fill(a->v, vlen, vseed);
 	OK(wd_put(a->x, a->t, k, mk.mv_size, a->v, vlen));
 	MDBOK(mdb_put(a->mt, a->dbi, &mk, &mv, 0));
 	a->changes++;
@@ -440,7 +304,7 @@ static const struct abort_case abort_cases[] = {
 /* Builds the case's committed base in walden and the oracle, runs its
  * change (compared, seen from inside the transaction), aborts, and
  * compares the table with the base. */
-static void run_abort_case(wd_db *db, struct oracle *o, const struct abort_case *c,
+static void run_abort_case(wd_db *db, ot_oracle *o, const struct abort_case *c,
 			   MDB_dbi dbi, uint8_t *v, uint8_t *g)
 {
 	struct ab a = {.dbi = dbi, .v = v, .g = g, .s = 0xab0 + strlen(c->name)};
@@ -449,19 +313,19 @@ static void run_abort_case(wd_db *db, struct oracle *o, const struct abort_case 
 	uint64_t base_items, items;
 	OK(wd_begin(db, &a.x));
 	OK(wd_table_open(a.x, c->name, WD_CREATE, &a.t));
-	a.mt = obegin(o, NULL);
+	a.mt = ot_begin(o, NULL);
 	c->base(&a);
 	OK(wd_commit(a.x));
 	MDBOK(mdb_txn_commit(a.mt));
-	base_items = compare_committed(db, c->name, o, dbi, "as built");
+	base_items = ot_compare_committed(db, c->name, o, dbi, "as built");
 
 	OK(wd_begin(db, &a.x));
 	OK(wd_table_open(a.x, c->name, 0, &a.t));
-	a.mt = obegin(o, NULL);
+	a.mt = ot_begin(o, NULL);
 	a.changes = 0;
 	c->change(&a);
 	/* the transaction sees its own changes */
-	if (!scan_equal(a.x, a.t, a.mt, dbi, diag, sizeof diag, &items))
+	if (!ot_scan_equal(a.x, a.t, a.mt, dbi, diag, sizeof diag, &items))
 		fail_msg("case %s, before the abort: %s", c->name, diag);
 	if (db_table_check(a.t, &rep) != 0)
 		fail_msg("case %s, before the abort: %s", c->name, wd_last_error());
@@ -470,7 +334,7 @@ static void run_abort_case(wd_db *db, struct oracle *o, const struct abort_case 
 			 rep.index.height, c->min_height);
 	OK(wd_abort(a.x));
 	mdb_txn_abort(a.mt);
-	assert_int_equal(compare_committed(db, c->name, o, dbi, "after the abort"), base_items);
+	assert_int_equal(ot_compare_committed(db, c->name, o, dbi, "after the abort"), base_items);
 	print_message("abort %-20s %6llu changes undone (%llu items -> %llu), tree height %u\n",
 		      c->name, (unsigned long long)a.changes, (unsigned long long)items,
 		      (unsigned long long)base_items, rep.index.height);
@@ -483,13 +347,13 @@ static void test_abort_restores(void **state)
 	char *dir = tu_path(root, "db"), *odir = tu_path(root, "lmdb");
 	uint8_t *v = malloc(AB_VMAX), *g = malloc(AB_VMAX);
 	MDB_dbi dbis[NCASES];
-	struct oracle o;
+	ot_oracle o;
 	wd_db *db;
 	(void)state;
-	oracle_open(&o, odir);
+	ot_open(&o, odir);
 	db = dt_open_db(dir, 0);
 	for (unsigned i = 0; i < NCASES; i++) {
-		dbis[i] = oracle_dbi(&o, abort_cases[i].name);
+		dbis[i] = ot_dbi(&o, abort_cases[i].name);
 		run_abort_case(db, &o, &abort_cases[i], dbis[i], v, g);
 		dt_check_all(db);
 	}
@@ -497,10 +361,10 @@ static void test_abort_restores(void **state)
 	/* after a reopen: the same */
 	db = dt_open_db(dir, 0);
 	for (unsigned i = 0; i < NCASES; i++)
-		compare_committed(db, abort_cases[i].name, &o, dbis[i], "after the reopen");
+		ot_compare_committed(db, abort_cases[i].name, &o, dbis[i], "after the reopen");
 	dt_check_all(db);
 	OK(wd_close(db));
-	oracle_close(&o);
+	ot_close(&o);
 	free(v);
 	free(g);
 	tu_rmrf(root);
@@ -518,7 +382,7 @@ static void test_abort_restores(void **state)
 static const char *const sp_names[SP_NAMES] = {"a", "b", "sp-c", "d", "savepoint e",
 					       "f"};
 
-/* What a key holds in the model: its value is fill(vseed) of len bytes. */
+/* What a key holds in the model: its value is ot_fill(vseed) of len bytes. */
 struct mval {
 	uint64_t vseed;
 	uint32_t len;
@@ -555,7 +419,7 @@ static void sp_keys_init(void)
 		sp_key[i][2] = (uint8_t)(h >> 8);
 		sp_key[i][3] = (uint8_t)h;
 		sp_klen[i] = 4 + tu_rand(&s) % 37;
-		fill(sp_key[i] + 4, sp_klen[i] - 4, tu_rand(&s));
+		ot_fill(sp_key[i] + 4, sp_klen[i] - 4, tu_rand(&s));
 		sp_order[i] = i;
 	}
 	qsort(sp_order, SP_KEYS, sizeof sp_order[0], sp_cmp);
@@ -590,7 +454,7 @@ static void sp_put(struct sp_run *r, unsigned i)
 {
 	struct mval m = {.vseed = tu_rand(&r->s), .len = (uint32_t)sp_val_len(&r->s),
 			 .present = true};
-	fill(r->v, m.len, m.vseed);
+	ot_fill(r->v, m.len, m.vseed);
 	OK(wd_put(r->x, r->t, sp_key[i], sp_klen[i], r->v, m.len));
 	r->model[i] = m;
 	r->puts++;
@@ -614,7 +478,7 @@ static void sp_get(struct sp_run *r, unsigned i)
 	}
 	OK(rc);
 	assert_int_equal(vlen, r->model[i].len);
-	fill(r->v, vlen, r->model[i].vseed);
+	ot_fill(r->v, vlen, r->model[i].vseed);
 	assert_memory_equal(r->g, r->v, vlen);
 }
 
@@ -635,7 +499,7 @@ static void sp_scan(struct sp_run *r, const char *when)
 		if (kl != sp_klen[i] || memcmp(k, sp_key[i], kl) != 0)
 			fail_msg("%s: scan: another key where key #%u should be", when, i);
 		assert_int_equal(vl, r->model[i].len);
-		fill(r->v, vl, r->model[i].vseed);
+		ot_fill(r->v, vl, r->model[i].vseed);
 		if (memcmp(v, r->v, vl) != 0)
 			fail_msg("%s: scan: key #%u has another value", when, i);
 	}
@@ -698,13 +562,13 @@ static void sp_rollback(struct sp_run *r, unsigned name)
 }
 
 /* The committed model into the oracle: every key as the model says. */
-static void sp_to_oracle(const struct mval *m, struct oracle *o, MDB_dbi dbi, uint8_t *v)
+static void sp_to_oracle(const struct mval *m, ot_oracle *o, MDB_dbi dbi, uint8_t *v)
 {
-	MDB_txn *mt = obegin(o, NULL);
+	MDB_txn *mt = ot_begin(o, NULL);
 	for (unsigned i = 0; i < SP_KEYS; i++) {
 		MDB_val mk = {sp_klen[i], sp_key[i]}, mv = {m[i].len, v};
 		if (m[i].present) {
-			fill(v, m[i].len, m[i].vseed);
+			ot_fill(v, m[i].len, m[i].vseed);
 			MDBOK(mdb_put(mt, dbi, &mk, &mv, 0));
 		} else {
 			int rc = mdb_del(mt, dbi, &mk, NULL);
@@ -721,15 +585,15 @@ static void test_savepoints_random(void **state)
 	uint64_t nops = (uint64_t)(4000 * dt_scale());
 	struct sp_run *r = calloc(1, sizeof *r);
 	struct mval *committed = calloc(SP_KEYS, sizeof *committed);
-	struct oracle o;
+	ot_oracle o;
 	MDB_dbi dbi;
 	wd_db *db;
 	(void)state;
 	if (nops < 1000)
 		nops = 1000;
 	sp_keys_init();
-	oracle_open(&o, odir);
-	dbi = oracle_dbi(&o, "sp");
+	ot_open(&o, odir);
+	dbi = ot_dbi(&o, "sp");
 	db = dt_open_db(dir, 0);
 	r->v = malloc(SP_VMAX);
 	r->g = malloc(SP_VMAX);
@@ -786,7 +650,7 @@ static void test_savepoints_random(void **state)
 			OK(wd_abort(r->x));
 		}
 		sp_drop_from(r, 0);
-		compare_committed(db, "sp", &o, dbi, seed % 2 ? "after the commit" : "after the abort");
+		ot_compare_committed(db, "sp", &o, dbi, seed % 2 ? "after the commit" : "after the abort");
 		dt_check_all(db);
 	}
 	print_message("savepoints: 6 seeds x %llu ops: %llu puts, %llu dels, %llu gets, %llu "
@@ -800,10 +664,10 @@ static void test_savepoints_random(void **state)
 	assert_true(r->replaced > 0 && r->rollbacks > 0 && r->twice > 0 && r->unknown > 0);
 	OK(wd_close(db));
 	db = dt_open_db(dir, 0);
-	compare_committed(db, "sp", &o, dbi, "after the reopen");
+	ot_compare_committed(db, "sp", &o, dbi, "after the reopen");
 	dt_check_all(db);
 	OK(wd_close(db));
-	oracle_close(&o);
+	ot_close(&o);
 	free(r->v);
 	free(r->g);
 	free(r);
@@ -940,7 +804,7 @@ static void test_million_rollback(void **state)
 	uint64_t puts = 0, dels = 0;
 	uint8_t v[64];
 	char k[32];
-	struct oracle o;
+	ot_oracle o;
 	MDB_dbi dbi;
 	MDB_txn *mt;
 	wd_options opts;
@@ -954,19 +818,19 @@ static void test_million_rollback(void **state)
 	if (n < 10000)
 		n = 10000;
 	keys = n / 5;
-	oracle_open(&o, odir);
-	dbi = oracle_dbi(&o, "m");
+	ot_open(&o, odir);
+	dbi = ot_dbi(&o, "m");
 	dt_opts(&opts, 0);
 	opts.buffer_pool_bytes = 32u << 20; /* the rates of the machinery, not of eviction */
 	opts.wal_segment_size = 16u << 20;
 	OK(wd_open(dir, &opts, &db));
 	/* the committed base: half the keys */
-	mt = obegin(&o, NULL);
+	mt = ot_begin(&o, NULL);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "m", WD_CREATE, &t));
 	for (uint64_t i = 0; i < keys; i += 2) {
 		MDB_val mk = {mk_key(i, k), k}, mv = {8 + i % 24, v};
-		fill(v, mv.mv_size, i);
+		ot_fill(v, mv.mv_size, i);
 		OK(wd_put(x, t, k, mk.mv_size, v, mv.mv_size));
 		MDBOK(mdb_put(mt, dbi, &mk, &mv, 0));
 		if (i % 20000 == 0) {
@@ -992,7 +856,7 @@ static void test_million_rollback(void **state)
 			dels++;
 		} else {
 			size_t vl = 1 + tu_rand(&s) % 40;
-			fill(v, vl, j);
+			ot_fill(v, vl, j);
 			OK(wd_put(x, t, k, kl, v, vl));
 			changes++;
 			puts++;
@@ -1008,13 +872,13 @@ static void test_million_rollback(void **state)
 		      (unsigned long long)keys, (unsigned long long)changes, t1 - t0,
 		      changes / (t1 - t0), t2 - t1, changes / (t2 - t1), (t2 - t1) / (t1 - t0));
 	assert_true(changes > n / 2);
-	assert_int_equal(compare_committed(db, "m", &o, dbi, "after the rollback"), keys / 2);
+	assert_int_equal(ot_compare_committed(db, "m", &o, dbi, "after the rollback"), keys / 2);
 	dt_check_all(db);
 	OK(wd_close(db));
 	db = dt_open_db(dir, 0);
-	compare_committed(db, "m", &o, dbi, "after the reopen");
+	ot_compare_committed(db, "m", &o, dbi, "after the reopen");
 	OK(wd_close(db));
-	oracle_close(&o);
+	ot_close(&o);
 	tu_rmrf(root);
 	free(dir);
 	free(odir);
@@ -1270,13 +1134,13 @@ static void test_deadlock_victim(void **state)
 	lock_stats st, st2;
 	pthread_t th;
 	struct put_arg pa;
-	struct oracle o;
+	ot_oracle o;
 	MDB_dbi dbi;
 	MDB_txn *mt;
 	int rc;
 	(void)state;
-	oracle_open(&o, odir);
-	dbi = oracle_dbi(&o, "t");
+	ot_open(&o, odir);
+	dbi = ot_dbi(&o, "t");
 	OK(wd_begin(db, &t1));
 	OK(wd_table_open(t1, "t", WD_CREATE, &t));
 	put_str(t1, t, "a", "a0");
@@ -1342,7 +1206,7 @@ static void test_deadlock_victim(void **state)
 	OK(wd_commit(t1));
 
 	/* the oracle: T1, T2, T1 again */
-	mt = obegin(&o, NULL);
+	mt = ot_begin(&o, NULL);
 	{
 		static const char *const kv[][2] = {{"a", "a2"}, {"b", "b2"}, {"c", "c1"}};
 		for (unsigned i = 0; i < 3; i++) {
@@ -1351,10 +1215,10 @@ static void test_deadlock_victim(void **state)
 		}
 	}
 	MDBOK(mdb_txn_commit(mt));
-	compare_committed(db, "t", &o, dbi, "after the deadlocks");
+	ot_compare_committed(db, "t", &o, dbi, "after the deadlocks");
 	dt_check_all(db);
 	OK(wd_close(db));
-	oracle_close(&o);
+	ot_close(&o);
 	tu_rmrf(root);
 	free(odir);
 	free(dir);
@@ -1448,23 +1312,12 @@ struct ck_exec {
 
 static size_t ck_key(unsigned id, uint8_t *k)
 {
-	size_t n = (size_t)snprintf((char *)k, 16, "ck%07u", id);
-	size_t len = id >= CK_BURST ? 100 : 9 + (id % 13) * 7;
-	for (; n < len; n++)
-		k[n] = (uint8_t)('A' + (id * 7 + n) % 26);
-	return len;
+	return dt_mixed_key("ck", id, CK_BURST, k);
 }
 
 static uint32_t ck_vlen(uint64_t *s)
 {
-	uint64_t r = tu_rand(s) % 100;
-	if (r < 60)
-		return (uint32_t)(tu_rand(s) % 200);
-	if (r < 85)
-		return (uint32_t)(200 + tu_rand(s) % 1300);
-	if (r < 97)
-		return (uint32_t)(1500 + tu_rand(s) % (3 * PS - 1500));
-	return (uint32_t)(50000 + tu_rand(s) % (CK_VMAX - 50000));
+	return dt_mixed_vlen(s, 50000, CK_VMAX);
 }
 
 static void ck_rand_op(uint64_t *s, int slot, struct ck_op *op)
@@ -1540,7 +1393,7 @@ static void ck_wd_op(struct ck_exec *e, int slot, const struct ck_op *op)
 	if (!w->x[slot] && ((rc = wd_begin(w->db, &w->x[slot])) != 0 ||
 			    (rc = wd_table_open(w->x[slot], "ck", 0, &w->t)) != 0))
 		ck_die("begin", rc);
-	fill(w->v, op->vlen, op->vseed);
+	ot_fill(w->v, op->vlen, op->vseed);
 	rc = op->del ? wd_del(w->x[slot], w->t, k, kl)
 		     : wd_put(w->x[slot], w->t, k, kl, w->v, op->vlen);
 	if (rc != 0 && rc != WD_NOTFOUND)
@@ -1637,7 +1490,7 @@ static void ck_lm_apply(MDB_txn *mt, MDB_dbi dbi, uint8_t *v, const struct ck_op
 		int rc = mdb_del(mt, dbi, &mk, NULL);
 		assert_true(rc == 0 || rc == MDB_NOTFOUND);
 	} else {
-		fill(v, op->vlen, op->vseed);
+		ot_fill(v, op->vlen, op->vseed);
 		MDBOK(mdb_put(mt, dbi, &mk, &mv, 0));
 	}
 }
@@ -1684,7 +1537,7 @@ static void ck_trace(void *arg, const char *module, const char *line)
  * compares with the oracle: the committed transactions, and with
  * CK_COMMIT possibly loser 1 too (its commit record may have reached the
  * disk). Commits the state found to the oracle. */
-static void ck_verify(const char *dir, struct ck_lm *l, struct oracle *o, enum ck_mode mode,
+static void ck_verify(const char *dir, struct ck_lm *l, ot_oracle *o, enum ck_mode mode,
 		      uint64_t *l1_committed)
 {
 	char diag[512], diag2[512];
@@ -1700,11 +1553,11 @@ static void ck_verify(const char *dir, struct ck_lm *l, struct oracle *o, enum c
 	dt_check_all(db);
 	OK(wd_begin_flags(db, WD_TXN_RDONLY, &x));
 	OK(wd_table_open(x, "ck", 0, &t));
-	if (!scan_equal(x, t, l->mt, l->dbi, diag, sizeof diag, NULL)) {
-		MDB_txn *with = obegin(o, l->mt);
+	if (!ot_scan_equal(x, t, l->mt, l->dbi, diag, sizeof diag, NULL)) {
+		MDB_txn *with = ot_begin(o, l->mt);
 		for (size_t i = 0; i < l->nl1; i++)
 			ck_lm_apply(with, l->dbi, l->v, &l->l1[i]);
-		if (mode != CK_COMMIT || !scan_equal(x, t, with, l->dbi, diag2, sizeof diag2, NULL))
+		if (mode != CK_COMMIT || !ot_scan_equal(x, t, with, l->dbi, diag2, sizeof diag2, NULL))
 			fail_msg("after the crash (%s): %s%s%s", ck_mode_names[mode], diag,
 				 mode == CK_COMMIT ? "; with loser 1 committed: " : "",
 				 mode == CK_COMMIT ? diag2 : "");
@@ -1747,22 +1600,22 @@ static void test_crash_losers(void **state)
 	uint64_t s = 31337, losers = 0, steps = 0, open_crashes = 0, l1_committed = 0;
 	uint64_t lost = 0;
 	struct ck_lm l = {.e = {ck_lm_op, ck_lm_commit}, .v = malloc(CK_VMAX)};
-	struct oracle o;
+	ot_oracle o;
 	wd_db *db;
 	wd_txn *x;
 	wd_table *t;
 	(void)state;
-	oracle_open(&o, odir);
-	l.dbi = oracle_dbi(&o, "ck");
+	ot_open(&o, odir);
+	l.dbi = ot_dbi(&o, "ck");
 	/* the base: every key of the three ranges */
 	db = dt_open_db(dir, 1);
-	l.mt = obegin(&o, NULL);
+	l.mt = ot_begin(&o, NULL);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "ck", WD_CREATE, &t));
 	for (unsigned i = 0; i < 3 * CK_RANGE; i++) {
 		uint8_t k[128];
 		struct ck_op op = {.key = i, .vlen = ck_vlen(&s), .vseed = tu_rand(&s)};
-		fill(l.v, op.vlen, op.vseed);
+		ot_fill(l.v, op.vlen, op.vseed);
 		OK(wd_put(x, t, k, ck_key(i, k), l.v, op.vlen));
 		ck_lm_apply(l.mt, l.dbi, l.v, &op);
 	}
@@ -1793,7 +1646,7 @@ static void test_crash_losers(void **state)
 			storage_sim_report_free(&rep);
 		}
 		/* the parent's view: the same script on LMDB */
-		l.mt = obegin(&o, NULL);
+		l.mt = ot_begin(&o, NULL);
 		l.nl1 = 0;
 		ck_script(c.seed, &l.e);
 		if (cr->open_crash) { /* twice: the second resumes the first's work */
@@ -1818,7 +1671,7 @@ static void test_crash_losers(void **state)
 		steps += ck_steps;
 		/* a clean reopen: the same */
 		db = dt_open_db(dir, 1);
-		compare_committed(db, "ck", &o, l.dbi, "after a clean reopen");
+		ot_compare_committed(db, "ck", &o, l.dbi, "after a clean reopen");
 		OK(wd_close(db));
 	}
 	print_message("crashes: %u rounds, %llu losers rolled back at open (%llu undo steps), "
@@ -1828,7 +1681,7 @@ static void test_crash_losers(void **state)
 		      (unsigned long long)open_crashes, (unsigned long long)l1_committed,
 		      (unsigned long long)lost);
 	assert_true(losers > 0 && steps > 0 && open_crashes > 0);
-	oracle_close(&o);
+	ot_close(&o);
 	free(l.v);
 	free(l.l1);
 	tu_rmrf(root);

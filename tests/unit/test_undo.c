@@ -741,8 +741,8 @@ static wal_decoded xrec(wd_xid xid, wd_lsn lsn, int kind, undo_ptr head, uint8_t
 }
 
 /*
- * undo_xtab_seed (recovery/README.md P3): the checkpoint's entries join
- * the table the scan built from the redo point. xid 1: unknown to the scan
+ * undo_xtab_seed (recovery/README.md P4 step 3): the checkpoint's entries
+ * join the table the scan built from the redo point. xid 1: unknown to the scan
  * (added whole); 2: ended after the redo point (skipped); 3: seen with a
  * record that set no head (newer last_lsn kept, the checkpoint's head);
  * 4: seen with a CLR (its head kept); 6: in the checkpoint, ends after it
