@@ -147,6 +147,10 @@ static int scan(struct scan *s, wal_reader *rd)
 	if (rc != WD_NOTFOUND)
 		return rc;
 	wal_reader_end(rd, &s->a->end, &s->a->end_reason, NULL);
+	/* the same end as wal_find_end's: its reason, read before wal_open
+	 * zeroed the tail (a stale or damaged tail would now read as zeros) */
+	if (s->a->end == s->c->end)
+		s->a->end_reason = (wal_end_reason)s->c->end_reason;
 	s->r->wal_end = s->a->end;
 	s->r->end_reason = s->a->end_reason;
 	s->r->end_reason_name = wal_end_reason_name(s->a->end_reason);

@@ -65,6 +65,7 @@ typedef struct recovery_ctx {
 	wd_lsn from;        /* where analysis starts: the control file's redo
 			     * point (or the log's first record) */
 	wd_lsn end;         /* the end wal_find_end found (trace) */
+	unsigned end_reason; /* ... and why the log ends there (wal_end_reason) */
 	checkpointer *ckpt; /* created, its thread not started: the end
 			     * checkpoint (P8) runs on it */
 	recovery_ops ops;
@@ -110,5 +111,14 @@ typedef struct recovery_report {
  * or page that no image repairs (naming it).
  */
 int recovery_run(const recovery_ctx *c, recovery_report *r) WD_MUST_CHECK;
+
+/*
+ * Before a recovery (README P2): fsyncs every relation file in DIR/base and
+ * every WAL segment in DIR/wal, then those directories and DIR, so that
+ * what a killed process left in the OS cache - believed by redo and by the
+ * search for the log's end - is durable before anything is built on it
+ * (I11). Errors: the first failed open or fsync, naming the file.
+ */
+int recovery_sync_files(const char *dir) WD_MUST_CHECK;
 
 #endif

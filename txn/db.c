@@ -261,12 +261,19 @@ static void remove_leftovers(wd_db *db)
 static int open_existing(wd_db *db)
 {
 	wd_lsn from, end;
+	unsigned why = 0;
+	bool crashed;
 	int rc;
 	if ((rc = read_control(db)) != 0)
 		return rc;
 	wal_opts_from(&db->wo, &db->opts, db->cd.db_id);
 	from = db->cd.redo_lsn ? db->cd.redo_lsn : WAL_SEG_HEADER_SIZE;
-	if ((rc = wal_find_end(db->dir, &db->wo, from, &end)) != 0 ||
+	crashed = db->cd.state != CONTROL_SHUTDOWN;
+	/* after a crash, what the dead process left in the OS cache is made
+	 * durable before anything is built on it (recovery/README.md P2) */
+	if (crashed && (rc = recovery_sync_files(db->dir)) != 0)
+		return rc;
+	if ((rc = wal_find_end_why(db->dir, &db->wo, from, &end, &why)) != 0 ||
 	    (rc = wal_open(db->dir, &db->wo, end, &db->w)) != 0)
 		return rc;
 	wal_set_active_fn(db->w, active_others, db);
@@ -279,8 +286,8 @@ static int open_existing(wd_db *db)
 	 * carry a full-page image, or a torn write of it could not be
 	 * repaired (I7). */
 	wal_set_redo_point_at(db->w, from);
-	if (db->cd.state != CONTROL_SHUTDOWN)
-		rc = db_recover(db, from, end); /* steps 4-5 and 7: P2 */
+	if (crashed)
+		rc = db_recover(db, from, end, why); /* steps 4-5 and 7: P2 */
 	else if ((rc = db_undo_start(db)) == 0)
 		rc = catalog_open(db, false);
 	if (rc != 0)

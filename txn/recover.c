@@ -92,10 +92,11 @@ static int production(void *arg)
 	return 0;
 }
 
-int db_recover(wd_db *db, wd_lsn from, wd_lsn end)
+int db_recover(wd_db *db, wd_lsn from, wd_lsn end, unsigned end_reason)
 {
 	recovery_ctx c = {.dir = db->dir, .cd = &db->cd, .pool = db->pool,
 			  .page_size = db->opts.page_size, .from = from, .end = end,
+			  .end_reason = end_reason,
 			  .ckpt = db->ckpt, .arg = db,
 			  .ops = {rel_open, start, repair, undo, production}};
 	db->recovered = true;

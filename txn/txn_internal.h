@@ -207,7 +207,7 @@ void db_lock_release(wd_db *db);
  * ending at `end`; db->rr is its report. Needs the pool and the
  * checkpointer (its thread not started); leaves the undo log and the
  * catalog open, the database in production. */
-int db_recover(wd_db *db, wd_lsn from, wd_lsn end) WD_MUST_CHECK;
+int db_recover(wd_db *db, wd_lsn from, wd_lsn end, unsigned end_reason) WD_MUST_CHECK;
 
 /* ---- table.c ---- */
 

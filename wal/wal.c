@@ -179,6 +179,13 @@ int wal_create(const char *dbdir, const wal_opts *o, wal **out)
 
 int wal_find_end(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *end)
 {
+	return wal_find_end_why(dbdir, o, from, end, NULL);
+}
+
+int wal_find_end_why(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *end,
+		     unsigned *why)
+{
+	wal_end_reason reason = WAL_END_NONE;
 	const wal_decoded *rec;
 	wal_reader *r = NULL;
 	int rc;
@@ -189,7 +196,9 @@ int wal_find_end(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *end)
 		while ((rc = wal_reader_next(r, &rec)) == 0)
 			;
 		if (rc == WD_NOTFOUND) {
-			wal_reader_end(r, end, NULL, NULL);
+			wal_reader_end(r, end, &reason, NULL);
+			if (why)
+				*why = reason;
 			rc = 0;
 		}
 	}

@@ -107,6 +107,13 @@ int wal_open(const char *dbdir, const wal_opts *o, wd_lsn start_lsn,
 int wal_find_end(const char *dbdir, const wal_opts *o, wd_lsn from,
 		 wd_lsn *end) WD_MUST_CHECK;
 
+/* wal_find_end, also saying why the log ends there (*why: wal_end_reason;
+ * may be NULL). Recovery reports this reason: by the time its own scan
+ * reads the tail, wal_open has zeroed the rest of the last segment, so a
+ * log that ended at a stale record would read as ending at a zero one. */
+int wal_find_end_why(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *end,
+		     unsigned *why) WD_MUST_CHECK;
+
 /*
  * Flushes everything inserted (unless panicked), stops the WAL writer,
  * closes the files and frees w. Returns the flush's result (WD_EPANIC if the

@@ -994,9 +994,9 @@ static wd_lsn scan_end(const char *dbdir, wal_end_reason *why)
 /*
  * The next open's recovery (in a child, or the parent's) ended where the
  * killed child's log did, end. The log's end was decided at stale bytes
- * (scan_why); the report's reason is that, or "zero length record": the
- * open zeroes the rest of the end's segment (wal/README.md I7) before the
- * replay reads up to it.
+ * (scan_why); the report names that reason, the one the search for the
+ * end found before the open zeroed the rest of the end's segment
+ * (wal/README.md I7; recovery/README.md P3 step 0).
  */
 static void expect_recovered_end(wd_lsn end, wd_lsn rec_end, unsigned rec_why,
 				 wal_end_reason scan_why, enum moment m)
@@ -1004,7 +1004,7 @@ static void expect_recovered_end(wd_lsn end, wd_lsn rec_end, unsigned rec_why,
 	if (rec_end != end)
 		fail_msg("%s: recovery ended at " LSN_FMT ", the log at " LSN_FMT,
 			 moment_names[m], LSN_ARGS(rec_end), LSN_ARGS(end));
-	if (rec_why != scan_why && rec_why != WAL_END_ZERO)
+	if (rec_why != scan_why)
 		fail_msg("%s: recovery reports the end as %s; the log ends at %s",
 			 moment_names[m], wal_end_reason_name(rec_why),
 			 wal_end_reason_name(scan_why));

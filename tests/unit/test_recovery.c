@@ -19,6 +19,7 @@
  * the crashed workload.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
 #include <lmdb.h>
 #include <setjmp.h>
@@ -1075,6 +1076,56 @@ static void test_end_checkpoint(void **state)
 	free(dir);
 }
 
+/* For every regular file directly in from/sub (the crashed directory as it
+ * was before the open, which may add segments), the "fdatasync dir/sub/NAME"
+ * trace line appears in trace before its first `before` line (fails
+ * naming the file if not). */
+static void expect_synced_before(const char *trace, const char *from, const char *dir,
+				 const char *sub, const char *before)
+{
+	char *src = tu_path(from, sub), line[4400];
+	const char *limit = strstr(trace, before), *at;
+	struct dirent *de;
+	DIR *d = opendir(src);
+	unsigned n = 0;
+	assert_non_null(d);
+	assert_non_null(limit);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(line, sizeof line, "fdatasync %s/%s/%s\n", dir, sub, de->d_name);
+		at = strstr(trace, line);
+		if (!at || at > limit)
+			fail_msg("%s/%s/%s was not fsynced before recovery began", dir, sub,
+				 de->d_name);
+		n++;
+	}
+	closedir(d);
+	assert_true(n > 0);
+	free(src);
+}
+
+/*
+ * A killed process leaves its last writes in the OS cache; recovery
+ * believes them, so every relation file and WAL segment is fsynced before
+ * it reads anything (recovery/README.md I11): each file of the crashed
+ * directory has its fdatasync on the trace before the analysis begins.
+ */
+static void test_syncs_before_recovery(void **state)
+{
+	char *dir = tu_path(g_root, "sync");
+	wd_db *db;
+	(void)state;
+	tu_copy_tree(g_crashed, dir);
+	db = open_traced(dir, "storage,recovery");
+	expect_synced_before(trace_buf, g_crashed, dir, "base", "== analysis ==");
+	expect_synced_before(trace_buf, g_crashed, dir, "wal", "== analysis ==");
+	verify(db, "after the synced recovery");
+	OK(wd_close(db));
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest alone[] = {
@@ -1084,6 +1135,7 @@ int main(void)
 	};
 	const struct CMUnitTest crashed[] = {
 		cmocka_unit_test(test_end_checkpoint),
+		cmocka_unit_test(test_syncs_before_recovery),
 		cmocka_unit_test(test_crash_between_passes),
 		cmocka_unit_test(test_crash_redo_records),
 		cmocka_unit_test(test_crash_undo_steps),
