@@ -23,6 +23,9 @@ SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 MODULES := storage bufmgr wal undo heap btree txn recovery
 LIB_SRC := $(sort $(wildcard $(addsuffix /*.c,$(MODULES))))
 BIN_SRC := $(sort $(wildcard tools/*.c bench/*.c))
+# crashtest/ runs crash campaigns on top of the public API: linked into the
+# walden binary and its test suite, not into the library.
+CRASHTEST_SRC := $(sort $(wildcard crashtest/*.c))
 TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 # Concurrency suites (also run under ThreadSanitizer) end in _conc.c.
@@ -51,6 +54,7 @@ LDFLAGS_ALL := $(MODE_CFLAGS) -pthread $(LDFLAGS)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
 BIN_OBJ := $(BIN_SRC:%.c=$(O)/%.o)
+CRASHTEST_OBJ := $(CRASHTEST_SRC:%.c=$(O)/%.o)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(O)/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
 CONC_BIN := $(CONC_SRC:tests/unit/%.c=$(O)/tests/%)
@@ -105,8 +109,8 @@ $(SHARED_LIB): $(LIB_OBJ) walden.map
 	ln -sf libwalden.so.$(VERSION) $(O)/libwalden.so.$(SOMAJOR)
 	ln -sf libwalden.so.$(SOMAJOR) $(O)/libwalden.so
 
-$(WALDEN): $(BIN_OBJ) $(STATIC_LIB)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(BIN_OBJ) $(STATIC_LIB) $(LIBS)
+$(WALDEN): $(BIN_OBJ) $(CRASHTEST_OBJ) $(STATIC_LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(BIN_OBJ) $(CRASHTEST_OBJ) $(STATIC_LIB) $(LIBS)
 
 $(O)/walden.pc: walden.pc.in include/walden.h
 	@mkdir -p $(O)
@@ -129,13 +133,18 @@ $(O)/tests/test_txn_faults: TEST_LDFLAGS := -Wl,--wrap=storage_crash_point
 # dirty page table) at ckpt-after-flush: the same wrap.
 $(O)/tests/test_recovery: TEST_LDFLAGS := -Wl,--wrap=storage_crash_point
 
+# test_crashtest drives the crashtest module, which the library leaves out.
+$(O)/tests/test_crashtest: tests/unit/test_crashtest.c $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB) $(LIBS) -lcmocka
+
 $(O)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
 
 # the shared test objects are prerequisites of a pattern rule only: keep
 # make from deleting them as intermediates after each link
-.SECONDARY: $(TESTLIB_OBJ)
+.SECONDARY: $(TESTLIB_OBJ) $(CRASHTEST_OBJ)
 
 build-tests: $(TEST_BIN) $(WALDEN) $(EXAMPLE_BIN)
 
@@ -183,4 +192,4 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(BIN_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BIN_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d) $(CRASHTEST_OBJ:.o=.d)

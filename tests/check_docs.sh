@@ -3,7 +3,8 @@
 #  1. README.md opens with `make demo` and `make test`;
 #  2. the C example in README.md is examples/hello.c, which the tests build
 #     and run, so the README's example compiles;
-#  3. every crash point the engine defines is listed in a module README.
+#  3. every crash point the engine defines is listed in a module README,
+#     and crashtest/points.def (the campaigns' list) names exactly those.
 set -u
 cd "$(dirname "$0")/.."
 fail=0
@@ -22,6 +23,12 @@ for p in $points; do
 		echo "crash point $p is not listed in any module README"; fail=1
 	fi
 done
+listed=$(sed -n 's/^POINT("\([^"]*\)".*/\1/p' crashtest/points.def | sort -u)
+if [ "$points" != "$listed" ]; then
+	echo "crashtest/points.def differs from the crash points in the code:"
+	diff <(echo "$points") <(echo "$listed") | sed -n 's/^< /  missing: /p; s/^> /  gone from the code: /p'
+	fail=1
+fi
 records=$(grep -c '^RECORD(' wal/records.def)
 tools/record_table.sh > /tmp/walden-record-table.$$
 awk '/^## Record types/{on=1; next} /^## /{on=0} on && /^\|/' wal/README.md |

@@ -35,6 +35,8 @@ static const struct command commands[] = {
 	{"recover", recover_main,
 	 "open a database, recovering it if it crashed, and report (or --trace) "
 	 "what each ARIES pass did"},
+	{"crashtest", crashtest_main,
+	 "crash-injection campaigns checked against an LMDB oracle (--help)"},
 	{"bench", bench_main, "benchmarks: pin, pool, commit, walinsert (walden beside its peers)"},
 	{"version", version_main, "print the version"},
 	{"help", help_main, "this list, or a subcommand's help"},

@@ -25,6 +25,7 @@ int bench_main(int argc, char **argv);
 int waldump_main(int argc, char **argv);
 int controldata_main(int argc, char **argv);
 int recover_main(int argc, char **argv);
+int crashtest_main(int argc, char **argv);
 
 /* Prints "walden <cmd>: <msg>: <wd_last_error()>" to stderr; returns 1. */
 int tool_fail(const char *cmd, int rc, const char *what);

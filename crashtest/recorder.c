@@ -1,0 +1,464 @@
+/*
+ * recorder.c - the workload's side of a crash state, in the child: the
+ * transaction wrappers that write self-describing values and report each
+ * commit to the driver before it is requested (REQ, with its whole write
+ * set) and after it returned (ACK); opening the database and its tables;
+ * the DONE message with what the workload did; the WAL scan of
+ * `--describe`. Entry points: ct_begin, ct_put, ct_del, ct_get,
+ * ct_savepoint, ct_rollback_to, ct_commit, ct_abort, ct_leave_open,
+ * ct_checkpoint, ct_fail, ct_run_threads, ct_run_open, ct_run_done,
+ * ct_walscan_step. README "State protocol", steps W1-W4.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crashtest/ct_internal.h"
+#include "recovery/control.h"
+#include "storage/bytes.h"
+#include "storage/storage.h"
+#include "txn/db.h"
+#include "wal/reader.h"
+#include "wal/rmgr.h"
+#include "wal/wal.h"
+
+int ct_fail(ct_run *r, const char *what, int rc)
+{
+	bool expected = false;
+	if (atomic_compare_exchange_strong(&r->failed, &expected, true))
+		snprintf(r->error, sizeof r->error, "%s: %s (%s)", what, wd_strerror(rc),
+			 wd_last_error());
+	return rc;
+}
+
+static void send_locked(ct_run *r, uint8_t kind, const ct_buf *b)
+{
+	if (r->fd < 0)
+		return;
+	pthread_mutex_lock(&r->mu);
+	(void)ct_send(r->fd, kind, b); /* a driver that is gone reads nothing */
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- transactions ---------------------------------------------------------- */
+
+int ct_begin(ct_run *r, ct_txn *t, bool sync)
+{
+	int rc;
+	*t = (ct_txn){.r = r, .sync = sync};
+	t->id = atomic_fetch_add(&r->next_txn, 1);
+	if ((rc = wd_begin(r->db, &t->x)) != 0)
+		return rc;
+	/* the planted fault: a commit reported as durable is not */
+	if (!sync || r->plant == CT_PLANT_ACK_UNDURABLE)
+		rc = wd_txn_set_synchronous(t->x, 0);
+	return rc;
+}
+
+static void free_txn(ct_txn *t)
+{
+	free(t->w);
+	free(t->vbuf);
+	ct_buf_free(&t->arena);
+	t->w = NULL;
+	t->vbuf = NULL;
+	t->nw = t->wcap = t->vcap = 0;
+}
+
+static void vbuf_need(ct_txn *t, size_t n)
+{
+	if (n <= t->vcap)
+		return;
+	free(t->vbuf);
+	t->vcap = n < 4096 ? 4096 : n;
+	if (!(t->vbuf = malloc(t->vcap)))
+		abort();
+}
+
+/* Notes one change the engine made (W1). */
+static void note(ct_txn *t, int table, const void *k, size_t klen, bool del,
+		 const void *payload, uint32_t plen, uint32_t total, uint32_t op)
+{
+	if (t->nw == t->wcap) {
+		size_t cap = t->wcap ? 2 * t->wcap : 16;
+		ct_w *w = realloc(t->w, cap * sizeof *w);
+		if (!w)
+			abort();
+		t->w = w;
+		t->wcap = cap;
+	}
+	ct_w *w = &t->w[t->nw++];
+	*w = (ct_w){.table = (uint16_t)table, .koff = (uint32_t)t->arena.len,
+		    .klen = (uint32_t)klen, .plen = plen, .total = total, .op = op,
+		    .del = del, .live = true};
+	ct_put_bytes(&t->arena, k, klen);
+	w->poff = (uint32_t)t->arena.len;
+	ct_put_bytes(&t->arena, payload, plen);
+	atomic_fetch_add(&t->r->ops, 1);
+}
+
+/* A deadlock victim was rolled back to its beginning: nothing it wrote
+ * stands any more. */
+static int on_error(ct_txn *t, int rc)
+{
+	if (rc == WD_EDEADLOCK) {
+		for (size_t i = 0; i < t->nw; i++)
+			t->w[i].live = false;
+		t->nsp = 0;
+		atomic_fetch_add(&t->r->deadlocks, 1);
+	}
+	return rc;
+}
+
+int ct_put(ct_txn *t, int table, const void *k, size_t klen, const void *payload,
+	   uint32_t plen, uint32_t total)
+{
+	uint8_t ck[CT_MAX_CKEY];
+	size_t cklen = ct_ckey(t->r->wl->tables[table], k, klen, ck);
+	uint32_t op = ++t->nextop;
+	int rc;
+	if (cklen == 0 || plen > CT_MAX_PAYLOAD)
+		return err_set(WD_EINVAL, "crashtest: key or payload too long");
+	if (total < CT_VAL_HDR + plen)
+		total = CT_VAL_HDR + plen;
+	vbuf_need(t, total);
+	ct_value_build(ck, cklen, t->id, op, payload, plen, total, t->vbuf);
+	rc = wd_put(t->x, t->r->tables[table], k, klen, t->vbuf, total);
+	if (rc != 0)
+		return on_error(t, rc);
+	note(t, table, k, klen, false, payload, plen, total, op);
+	if (total > t->r->opts.page_size)
+		atomic_fetch_add(&t->r->big_values, 1);
+	return 0;
+}
+
+int ct_del(ct_txn *t, int table, const void *k, size_t klen)
+{
+	uint32_t op = ++t->nextop;
+	int rc = wd_del(t->x, t->r->tables[table], k, klen);
+	if (rc != 0)
+		return on_error(t, rc);
+	note(t, table, k, klen, true, NULL, 0, 0, op);
+	return 0;
+}
+
+int ct_get(ct_txn *t, int table, const void *k, size_t klen, uint8_t *payload,
+	   size_t cap, uint32_t *plen)
+{
+	uint8_t ck[CT_MAX_CKEY];
+	size_t cklen = ct_ckey(t->r->wl->tables[table], k, klen, ck), vlen = 0;
+	const char *why;
+	ct_tag tag;
+	int rc;
+	vbuf_need(t, 4096);
+	rc = wd_get(t->x, t->r->tables[table], k, klen, t->vbuf, t->vcap, &vlen);
+	if (rc == 0 && vlen > t->vcap) {
+		vbuf_need(t, vlen);
+		rc = wd_get(t->x, t->r->tables[table], k, klen, t->vbuf, t->vcap, &vlen);
+	}
+	if (rc != 0)
+		return on_error(t, rc);
+	if (!ct_value_check(ck, cklen, t->vbuf, vlen, &tag, &why) || tag.plen > cap)
+		return err_set(WD_ECORRUPT, "crashtest: a value read back: %s",
+			       tag.plen > cap ? "payload too long" : why);
+	memcpy(payload, tag.payload, tag.plen);
+	*plen = tag.plen;
+	return 0;
+}
+
+int ct_savepoint(ct_txn *t, const char *name)
+{
+	int rc = wd_savepoint(t->x, name), i;
+	if (rc != 0)
+		return on_error(t, rc);
+	for (i = 0; i < t->nsp && strcmp(t->sp[i].name, name) != 0; i++)
+		;
+	if (i < t->nsp) { /* released and set again */
+		memmove(&t->sp[i], &t->sp[i + 1], (size_t)(t->nsp - i - 1) * sizeof t->sp[0]);
+		t->nsp--;
+	}
+	if (t->nsp == (int)(sizeof t->sp / sizeof t->sp[0]))
+		return err_set(WD_EINVAL, "crashtest: more than 8 savepoints");
+	snprintf(t->sp[t->nsp].name, sizeof t->sp[0].name, "%s", name);
+	t->sp[t->nsp++].nw = t->nw;
+	return 0;
+}
+
+int ct_rollback_to(ct_txn *t, const char *name)
+{
+	int rc = wd_rollback_to(t->x, name), i;
+	if (rc != 0)
+		return on_error(t, rc);
+	for (i = t->nsp - 1; i >= 0 && strcmp(t->sp[i].name, name) != 0; i--)
+		;
+	if (i < 0)
+		return err_set(WD_EINVAL, "crashtest: savepoint %s unknown to the recorder", name);
+	for (size_t j = t->sp[i].nw; j < t->nw; j++)
+		t->w[j].live = false;
+	t->nsp = i + 1; /* later savepoints are released */
+	atomic_fetch_add(&t->r->sp_rollbacks, 1);
+	return 0;
+}
+
+/* Whether write i is its key's last live write in t. */
+static bool is_final(const ct_txn *t, size_t i)
+{
+	const ct_w *a = &t->w[i];
+	if (!a->live)
+		return false;
+	for (size_t j = i + 1; j < t->nw; j++) {
+		const ct_w *b = &t->w[j];
+		if (b->live && b->table == a->table && b->klen == a->klen &&
+		    memcmp(t->arena.p + b->koff, t->arena.p + a->koff, a->klen) == 0)
+			return false;
+	}
+	return true;
+}
+
+/* W2: REQ - id, sync, time, the final writes, the undone operations. */
+static void send_req(ct_txn *t)
+{
+	ct_buf b = {0};
+	uint32_t nfinal = 0, nrolled = 0;
+	size_t at;
+	ct_put_u64(&b, t->id);
+	ct_put_u8(&b, (uint8_t)(t->sync | (t->nw > 0) << 1)); /* bit 1: changed a row */
+	ct_put_u64(&b, ct_now_ns());
+	at = b.len;
+	ct_put_u32(&b, 0);
+	for (size_t i = 0; i < t->nw; i++) {
+		const ct_w *w = &t->w[i];
+		uint8_t ck[CT_MAX_CKEY];
+		size_t cklen;
+		if (!is_final(t, i))
+			continue;
+		cklen = ct_ckey(t->r->wl->tables[w->table], t->arena.p + w->koff, w->klen, ck);
+		ct_put_u16(&b, (uint16_t)cklen);
+		ct_put_bytes(&b, ck, cklen);
+		ct_put_u8(&b, w->del);
+		ct_put_u32(&b, w->op);
+		ct_put_u32(&b, w->plen);
+		ct_put_bytes(&b, t->arena.p + w->poff, w->plen);
+		ct_put_u32(&b, w->total);
+		nfinal++;
+	}
+	put_le32(b.p + at, nfinal);
+	at = b.len;
+	ct_put_u32(&b, 0);
+	for (size_t i = 0; i < t->nw; i++)
+		if (!t->w[i].live) {
+			ct_put_u32(&b, t->w[i].op);
+			nrolled++;
+		}
+	put_le32(b.p + at, nrolled);
+	send_locked(t->r, CT_M_REQ, &b);
+	ct_buf_free(&b);
+}
+
+static void send_id(ct_run *r, uint8_t kind, uint64_t id)
+{
+	ct_buf b = {0};
+	ct_put_u64(&b, id);
+	ct_put_u64(&b, ct_now_ns());
+	send_locked(r, kind, &b);
+	ct_buf_free(&b);
+}
+
+int ct_commit(ct_txn *t)
+{
+	bool planted = t->r->plant == CT_PLANT_ACK_UNDURABLE;
+	int rc;
+	send_req(t);                       /* W2: from here it may be durable */
+	if (planted) /* the planted fault: acknowledged before it is even asked */
+		send_id(t->r, CT_M_ACK, t->id);
+	rc = wd_commit(t->x);
+	if (rc == 0) {
+		if (!planted)
+			send_id(t->r, CT_M_ACK, t->id); /* W3: acknowledged */
+		atomic_fetch_add(&t->r->commits, 1);
+		if (!t->sync)
+			atomic_fetch_add(&t->r->async_commits, 1);
+	}
+	free_txn(t);
+	return rc;
+}
+
+int ct_abort(ct_txn *t)
+{
+	int rc = wd_abort(t->x);
+	if (rc == 0) {
+		send_id(t->r, CT_M_ABORT, t->id);
+		atomic_fetch_add(&t->r->aborts, 1);
+	}
+	free_txn(t);
+	return rc;
+}
+
+void ct_leave_open(ct_txn *t)
+{
+	atomic_fetch_add(&t->r->open_at_end, 1);
+	free_txn(t);
+}
+
+int ct_checkpoint(ct_run *r)
+{
+	int rc;
+	if (r->describe && (rc = ct_walscan_step(r)) != 0)
+		return rc;
+	if ((rc = wd_checkpoint(r->db)) == 0)
+		atomic_fetch_add(&r->checkpoints, 1);
+	return rc;
+}
+
+/* ---- threads, open, done ----------------------------------------------------- */
+
+struct thread_arg {
+	ct_run *r;
+	int id;
+	int (*fn)(ct_run *r, int thread);
+	int rc;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_arg *a = p;
+	a->rc = a->fn(a->r, a->id);
+	return NULL;
+}
+
+int ct_run_threads(ct_run *r, int (*fn)(ct_run *r, int thread))
+{
+	struct thread_arg a[CT_MAX_THREADS];
+	pthread_t th[CT_MAX_THREADS];
+	int n = r->threads < 1 ? 1 : r->threads > CT_MAX_THREADS ? CT_MAX_THREADS : r->threads;
+	int rc = 0, started = 0;
+	for (int i = 0; i < n; i++) {
+		a[i] = (struct thread_arg){r, i, fn, 0};
+		if (pthread_create(&th[i], NULL, thread_main, &a[i]) != 0) {
+			rc = ct_fail(r, "starting a workload thread", WD_ENOMEM);
+			break;
+		}
+		started++;
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		if (rc == 0)
+			rc = a[i].rc;
+	}
+	return rc;
+}
+
+int ct_run_open(ct_run *r)
+{
+	wd_txn *x;
+	int rc;
+	r->wl->options(&r->opts);
+	if ((rc = wd_open(r->dir, &r->opts, &r->db)) != 0)
+		return ct_fail(r, "wd_open", rc);
+	if ((rc = wd_begin(r->db, &x)) != 0)
+		return ct_fail(r, "wd_begin", rc);
+	for (int i = 0; r->wl->tables[i]; i++)
+		if ((rc = wd_table_open(x, r->wl->tables[i], WD_CREATE, &r->tables[i])) != 0)
+			return ct_fail(r, "wd_table_open", rc);
+	if ((rc = wd_commit(x)) != 0)
+		return ct_fail(r, "wd_commit", rc);
+	send_locked(r, CT_M_READY, NULL); /* W1: from here the database exists */
+	return 0;
+}
+
+/* ---- describe: the structure changes in the WAL ---------------------------- */
+
+struct ct_walscan {
+	wal_reader *rd;
+	uint64_t last_seg;
+	uint64_t leaf_splits, internal_splits, unlinks, checkpoints;
+	uint64_t switches, aborts, clrs, overflow_writes, records;
+};
+
+static void scan_count(struct ct_walscan *s, const wal_decoded *d, uint32_t seg_size)
+{
+	uint64_t seg = wal_segno(d->lsn, seg_size);
+	if (s->records++ > 0 && seg != s->last_seg)
+		s->switches++;
+	s->last_seg = seg;
+	if (d->rmgr == WAL_RMGR_BTREE && (d->type == BTREE_SPLIT || d->type == BTREE_NEWROOT)) {
+		uint16_t level = d->main_len >= 10 ? get_le16(d->main_data + 8) : 0;
+		if (level == 0)
+			s->leaf_splits++;
+		else
+			s->internal_splits++;
+	}
+	s->unlinks += d->rmgr == WAL_RMGR_BTREE && d->type == BTREE_UNLINK_PAGE;
+	s->checkpoints += d->rmgr == WAL_RMGR_XLOG && d->type == XLOG_CHECKPOINT;
+	s->aborts += d->rmgr == WAL_RMGR_XACT && d->type == XACT_ABORT;
+	s->clrs += d->rmgr == WAL_RMGR_UNDO && d->type == UNDO_CLR;
+	s->overflow_writes += d->rmgr == WAL_RMGR_HEAP && d->type == HEAP_OVERFLOW_WRITE;
+}
+
+/* Flushes the log and reads every record written since the last call. */
+int ct_walscan_step(ct_run *r)
+{
+	struct wal *w = db_wal(r->db);
+	const wal_decoded *d;
+	control_data cd;
+	int rc;
+	if ((rc = wal_flush_to(w, wal_insert_pos(w))) != 0)
+		return ct_fail(r, "describe: flushing the WAL", rc);
+	if ((rc = control_read(r->dir, &cd)) != 0)
+		return ct_fail(r, "describe: the control file", rc);
+	if (!r->scan) {
+		uint64_t segno;
+		if (!(r->scan = calloc(1, sizeof *r->scan)))
+			return WD_ENOMEM;
+		if ((rc = wal_reader_open(r->dir, cd.db_id, cd.wal_segment_size, cd.page_size,
+					  &r->scan->rd)) != 0 ||
+		    (rc = wal_oldest_segment(r->dir, &segno)) != 0 ||
+		    (rc = wal_reader_seek(r->scan->rd, segno * cd.wal_segment_size)) != 0)
+			return ct_fail(r, "describe: opening the WAL", rc);
+	}
+	while ((rc = wal_reader_next(r->scan->rd, &d)) == 0)
+		scan_count(r->scan, d, cd.wal_segment_size);
+	return rc == WD_NOTFOUND ? 0 : ct_fail(r, "describe: reading the WAL", rc);
+}
+
+int ct_run_done(ct_run *r, const uint64_t *hits0, uint64_t io0)
+{
+	struct ct_walscan none = {0}, *s = r->scan ? r->scan : &none;
+	ct_buf b = {0};
+	int rc = 0;
+	if (r->describe && (rc = ct_walscan_step(r)) != 0)
+		return rc;
+	s = r->scan ? r->scan : &none;
+	ct_put_u64(&b, atomic_load(&r->commits));
+	ct_put_u64(&b, atomic_load(&r->async_commits));
+	ct_put_u64(&b, atomic_load(&r->aborts));
+	ct_put_u64(&b, atomic_load(&r->sp_rollbacks));
+	ct_put_u64(&b, atomic_load(&r->deadlocks));
+	ct_put_u64(&b, atomic_load(&r->big_values));
+	ct_put_u64(&b, atomic_load(&r->checkpoints));
+	ct_put_u64(&b, atomic_load(&r->open_at_end));
+	ct_put_u64(&b, atomic_load(&r->ops));
+	ct_put_u64(&b, storage_io_count() - io0);
+	ct_put_u32(&b, (uint32_t)ct_point_count());
+	for (size_t i = 0; i < ct_point_count(); i++)
+		ct_put_u64(&b, storage_crash_hits(ct_point_name(i)) - hits0[i]);
+	ct_put_u8(&b, r->describe);
+	ct_put_u64(&b, s->leaf_splits);
+	ct_put_u64(&b, s->internal_splits);
+	ct_put_u64(&b, s->unlinks);
+	ct_put_u64(&b, s->checkpoints);
+	ct_put_u64(&b, s->switches);
+	ct_put_u64(&b, s->aborts);
+	ct_put_u64(&b, s->clrs);
+	ct_put_u64(&b, s->overflow_writes);
+	ct_put_u64(&b, s->records);
+	send_locked(r, CT_M_DONE, &b);
+	ct_buf_free(&b);
+	if (r->scan) {
+		wal_reader_close(r->scan->rd);
+		free(r->scan);
+		r->scan = NULL;
+	}
+	return 0;
+}

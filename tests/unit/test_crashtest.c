@@ -1,0 +1,628 @@
+/*
+ * test_crashtest.c - crash-injection campaigns (crashtest/README.md):
+ *  - the verdict classifier on constructed histories and recovered
+ *    states, one per class and rule, so that a classifier that always says
+ *    OK (or always names the wrong class) fails;
+ *  - `det --describe`: the workload does what its table says (splits of
+ *    leaves and internal pages, unlinks, checkpoints, segment switches,
+ *    aborts, savepoint rollbacks, values over a page, one open at the end);
+ *  - a small campaign per workload and fault kind passes with no violation;
+ *  - a replayed state gives the same verdict and the same recovered rows;
+ *  - planted faults (a commit acknowledged before it is durable, a damaged
+ *    value, a lost row) make campaigns fail with the right class, and a
+ *    failing state's files are kept with the line that replays it;
+ *  - the command line: help, usage errors, eio/enospc "not yet", a run.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "crashtest/ct_internal.h"
+#include "tests/lib/dbtest.h"
+#include "tests/lib/testutil.h"
+
+#define NOW 1000000000000ull /* child clock of the constructed histories, ns */
+
+/* ---- constructed histories ---------------------------------------------------- */
+
+/* One write of a constructed transaction (table "t"); del: a delete. */
+struct cw {
+	const char *key;
+	uint32_t op, total;
+	bool del;
+};
+
+struct fixture {
+	char *root;
+	ct_oracle oracle;
+	ct_history h;
+	ct_kvset base;
+	ct_recovered rec;
+	const ct_workload *wl;
+	uint64_t window_ns;
+};
+
+static size_t ck_of(const char *key, uint8_t *ck)
+{
+	return ct_ckey("t", key, strlen(key), ck);
+}
+
+/* The value txn's op-th operation writes under key. */
+static void value_of(const char *key, uint64_t txn, uint32_t op, uint32_t total, uint8_t *out)
+{
+	uint8_t ck[CT_MAX_CKEY];
+	ct_value_build(ck, ck_of(key, ck), txn, op, NULL, 0, total, out);
+}
+
+static void fx_init(struct fixture *f, const struct cw *base, size_t nbase)
+{
+	char *path;
+	*f = (struct fixture){.root = tu_tmpdir("ct-verdict"), .window_ns = 60000000ull};
+	for (size_t i = 0; i < nbase; i++) {
+		uint8_t ck[CT_MAX_CKEY], v[256];
+		value_of(base[i].key, 7, base[i].op, base[i].total, v);
+		ct_kvset_add(&f->base, ck, ck_of(base[i].key, ck), v, base[i].total, true);
+	}
+	ct_kvset_sort(&f->base);
+	path = tu_path(f->root, "oracle.mdb");
+	OK(ct_oracle_open(&f->oracle, path, &f->base));
+	free(path);
+	OK(ct_oracle_begin(&f->oracle));
+	ct_history_init(&f->h, &f->oracle);
+	f->rec.opened = f->rec.complete = true;
+}
+
+static void fx_free(struct fixture *f)
+{
+	ct_oracle_close(&f->oracle);
+	ct_history_free(&f->h);
+	ct_kvset_free(&f->base);
+	ct_recovered_free(&f->rec);
+	tu_rmrf(f->root);
+	free(f->root);
+}
+
+static void take(struct fixture *f, uint8_t kind, const ct_buf *b)
+{
+	assert_int_equal(ct_history_take(&f->h, kind, b->p, b->len), 0);
+}
+
+/* REQ of txn id at child time t with writes w and undone operations. */
+static void req(struct fixture *f, uint64_t id, bool sync, uint64_t t, const struct cw *w,
+		size_t n, const uint32_t *rolled, size_t nrolled)
+{
+	ct_buf b = {0};
+	ct_put_u64(&b, id);
+	ct_put_u8(&b, (uint8_t)(sync | 2));
+	ct_put_u64(&b, t);
+	ct_put_u32(&b, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ck[CT_MAX_CKEY];
+		size_t cl = ck_of(w[i].key, ck);
+		ct_put_u16(&b, (uint16_t)cl);
+		ct_put_bytes(&b, ck, cl);
+		ct_put_u8(&b, w[i].del);
+		ct_put_u32(&b, w[i].op);
+		ct_put_u32(&b, 0);
+		ct_put_u32(&b, w[i].total);
+	}
+	ct_put_u32(&b, (uint32_t)nrolled);
+	for (size_t i = 0; i < nrolled; i++)
+		ct_put_u32(&b, rolled[i]);
+	take(f, CT_M_REQ, &b);
+	ct_buf_free(&b);
+}
+
+static void idmsg(struct fixture *f, uint8_t kind, uint64_t id, uint64_t t)
+{
+	ct_buf b = {0};
+	ct_put_u64(&b, id);
+	ct_put_u64(&b, t);
+	take(f, kind, &b);
+	ct_buf_free(&b);
+}
+
+/* A committed, acknowledged transaction. */
+static void commit(struct fixture *f, uint64_t id, bool sync, uint64_t t, const struct cw *w,
+		   size_t n)
+{
+	req(f, id, sync, t, w, n, NULL, 0);
+	idmsg(f, CT_M_ACK, id, t + 10);
+}
+
+/* The recovered state shows txn's op-th value (total bytes) under key. */
+static void shows(struct fixture *f, const char *key, uint64_t txn, uint32_t op, uint32_t total)
+{
+	uint8_t ck[CT_MAX_CKEY], v[256];
+	value_of(key, txn, op, total, v);
+	ct_kvset_add(&f->rec.rows, ck, ck_of(key, ck), v, total, true);
+}
+
+/* Judges and checks the class; the detail must name `names` (if given). */
+static void expect(struct fixture *f, ct_verdict want, const char *names)
+{
+	ct_judge_in in = {.h = &f->h, .base = &f->base, .oracle = &f->oracle, .rec = &f->rec,
+			  .async_window_ns = f->window_ns, .wl = f->wl};
+	char *detail = NULL;
+	ct_verdict v;
+	ct_kvset_sort(&f->rec.rows);
+	v = ct_judge(&in, 20, &detail);
+	if (v != want || (names && !strstr(detail, names)))
+		fail_msg("verdict %s, expected %s naming '%s':\n%s", ct_verdict_name(v),
+			 ct_verdict_name(want), names ? names : "", detail);
+	free(detail);
+}
+
+#define W(...) ((const struct cw[]){__VA_ARGS__}), (sizeof((const struct cw[]){__VA_ARGS__}) / sizeof(struct cw))
+
+/* ---- the classes ------------------------------------------------------------------ */
+
+static void test_verdict_ok_and_lost(void **state)
+{
+	struct fixture f;
+	(void)state;
+	/* exactly the acknowledged state: OK */
+	fx_init(&f, NULL, 0);
+	commit(&f, 100, true, NOW, W({"a", 1, 40, false}, {"b", 2, 50, false}));
+	commit(&f, 101, true, NOW + 100, W({"a", 1, 60, false}));
+	shows(&f, "a", 101, 1, 60);
+	shows(&f, "b", 100, 2, 50);
+	expect(&f, CT_OK, "OK");
+	fx_free(&f);
+	/* the second commit lost on one key: LOST-ACK naming it */
+	fx_init(&f, NULL, 0);
+	commit(&f, 100, true, NOW, W({"a", 1, 40, false}, {"b", 2, 50, false}));
+	commit(&f, 101, true, NOW + 100, W({"a", 1, 60, false}));
+	shows(&f, "a", 100, 1, 40);
+	shows(&f, "b", 100, 2, 50);
+	expect(&f, CT_LOST_ACK, "txn 101");
+	fx_free(&f);
+	/* an acknowledged row gone entirely: LOST-ACK */
+	fx_init(&f, NULL, 0);
+	commit(&f, 100, true, NOW, W({"a", 1, 40, false}, {"b", 2, 50, false}));
+	shows(&f, "b", 100, 2, 50);
+	expect(&f, CT_LOST_ACK, "txn 100");
+	fx_free(&f);
+	/* a row of the prepared base gone: LOST-ACK */
+	fx_init(&f, W({"z", 1, 30, false}));
+	expect(&f, CT_LOST_ACK, "base");
+	fx_free(&f);
+	/* an acknowledged delete undone: LOST-ACK */
+	fx_init(&f, W({"z", 1, 30, false}));
+	commit(&f, 100, true, NOW, W({"z", 1, 0, true}));
+	shows(&f, "z", 7, 1, 30);
+	expect(&f, CT_LOST_ACK, "txn 100");
+	fx_free(&f);
+}
+
+static void test_verdict_in_flight(void **state)
+{
+	struct fixture f;
+	(void)state;
+	/* a commit requested, not acknowledged: in whole, or out whole */
+	for (int in = 0; in < 2; in++) {
+		fx_init(&f, W({"z", 1, 30, false}));
+		commit(&f, 100, true, NOW, W({"a", 1, 40, false}));
+		req(&f, 101, true, NOW + 100, W({"b", 1, 40, false}, {"z", 2, 0, true}), NULL, 0);
+		shows(&f, "a", 100, 1, 40);
+		if (in)
+			shows(&f, "b", 101, 1, 40);
+		else
+			shows(&f, "z", 7, 1, 30);
+		expect(&f, CT_OK, in ? "1 in, 0 out" : "0 in, 1 out");
+		fx_free(&f);
+	}
+	/* half of it: PARTIAL naming it */
+	fx_init(&f, NULL, 0);
+	req(&f, 101, true, NOW, W({"b", 1, 40, false}, {"c", 2, 40, false}), NULL, 0);
+	shows(&f, "b", 101, 1, 40);
+	expect(&f, CT_PARTIAL, "txn 101");
+	fx_free(&f);
+	/* two in flight on one key: the later one visible without the earlier
+	 * one's other key - the earlier must be in (row locks order them) */
+	fx_init(&f, NULL, 0);
+	req(&f, 101, true, NOW, W({"k", 1, 40, false}, {"m", 2, 40, false}), NULL, 0);
+	req(&f, 102, true, NOW + 5, W({"k", 1, 50, false}), NULL, 0);
+	shows(&f, "k", 102, 1, 50);
+	expect(&f, CT_PARTIAL, "txn 101");
+	fx_free(&f);
+}
+
+static void test_verdict_dirty(void **state)
+{
+	struct fixture f;
+	const uint32_t rolled[] = {2};
+	(void)state;
+	/* an aborted transaction's value */
+	fx_init(&f, NULL, 0);
+	commit(&f, 100, true, NOW, W({"a", 1, 40, false}));
+	idmsg(&f, CT_M_ABORT, 101, NOW + 5);
+	shows(&f, "a", 101, 1, 44);
+	expect(&f, CT_DIRTY, "txn 101, which aborted");
+	fx_free(&f);
+	/* a transaction that never asked to commit (open at the crash) */
+	fx_init(&f, NULL, 0);
+	commit(&f, 100, true, NOW, W({"a", 1, 40, false}));
+	shows(&f, "a", 100, 1, 40);
+	shows(&f, "q", 555, 3, 44);
+	expect(&f, CT_DIRTY, "txn 555, which never asked to commit");
+	fx_free(&f);
+	/* a write undone by a rollback to a savepoint */
+	fx_init(&f, NULL, 0);
+	req(&f, 100, true, NOW, W({"a", 1, 40, false}), rolled, 1);
+	idmsg(&f, CT_M_ACK, 100, NOW + 10);
+	shows(&f, "a", 100, 1, 40);
+	shows(&f, "s", 100, 2, 40);
+	expect(&f, CT_DIRTY, "rollback to a savepoint");
+	fx_free(&f);
+	/* an overwritten operation of a committed transaction: PARTIAL */
+	fx_init(&f, NULL, 0);
+	commit(&f, 100, true, NOW, W({"a", 3, 40, false}));
+	shows(&f, "a", 100, 1, 40);
+	expect(&f, CT_PARTIAL, "a later operation of the same transaction");
+	fx_free(&f);
+}
+
+static void test_verdict_corrupt_and_recovery(void **state)
+{
+	struct fixture f;
+	(void)state;
+	/* one flipped byte in an acknowledged value read back: SILENT-CORRUPT */
+	fx_init(&f, NULL, 0);
+	commit(&f, 100, true, NOW, W({"a", 1, 80, false}));
+	shows(&f, "a", 100, 1, 80);
+	f.rec.rows.kv[0].v[60] ^= 1;
+	expect(&f, CT_SILENT_CORRUPT, "t/'a'");
+	fx_free(&f);
+	/* another key's value (moved): SILENT-CORRUPT too */
+	fx_init(&f, NULL, 0);
+	commit(&f, 100, true, NOW, W({"a", 1, 80, false}, {"b", 2, 80, false}));
+	shows(&f, "a", 100, 1, 80);
+	shows(&f, "b", 100, 1, 80);
+	value_of("a", 100, 2, 80, f.rec.rows.kv[1].v); /* "b" holds bytes made for "a" */
+	expect(&f, CT_SILENT_CORRUPT, "t/'b'");
+	fx_free(&f);
+	/* the open failed: NO-RECOVERY, unless the database never got created */
+	for (int ready = 0; ready < 2; ready++) {
+		fx_init(&f, NULL, 0);
+		if (ready)
+			take(&f, CT_M_READY, &(ct_buf){0});
+		f.rec.opened = false;
+		f.rec.refused = true;
+		f.rec.open_error = strdup("wd_open: data corrupted on disk (control)");
+		expect(&f, ready ? CT_NO_RECOVERY : CT_OK, "wd_open");
+		fx_free(&f);
+	}
+	/* a check failed: STRUCT */
+	fx_init(&f, NULL, 0);
+	f.rec.struct_msg = strdup("table t: heap and index disagree");
+	expect(&f, CT_STRUCT, "disagree");
+	fx_free(&f);
+}
+
+static void test_verdict_async(void **state)
+{
+	struct fixture f;
+	(void)state;
+	/* a recent asynchronous commit may be lost ... */
+	fx_init(&f, NULL, 0);
+	commit(&f, 100, true, NOW, W({"a", 1, 40, false}));
+	commit(&f, 101, false, NOW + 1000, W({"b", 1, 40, false}));
+	shows(&f, "a", 100, 1, 40);
+	expect(&f, CT_OK, "0 in, 1 out");
+	fx_free(&f);
+	/* ... one older than 3 x wal_writer_delay may not */
+	fx_init(&f, NULL, 0);
+	commit(&f, 101, false, NOW, W({"b", 1, 40, false}));
+	commit(&f, 102, true, NOW + 2 * f.window_ns, W({"a", 1, 40, false}));
+	shows(&f, "a", 102, 1, 40);
+	expect(&f, CT_LOST_ACK, "txn 101");
+	fx_free(&f);
+	/* a prefix: a recent async commit lost while one requested after it
+	 * was acknowledged survived (its commit record came later in the log) */
+	fx_init(&f, NULL, 0);
+	commit(&f, 101, false, NOW, W({"b", 1, 40, false}));
+	commit(&f, 102, false, NOW + 1000, W({"c", 1, 40, false}));
+	shows(&f, "c", 102, 1, 40);
+	expect(&f, CT_LOST_ACK, "txn 101");
+	fx_free(&f);
+	/* the same, undecided by its own key (a delete of an absent key), the
+	 * later one's presence puts it in: OK */
+	fx_init(&f, NULL, 0);
+	commit(&f, 101, false, NOW, W({"b", 1, 0, true}));
+	commit(&f, 102, false, NOW + 1000, W({"c", 1, 40, false}));
+	shows(&f, "c", 102, 1, 40);
+	expect(&f, CT_OK, "2 in, 0 out");
+	fx_free(&f);
+}
+
+static void test_verdict_invariant(void **state)
+{
+	struct fixture f;
+	ct_kvset rows = {0};
+	char msg[256];
+	(void)state;
+	/* the bank's total off by one transfer's half: INVARIANT */
+	for (int broken = 0; broken < 2; broken++) {
+		for (unsigned i = 0; i < 40; i++) {
+			uint8_t ck[CT_MAX_CKEY], v[64];
+			char k[16], p[16];
+			int pl = snprintf(p, sizeof p, "%d", i == 3 && broken ? 990 : 1000);
+			size_t cl = ct_ckey("bank", k, (size_t)snprintf(k, sizeof k, "acct-%03u", i),
+					    ck);
+			ct_value_build(ck, cl, 5, 1, p, (uint32_t)pl, 40, v);
+			ct_kvset_add(&rows, ck, cl, v, 40, true);
+		}
+		ct_kvset_sort(&rows);
+		assert_int_equal(ct_wl_bank.invariant(&rows, msg, sizeof msg) != 0, broken);
+		ct_kvset_free(&rows);
+	}
+	/* and through the verdict */
+	fx_init(&f, NULL, 0);
+	f.wl = &ct_wl_ring;
+	expect(&f, CT_INVARIANT, "ring: 0 nodes");
+	fx_free(&f);
+}
+
+/* ---- workloads and campaigns -------------------------------------------------------- */
+
+static ct_config config(const char *workload, unsigned faults, uint64_t states, char *dir)
+{
+	ct_config c;
+	ct_config_default(&c);
+	c.workload = workload;
+	c.faults = faults;
+	c.states = states;
+	c.threads = 2;
+	c.work_dir = dir;
+	c.seed = 3;
+	return c;
+}
+
+static void test_det_describe(void **state)
+{
+	char *dir = tu_tmpdir("ct-describe");
+	ct_config c = config("det", 1u << CT_KILL, 1, dir);
+	ct_profile p;
+	(void)state;
+	OK(ct_describe(&c, true, &p));
+	print_message("det: %llu leaf splits, %llu internal, %llu unlinks, %llu checkpoints, "
+		      "%llu segment switches, %llu aborts, %llu savepoint rollbacks, %llu big "
+		      "values, %llu open at the end, %llu I/O calls\n",
+		      (unsigned long long)p.leaf_splits, (unsigned long long)p.internal_splits,
+		      (unsigned long long)p.unlinks, (unsigned long long)p.wal_checkpoints,
+		      (unsigned long long)p.segment_switches, (unsigned long long)p.aborts,
+		      (unsigned long long)p.sp_rollbacks, (unsigned long long)p.big_values,
+		      (unsigned long long)p.open_at_end, (unsigned long long)p.io_calls);
+	assert_true(p.described);
+	assert_true(p.leaf_splits >= 30);
+	assert_true(p.internal_splits >= 5);
+	assert_true(p.unlinks >= 1);
+	assert_true(p.wal_checkpoints >= 2 && p.checkpoints == 2);
+	assert_true(p.segment_switches >= 1);
+	assert_true(p.aborts >= 20 && p.xact_aborts == p.aborts);
+	assert_true(p.sp_rollbacks >= 20);
+	assert_true(p.big_values >= 1 && p.overflow_writes >= 1);
+	assert_int_equal(p.open_at_end, 1);
+	assert_int_equal(p.npoints, ct_point_count());
+	ct_profile_free(&p);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* A campaign of n states must pass whole. */
+static void campaign_clean(const char *workload, unsigned faults, uint64_t n)
+{
+	char *dir = tu_tmpdir("ct-campaign");
+	ct_config c = config(workload, faults, n, dir);
+	ct_summary s;
+	OK(ct_campaign_run(&c, &s));
+	if (s.failed) {
+		ct_summary_print(&s, &c, stderr);
+		fail_msg("%s: %llu violations", workload, (unsigned long long)s.failed);
+	}
+	assert_int_equal(s.states, n);
+	assert_int_equal(s.passed, n);
+	assert_true(s.by_trigger[CT_TRIG_POINT] + s.by_trigger[CT_TRIG_IO] > 0);
+	ct_summary_free(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static uint64_t scaled(uint64_t n)
+{
+	uint64_t m = (uint64_t)((double)n * dt_scale());
+	return m < 2 ? 2 : m;
+}
+
+static void test_campaigns(void **state)
+{
+	static const char *const wls[] = {"det", "random", "bank", "ring"};
+	(void)state;
+	for (size_t w = 0; w < 4; w++)
+		for (int f = 0; f < CT_NFAULTS; f++)
+			campaign_clean(wls[w], 1u << f, scaled(6));
+}
+
+/* ct_replay twice: same verdict, same rows. */
+static void replay_twice(const char *workload, const char *token, const char *trig)
+{
+	char *dir = tu_tmpdir("ct-replay");
+	ct_config c = config(workload, CT_FAULTS_ALL, 1, dir);
+	ct_result a, b;
+	ct_trigger t;
+	ct_spec spec;
+	bool has_seed;
+	OK(ct_parse_replay(token, &spec, &has_seed));
+	if (trig)
+		OK(ct_parse_trigger(trig, &t));
+	OK(ct_replay(&c, &spec, has_seed, trig ? &t : NULL, &a));
+	OK(ct_replay(&c, &spec, has_seed, trig ? &t : NULL, &b));
+	if (a.verdict != CT_OK || b.verdict != a.verdict || a.digest != b.digest ||
+	    a.keys != b.keys || memcmp(&a.spec, &b.spec, sizeof a.spec) != 0)
+		fail_msg("%s %s: %s %llu rows %016llx, then %s %llu rows %016llx\n%s\n%s", workload,
+			 token, ct_verdict_name(a.verdict), (unsigned long long)a.keys,
+			 (unsigned long long)a.digest, ct_verdict_name(b.verdict),
+			 (unsigned long long)b.keys, (unsigned long long)b.digest, a.detail,
+			 b.detail);
+	assert_true(a.fired);
+	assert_true(a.keys > 0);
+	ct_result_free(&a);
+	ct_result_free(&b);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static void test_replay(void **state)
+{
+	(void)state;
+	/* det: the state's trigger from the profile (a crash point at even
+	 * indices), killed, and resolved as a torn power loss by a given seed */
+	replay_twice("det", "3:40:kill", NULL);
+	replay_twice("det", "3:12:torn:77", NULL);
+	replay_twice("det", "3:9:drop-all", "point:btree-split-after-wal:50");
+	/* the parsers refuse what they cannot read */
+	{
+		ct_spec s;
+		ct_trigger t;
+		bool h;
+		EXPECT(ct_parse_replay("3:x:kill", &s, &h), WD_EINVAL);
+		EXPECT(ct_parse_replay("3:4:sideways", &s, &h), WD_EINVAL);
+		EXPECT(ct_parse_replay("3:4:kill:9", &s, &h), WD_EINVAL);
+		EXPECT(ct_parse_trigger("point:no-such-point:3", &t), WD_EINVAL);
+		EXPECT(ct_parse_trigger("io:0", &t), WD_EINVAL);
+		OK(ct_parse_replay("3:4:random:9", &s, &h));
+		assert_true(h && s.res == CT_RES_RANDOM && s.fault == CT_POWER && s.res_seed == 9);
+	}
+}
+
+/* A campaign with a planted fault must fail, every failure of class want
+ * (or want2). Returns the failures. */
+static uint64_t campaign_planted(const char *workload, ct_plant plant, unsigned faults,
+				 uint64_t n, ct_verdict want, ct_verdict want2, const char *keep)
+{
+	char *dir = tu_tmpdir("ct-planted");
+	ct_config c = config(workload, faults, n, dir);
+	ct_summary s;
+	uint64_t failed;
+	c.plant = plant;
+	c.keep_dir = keep;
+	OK(ct_campaign_run(&c, &s));
+	print_message("%s, planted fault %d: %llu of %llu states fail\n", workload, (int)plant,
+		      (unsigned long long)s.failed, (unsigned long long)s.states);
+	if (s.failed == 0 ||
+	    s.by_verdict[want] + (want2 != want ? s.by_verdict[want2] : 0) != s.failed) {
+		ct_summary_print(&s, &c, stderr);
+		fail_msg("planted fault %d: %llu failures, %llu of class %s", (int)plant,
+			 (unsigned long long)s.failed, (unsigned long long)s.by_verdict[want],
+			 ct_verdict_name(want));
+	}
+	failed = s.failed;
+	ct_summary_free(&s);
+	tu_rmrf(dir);
+	free(dir);
+	return failed;
+}
+
+static void test_planted_faults(void **state)
+{
+	(void)state;
+	/* commits acknowledged before they are durable: lost by power losses
+	 * and kills (most states: the WAL writer of det sleeps 10 s, so only
+	 * page writes flush the log now and then); not scaled down, so that
+	 * some state fails under sanitizers too */
+	campaign_planted("det", CT_PLANT_ACK_UNDURABLE, 1u << CT_POWER | 1u << CT_KILL, 16,
+			 CT_LOST_ACK, CT_LOST_ACK, NULL);
+	/* a damaged value read back without an error */
+	campaign_planted("det", CT_PLANT_CORRUPT_VALUE, 1u << CT_KILL, scaled(4),
+			 CT_SILENT_CORRUPT, CT_SILENT_CORRUPT, NULL);
+	/* a row the recovered state lost (acknowledged, or of a transaction in
+	 * flight whose other rows are there) */
+	campaign_planted("det", CT_PLANT_DROP_KEY, 1u << CT_KILL, scaled(4), CT_LOST_ACK,
+			 CT_PARTIAL, NULL);
+	/* the same with two threads, asynchronous commits, power losses */
+	campaign_planted("random", CT_PLANT_DROP_KEY, CT_FAULTS_ALL, scaled(6), CT_LOST_ACK,
+			 CT_PARTIAL, NULL);
+}
+
+static void test_keep_failures(void **state)
+{
+	char *keep = tu_tmpdir("ct-keep");
+	char cmd[512], line[1024];
+	FILE *f;
+	bool replay = false;
+	(void)state;
+	campaign_planted("det", CT_PLANT_CORRUPT_VALUE, 1u << CT_TORN, 2, CT_SILENT_CORRUPT,
+			 CT_SILENT_CORRUPT, keep);
+	snprintf(cmd, sizeof cmd, "cat %s/state-3-*-SILENT-CORRUPT/README && "
+		 "ls %s/state-3-*-SILENT-CORRUPT/db/control >/dev/null", keep, keep);
+	assert_non_null(f = popen(cmd, "r"));
+	while (fgets(line, sizeof line, f))
+		replay |= strstr(line, "replay: walden crashtest --workload det") &&
+			  strstr(line, "--replay 3:") && strstr(line, ":torn:") &&
+			  strstr(line, "--tear 512") && strstr(line, "--trigger ");
+	assert_int_equal(pclose(f), 0);
+	assert_true(replay);
+	tu_rmrf(keep);
+	free(keep);
+}
+
+/* ---- the command line ----------------------------------------------------------------- */
+
+static void test_cli(void **state)
+{
+	static char out[65536], err[4096];
+	const char *help[] = {"crashtest", "--help", NULL};
+	const char *eio[] = {"crashtest", "--fault", "eio", NULL};
+	const char *bad[] = {"crashtest", "--threads", "9", NULL};
+	const char *trig[] = {"crashtest", "--trigger", "io:3", NULL};
+	const char *run[] = {"crashtest", "--workload", "ring", "--states", "3", "--fault",
+			     "all", "--quiet", NULL};
+	const char *desc[] = {"crashtest", "--workload", "det", "--describe", NULL};
+	const char *last;
+	(void)state;
+	assert_int_equal(tu_run_tool(help, out, sizeof out, err, sizeof err), 0);
+	assert_non_null(strstr(out, "LOST-ACK"));
+	assert_non_null(strstr(out, "SILENT-CORRUPT"));
+	assert_non_null(strstr(out, "--replay SEED:INDEX:RESOLUTION"));
+	assert_int_equal(tu_run_tool(eio, out, sizeof out, err, sizeof err), 2);
+	assert_non_null(strstr(err, "not yet"));
+	assert_int_equal(tu_run_tool(bad, out, sizeof out, err, sizeof err), 2);
+	assert_int_equal(tu_run_tool(trig, out, sizeof out, err, sizeof err), 2);
+	assert_non_null(strstr(err, "--trigger needs --replay"));
+	assert_int_equal(tu_run_tool(run, out, sizeof out, err, sizeof err), 0);
+	last = out + strlen(out) - 1;
+	while (last > out && last[-1] != '\n')
+		last--;
+	assert_string_equal(last, "3 passed, 0 failed\n");
+	assert_non_null(strstr(out, "crash points:"));
+	assert_non_null(strstr(out, "recovery (wd_open): p50"));
+	assert_int_equal(tu_run_tool(desc, out, sizeof out, err, sizeof err), 0);
+	assert_non_null(strstr(out, "leaf splits"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_verdict_ok_and_lost),
+		cmocka_unit_test(test_verdict_in_flight),
+		cmocka_unit_test(test_verdict_dirty),
+		cmocka_unit_test(test_verdict_corrupt_and_recovery),
+		cmocka_unit_test(test_verdict_async),
+		cmocka_unit_test(test_verdict_invariant),
+		cmocka_unit_test(test_det_describe),
+		cmocka_unit_test(test_campaigns),
+		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_planted_faults),
+		cmocka_unit_test(test_keep_failures),
+		cmocka_unit_test(test_cli),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
