@@ -77,8 +77,8 @@ uint64_t recov_wal_since_redo(const struct eh *h);
 struct recov_rep {
 	double wal_bytes;      /* WAL replayed: end of WAL - redo start */
 	double records, applied, skipped, images, losers;
-	double redo_ms;        /* analysis and redo */
-	double repair_ms, undo_ms;
+	double analysis_ms, redo_ms; /* the first two passes */
+	double repair_ms, undo_ms, checkpoint_ms; /* the rest; checkpoint: the end one */
 };
 
 /*

@@ -153,7 +153,6 @@ uint64_t recov_wal_since_redo(const struct eh *h)
 /*
  * The one place that reads walden's recovery report (txn/db.h): the open
  * that recovered db, into r. WD_NOTFOUND if that open did not recover.
- * redo_ms is the analysis and redo pass together (one scan).
  */
 static int report_read(wd_db *db, struct recov_rep *r)
 {
@@ -168,9 +167,11 @@ static int report_read(wd_db *db, struct recov_rep *r)
 		.skipped = (double)rr->skipped,
 		.images = (double)rr->images,
 		.losers = (double)rr->losers,
+		.analysis_ms = rr->analysis_ms,
 		.redo_ms = rr->redo_ms,
 		.repair_ms = rr->repair_ms,
 		.undo_ms = rr->undo_ms,
+		.checkpoint_ms = rr->checkpoint_ms,
 	};
 	return 0;
 }
