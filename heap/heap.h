@@ -187,6 +187,13 @@ typedef struct heap_scan heap_scan;
 /* Starts a scan of every tuple in TID order. WD_ENOMEM. */
 int heap_scan_begin(heap *h, heap_scan **out) WD_MUST_CHECK;
 
+/* Restricts scan s, before its first heap_scan_next, to the blocks
+ * [first, end) (README P7): heap_scan_next returns WD_NOTFOUND after the
+ * last tuple of block end - 1 (or of the relation, if shorter). Overflow
+ * pages in the range hold no tuples and are passed over as always.
+ * WD_EINVAL after the scan started or for first > end. */
+int heap_scan_limit(heap_scan *s, wd_blkno first, wd_blkno end) WD_MUST_CHECK;
+
 /*
  * The next tuple: its TID, key and value (pointers into the scan's memory,
  * valid until the next call on s). WD_NOTFOUND at the end. Each page is

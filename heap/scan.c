@@ -1,7 +1,8 @@
 /*
  * scan.c - the sequential scan (README P7): every tuple in TID order, each
  * page copied under a share latch so no latch is held between calls.
- * Entry points: heap_scan_begin, heap_scan_next, heap_scan_end.
+ * Entry points: heap_scan_begin, heap_scan_limit, heap_scan_next,
+ * heap_scan_end.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 struct heap_scan {
 	heap *h;
 	wd_blkno blk;      /* block held in page (WD_INVALID_BLKNO: none yet) */
+	wd_blkno first, end; /* the blocks scanned: [first, end) (heap_scan_limit) */
 	uint32_t slot;     /* next slot of page to look at */
 	uint8_t *page;     /* copy of block blk */
 	uint8_t *vbuf;     /* overflowed values are read into this */
@@ -26,6 +28,7 @@ int heap_scan_begin(heap *h, heap_scan **out)
 	}
 	s->h = h;
 	s->blk = WD_INVALID_BLKNO;
+	s->end = WD_INVALID_BLKNO;
 	*out = s;
 	return 0;
 }
@@ -39,16 +42,28 @@ void heap_scan_end(heap_scan *s)
 	free(s);
 }
 
+int heap_scan_limit(heap_scan *s, wd_blkno first, wd_blkno end)
+{
+	if (s->blk != WD_INVALID_BLKNO || first > end)
+		return err_set(WD_EINVAL, "heap rel %u: scan limited to blocks [%u, %u) %s",
+			       s->h->rel, first, end, first > end ? "(an empty range backwards)"
+								  : "after it started");
+	s->first = first;
+	s->end = end;
+	return 0;
+}
+
 /* P7 step 1: copies the next block into s->page; WD_NOTFOUND past the
- * relation's end (read again each time: the heap may grow meanwhile). */
+ * relation's end (read again each time: the heap may grow meanwhile) or
+ * the limit. */
 static int next_page(heap_scan *s)
 {
-	wd_blkno nb, blk = s->blk == WD_INVALID_BLKNO ? 0 : s->blk + 1;
+	wd_blkno nb, blk = s->blk == WD_INVALID_BLKNO ? s->first : s->blk + 1;
 	bm_buf *buf;
 	int rc = bufmgr_rel_nblocks(s->h->pool, s->h->rel, &nb);
 	if (rc != 0)
 		return rc;
-	if (blk >= nb)
+	if (blk >= nb || blk >= s->end)
 		return WD_NOTFOUND;
 	if ((rc = bufmgr_pin(s->h->pool, s->h->rel, blk, BM_READ, &buf)) != 0)
 		return rc;

@@ -128,6 +128,8 @@ static int merge_checkpoint(struct scan *s, const wal_decoded *rec)
 static int note(struct scan *s, const wal_decoded *rec)
 {
 	int rc = undo_xtab_note(s->a->xt, rec);
+	if (rc == 0)
+		rc = hint_tab_note(s->a->ht, rec);
 	for (unsigned i = 0; rc == 0 && i < rec->nblocks; i++)
 		rc = dpt_note(s->a->dpt, rec->blocks[i].rel, rec->blocks[i].blk, rec->lsn);
 	if (rc == 0 && s->have_ck && rec->lsn == s->c->cd->checkpoint_lsn)
@@ -166,6 +168,21 @@ static int scan(struct scan *s, wal_reader *rd)
 	return 0;
 }
 
+/* Step 5: the hints of the losers (hints.c); the per-transaction page
+ * lists are no longer needed. */
+static int make_hints(analysis *a)
+{
+	undo_xact *v = NULL;
+	size_t n = 0;
+	int rc = undo_xtab_losers(a->xt, &v, &n);
+	if (rc == 0)
+		rc = hint_tab_hints(a->ht, v, n, &a->hints, &a->nhints);
+	free(v);
+	hint_tab_free(a->ht);
+	a->ht = NULL;
+	return rc;
+}
+
 int recovery_analysis(const recovery_ctx *c, analysis *a, recovery_report *r)
 {
 	struct scan s = {.c = c, .a = a, .r = r};
@@ -175,7 +192,8 @@ int recovery_analysis(const recovery_ctx *c, analysis *a, recovery_report *r)
 	*a = (analysis){0};
 	TRACE(TR_RECOVERY, "== analysis == (control file state: %s)",
 	      control_state_name(r->control_state));
-	if ((rc = undo_xtab_create(&a->xt)) != 0 || (rc = dpt_create(&a->dpt)) != 0)
+	if ((rc = undo_xtab_create(&a->xt)) != 0 || (rc = dpt_create(&a->dpt)) != 0 ||
+	    (rc = hint_tab_create(&a->ht)) != 0)
 		return rc;
 	rc = wal_reader_open(c->dir, cd->db_id, cd->wal_segment_size, cd->page_size, &rd);
 	if (rc == 0)
@@ -188,6 +206,8 @@ int recovery_analysis(const recovery_ctx *c, analysis *a, recovery_report *r)
 	}
 	if (rc == 0)
 		rc = scan(&s, rd);
+	if (rc == 0)
+		rc = make_hints(a);
 	if (rc == 0) {
 		a->redo_start = dpt_redo_start(a->dpt, a->end);
 		r->dpt_pages = dpt_pages(a->dpt);
@@ -202,6 +222,8 @@ void analysis_free(analysis *a)
 {
 	undo_xtab_free(a->xt);
 	dpt_free(a->dpt);
+	hint_tab_free(a->ht);
+	free(a->hints);
 	*a = (analysis){0};
 }
 
@@ -221,6 +243,18 @@ static int trace_losers(const analysis *a, recovery_report *r)
 		      (unsigned long long)v[i].xid, LSN_ARGS(v[i].last_lsn),
 		      (unsigned)UNDO_PTR_BLK(v[i].head), (unsigned)UNDO_PTR_OFF(v[i].head));
 	free(v);
+	for (size_t i = 0; i < a->nhints; i++) {
+		const recovery_hint *h = &a->hints[i];
+		if (h->unknown)
+			TRACE(TR_RECOVERY, "    in flight: xid=%llu undo head=%u:%u, its pages "
+			      "unknown (its table is repaired in full)", (unsigned long long)h->xid,
+			      (unsigned)UNDO_PTR_BLK(h->head), (unsigned)UNDO_PTR_OFF(h->head));
+		else
+			TRACE(TR_RECOVERY, "    in flight: xid=%llu undo head=%u:%u, %u page%s since "
+			      "its last undo record", (unsigned long long)h->xid,
+			      (unsigned)UNDO_PTR_BLK(h->head), (unsigned)UNDO_PTR_OFF(h->head),
+			      h->nblocks, h->nblocks == 1 ? "" : "s");
+	}
 	return 0;
 }
 

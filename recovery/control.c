@@ -22,7 +22,7 @@ static const uint8_t magic[8] = {'W', 'A', 'L', 'D', 'E', 'N', 'C', 'F'};
 enum {
 	CF_MAGIC = 0, CF_VERSION = 8, CF_PAGE_SIZE = 12, CF_DBID = 16,
 	CF_STATE = 32, CF_SEGSIZE = 36, CF_CKPT = 40, CF_REDO = 48,
-	CF_NEXT_XID = 56, CF_NEXT_REL = 64, CF_TIME = 72,
+	CF_NEXT_XID = 56, CF_NEXT_REL = 64, CF_FLAGS = 68, CF_TIME = 72,
 	CF_CRC = CONTROL_SIZE - 4,
 };
 
@@ -55,6 +55,7 @@ void control_encode(const control_data *cd, uint8_t buf[CONTROL_SIZE])
 	put_le64(buf + CF_REDO, cd->redo_lsn);
 	put_le64(buf + CF_NEXT_XID, cd->next_xid);
 	put_le32(buf + CF_NEXT_REL, cd->next_relid);
+	put_le32(buf + CF_FLAGS, cd->flags);
 	put_le64(buf + CF_TIME, cd->update_time);
 	put_le32(buf + CF_CRC, (uint32_t)crc32(0, buf, CF_CRC));
 }
@@ -94,6 +95,7 @@ int control_decode(const uint8_t *buf, uint64_t len, const char *path,
 	cd->redo_lsn = get_le64(buf + CF_REDO);
 	cd->next_xid = get_le64(buf + CF_NEXT_XID);
 	cd->next_relid = get_le32(buf + CF_NEXT_REL);
+	cd->flags = get_le32(buf + CF_FLAGS);
 	cd->update_time = get_le64(buf + CF_TIME);
 	return 0;
 }

@@ -29,6 +29,14 @@ enum control_state {
 	CONTROL_IN_RECOVERY = 2,   /* crashed during recovery */
 };
 
+/* control_data.flags */
+enum {
+	/* heap and index of some table may disagree where no loser's
+	 * in-flight change explains it (txn db_needs_repair): the next
+	 * recovery repairs every table in full (recovery/README.md P6) */
+	CONTROL_F_NEEDS_REPAIR = 1u,
+};
+
 typedef struct control_data {
 	uint32_t version;
 	uint32_t page_size;
@@ -39,6 +47,7 @@ typedef struct control_data {
 	wd_lsn redo_lsn;           /* where redo starts for that checkpoint */
 	wd_xid next_xid;
 	wd_relid next_relid;
+	uint32_t flags;            /* CONTROL_F_* (0 in files of older walden) */
 	uint64_t update_time;      /* unix seconds of the last write */
 } control_data;
 

@@ -58,10 +58,11 @@ static int repair_and_undo(const recovery_ctx *c, const analysis *a, recovery_re
 {
 	double t0 = now_ms(), t1;
 	int rc = c->ops.start(c->arg);
-	TRACE(TR_RECOVERY, "== repair == (heap and index of every table made to agree, "
-	      "txn/README.md P3; one line per entry repaired)");
+	TRACE(TR_RECOVERY, "== repair == (heap and index made to agree where a crash can "
+	      "have cut a row change in half, txn/README.md P3; one line per key checked and "
+	      "per entry repaired)");
 	if (rc == 0)
-		rc = c->ops.repair(c->arg, &r->repaired);
+		rc = c->ops.repair(c->arg, a->hints, a->nhints, r);
 	t1 = now_ms();
 	r->repair_ms = t1 - t0;
 	if (rc != 0)

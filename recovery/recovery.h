@@ -35,6 +35,36 @@
 #include "storage/types.h"
 #include "undo/undo.h"
 
+typedef struct recovery_report recovery_report;
+
+/* A page a transaction's records named (recovery_hint.blocks). */
+typedef struct recovery_block {
+	wd_relid rel;
+	wd_blkno blk;
+} recovery_block;
+
+/* At most this many distinct pages per hint; beyond, it is unknown. */
+#define RECOVERY_HINT_BLOCKS 64u
+
+/*
+ * What analysis says about the one row change of a loser a crash may have
+ * cut in half (README P4 step 5, P6): the change whose undo record is the
+ * loser's undo chain head - being applied, or being undone - and the
+ * pages the loser's records named since its last UNDO-rmgr record (an
+ * undo append or a CLR), which are the pages that change touched. unknown:
+ * analysis cannot vouch for the list (no undo record of the loser was
+ * seen by the scan, so its head came from the checkpoint and the change
+ * may have begun before the redo point; or more than RECOVERY_HINT_BLOCKS
+ * pages): its table is repaired in full.
+ */
+typedef struct recovery_hint {
+	wd_xid xid;
+	undo_ptr head;  /* never 0: a loser with no undo record changed nothing */
+	bool unknown;
+	uint32_t nblocks;
+	recovery_block blocks[RECOVERY_HINT_BLOCKS];
+} recovery_hint;
+
 /* What the database gives recovery. Every callback returns 0 or a WD_E*
  * code; arg is recovery_ctx.arg. No other thread runs meanwhile. */
 typedef struct recovery_ops {
@@ -45,9 +75,11 @@ typedef struct recovery_ops {
 	/* after redo: the layers above come up on the replayed pages (the
 	 * undo log, the catalog) */
 	int (*start)(void *arg);
-	/* P6: heap and index of every table agree again; *fixed grows by the
-	 * entries repaired (txn/README.md P3) */
-	int (*repair)(void *arg, uint64_t *fixed);
+	/* P6: heap and index of every table agree again, given the n hints
+	 * of analysis (one per loser with an undo record; valid until undo
+	 * returns): r->repaired, r->keys_checked and r->tables_repaired grow
+	 * (txn/README.md P3) */
+	int (*repair)(void *arg, const recovery_hint *hints, size_t n, recovery_report *r);
 	/* P7: every loser of xt rolled back, each ending with XACT_ABORT;
 	 * *losers and *steps grow (txn/README.md P16) */
 	int (*undo)(void *arg, const undo_xtab *xt, uint64_t *losers, uint64_t *steps);
@@ -74,7 +106,7 @@ typedef struct recovery_ctx {
 
 /* What one recovery did, pass by pass (README "Recovery report and
  * trace"; `walden recover` prints it). */
-typedef struct recovery_report {
+struct recovery_report {
 	unsigned control_state;      /* the state found (control.h) */
 	wd_lsn checkpoint_lsn;       /* the control file's last checkpoint */
 	wd_lsn checkpoint_redo;      /* ... and its redo point */
@@ -94,13 +126,15 @@ typedef struct recovery_report {
 	uint64_t dropped;            /* records of dropped relations, skipped */
 	uint64_t pages_rebuilt;      /* torn pages rebuilt from their image */
 	uint64_t repaired;           /* heap/index entries repaired (P6) */
+	uint64_t keys_checked;       /* keys of losers' in-flight changes checked (P6) */
+	uint64_t tables_repaired;    /* tables (the catalog included) repaired in full */
 	uint64_t losers;             /* transactions active at the end of the log */
 	uint64_t losers_rolled_back;
 	uint64_t undo_steps;         /* undo records undone = CLRs written */
 	wd_lsn end_checkpoint_lsn;   /* the end-of-recovery checkpoint record */
 	wd_lsn end_checkpoint_redo;  /* ... and its redo point */
 	double analysis_ms, redo_ms, repair_ms, undo_ms, checkpoint_ms;
-} recovery_report;
+};
 
 /*
  * P3: recovers the database. Writes state "in crash recovery" first, so a

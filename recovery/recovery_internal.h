@@ -10,6 +10,20 @@
 #include "recovery/recovery.h"
 #include "wal/record.h"
 
+/* Per active transaction during the scan: the pages named since its last
+ * UNDO-rmgr record (hints.c; README P4 step 2). */
+typedef struct hint_tab hint_tab;
+int hint_tab_create(hint_tab **out) WD_MUST_CHECK;
+void hint_tab_free(hint_tab *t);
+/* Feeds one record, in LSN order: COMMIT/ABORT forget the xid, an
+ * UNDO-rmgr record empties its page list, any other record of an xid adds
+ * its block references (beyond RECOVERY_HINT_BLOCKS: unknown). WD_ENOMEM. */
+int hint_tab_note(hint_tab *t, const wal_decoded *rec) WD_MUST_CHECK;
+/* One hint per loser of losers[n] whose head is not 0, into a malloc'd
+ * array (NULL when *nout is 0). WD_ENOMEM. */
+int hint_tab_hints(hint_tab *t, const undo_xact *losers, size_t n, recovery_hint **out,
+		   size_t *nout) WD_MUST_CHECK;
+
 /* What analysis (P4) found. */
 typedef struct analysis {
 	undo_xtab *xt;   /* the transaction table: what is left are the losers */
@@ -17,6 +31,9 @@ typedef struct analysis {
 	wd_lsn end;      /* the first LSN without a valid record */
 	wal_end_reason end_reason;
 	wd_lsn redo_start; /* where redo starts (dpt_redo_start) */
+	hint_tab *ht;      /* during the scan */
+	recovery_hint *hints; /* at its end: one per loser with an undo record */
+	size_t nhints;
 } analysis;
 
 /* P4: one scan from c->from to the end of valid WAL. Fills *a (free it

@@ -133,6 +133,9 @@ static void print_text(const struct cfile *f)
 	printf("redo LSN:                 " LSN_FMT "\n", LSN_ARGS(cd->redo_lsn));
 	printf("next transaction id:      %" PRIu64 "\n", cd->next_xid);
 	printf("next relation id:         %u\n", cd->next_relid);
+	printf("flags:                    0x%x%s\n", cd->flags,
+	       cd->flags & CONTROL_F_NEEDS_REPAIR ? " (needs repair: the next recovery repairs "
+						    "every table in full)" : "");
 	printf("last update:              %s (%" PRIu64 ")\n", upd, cd->update_time);
 	printf("CRC:                      ok (0x%08x, CRC-32 of bytes 0..%u)\n", f->crc,
 	       CONTROL_CRC_OFF - 1);
@@ -161,6 +164,8 @@ static void print_json(const struct cfile *f)
 	snprintf(lsn, sizeof lsn, LSN_FMT, LSN_ARGS(cd->redo_lsn));
 	printf(", \"redo_lsn\": \"%s\", \"redo_lsn_value\": %" PRIu64, lsn, cd->redo_lsn);
 	printf(", \"next_xid\": %" PRIu64 ", \"next_relid\": %u", cd->next_xid, cd->next_relid);
+	printf(", \"flags\": %u, \"needs_repair\": %s", cd->flags,
+	       cd->flags & CONTROL_F_NEEDS_REPAIR ? "true" : "false");
 	printf(", \"update_time\": %" PRIu64 ", \"update_time_utc\": \"%s\"", cd->update_time, upd);
 	printf(", \"crc\": \"0x%08x\", \"crc_ok\": true", f->crc);
 	printf(", \"mtime\": %" PRId64 ", \"mtime_utc\": \"%s\"}\n", f->mtime, mt);

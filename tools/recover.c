@@ -30,7 +30,8 @@ static void usage(FILE *out)
 		"scanned, the dirty page table's size, page changes applied, skipped\n"
 		"because the page was newer, not in the dirty page table or before\n"
 		"its recLSN, full-page images restored, torn pages rebuilt, records of\n"
-		"dropped relations, entries repaired, losers found and rolled back,\n"
+		"dropped relations, keys checked, tables repaired in full, entries\n"
+		"repaired, losers found and rolled back,\n"
 		"undo steps (one CLR each), the end-of-recovery checkpoint and the\n"
 		"time of each pass.\n"
 		"Options:\n"
@@ -38,7 +39,8 @@ static void usage(FILE *out)
 		"               checkpoint found and merged, the losers and the dirty\n"
 		"               page table after analysis, each redo record (applied,\n"
 		"               skipped and why, image restored, relation dropped),\n"
-		"               each repaired entry, each undo step, CLR and ABORT,\n"
+		"               each key checked and entry repaired, each undo step,\n"
+		"               CLR and ABORT,\n"
 		"               the end-of-recovery checkpoint\n"
 		"  -j, --json   the report as one JSON object\n"
 		"  -h, --help   this help\n"
@@ -102,6 +104,8 @@ static void print_text(const char *dir, const control_data *cd, const db_recover
 	printf("  torn pages rebuilt:           %" PRIu64 "\n", r->pages_rebuilt);
 	printf("  skipped, relation dropped:    %" PRIu64 "\n", r->dropped);
 	printf("repair                          %.1f ms\n", r->repair_ms);
+	printf("  keys checked (in flight):     %" PRIu64 "\n", r->keys_checked);
+	printf("  tables repaired in full:      %" PRIu64 "\n", r->tables_repaired);
 	printf("  heap/index entries repaired:  %" PRIu64 "\n", r->repaired);
 	printf("undo                            %.1f ms\n", r->undo_ms);
 	printf("  losers rolled back:           %" PRIu64 "\n", r->losers_rolled_back);
@@ -139,11 +143,13 @@ static void print_json(const char *dir, const control_data *cd, const db_recover
 	       ", \"skipped_page_newer\": %" PRIu64 ", \"skipped_not_in_dpt\": %" PRIu64
 	       ", \"skipped_before_reclsn\": %" PRIu64 ", \"images_restored\": %" PRIu64
 	       ", \"pages_rebuilt\": %" PRIu64 ", \"skipped_dropped\": %" PRIu64
+	       ", \"keys_checked\": %" PRIu64 ", \"tables_repaired\": %" PRIu64
 	       ", \"repaired\": %" PRIu64 ", \"losers\": %" PRIu64
 	       ", \"losers_rolled_back\": %" PRIu64 ", \"undo_steps\": %" PRIu64,
 	       r->records, r->dpt_pages, r->redo_records, r->applied, r->skipped,
 	       r->skipped_not_dirty, r->skipped_rec_lsn, r->images, r->pages_rebuilt, r->dropped,
-	       r->repaired, r->losers, r->losers_rolled_back, r->undo_steps);
+	       r->keys_checked, r->tables_repaired, r->repaired, r->losers,
+	       r->losers_rolled_back, r->undo_steps);
 	printf(", \"end_checkpoint_lsn\": \"%s\", \"end_checkpoint_redo\": \"%s\"", f, g);
 	printf(", \"analysis_ms\": %.3f, \"redo_ms\": %.3f, \"repair_ms\": %.3f, \"undo_ms\": "
 	       "%.3f, \"checkpoint_ms\": %.3f}\n", r->analysis_ms, r->redo_ms, r->repair_ms,

@@ -534,12 +534,30 @@ int db_control_write(wd_db *db, const control_data *cd)
 	return rc == 0 ? 0 : db_panic(db, rc);
 }
 
+/*
+ * The first time: the control file gets CONTROL_F_NEEDS_REPAIR, durably,
+ * so that the next recovering open repairs every table in full even after
+ * a crash (README P3: the half change may belong to a transaction that
+ * then commits, which no loser's undo head names). A failed control write
+ * panics the database (db_control_write). Returns code, wrapped.
+ */
 int db_needs_repair(wd_table *t, int code)
 {
 	wd_db *db = t->db;
-	if (!atomic_exchange(&db->needs_repair, true))
+	char why[512];
+	snprintf(why, sizeof why, "%s", wd_last_error());
+	if (!atomic_exchange(&db->needs_repair, true)) {
+		control_data cd;
 		TRACE(TR_TXN, "table %s: heap and index disagree; the next open repairs",
 		      *t->name ? t->name : "(catalog)");
+		pthread_mutex_lock(&db->ctl_mu);
+		cd = db->cd;
+		cd.flags |= CONTROL_F_NEEDS_REPAIR;
+		if (db_control_write(db, &cd) == 0)
+			db->cd = cd;
+		pthread_mutex_unlock(&db->ctl_mu);
+		err_set(code, "%s", why); /* the cause, not the control write's */
+	}
 	return err_wrap(code, "table %s: heap and index left out of step (the next "
 			"open repairs them)", *t->name ? t->name : "(catalog)");
 }

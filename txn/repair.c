@@ -2,7 +2,9 @@
  * repair.c - what an open after a crash does once history is replayed
  * (README P3), while there is no undo log to roll back the change that was
  * in flight in each thread:
- *  - table_repair makes a table's heap and index agree one to one again.
+ *  - table_repair makes a table's heap and index agree one to one again;
+ *    table_repair_key does the same for one key, looking only at the
+ *    tuples of that key on given heap blocks and at its index entry.
  *    A put or del is two or three records (heap, index); a crash between
  *    them leaves a tuple no index entry points at, an index entry pointing
  *    at a deleted tuple, or two tuples of one key. Each case is finished or
@@ -79,44 +81,90 @@ static bool tuple_has_key(wd_table *t, wd_tid tid, const void *key, size_t klen)
 	return kl == klen && klen <= sizeof kbuf && memcmp(kbuf, key, klen) == 0;
 }
 
-/* Step 1: a heap scan; each tuple is checked against the index. */
-static int scan_heap(wd_table *t, struct fixes *f)
+/* Step 1's decision for one tuple (tid, holding key): absent from the
+ * index, deleted; the index pointing at another tuple of the key, a second
+ * version, deleted; pointing at a tuple of another key or none, the
+ * entry repointed here. */
+static int tuple_check(wd_table *t, wd_tid tid, const void *key, size_t klen, struct fixes *f)
+{
+	wd_tid itid;
+	int rc = btree_lookup(t->bt, key, klen, &itid);
+	if (rc == WD_NOTFOUND)
+		return fix_add(f, FIX_DELETE_TUPLE, tid, NULL, key, klen);
+	if (rc == 0 && (itid.blk != tid.blk || itid.slot != tid.slot))
+		rc = fix_add(f, tuple_has_key(t, itid, key, klen) ? FIX_DELETE_TUPLE : FIX_REPOINT,
+			     tid, &itid, key, klen);
+	return rc;
+}
+
+/* Step 2's decision for one index entry (key -> tid): deleted unless its
+ * tuple exists and holds key. */
+static int entry_check(wd_table *t, wd_tid tid, const void *key, size_t klen, struct fixes *f)
+{
+	return tuple_has_key(t, tid, key, klen) ? 0
+						 : fix_add(f, FIX_DELETE_ENTRY, tid, &tid, key, klen);
+}
+
+/* What a repair looks at: the whole table (key NULL), or the tuples of
+ * one key on the listed heap blocks and its index entry. */
+struct scope {
+	const void *key;
+	size_t klen;
+	const wd_blkno *blocks;
+	size_t nblocks;
+};
+
+/* Step 1 over the heap blocks [first, end) (end WD_INVALID_BLKNO: to the
+ * relation's end): each tuple in scope is checked against the index. */
+static int scan_heap(wd_table *t, const struct scope *sc, wd_blkno first, wd_blkno end,
+		     struct fixes *f)
 {
 	heap_tid ht;
 	const uint8_t *key, *val;
 	uint32_t klen;
 	uint64_t vlen;
-	wd_tid itid;
 	heap_scan *s = NULL;
 	int rc = heap_scan_begin(t->h, &s);
-	while (rc == 0 && (rc = heap_scan_next(s, &ht, &key, &klen, &val, &vlen)) == 0) {
-		wd_tid tid = tid_from_heap(ht);
-		rc = btree_lookup(t->bt, key, klen, &itid);
-		if (rc == WD_NOTFOUND)
-			rc = fix_add(f, FIX_DELETE_TUPLE, tid, NULL, key, klen);
-		else if (rc == 0 && (itid.blk != tid.blk || itid.slot != tid.slot))
-			rc = fix_add(f, tuple_has_key(t, itid, key, klen) ? FIX_DELETE_TUPLE
-									  : FIX_REPOINT,
-				     tid, &itid, key, klen);
-	}
+	if (rc == 0)
+		rc = heap_scan_limit(s, first, end);
+	while (rc == 0 && (rc = heap_scan_next(s, &ht, &key, &klen, &val, &vlen)) == 0)
+		if (!sc->key || (klen == sc->klen && memcmp(key, sc->key, klen) == 0))
+			rc = tuple_check(t, tid_from_heap(ht), key, klen, f);
 	heap_scan_end(s);
 	return rc == WD_NOTFOUND ? 0 : rc;
 }
 
-/* Step 2: an index scan; each entry must point at a tuple of its key. */
-static int scan_index(wd_table *t, struct fixes *f)
+/* Step 1: the whole heap, or each listed block. */
+static int check_heap(wd_table *t, const struct scope *sc, struct fixes *f)
+{
+	int rc = 0;
+	if (!sc->key)
+		return scan_heap(t, sc, 0, WD_INVALID_BLKNO, f);
+	for (size_t i = 0; rc == 0 && i < sc->nblocks; i++)
+		if (sc->blocks[i] != WD_INVALID_BLKNO)
+			rc = scan_heap(t, sc, sc->blocks[i], sc->blocks[i] + 1, f);
+	return rc;
+}
+
+/* Step 2: every index entry, or the key's. */
+static int check_index(wd_table *t, const struct scope *sc, struct fixes *f)
 {
 	btree_cursor *c;
 	const void *key;
 	size_t klen;
 	wd_tid tid;
-	int rc = btree_cursor_open(t->bt, &c);
-	if (rc != 0)
+	int rc;
+	if (sc->key) {
+		rc = btree_lookup(t->bt, sc->key, sc->klen, &tid);
+		if (rc == 0)
+			rc = entry_check(t, tid, sc->key, sc->klen, f);
+		return rc == WD_NOTFOUND ? 0 : rc;
+	}
+	if ((rc = btree_cursor_open(t->bt, &c)) != 0)
 		return rc;
 	rc = btree_cursor_seek(c, NULL, 0, BT_FORWARD);
 	while (rc == 0 && (rc = btree_cursor_next(c, &key, &klen, &tid)) == 0)
-		if (!tuple_has_key(t, tid, key, klen))
-			rc = fix_add(f, FIX_DELETE_ENTRY, tid, &tid, key, klen);
+		rc = entry_check(t, tid, key, klen, f);
 	btree_cursor_close(c);
 	return rc == WD_NOTFOUND ? 0 : rc;
 }
@@ -161,18 +209,17 @@ static int fix_apply(wd_table *t, const struct fix *x)
 	return WD_EINVAL;
 }
 
-/* P3 steps 1-3 on one table; *fixed grows by the fixes made. Nothing
- * else may run on t. */
-int table_repair(wd_table *t, uint64_t *fixed)
+/* P3 steps 1-3 within scope sc; *fixed grows by the fixes made. */
+static int repair_scope(wd_table *t, const struct scope *sc, uint64_t *fixed)
 {
 	struct fixes f = {0};
-	int rc = scan_heap(t, &f);
-	/* repoints first, so the index scan sees them */
+	int rc = check_heap(t, sc, &f);
+	/* repoints first, so the index step sees them */
 	for (size_t i = 0; rc == 0 && i < f.n; i++)
 		if (f.v[i].kind == FIX_REPOINT && (rc = fix_apply(t, &f.v[i])) == 0)
 			fix_trace(t, &f.v[i]);
 	if (rc == 0)
-		rc = scan_index(t, &f);
+		rc = check_index(t, sc, &f);
 	for (size_t i = 0; rc == 0 && i < f.n; i++)
 		if (f.v[i].kind != FIX_REPOINT && (rc = fix_apply(t, &f.v[i])) == 0)
 			fix_trace(t, &f.v[i]);
@@ -180,7 +227,26 @@ int table_repair(wd_table *t, uint64_t *fixed)
 	for (size_t i = 0; i < f.n; i++)
 		free(f.v[i].key);
 	free(f.v);
+	return rc;
+}
+
+/* P3 steps 1-3 on one table; *fixed grows by the fixes made. Nothing
+ * else may run on t. */
+int table_repair(wd_table *t, uint64_t *fixed)
+{
+	struct scope all = {0};
+	int rc = repair_scope(t, &all, fixed);
 	return rc ? err_wrap(rc, "repairing table %s", *t->name ? t->name : "(catalog)")
+		  : 0;
+}
+
+int table_repair_key(wd_table *t, const void *key, size_t klen, const wd_blkno *blocks,
+		     size_t n, uint64_t *fixed)
+{
+	struct scope one = {.key = key, .klen = klen, .blocks = blocks, .nblocks = n};
+	int rc = repair_scope(t, &one, fixed);
+	return rc ? err_wrap(rc, "repairing a key of table %s",
+			     *t->name ? t->name : "(catalog)")
 		  : 0;
 }
 

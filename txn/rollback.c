@@ -76,8 +76,8 @@ static void trace_step(struct undo_step *s, const undo_rec *r, const wd_table *t
 }
 
 /* The open handle of the table whose heap is rel, or NULL (dropped since:
- * nothing to undo there). */
-static wd_table *table_by_rel(wd_db *db, wd_txn *txn, wd_relid rel)
+ * nothing to undo there); txn's own handles first (txn may be NULL). */
+wd_table *table_by_rel(wd_db *db, wd_txn *txn, wd_relid rel)
 {
 	wd_table *t = NULL;
 	if (rel == CATALOG_HEAP_REL)

@@ -74,6 +74,13 @@ struct wd_db {
 	 * its change back: wd_close leaves the control file IN_PRODUCTION so
 	 * that the next open repairs (README P3, I1). */
 	atomic_bool needs_repair;
+	/* this open's recovery repairs every table in full (the control
+	 * file's CONTROL_F_NEEDS_REPAIR, README P3), and did so */
+	bool repair_full, repaired_full;
+	/* recovery's hints for tables not open before the DDL losers'
+	 * rollback (recover.c; valid during recovery_run) */
+	const struct recovery_hint **deferred;
+	size_t ndeferred;
 
 	pthread_mutex_t ctl_mu; /* guards cd and next_xid */
 	control_data cd;        /* as last written */
@@ -340,10 +347,22 @@ int catalog_open(wd_db *db, bool create) WD_MUST_CHECK;
 /* The catalog entry of name: 0, WD_NOTFOUND, or an error. */
 int catalog_lookup(wd_db *db, const char *name, db_table_info *ti) WD_MUST_CHECK;
 
+/* The open handle of the table whose heap is rel (the catalog for
+ * CATALOG_HEAP_REL), txn's own first (txn may be NULL); NULL if none is
+ * open (rollback.c). */
+wd_table *table_by_rel(wd_db *db, wd_txn *txn, wd_relid rel);
+
 /* ---- repair.c ---- */
 
 /* After a crash: makes heap and index of t agree (README P3). */
 int table_repair(wd_table *t, uint64_t *fixed) WD_MUST_CHECK;
+
+/* After a crash: the same decisions as table_repair for key alone - its
+ * tuples on the heap blocks blocks[n] (WD_INVALID_BLKNO entries skipped)
+ * and its index entry with the tuple that entry points at (README P3).
+ * *fixed grows by the fixes made. Nothing else may run on t. */
+int table_repair_key(wd_table *t, const void *key, size_t klen, const wd_blkno *blocks,
+		     size_t n, uint64_t *fixed) WD_MUST_CHECK;
 
 /* At every open: removes base/<n>, 16 <= n < next_relid, that no catalog
  * entry names (leftovers of an unfinished create or drop). */

@@ -281,6 +281,15 @@ static void run_ops(env *e, model *m, unsigned nops, uint64_t big)
 	}
 }
 
+/* The live item at tid, or NULL. */
+static item *model_at(model *m, heap_tid tid)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->it[i].live && m->it[i].tid.blk == tid.blk && m->it[i].tid.slot == tid.slot)
+			return &m->it[i];
+	return NULL;
+}
+
 /* Every live item fetches right, and a scan yields exactly the live set. */
 static void check_all(env *e, model *m)
 {
@@ -298,11 +307,7 @@ static void check_all(env *e, model *m)
 		}
 	assert_int_equal(heap_scan_begin(e->h, &s), 0);
 	while ((rc = heap_scan_next(s, &tid, &k, &klen, &v, &vlen)) == 0) {
-		item *it = NULL;
-		for (size_t i = 0; i < m->n && !it; i++)
-			if (m->it[i].live && m->it[i].tid.blk == tid.blk &&
-			    m->it[i].tid.slot == tid.slot)
-				it = &m->it[i];
+		item *it = model_at(m, tid);
 		assert_non_null(it);
 		assert_int_equal(klen, it->klen);
 		assert_memory_equal(k, it->key, klen);
@@ -1518,6 +1523,82 @@ static void test_fetch_key_hold(void **state)
 }
 
 /* waldump's lines for heap records. */
+/* Scans limited to [first, end) with heap_scan_limit yield exactly the
+ * live tuples of those blocks, overflowed values included, and nothing
+ * else; a limit after the start or backwards is refused. */
+static unsigned scan_range(env *e, model *m, wd_blkno first, wd_blkno end)
+{
+	heap_scan *s;
+	heap_tid tid;
+	const uint8_t *k, *v;
+	uint32_t klen;
+	uint64_t vlen;
+	unsigned n = 0, want = 0;
+	int rc;
+	for (size_t i = 0; i < m->n; i++)
+		want += m->it[i].live && m->it[i].tid.blk >= first && m->it[i].tid.blk < end;
+	assert_int_equal(heap_scan_begin(e->h, &s), 0);
+	assert_int_equal(heap_scan_limit(s, first, end), 0);
+	while ((rc = heap_scan_next(s, &tid, &k, &klen, &v, &vlen)) == 0) {
+		item *it = model_at(m, tid);
+		assert_non_null(it);
+		assert_true(tid.blk >= first && tid.blk < end);
+		assert_int_equal(vlen, it->vlen);
+		assert_memory_equal(v, it->val, vlen);
+		n++;
+	}
+	assert_int_equal(rc, WD_NOTFOUND);
+	heap_scan_end(s);
+	assert_int_equal(n, want);
+	return n;
+}
+
+static void test_scan_limit(void **state)
+{
+	env e;
+	model m = {.rng = 17};
+	heap_scan *s;
+	heap_tid tid;
+	const uint8_t *k, *v;
+	uint32_t klen;
+	uint64_t vlen;
+	wd_blkno nb, big_blk;
+	(void)state;
+	env_create(&e, "heap-scan-limit", 64);
+	for (int i = 0; i < 1200; i++) {
+		item *it = model_add(&m);
+		uint64_t len = i == 600 ? 5 * 4096 : 100; /* one value on overflow pages */
+		it->klen = (uint32_t)snprintf((char *)it->key, sizeof it->key, "%06d", i);
+		it->vlen = len;
+		it->val = rand_bytes(&m, len);
+		assert_int_equal(heap_insert(e.h, 1, NULL, it->key, it->klen, it->val, len,
+					     &it->tid), 0);
+		it->live = true;
+	}
+	for (size_t i = 0; i < m.n; i += 3)
+		op_delete(&e, &m, &m.it[i]);
+	nb = nblocks(&e);
+	big_blk = m.it[601].tid.blk;
+	assert_true(nb > 10);
+	/* one block, a few, the overflowed value's, all, past the end, none */
+	assert_true(scan_range(&e, &m, 3, 4) > 0);
+	assert_true(scan_range(&e, &m, 2, 7) > scan_range(&e, &m, 3, 4));
+	assert_true(scan_range(&e, &m, big_blk, big_blk + 1) > 0);
+	assert_int_equal(scan_range(&e, &m, 0, nb), count_tuples(&e));
+	scan_range(&e, &m, nb - 1, nb + 10);
+	assert_int_equal(scan_range(&e, &m, 5, 5), 0);
+	assert_int_equal(scan_range(&e, &m, nb + 1, nb + 3), 0);
+	/* refused: backwards, or once started */
+	assert_int_equal(heap_scan_begin(e.h, &s), 0);
+	assert_int_equal(heap_scan_limit(s, 4, 3), WD_EINVAL);
+	assert_int_equal(heap_scan_next(s, &tid, &k, &klen, &v, &vlen), 0);
+	assert_int_equal(heap_scan_limit(s, 0, 1), WD_EINVAL);
+	heap_scan_end(s);
+	model_free(&m);
+	env_shutdown(&e);
+	env_free(&e);
+}
+
 static void test_describe(void **state)
 {
 	env e;
@@ -1602,6 +1683,7 @@ int main(void)
 		cmocka_unit_test(test_fsm_after_crash),
 		cmocka_unit_test(test_damaged_chain),
 		cmocka_unit_test(test_fetch_key_hold),
+		cmocka_unit_test(test_scan_limit),
 		cmocka_unit_test(test_describe),
 		cmocka_unit_test(test_xact_chain),
 	};

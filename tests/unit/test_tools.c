@@ -503,6 +503,7 @@ static void test_controldata(void **state)
 	expect_field(r, "next transaction id", v);
 	snprintf(v, sizeof v, "%u", cd.next_relid);
 	expect_field(r, "next relation id", v);
+	expect_field(r, "flags", "0x0");
 	snprintf(v, sizeof v, "(%" PRIu64 ")\n", cd.update_time);
 	expect_in(r->out, v, r);
 	expect_in(r->out, "CRC:                      ok (0x", r);
@@ -530,6 +531,7 @@ static void test_controldata(void **state)
 	snprintf(v, sizeof v, "\"next_xid\": %" PRIu64, cd.next_xid);
 	expect_in(r->out, v, r);
 	expect_in(r->out, "\"crc_ok\": true", r);
+	expect_in(r->out, "\"flags\": 0, \"needs_repair\": false", r);
 
 	/* killed while open: in production, and the tool changed nothing */
 	assert_int_equal(tu_run_child(open_and_die, dir), 128 + SIGKILL);
@@ -699,9 +701,12 @@ static void test_recover_trace_json(void **state)
 	expect_in(r->out, "== tables after analysis ==", r);
 	expect_in(r->out, "== redo ==", r);
 	expect_in(r->out, "== repair ==", r);
+	expect_in(r->out, "  key 'c05' of table ", r); /* the loser's last change */
 	expect_in(r->out, "== undo ==", r);
 	expect_in(r->out, "== end-of-recovery checkpoint ==", r);
 	expect_in(r->out, "== report ==", r);
+	expect_in(r->out, "  keys checked (in flight):     1\n", r);
+	expect_in(r->out, "  tables repaired in full:      0\n", r);
 	expect_in(r->out, "recovery ran", r);
 	expect_in(r->out, " applied\n", r);
 	redo = strstr(r->out, "== redo ==");
@@ -732,6 +737,9 @@ static void test_recover_trace_json(void **state)
 	expect_in(r->out, "\"recovered\": true", r);
 	expect_in(r->out, "\"control_state\": \"in production\"", r);
 	expect_in(r->out, "\"losers_rolled_back\": 1,", r);
+	/* the loser's last change (a del, complete): its key alone checked */
+	expect_in(r->out, "\"keys_checked\": 1,", r);
+	expect_in(r->out, "\"tables_repaired\": 0,", r);
 	snprintf(want, sizeof want, "\"undo_steps\": %d,", REC_CHANGES);
 	expect_in(r->out, want, r);
 	assert_null(strstr(r->out, "\"records_scanned\": 0,"));

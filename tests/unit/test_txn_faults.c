@@ -42,6 +42,7 @@
 
 #include "storage/storage.h"
 #include "tests/lib/dbtest.h"
+#include "tests/lib/oracle.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
 #include "txn/txn_internal.h" /* db->undo: its free list, for test 3 */
@@ -162,15 +163,20 @@ static unsigned words_not_in(const char *list, const char *ref)
  * own transaction not committed - first makes the log durable up to its
  * insert position, as another thread's group commit would carry the
  * catalog change to disk, then ends the process as the real crash point
- * does. Every other point, and this one unset, goes to the real one. */
+ * does; the tests of the narrowed repair do the same at the point
+ * flush_point names. Every other point, and this one unset, goes to the
+ * real one. */
 void __real_storage_crash_point(const char *name);
 void __wrap_storage_crash_point(const char *name);
 
 static wd_db *ddl_flush_db;
+/* the point that flushes and ends the process (NULL: the one above) */
+static const char *flush_point;
 
 void __wrap_storage_crash_point(const char *name)
 {
-	if (ddl_flush_db && strcmp(name, "txn-ddl-before-commit") == 0) {
+	if (ddl_flush_db &&
+	    strcmp(name, flush_point ? flush_point : "txn-ddl-before-commit") == 0) {
 		struct wal *w = db_wal(ddl_flush_db);
 		wd_lsn end = wal_insert_pos(w);
 		if (wal_flush_to(w, end) != 0 || wal_flushed_lsn(w) < end)
@@ -731,6 +737,234 @@ static void expect_big(wd_db *db, uint8_t *buf)
 	}
 }
 
+/* ---- the repair after a crash checks only the losers' in-flight keys -----
+ * (txn/README.md P3): a crash between the heap and index records of a
+ * loser's row change (the log made durable at the crash point, as another
+ * thread's group commit would) is repaired by checking that key alone on
+ * the pages the loser's records named; a large committed table is not
+ * scanned. */
+
+#define NR_KEYS 6000u
+
+static size_t nr_key(unsigned i, char *k)
+{
+	return (size_t)snprintf(k, 32, "row%06u", i);
+}
+
+static size_t nr_val(unsigned i, uint8_t *v)
+{
+	size_t n = 20 + i % 50;
+	memset(v, 'a' + (int)(i % 26), n);
+	return n;
+}
+
+static const char *nr_dir, *nr_point;
+static size_t nr_big; /* the in-flight value's length (0: a small one) */
+
+/* In a child: NR_KEYS committed rows in table "big", then a loser that
+ * overwrites, deletes and inserts some rows and is cut at nr_point in one
+ * more change (of row 77: a put, or a del at txn-del-before-heap). */
+static void nr_child(void *arg)
+{
+	uint8_t v[128], *big = NULL;
+	char k[32];
+	wd_db *db;
+	wd_txn *x;
+	wd_table *t;
+	(void)arg;
+	CHILD_OK(wd_open(nr_dir, NULL, &db));
+	CHILD_OK(wd_begin(db, &x));
+	CHILD_OK(wd_table_open(x, "big", WD_CREATE, &t));
+	for (unsigned i = 0; i < NR_KEYS; i++)
+		CHILD_OK(wd_put(x, t, k, nr_key(i, k), v, nr_val(i, v)));
+	CHILD_OK(wd_commit(x));
+	CHILD_OK(wd_begin(db, &x));
+	memset(v, 'L', sizeof v);
+	CHILD_OK(wd_put(x, t, k, nr_key(5, k), v, 90));
+	CHILD_OK(wd_del(x, t, k, nr_key(6, k)));
+	CHILD_OK(wd_put(x, t, "loser-new", 9, v, 30));
+	ddl_flush_db = db;
+	flush_point = nr_point;
+	storage_crash_arm(nr_point, 1);
+	if (!(big = malloc(nr_big > 4000 ? nr_big : 4000)))
+		_exit(6);
+	memset(big, 'B', nr_big > 4000 ? nr_big : 4000);
+	if (strcmp(nr_point, "txn-del-before-heap") == 0)
+		(void)wd_del(x, t, k, nr_key(77, k));
+	else if (strcmp(nr_point, "txn-put-before-index") == 0)
+		(void)wd_put(x, t, "loser-cut", 9, big, nr_big ? nr_big : 40);
+	else /* a moved update at heap-update-after-new-version */
+		(void)wd_put(x, t, k, nr_key(77, k), big, 900);
+	_exit(7); /* the crash point did not fire */
+}
+
+/* The committed rows, into a fresh oracle under root. */
+static or_db *nr_oracle(const char *root)
+{
+	char *dir = tu_path(root, "oracle");
+	uint8_t v[128];
+	char k[32];
+	or_db *o = or_open(dir);
+	for (unsigned i = 0; i < NR_KEYS; i++)
+		or_put(o, k, nr_key(i, k), v, nr_val(i, v));
+	free(dir);
+	return o;
+}
+
+/* Runs nr_child with point and in-flight value length, reopens with the
+ * recovery trace and checks heap and index and the oracle. Returns the
+ * report's (keys checked, tables repaired in full, entries repaired). */
+static void nr_crash_and_check(const char *point, size_t big, uint64_t *keys,
+			       uint64_t *tables, uint64_t *fixed, char **trace)
+{
+	char *root = tu_tmpdir("nr"), *dir = tu_path(root, "db");
+	const db_recovery_report *r;
+	wd_options o;
+	or_db *orc;
+	char *diff;
+	wd_db *db;
+	nr_dir = dir;
+	nr_point = point;
+	nr_big = big;
+	if (tu_run_child(nr_child, NULL) != ST_CRASH_EXIT_CODE)
+		fail_msg("the child did not die at %s", point);
+	dt_opts(&o, 1);
+	db = dt_open_traced(dir, &o, "recovery", trace);
+	OK(db_recovery_report_get(db, &r));
+	*keys = r->keys_checked;
+	*tables = r->tables_repaired;
+	*fixed = r->repaired;
+	assert_int_equal(r->losers_rolled_back, 1);
+	dt_check_all(db);
+	orc = nr_oracle(root);
+	if ((diff = or_diff(orc, db, "big")) != NULL)
+		fail_msg("after a crash at %s: %s", point, diff);
+	or_close(orc);
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(dir);
+	free(root);
+}
+
+/* (a) one loser cut between heap and index: one key checked, no table in
+ * full, the cut change repaired, the oracle's rows. Fails if the key's
+ * repair is skipped (dt_check_all: a tuple without its entry, or the
+ * reverse) or if a table is repaired in full. */
+static void test_repair_one_key(void **state)
+{
+	static const char *const points[] = {"txn-put-before-index",
+					     "heap-update-after-new-version"};
+	(void)state;
+	for (size_t i = 0; i < sizeof points / sizeof *points; i++) {
+		uint64_t keys, tables, fixed;
+		char *trace;
+		nr_crash_and_check(points[i], 0, &keys, &tables, &fixed, &trace);
+		assert_int_equal(keys, 1);
+		assert_int_equal(tables, 0);
+		assert_true(fixed >= 1);
+		if (!strstr(trace, "of table big (loser xid ") || !strstr(trace, " fixed"))
+			fail_msg("no key line for table big in the trace:\n%s", trace);
+		free(trace);
+	}
+}
+
+/* (c) the in-flight value spans more pages than a hint lists, or a del
+ * is cut between its index and heap steps: the table is repaired in full,
+ * and no key is checked. Fails if the unknown hint is taken for an empty
+ * page list, or the cut del for a finished one (the tuple stays). */
+static void test_repair_unknown_in_full(void **state)
+{
+	uint64_t keys, tables, fixed;
+	char *trace;
+	(void)state;
+	nr_crash_and_check("txn-put-before-index", 400 * PS, &keys, &tables, &fixed, &trace);
+	assert_int_equal(keys, 0);
+	assert_int_equal(tables, 1);
+	assert_true(fixed >= 1);
+	if (!strstr(trace, "table big in full: loser xid=") || !strstr(trace, "too many pages"))
+		fail_msg("no full repair line in the trace:\n%s", trace);
+	free(trace);
+	/* a del cut after its index step names no heap page: the tuple it was
+	 * deleting may lie anywhere, so the table is repaired in full */
+	nr_crash_and_check("txn-del-before-heap", 0, &keys, &tables, &fixed, &trace);
+	assert_int_equal(keys, 0);
+	assert_int_equal(tables, 1);
+	assert_true(fixed >= 1);
+	if (!strstr(trace, "its heap step not logged"))
+		fail_msg("no full repair line in the trace:\n%s", trace);
+	free(trace);
+}
+
+/* (b) In a child: committed rows, then a transaction whose moved update's
+ * index step fails and whose settling cannot happen (db_needs_repair), and
+ * which then COMMITS; the process dies. No loser names that key. */
+static void nr_mark_child(void *arg)
+{
+	char v[1200];
+	wd_options o;
+	wd_db *db;
+	wd_txn *x;
+	wd_table *t;
+	(void)arg;
+	dt_opts(&o, 1);
+	CHILD_OK(wd_open(nr_dir, &o, &db));
+	CHILD_OK(wd_begin(db, &x));
+	CHILD_OK(wd_table_open(x, "t", WD_CREATE, &t));
+	for (const char *k = "AKCDE"; *k; k++) {
+		memset(v, *k, sizeof v);
+		CHILD_OK(wd_put(x, t, k, 1, v, 780));
+	}
+	CHILD_OK(wd_commit(x));
+	CHILD_OK(wd_begin(db, &x));
+	db_fault_arm("txn-put-update-index", 1);
+	memset(v, 'k', sizeof v);
+	if (wd_put(x, t, "K", 1, v, 1000) != WD_EIO || !db_needs_repair_flag(db))
+		_exit(8);
+	CHILD_OK(wd_commit(x));
+	_exit(ST_CRASH_EXIT_CODE); /* killed: no close */
+}
+
+static void test_needs_repair_survives_crash(void **state)
+{
+	char *root = tu_tmpdir("nr-mark"), *dir = tu_path(root, "db");
+	const db_recovery_report *r;
+	control_data cd;
+	wd_options o;
+	char *trace, v[1200];
+	size_t vlen;
+	wd_db *db;
+	wd_txn *x;
+	wd_table *t;
+	(void)state;
+	nr_dir = dir;
+	assert_int_equal(tu_run_child(nr_mark_child, NULL), ST_CRASH_EXIT_CODE);
+	OK(control_read(dir, &cd));
+	assert_true(cd.flags & CONTROL_F_NEEDS_REPAIR); /* durable at once */
+	dt_opts(&o, 1);
+	db = dt_open_traced(dir, &o, "recovery", &trace);
+	dt_check_all(db);
+	OK(db_recovery_report_get(db, &r));
+	assert_int_equal(r->tables_repaired, 2); /* the catalog and t */
+	assert_true(r->repaired >= 1);
+	if (!strstr(trace, "every table in full"))
+		fail_msg("no full repair in the trace:\n%s", trace);
+	free(trace);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", 0, &t));
+	OK(wd_get(x, t, "K", 1, v, sizeof v, &vlen)); /* the committed update */
+	assert_int_equal(vlen, 1000);
+	assert_int_equal(v[999], 'k');
+	OK(wd_commit(x));
+	/* the end checkpoint's control write cleared the mark */
+	OK(control_read(dir, &cd));
+	assert_false(cd.flags & CONTROL_F_NEEDS_REPAIR);
+	assert_false(db_needs_repair_flag(db));
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(dir);
+	free(root);
+}
+
 static void test_big_value_overwrite(void **state)
 {
 	char *root = tu_tmpdir("txnf-big");
@@ -1001,6 +1235,9 @@ int main(void)
 		cmocka_unit_test(test_failed_rollback_to_abort),
 		cmocka_unit_test(test_failed_rollback_to_commit),
 		cmocka_unit_test(test_big_value_overwrite),
+		cmocka_unit_test(test_repair_one_key),
+		cmocka_unit_test(test_repair_unknown_in_full),
+		cmocka_unit_test(test_needs_repair_survives_crash),
 		cmocka_unit_test(test_waiting_cursor_no_pin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
