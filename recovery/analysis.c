@@ -56,6 +56,20 @@ static int check_checkpoint(const struct scan *s, const wal_decoded *rec)
 	return 0;
 }
 
+/* The checkpoint's active transactions, watched for their end. */
+static int watch_ended(struct scan *s)
+{
+	wd_xid *x = calloc(s->ck.natt ? s->ck.natt : 1, sizeof *x);
+	int rc;
+	if (!x)
+		return err_set(WD_ENOMEM, "analysis: out of memory");
+	for (uint32_t i = 0; i < s->ck.natt; i++)
+		x[i] = s->ck.att[i].xid;
+	rc = undo_xtab_watch_ended(s->a->xt, x, s->ck.natt);
+	free(x);
+	return rc;
+}
+
 /* Step 1: the checkpoint the control file names, if the scan will meet
  * it (a redo point set by an open or a close has none: P1 of txn). */
 static int read_checkpoint(struct scan *s, wal_reader *rd)
@@ -69,7 +83,8 @@ static int read_checkpoint(struct scan *s, wal_reader *rd)
 		return 0;
 	}
 	if ((rc = wal_reader_read_at(rd, cd->checkpoint_lsn, &rec)) != 0)
-		return err_wrap(rc, "%s: the checkpoint record the control file names", s->c->dir);
+		return err_wrap(rc == WD_NOTFOUND ? WD_ECORRUPT : rc,
+				"%s: the checkpoint record the control file names", s->c->dir);
 	if (rec->rmgr != WAL_RMGR_XLOG || rec->type != XLOG_CHECKPOINT) {
 		const char *name = wal_record_name(rec->rmgr, rec->type);
 		return err_set(WD_ECORRUPT, "%s: the control file names a checkpoint at " LSN_FMT
@@ -87,8 +102,9 @@ static int read_checkpoint(struct scan *s, wal_reader *rd)
 	      s->ck.ndpt == 1 ? "" : "s", LSN_ARGS(s->ck.dpt_lsn));
 	TRACE(TR_RECOVERY, "    (I7: a page's changes logged below its recLSN there, or below "
 	      LSN_FMT " if it is not listed, were on disk then)", LSN_ARGS(s->ck.dpt_lsn));
-	/* remember who ends before it: its table may still name them */
-	if ((rc = undo_xtab_track_ended(s->a->xt, true)) == 0)
+	/* remember which of its transactions end before it: its table
+	 * still names them (only those: memory stays the table's size) */
+	if ((rc = watch_ended(s)) == 0)
 		rc = dpt_use_checkpoint(s->a->dpt, s->ck.redo, s->ck.dpt_lsn, s->ck.dpt,
 					s->ck.ndpt);
 	return rc;

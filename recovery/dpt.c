@@ -128,7 +128,9 @@ int dpt_use_checkpoint(dpt *d, wd_lsn redo, wd_lsn dpt_lsn, const wal_ckpt_dpt *
 		if ((rc = get(&d->ckpt, v[i].rel, v[i].blk, &e, &fresh)) != 0)
 			return rc;
 		/* I4: nothing below the redo point needs redo; a page listed
-		 * twice (it cannot be: one buffer per page) keeps the lower */
+		 * twice (the walk over the pool is not atomic: a page evicted,
+		 * read back into another buffer and dirtied again) keeps the
+		 * lower recLSN */
 		wd_lsn rec = v[i].rec_lsn > redo ? v[i].rec_lsn : redo;
 		if (fresh || rec < e->rec_lsn)
 			e->rec_lsn = rec;

@@ -201,12 +201,16 @@ static int rebuild_page(struct redo_pass *rp, const dpt_entry *e, wd_lsn upto)
 }
 
 /* The page of the block whose fetch failed, if the dirty page table let
- * redo skip some of its records (it has some before rec): NULL if not. */
+ * redo skip some of its records (it has some before rec): NULL if not.
+ * Only a failed fetch (the page read and its checksum; redo_fetch_block
+ * sets action[] on success alone) makes a candidate: an error of the redo
+ * routine on a page that read fine is no torn write, and rebuilding would
+ * hide it. */
 static const dpt_entry *torn_candidate(const struct redo_pass *rp, const wal_decoded *rec)
 {
 	const wal_block_ref *ref;
 	const dpt_entry *e;
-	if (rp->fetched < 0)
+	if (rp->fetched < 0 || rp->ctx.action[rp->fetched] != REDO_NOT_FETCHED)
 		return NULL;
 	ref = &rec->blocks[rp->fetched];
 	e = dpt_find(rp->a->dpt, ref->rel, ref->blk);

@@ -1,7 +1,7 @@
 /*
  * syncdir.c - recovery_sync_files: before a recovery reads anything, every
  * relation file and WAL segment of the database directory is fsynced, and
- * then the directories that hold them (README P4, I7).
+ * then the directories that hold them (README P3 step 0, I11).
  *
  * Why: a process that was killed (not a power loss) leaves its last writes
  * in the OS cache, neither lost nor durable. Recovery believes them - redo

@@ -91,7 +91,7 @@ static void print_text(const char *dir, const control_data *cd, const db_recover
 	printf("  dirty page table:             %" PRIu64 " pages\n", r->dpt_pages);
 	printf("redo                            %.1f ms\n", r->redo_ms);
 	lsn_str(r->redo_start, a);
-	printf("  started at:                   %s (the smallest recLSN)\n", a);
+	printf("  started at:                   %s (the smallest recLSN, or the end if no page is dirty)\n", a);
 	printf("  records read:                 %" PRIu64 "\n", r->redo_records);
 	printf("  page changes applied:         %" PRIu64 "\n", r->applied);
 	printf("  skipped, page newer:          %" PRIu64 " (pageLSN >= record LSN)\n",

@@ -270,11 +270,23 @@ static int open_existing(wd_db *db)
 	from = db->cd.redo_lsn ? db->cd.redo_lsn : WAL_SEG_HEADER_SIZE;
 	crashed = db->cd.state != CONTROL_SHUTDOWN;
 	/* after a crash, what the dead process left in the OS cache is made
-	 * durable before anything is built on it (recovery/README.md P2) */
+	 * durable before anything is built on it (recovery/README.md P3 step 0) */
 	if (crashed && (rc = recovery_sync_files(db->dir)) != 0)
 		return rc;
-	if ((rc = wal_find_end_why(db->dir, &db->wo, from, &end, &why)) != 0 ||
-	    (rc = wal_open(db->dir, &db->wo, end, &db->w)) != 0)
+	if ((rc = wal_find_end_why(db->dir, &db->wo, from, &end, &why)) != 0)
+		return rc;
+	/* the control file names a checkpoint only once its record is
+	 * durable: a log that ends before it is damaged, not cut. Refused
+	 * before wal_open, which would zero the log from that end on and
+	 * remove the later segments - the checkpoint and every commit after
+	 * it (recovery/README.md P3 step 0) */
+	if (db->cd.checkpoint_lsn >= from && end <= db->cd.checkpoint_lsn)
+		return err_set(WD_ECORRUPT, "%s: the log ends at " LSN_FMT " (%s), before the "
+			       "checkpoint record at " LSN_FMT " the control file names; the log "
+			       "is left as it is", db->dir, LSN_ARGS(end),
+			       wal_end_reason_name((wal_end_reason)why),
+			       LSN_ARGS(db->cd.checkpoint_lsn));
+	if ((rc = wal_open(db->dir, &db->wo, end, &db->w)) != 0)
 		return rc;
 	wal_set_active_fn(db->w, active_others, db);
 	if ((rc = pool_start(db)) != 0 || (rc = checkpointer_make(db)) != 0)

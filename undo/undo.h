@@ -196,6 +196,14 @@ int undo_xtab_note(undo_xtab *t, const wal_decoded *rec) WD_MUST_CHECK;
 int undo_xtab_track_ended(undo_xtab *t, bool on) WD_MUST_CHECK;
 
 /*
+ * As undo_xtab_track_ended(t, true), but only the n xids given (the
+ * checkpoint's table, read before the scan) are remembered: memory stays
+ * the size of that table however many transactions end before the scan
+ * reaches the record. WD_ENOMEM.
+ */
+int undo_xtab_watch_ended(undo_xtab *t, const wd_xid *xids, size_t n) WD_MUST_CHECK;
+
+/*
  * Merges the checkpoint record's table of active transactions (n entries;
  * head_set ignored) when the scan meets it: an entry whose xid ended since
  * the redo point is skipped; an unknown one is added; a known one keeps the

@@ -15,8 +15,12 @@ struct undo_xtab {
 	undo_xact *slot; /* cap slots, a power of two; xid 0: empty */
 	size_t cap, n;
 	/* xids ended since the redo point, while a checkpoint record is
-	 * still ahead (undo_xtab_track_ended); NULL otherwise */
+	 * still ahead (undo_xtab_track_ended, undo_xtab_watch_ended); NULL
+	 * otherwise. An entry with head_set has ended; with ended_all every
+	 * ending xid is added, else only the watched ones (present from the
+	 * start) are marked */
 	struct undo_xtab *ended;
+	bool ended_all;
 };
 
 #define XTAB_MIN 64u
@@ -132,6 +136,21 @@ static int head_of(const wal_decoded *rec, bool *set, undo_ptr *head)
 	return rc;
 }
 
+/* xid's COMMIT or ABORT was noted while ended xids are tracked. */
+static int mark_ended(undo_xtab *t, wd_xid xid)
+{
+	undo_xact *e = NULL;
+	size_t i;
+	int rc = 0;
+	if (t->ended_all)
+		rc = get(t->ended, xid, &e);
+	else if (t->ended->slot[i = find(t->ended, xid)].xid)
+		e = &t->ended->slot[i];
+	if (rc == 0 && e)
+		e->head_set = true;
+	return rc;
+}
+
 int undo_xtab_note(undo_xtab *t, const wal_decoded *rec)
 {
 	undo_xact *e;
@@ -142,7 +161,7 @@ int undo_xtab_note(undo_xtab *t, const wal_decoded *rec)
 		return 0;
 	if (rec->rmgr == WAL_RMGR_XACT && (rec->type == XACT_COMMIT || rec->type == XACT_ABORT)) {
 		remove_xid(t, rec->xid);
-		return t->ended ? get(t->ended, rec->xid, &e) : 0;
+		return t->ended ? mark_ended(t, rec->xid) : 0;
 	}
 	if ((rc = head_of(rec, &set, &head)) != 0 || (rc = get(t, rec->xid, &e)) != 0)
 		return rc;
@@ -161,7 +180,19 @@ int undo_xtab_track_ended(undo_xtab *t, bool on)
 		t->ended = NULL;
 		return 0;
 	}
+	t->ended_all = true;
 	return t->ended ? 0 : undo_xtab_create(&t->ended);
+}
+
+int undo_xtab_watch_ended(undo_xtab *t, const wd_xid *xids, size_t n)
+{
+	undo_xact *e;
+	int rc = t->ended ? 0 : undo_xtab_create(&t->ended);
+	t->ended_all = false;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (xids[i] != 0)
+			rc = get(t->ended, xids[i], &e);
+	return rc;
 }
 
 /* One checkpoint entry (undo_xtab_seed's rule). */
@@ -170,7 +201,7 @@ static int seed_one(undo_xtab *t, const undo_xact *a)
 	undo_xact *e;
 	bool fresh;
 	int rc;
-	if (a->xid == 0 || (t->ended && t->ended->slot[find(t->ended, a->xid)].xid))
+	if (a->xid == 0 || (t->ended && t->ended->slot[find(t->ended, a->xid)].head_set))
 		return 0; /* its COMMIT or ABORT came after the redo point */
 	fresh = t->slot[find(t, a->xid)].xid == 0;
 	if ((rc = get(t, a->xid, &e)) != 0)

@@ -66,7 +66,9 @@ int wal_ckpt_decode(const wal_decoded *rec, wal_ckpt *c)
 	if (rec->main_len == tables + WAL_CKPT_TAIL)
 		c->dpt_lsn = get_le64(m + tables);
 	else if (rec->main_len == tables)
-		c->dpt_lsn = c->redo; /* the first layout: nothing beyond I4 */
+		/* the first layout: an unlisted page gives nothing beyond I4;
+		 * a listed page's recLSN still holds (recovery I7) */
+		c->dpt_lsn = c->redo;
 	else
 		goto bad;
 	if (c->dpt_lsn < c->redo)

@@ -41,9 +41,11 @@
 #include "storage/storage.h"
 #include "tests/lib/dbtest.h"
 #include "tests/lib/oracletest.h"
+#include "tests/lib/simtest.h"
 #include "tests/lib/testutil.h"
 #include "tests/lib/waltest.h"
 #include "txn/db.h"
+#include "wal/format.h"
 #include "wal/wal.h"
 #include "walden.h"
 
@@ -1126,6 +1128,83 @@ static void test_syncs_before_recovery(void **state)
 	free(dir);
 }
 
+/* Flips one byte at off of file path. */
+static void flip_byte(const char *path, uint64_t off)
+{
+	uint8_t b;
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= 0x5A;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+/* An order-independent digest of every file in dir/wal: names, sizes and
+ * bytes (fails if the directory cannot be read). */
+static uint64_t wal_dir_digest(const char *dir)
+{
+	char *wd = tu_path(dir, WAL_DIR), *p;
+	uint64_t h = 0;
+	struct dirent *de;
+	DIR *d = opendir(wd);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		uint8_t *bytes;
+		size_t len;
+		uint64_t fh = 1469598103934665603ull;
+		if (de->d_name[0] == '.')
+			continue;
+		p = tu_path(wd, de->d_name);
+		bytes = simtest_slurp(p, 1u << 30, &len);
+		assert_non_null(bytes);
+		for (size_t i = 0; de->d_name[i]; i++)
+			fh = (fh ^ (uint8_t)de->d_name[i]) * 1099511628211ull;
+		for (size_t i = 0; i < len; i++)
+			fh = (fh ^ bytes[i]) * 1099511628211ull;
+		h += fh ^ len;
+		free(bytes);
+		free(p);
+	}
+	closedir(d);
+	free(wd);
+	return h;
+}
+
+/*
+ * A log damaged at or before the checkpoint record the control file names
+ * ends before it: the open refuses it as corrupt before wal_open, leaving
+ * the log untouched (no tail zeroed, no later segment removed), so once
+ * the byte is put back every commit is still there.
+ */
+static void test_log_ending_before_checkpoint(void **state)
+{
+	char *dir = tu_path(g_root, "before-ckpt"), seg[4400];
+	control_data cd;
+	uint64_t before;
+	wd_options o;
+	wd_db *db = NULL;
+	(void)state;
+	tu_copy_tree(g_crashed, dir);
+	OK(control_read(dir, &cd));
+	assert_true(cd.checkpoint_lsn >= cd.redo_lsn && cd.checkpoint_lsn > 0);
+	OK(wal_seg_path(seg, sizeof seg, dir, cd.checkpoint_lsn / cd.wal_segment_size));
+	/* a byte of the record's header: its length or CRC no longer check */
+	flip_byte(seg, cd.checkpoint_lsn % cd.wal_segment_size + 2);
+	before = wal_dir_digest(dir);
+	opts(&o);
+	EXPECT(wd_open(dir, &o, &db), WD_ECORRUPT);
+	if (!strstr(wd_last_error(), "before the checkpoint record"))
+		fail_msg("the error does not say why: %s", wd_last_error());
+	assert_true(wal_dir_digest(dir) == before);
+	flip_byte(seg, cd.checkpoint_lsn % cd.wal_segment_size + 2);
+	OK(wd_open(dir, &o, &db));
+	verify(db, "after the damaged byte was put back");
+	OK(wd_close(db));
+	tu_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest alone[] = {
@@ -1136,6 +1215,7 @@ int main(void)
 	const struct CMUnitTest crashed[] = {
 		cmocka_unit_test(test_end_checkpoint),
 		cmocka_unit_test(test_syncs_before_recovery),
+		cmocka_unit_test(test_log_ending_before_checkpoint),
 		cmocka_unit_test(test_crash_between_passes),
 		cmocka_unit_test(test_crash_redo_records),
 		cmocka_unit_test(test_crash_undo_steps),

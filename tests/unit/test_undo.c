@@ -747,8 +747,10 @@ static wal_decoded xrec(wd_xid xid, wd_lsn lsn, int kind, undo_ptr head, uint8_t
  * record that set no head (newer last_lsn kept, the checkpoint's head);
  * 4: seen with a CLR (its head kept); 6: in the checkpoint, ends after it
  * (removed as usual); 1 also writes after the checkpoint (newer last LSN).
+ * The ended xids are tracked all (undo_xtab_track_ended) or, as analysis
+ * does, only those of the checkpoint's table (undo_xtab_watch_ended).
  */
-static void test_xtab_seed(void **state)
+static void xtab_seed_case(bool watch)
 {
 	undo_xtab *t;
 	undo_xact *l;
@@ -762,9 +764,14 @@ static void test_xtab_seed(void **state)
 		{.xid = 4, .last_lsn = 130, .head = 0x40001},
 		{.xid = 6, .last_lsn = 140, .head = 0x60001},
 	};
-	(void)state;
+	const wd_xid watched[] = {1, 2, 3, 4, 6};
 	assert_int_equal(undo_xtab_create(&t), 0);
-	assert_int_equal(undo_xtab_track_ended(t, true), 0);
+	if (watch)
+		assert_int_equal(undo_xtab_watch_ended(t, watched, 5), 0);
+	else
+		assert_int_equal(undo_xtab_track_ended(t, true), 0);
+	d = xrec(5, 190, 1, 0, m); /* not in the checkpoint: no matter */
+	assert_int_equal(undo_xtab_note(t, &d), 0);
 	d = xrec(2, 200, 1, 0, m); /* xid 2 commits after the redo point */
 	assert_int_equal(undo_xtab_note(t, &d), 0);
 	d = xrec(3, 210, 0, 0, m);
@@ -789,6 +796,13 @@ static void test_xtab_seed(void **state)
 	assert_int_equal(l[2].head, 0x40000 + 7);
 	free(l);
 	undo_xtab_free(t);
+}
+
+static void test_xtab_seed(void **state)
+{
+	(void)state;
+	xtab_seed_case(false);
+	xtab_seed_case(true);
 }
 
 static void test_xtab_many(void **state)
