@@ -88,6 +88,18 @@ void dt_child_ok(int rc, const char *what);
 		}                                                             \
 	} while (0)
 
+/* In a forked child: an LMDB call must succeed, else the child says what
+ * failed on stderr and exits with status 3 (as COK). */
+#define CMDBOK(expr)                                                          \
+	do {                                                                  \
+		int m_ = (expr);                                              \
+		if (m_ != 0) {                                                \
+			fprintf(stderr, "child: %s: %s\n", #expr,             \
+				mdb_strerror(m_));                            \
+			_exit(3);                                             \
+		}                                                             \
+	} while (0)
+
 /* An LMDB call must succeed. */
 #define MDBOK(expr)                                                           \
 	do {                                                                  \

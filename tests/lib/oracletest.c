@@ -2,12 +2,14 @@
  * oracletest.c - the LMDB oracle helpers of oracletest.h, shared by the
  * suites that compare walden tables with what they must hold.
  */
+#define _GNU_SOURCE
 #include <lmdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <cmocka.h>
@@ -151,4 +153,182 @@ uint64_t ot_compare_committed(wd_db *db, const char *name, ot_oracle *o, MDB_dbi
 	OK(wd_commit(x));
 	mdb_txn_abort(mt);
 	return items;
+}
+
+/* ---- one table's committed state ---------------------------------------- */
+
+#define FNV_BASIS 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+
+struct ot_state {
+	ot_oracle env;
+	MDB_txn *main, *batch;
+	MDB_dbi dbi;
+};
+
+ot_state *ot_state_open(const char *dir)
+{
+	ot_state *o = calloc(1, sizeof *o);
+	assert_non_null(o);
+	ot_open(&o->env, dir);
+	o->main = ot_begin(&o->env, NULL);
+	MDBOK(mdb_dbi_open(o->main, NULL, 0, &o->dbi));
+	return o;
+}
+
+void ot_state_close(ot_state *o)
+{
+	if (o->batch)
+		mdb_txn_abort(o->batch);
+	mdb_txn_abort(o->main);
+	ot_close(&o->env);
+	free(o);
+}
+
+/* The transaction changes go into: the batch, if one is open. */
+static MDB_txn *cur(ot_state *o)
+{
+	return o->batch ? o->batch : o->main;
+}
+
+void ot_state_put(ot_state *o, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	MDB_val mk = {klen, (void *)k}, mv = {vlen, (void *)v};
+	MDBOK(mdb_put(cur(o), o->dbi, &mk, &mv, 0));
+}
+
+void ot_state_del(ot_state *o, const void *k, size_t klen)
+{
+	MDB_val mk = {klen, (void *)k};
+	int m = mdb_del(cur(o), o->dbi, &mk, NULL);
+	if (m != 0 && m != MDB_NOTFOUND)
+		fail_msg("mdb_del: %s", mdb_strerror(m));
+}
+
+void ot_batch_begin(ot_state *o)
+{
+	assert_null(o->batch);
+	o->batch = ot_begin(&o->env, o->main);
+}
+
+void ot_batch_commit(ot_state *o)
+{
+	assert_non_null(o->batch);
+	MDBOK(mdb_txn_commit(o->batch));
+	o->batch = NULL;
+}
+
+void ot_batch_abort(ot_state *o)
+{
+	assert_non_null(o->batch);
+	mdb_txn_abort(o->batch);
+	o->batch = NULL;
+}
+
+/* The state must be empty (the walden table does not exist): NULL, or a
+ * line naming its first key. */
+static char *expect_empty(ot_state *o)
+{
+	MDB_cursor *mc;
+	MDB_val mk, mv;
+	char h[64], *msg = NULL;
+	MDBOK(mdb_cursor_open(cur(o), o->dbi, &mc));
+	if (mdb_cursor_get(mc, &mk, &mv, MDB_FIRST) == 0)
+		(void)!asprintf(&msg, "item 0: walden has no table, the oracle has key %s "
+			       "(%zu bytes)", hex(mk.mv_data, mk.mv_size, h), mk.mv_size);
+	mdb_cursor_close(mc);
+	return msg;
+}
+
+char *ot_state_diff(ot_state *o, wd_db *db, const char *name)
+{
+	char diag[512], *msg = NULL;
+	wd_table *t;
+	wd_txn *x;
+	int rc;
+	OK(wd_begin_flags(db, WD_TXN_RDONLY, &x));
+	rc = wd_table_open(x, name, 0, &t);
+	if (rc != 0 && rc != WD_NOTFOUND)
+		fail_msg("table %s: %s (%s)", name, wd_strerror(rc), wd_last_error());
+	if (rc == WD_NOTFOUND)
+		msg = expect_empty(o);
+	else if (!ot_scan_equal(x, t, cur(o), o->dbi, diag, sizeof diag, NULL))
+		assert_non_null(msg = strdup(diag));
+	OK(wd_commit(x));
+	return msg;
+}
+
+/* FNV-1a of n bytes, preceded by n as 8 little-endian bytes. */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (int i = 0; i < 8; i++)
+		h = (h ^ (((uint64_t)n >> (8 * i)) & 0xff)) * FNV_PRIME;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * FNV_PRIME;
+	return h;
+}
+
+void ot_state_foreach(ot_state *o,
+		      void (*fn)(void *arg, const void *k, size_t klen, const void *v,
+				 size_t vlen),
+		      void *arg)
+{
+	MDB_cursor *mc;
+	MDB_val mk, mv;
+	MDBOK(mdb_cursor_open(cur(o), o->dbi, &mc));
+	for (int m = mdb_cursor_get(mc, &mk, &mv, MDB_FIRST); m == 0;
+	     m = mdb_cursor_get(mc, &mk, &mv, MDB_NEXT))
+		fn(arg, mk.mv_data, mk.mv_size, mv.mv_data, mv.mv_size);
+	mdb_cursor_close(mc);
+}
+
+struct digest {
+	uint64_t count, hash;
+};
+
+static void digest_one(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct digest *d = arg;
+	d->hash = hash_bytes(hash_bytes(d->hash, k, klen), v, vlen);
+	d->count++;
+}
+
+void ot_state_digest(ot_state *o, uint64_t *count, uint64_t *hash)
+{
+	struct digest d = {0, FNV_BASIS};
+	ot_state_foreach(o, digest_one, &d);
+	*count = d.count;
+	*hash = d.hash;
+}
+
+int ot_table_digest(wd_db *db, const char *name, uint64_t *count, uint64_t *hash)
+{
+	struct digest d = {0, FNV_BASIS};
+	const void *k, *v;
+	size_t kl, vl;
+	wd_cursor *c = NULL;
+	wd_table *t;
+	wd_txn *x;
+	int rc = wd_begin(db, &x);
+	*count = 0;
+	*hash = FNV_BASIS;
+	if (rc != 0)
+		return rc;
+	rc = wd_table_open(x, name, 0, &t);
+	if (rc == 0)
+		rc = wd_cursor_open(x, t, &c);
+	while (rc == 0 && (rc = wd_cursor_next(c, &k, &kl, &v, &vl)) == 0)
+		digest_one(&d, k, kl, v, vl);
+	*count = d.count;
+	*hash = d.hash;
+	if (c)
+		wd_cursor_close(c);
+	if (rc == WD_NOTFOUND)
+		rc = 0;
+	if (rc != 0) {
+		(void)wd_abort(x);
+		return rc;
+	}
+	return wd_commit(x);
 }

@@ -1,7 +1,7 @@
 /*
  * test_archive.c - WAL archiving (wal/README.md P7, I12) and recovery over
  * recycled segments full of stale records, with 64 KiB segments and an
- * LMDB oracle of the committed state (tests/lib/oracle.h):
+ * LMDB oracle of the committed state (tests/lib/oracletest.h):
  *  - after a workload with checkpoints and a clean close the archive holds
  *    segments 0..k-1 (k: the segment of the log's end), each identical to
  *    the live one where both exist, and archive plus live WAL read from the
@@ -28,6 +28,7 @@
  *    crash after crash.
  */
 #define _GNU_SOURCE
+#include <lmdb.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -47,7 +48,7 @@
 #include "storage/storage.h"
 #include "tests/lib/archtest.h"
 #include "tests/lib/dbtest.h"
-#include "tests/lib/oracle.h"
+#include "tests/lib/oracletest.h"
 #include "tests/lib/simtest.h"
 #include "tests/lib/testutil.h"
 #include "tests/lib/waltest.h"
@@ -140,7 +141,7 @@ static int run_txn(wd_db *db, uint64_t n)
 	return wd_commit(x);
 }
 
-static void oracle_txn(or_db *o, uint64_t n)
+static void oracle_txn(ot_state *o, uint64_t n)
 {
 	struct op ops[MAX_OPS];
 	uint8_t v[MAX_VAL];
@@ -149,16 +150,16 @@ static void oracle_txn(or_db *o, uint64_t n)
 	for (unsigned i = 0; i < nops; i++) {
 		size_t kl = key_of(ops[i].key, k);
 		if (ops[i].del) {
-			or_del(o, k, kl);
+			ot_state_del(o, k, kl);
 			continue;
 		}
 		value_of(n, ops[i].key, v, ops[i].vlen);
-		or_put(o, k, kl, v, ops[i].vlen);
+		ot_state_put(o, k, kl, v, ops[i].vlen);
 	}
 }
 
 /* The oracle catches up with transactions (*applied, upto]. */
-static void oracle_upto(or_db *o, uint64_t *applied, uint64_t upto)
+static void oracle_upto(ot_state *o, uint64_t *applied, uint64_t upto)
 {
 	while (*applied < upto)
 		oracle_txn(o, ++*applied);
@@ -166,21 +167,21 @@ static void oracle_upto(or_db *o, uint64_t *applied, uint64_t upto)
 
 /* The table equals the oracle after transactions 1..acked, or 1..acked+1
  * (the one in flight when the child died); *applied follows. */
-static void expect_oracle(or_db *o, wd_db *db, uint64_t *applied, uint64_t acked)
+static void expect_oracle(ot_state *o, wd_db *db, uint64_t *applied, uint64_t acked)
 {
 	char *without, *with;
 	oracle_upto(o, applied, acked);
-	if (!(without = or_diff(o, db, TABLE)))
+	if (!(without = ot_state_diff(o, db, TABLE)))
 		return;
-	or_begin(o);
+	ot_batch_begin(o);
 	oracle_txn(o, acked + 1);
-	if (!(with = or_diff(o, db, TABLE))) {
-		or_commit(o);
+	if (!(with = ot_state_diff(o, db, TABLE))) {
+		ot_batch_commit(o);
 		++*applied;
 		free(without);
 		return;
 	}
-	or_abort(o);
+	ot_batch_abort(o);
 	fail_msg("after %llu acknowledged commits: %s; with the one in flight: %s",
 		 (unsigned long long)acked, without, with);
 }
@@ -255,7 +256,7 @@ static void check_archive_files(const char *dbdir, const char *arch)
 	free(wal_dir);
 }
 
-/* or_foreach: the value's tag was seen in the log. */
+/* ot_state_foreach: the value's tag was seen in the log. */
 static void tag_seen(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
 {
 	if (!at_tag_logged(arg, v, vlen))
@@ -264,9 +265,9 @@ static void tag_seen(void *arg, const void *k, size_t klen, const void *v, size_
 }
 
 /* Every value the oracle holds was read in the log. */
-static void expect_values_logged(or_db *o, at_seen *s)
+static void expect_values_logged(ot_state *o, at_seen *s)
 {
-	or_foreach(o, tag_seen, s);
+	ot_state_foreach(o, tag_seen, s);
 	at_seen_free(s);
 }
 
@@ -274,7 +275,7 @@ static void expect_values_logged(or_db *o, at_seen *s)
 
 struct aenv {
 	char *root, *db, *arch, *jdir, *odir;
-	or_db *o;
+	ot_state *o;
 	uint64_t applied;           /* transactions the oracle holds */
 	volatile uint64_t *acked;   /* shared with children */
 };
@@ -289,13 +290,13 @@ static void env_init(struct aenv *e, const char *tag)
 	e->odir = tu_path(e->root, "oracle");
 	assert_int_equal(mkdir(e->arch, 0755), 0);
 	assert_int_equal(mkdir(e->jdir, 0755), 0);
-	e->o = or_open(e->odir);
+	e->o = ot_state_open(e->odir);
 	e->acked = tw_shared(sizeof *e->acked);
 }
 
 static void env_free(struct aenv *e)
 {
-	or_close(e->o);
+	ot_state_close(e->o);
 	tw_shared_free((void *)e->acked, sizeof *e->acked);
 	tu_rmrf(e->root);
 	free(e->root);
@@ -354,7 +355,7 @@ static void test_archive_holds_every_segment(void **state)
 	assert_true(c.segs_archived > 10);
 	assert_int_equal(c.archive_failures, 0);
 	assert_true(oldest_live(e.db) > 0); /* segments were retired */
-	assert_null(or_diff(e.o, db, TABLE));
+	assert_null(ot_state_diff(e.o, db, TABLE));
 	close_and_check(&e, db, &s);
 	/* every checkpoint record, the shutdown one too: nothing lost */
 	assert_int_equal(s.checkpoints, checkpoints + 1);
@@ -559,7 +560,7 @@ static void test_archive_copy_errors(void **state)
 		assert_true(exists_seg(e.arch, kept));
 		assert_true(oldest_live(e.db) > kept);
 	}
-	assert_null(or_diff(e.o, db, TABLE));
+	assert_null(ot_state_diff(e.o, db, TABLE));
 	close_and_check(&e, db, &s);
 	env_free(&e);
 }
@@ -616,14 +617,14 @@ static void test_archive_foreign_file(void **state)
 	OK(wd_open(e.db, &o, &db));
 	OK(db_recovery_report_get(db, &r));
 	assert_int_equal(oldest_live(e.db), f);
-	assert_null(or_diff(e.o, db, TABLE));
+	assert_null(ot_state_diff(e.o, db, TABLE));
 	EXPECT(wd_checkpoint(db), WD_EEXIST);
 	/* put right: the next checkpoint archives it and the rest */
 	assert_int_equal(unlink(planted), 0);
 	OK(wd_checkpoint(db));
 	assert_true(oldest_live(e.db) > f);
 	assert_true(exists_seg(e.arch, f + 1));
-	assert_null(or_diff(e.o, db, TABLE));
+	assert_null(ot_state_diff(e.o, db, TABLE));
 	close_and_check(&e, db, &s);
 	free(planted);
 	free(live);
@@ -956,7 +957,7 @@ static void stale_child(void *arg)
 		stale->rec_end = r->wal_end;
 		stale->rec_reason = r->end_reason;
 	}
-	CK(or_table_digest(db, TABLE, &stale->got_count, &stale->got_hash));
+	CK(ot_table_digest(db, TABLE, &stale->got_count, &stale->got_hash));
 	w = db_wal(db);
 	prev = wal_insert_pos(w);
 	for (uint64_t i = 0; i < 20000; i++) {
@@ -1029,7 +1030,7 @@ static void test_recovery_over_stale_segments(void **state)
 		int status;
 		stale->recovered = 0;
 		stale->m = plan[i];
-		or_digest(e.o, &stale->want_count, &stale->want_hash);
+		ot_state_digest(e.o, &stale->want_count, &stale->want_hash);
 		status = tu_run_child(stale_child, NULL);
 		if (status != 128 + SIGKILL)
 			fail_msg("round %zu (%s): child exit %d", i, moment_names[plan[i]], status);
@@ -1064,10 +1065,10 @@ static void test_recovery_over_stale_segments(void **state)
 	OK(wd_open(e.db, &o, &db));
 	OK(db_recovery_report_get(db, &r));
 	expect_recovered_end(end, r->wal_end, r->end_reason, why, plan[rounds - 1]);
-	assert_null(or_diff(e.o, db, TABLE));
+	assert_null(ot_state_diff(e.o, db, TABLE));
 	dt_check_all(db);
 	run_txns(&e, db, 50);
-	assert_null(or_diff(e.o, db, TABLE));
+	assert_null(ot_state_diff(e.o, db, TABLE));
 	OK(wd_close(db));
 	print_message("%zu crashes, %llu transactions; ends: %u wrong self-LSN, %u bad length\n",
 		      rounds, (unsigned long long)e.applied, reasons[WAL_END_BAD_LSN],

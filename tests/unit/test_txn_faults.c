@@ -42,7 +42,7 @@
 
 #include "storage/storage.h"
 #include "tests/lib/dbtest.h"
-#include "tests/lib/oracle.h"
+#include "tests/lib/oracletest.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
 #include "txn/txn_internal.h" /* db->undo: its free list, for test 3 */
@@ -799,14 +799,14 @@ static void nr_child(void *arg)
 }
 
 /* The committed rows, into a fresh oracle under root. */
-static or_db *nr_oracle(const char *root)
+static ot_state *nr_oracle(const char *root)
 {
 	char *dir = tu_path(root, "oracle");
 	uint8_t v[128];
 	char k[32];
-	or_db *o = or_open(dir);
+	ot_state *o = ot_state_open(dir);
 	for (unsigned i = 0; i < NR_KEYS; i++)
-		or_put(o, k, nr_key(i, k), v, nr_val(i, v));
+		ot_state_put(o, k, nr_key(i, k), v, nr_val(i, v));
 	free(dir);
 	return o;
 }
@@ -820,7 +820,7 @@ static void nr_crash_and_check(const char *point, size_t big, uint64_t *keys,
 	char *root = tu_tmpdir("nr"), *dir = tu_path(root, "db");
 	const db_recovery_report *r;
 	wd_options o;
-	or_db *orc;
+	ot_state *orc;
 	char *diff;
 	wd_db *db;
 	nr_dir = dir;
@@ -837,9 +837,9 @@ static void nr_crash_and_check(const char *point, size_t big, uint64_t *keys,
 	assert_int_equal(r->losers_rolled_back, 1);
 	dt_check_all(db);
 	orc = nr_oracle(root);
-	if ((diff = or_diff(orc, db, "big")) != NULL)
+	if ((diff = ot_state_diff(orc, db, "big")) != NULL)
 		fail_msg("after a crash at %s: %s", point, diff);
-	or_close(orc);
+	ot_state_close(orc);
 	OK(wd_close(db));
 	tu_rmrf(root);
 	free(dir);
