@@ -1,5 +1,5 @@
 /*
- * demo.c - `walden demo DIR`: what walden can do so far, step by step.
+ * demo.c - `walden demo-wal DIR`: the log and the pages alone, step by step.
  *
  * 1. create a database directory and its control file;
  * 2. write N pages through a buffer pool a quarter of their size, fsync;
@@ -52,7 +52,7 @@ struct demo {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: walden demo DIR [--seed S] [--pages N]\n"
+		"usage: walden demo-wal DIR [--seed S] [--pages N]\n"
 		"\n"
 		"Creates a database in DIR (which must not exist), writes pages\n"
 		"through a small buffer pool, kills the writing process in the\n"
@@ -463,14 +463,14 @@ int demo_main(int argc, char **argv)
 		return rc < 0 ? EXIT_OK : rc;
 	d.pool_pages = d.npages / 4;
 	if (strlen(d.dir) > 4000) {
-		fprintf(stderr, "walden demo: directory name too long\n");
+		fprintf(stderr, "walden demo-wal: directory name too long\n");
 		return EXIT_USAGE;
 	}
 	snprintf(d.base, sizeof d.base, "%.4000s/%s", d.dir, DB_BASE_DIR);
 	snprintf(d.rel, sizeof d.rel, "%.4000s/%s/%u", d.dir, DB_BASE_DIR, DEMO_REL);
 	snprintf(d.journal, sizeof d.journal, "%.4000s.journal", d.dir);
 	if (storage_exists(d.dir) || storage_exists(d.journal)) {
-		fprintf(stderr, "walden demo: %s or %s already exists; pick a new DIR\n",
+		fprintf(stderr, "walden demo-wal: %s or %s already exists; pick a new DIR\n",
 			d.dir, d.journal);
 		return EXIT_ERROR;
 	}

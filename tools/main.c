@@ -18,8 +18,11 @@ static int version_main(int argc, char **argv);
 static int help_main(int argc, char **argv);
 
 static const struct command commands[] = {
-	{"demo", demo_main,
-	 "create a database, write pages, kill the writer, simulate a power "
+	{"demo", demo_db_main,
+	 "create a database, run transactions, kill the writer with one open, "
+	 "recover and show what recovery did"},
+	{"demo-wal", demo_main,
+	 "the log and pages alone: write pages, kill the writer, simulate a power "
 	 "loss and show what survived"},
 	{"inspect", inspect_main,
 	 "show the control file, a table's relations, or one page decoded "

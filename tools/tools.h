@@ -18,6 +18,7 @@
 enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_DAMAGE = 3 };
 
 int demo_main(int argc, char **argv);
+int demo_db_main(int argc, char **argv);
 int inspect_main(int argc, char **argv);
 int check_main(int argc, char **argv);
 int dot_main(int argc, char **argv);
