@@ -64,7 +64,7 @@ STATIC_LIB := $(O)/libwalden.a
 SHARED_LIB := $(O)/libwalden.so.$(VERSION)
 WALDEN := $(O)/walden
 
-.PHONY: all deps demo test test-mode bench install uninstall clean check-deps \
+.PHONY: all deps demo test test-mode bench crashtest-long install uninstall clean check-deps \
         build-tests examples
 
 all: deps
@@ -171,6 +171,11 @@ bench: all
 	$(WALDEN) bench commit
 	$(WALDEN) bench walinsert
 	$(WALDEN) bench tables
+
+# The headline campaign: randomized power-loss states for ten minutes on
+# both cores, every state checked against the LMDB oracle (crashtest/).
+crashtest-long: all
+	$(WALDEN) crashtest --workload random --fault power --threads 2 --minutes 10 --jobs 2
 
 # ---- install ----------------------------------------------------------------
 install: all
