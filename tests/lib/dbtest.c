@@ -165,3 +165,26 @@ void dt_child_ok(int rc, const char *what)
 	fprintf(stderr, "child: %s: %s (%s)\n", what, wd_strerror(rc), wd_last_error());
 	_exit(3);
 }
+
+void dt_expect_key(wd_txn *x, wd_table *t, const char *k, const char *want)
+{
+	char buf[256];
+	size_t vlen;
+	int rc = wd_get(x, t, k, strlen(k), buf, sizeof buf, &vlen);
+	if (!want) {
+		if (rc != WD_NOTFOUND)
+			fail_msg("key %s: %d (%s), expected absent", k, rc,
+				 rc ? wd_last_error() : "present");
+		return;
+	}
+	if (rc != 0)
+		fail_msg("key %s: %s (%s), expected \"%s\"", k, wd_strerror(rc), wd_last_error(),
+			 want);
+	if (vlen != strlen(want) || memcmp(buf, want, vlen) != 0)
+		fail_msg("key %s: \"%.*s\", expected \"%s\"", k, (int)vlen, buf, want);
+}
+
+void dt_put_str(wd_txn *x, wd_table *t, const char *k, const char *v)
+{
+	OK(wd_put(x, t, k, strlen(k), v, strlen(v)));
+}

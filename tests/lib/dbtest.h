@@ -55,6 +55,13 @@ double dt_now_s(void);
  * reports. */
 void dt_child_ok(int rc, const char *what);
 
+/* In x, key k (a C string) of t holds want (a C string), or is absent
+ * (want NULL); else the test fails naming the key. */
+void dt_expect_key(wd_txn *x, wd_table *t, const char *k, const char *want);
+
+/* wd_put of C-string key and value, failing the test on an error. */
+void dt_put_str(wd_txn *x, wd_table *t, const char *k, const char *v);
+
 /* expr must succeed (the detail is shown if it does not). */
 #define OK(expr)                                                              \
 	do {                                                                  \

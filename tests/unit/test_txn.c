@@ -678,30 +678,6 @@ static void test_savepoints_random(void **state)
 	free(root);
 }
 
-/* One key's value, or absence (want NULL). */
-static void expect_key(wd_txn *x, wd_table *t, const char *k, const char *want)
-{
-	char buf[256];
-	size_t vlen;
-	int rc = wd_get(x, t, k, strlen(k), buf, sizeof buf, &vlen);
-	if (!want) {
-		if (rc != WD_NOTFOUND)
-			fail_msg("key %s: %d (%s), expected absent", k, rc,
-				 rc ? wd_last_error() : "present");
-		return;
-	}
-	if (rc != 0)
-		fail_msg("key %s: %s (%s), expected \"%s\"", k, wd_strerror(rc), wd_last_error(),
-			 want);
-	if (vlen != strlen(want) || memcmp(buf, want, vlen) != 0)
-		fail_msg("key %s: \"%.*s\", expected \"%s\"", k, (int)vlen, buf, want);
-}
-
-static void put_str(wd_txn *x, wd_table *t, const char *k, const char *v)
-{
-	OK(wd_put(x, t, k, strlen(k), v, strlen(v)));
-}
-
 /* The rules of wd_savepoint and wd_rollback_to, one by one. */
 static void test_savepoint_rules(void **state)
 {
@@ -713,7 +689,7 @@ static void test_savepoint_rules(void **state)
 	(void)state;
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", WD_CREATE, &t));
-	put_str(x, t, "k", "base");
+	dt_put_str(x, t, "k", "base");
 	OK(wd_commit(x));
 
 	OK(wd_begin(db, &x));
@@ -730,57 +706,57 @@ static void test_savepoint_rules(void **state)
 	OK(wd_savepoint(x, "a"));
 	OK(wd_rollback_to(x, "a"));
 	OK(wd_rollback_to(x, "a"));
-	expect_key(x, t, "k", "base");
+	dt_expect_key(x, t, "k", "base");
 	/* changes, back, changes, back again to the same point */
-	put_str(x, t, "k", "one");
-	put_str(x, t, "new", "1");
+	dt_put_str(x, t, "k", "one");
+	dt_put_str(x, t, "new", "1");
 	OK(wd_rollback_to(x, "a"));
-	expect_key(x, t, "k", "base");
-	expect_key(x, t, "new", NULL);
-	put_str(x, t, "k", "two");
+	dt_expect_key(x, t, "k", "base");
+	dt_expect_key(x, t, "new", NULL);
+	dt_put_str(x, t, "k", "two");
 	OK(wd_del(x, t, "k", 1));
 	OK(wd_rollback_to(x, "a"));
-	expect_key(x, t, "k", "base");
+	dt_expect_key(x, t, "k", "base");
 	/* nested: going back to the outer releases the inner */
-	put_str(x, t, "k", "outer");
+	dt_put_str(x, t, "k", "outer");
 	OK(wd_savepoint(x, "b"));
-	put_str(x, t, "k", "inner");
+	dt_put_str(x, t, "k", "inner");
 	OK(wd_savepoint(x, "c"));
-	put_str(x, t, "x", "inner-x");
+	dt_put_str(x, t, "x", "inner-x");
 	OK(wd_rollback_to(x, "b"));
-	expect_key(x, t, "k", "outer");
-	expect_key(x, t, "x", NULL);
+	dt_expect_key(x, t, "k", "outer");
+	dt_expect_key(x, t, "x", NULL);
 	EXPECT(wd_rollback_to(x, "c"), WD_NOTFOUND);
 	OK(wd_rollback_to(x, "b")); /* b stays */
 	/* a name set again replaces the old savepoint: rollback goes to the
 	 * newer one; the ones set between stay */
-	put_str(x, t, "k", "first");
+	dt_put_str(x, t, "k", "first");
 	OK(wd_savepoint(x, "r"));
-	put_str(x, t, "k", "second");
+	dt_put_str(x, t, "k", "second");
 	OK(wd_savepoint(x, "between"));
-	put_str(x, t, "k", "third");
+	dt_put_str(x, t, "k", "third");
 	OK(wd_savepoint(x, "r"));
-	put_str(x, t, "k", "fourth");
+	dt_put_str(x, t, "k", "fourth");
 	OK(wd_rollback_to(x, "r"));
-	expect_key(x, t, "k", "third");
+	dt_expect_key(x, t, "k", "third");
 	OK(wd_rollback_to(x, "between"));
-	expect_key(x, t, "k", "second");
+	dt_expect_key(x, t, "k", "second");
 	EXPECT(wd_rollback_to(x, "r"), WD_NOTFOUND); /* set after "between" */
 	OK(wd_rollback_to(x, "a"));
-	expect_key(x, t, "k", "base");
+	dt_expect_key(x, t, "k", "base");
 	/* the transaction is still open and commits what is left */
-	put_str(x, t, "after", "yes");
+	dt_put_str(x, t, "after", "yes");
 	OK(wd_commit(x));
 	OK(wd_begin(db, &x));
-	expect_key(x, t, "k", "base");
-	expect_key(x, t, "after", "yes");
-	expect_key(x, t, "new", NULL);
+	dt_expect_key(x, t, "k", "base");
+	dt_expect_key(x, t, "after", "yes");
+	dt_expect_key(x, t, "new", NULL);
 	/* a savepoint, changes, wd_abort: everything goes */
 	OK(wd_savepoint(x, "s"));
-	put_str(x, t, "k", "aborted");
+	dt_put_str(x, t, "k", "aborted");
 	OK(wd_abort(x));
 	OK(wd_begin(db, &x));
-	expect_key(x, t, "k", "base");
+	dt_expect_key(x, t, "k", "base");
 	OK(wd_commit(x));
 	dt_check_all(db);
 	OK(wd_close(db));
@@ -899,11 +875,11 @@ static void test_ended_handles(void **state)
 	(void)state;
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", WD_CREATE, &t));
-	put_str(x, t, "k", "v");
+	dt_put_str(x, t, "k", "v");
 	OK(wd_commit(x));
 	for (int ended = 0; ended < 2; ended++) {
 		OK(wd_begin(db, &x));
-		put_str(x, t, "k", ended ? "aborted" : "committed");
+		dt_put_str(x, t, "k", ended ? "aborted" : "committed");
 		OK(wd_savepoint(x, "s"));
 		if (ended)
 			OK(wd_abort(x));
@@ -925,18 +901,18 @@ static void test_ended_handles(void **state)
 	}
 	/* nothing of those calls changed anything */
 	OK(wd_begin(db, &y));
-	expect_key(y, t, "k", "committed");
+	dt_expect_key(y, t, "k", "committed");
 	OK(wd_commit(y));
 
 	/* read-only: reads work, changes are WD_EACCES */
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "other", WD_CREATE, &t2));
-	put_str(x, t2, "o", "1");
+	dt_put_str(x, t2, "o", "1");
 	OK(wd_commit(x));
 	EXPECT(wd_begin_flags(db, 0x80, &x), WD_EINVAL);
 	OK(wd_begin_flags(db, WD_TXN_RDONLY, &x));
 	OK(wd_table_open(x, "t", 0, &t));
-	expect_key(x, t, "k", "committed");
+	dt_expect_key(x, t, "k", "committed");
 	EXPECT(wd_put(x, t, "k", 1, "z", 1), WD_EACCES);
 	EXPECT(wd_put(x, t, "new", 3, "z", 1), WD_EACCES);
 	EXPECT(wd_del(x, t, "k", 1), WD_EACCES);
@@ -956,28 +932,28 @@ static void test_ended_handles(void **state)
 	OK(wd_rollback_to(x, "ro"));
 	OK(wd_commit(x));
 	OK(wd_begin(db, &x));
-	expect_key(x, t, "k", "committed");
-	expect_key(x, t, "new", NULL);
+	dt_expect_key(x, t, "k", "committed");
+	dt_expect_key(x, t, "new", NULL);
 	assert_int_equal(wd_table_open(x, "created", 0, &t2), WD_NOTFOUND);
 	OK(wd_table_open(x, "other", 0, &t2));
-	expect_key(x, t2, "o", "1");
+	dt_expect_key(x, t2, "o", "1");
 	OK(wd_commit(x));
 
 	/* wd_close with open transactions: refused, the database usable */
 	OK(wd_begin(db, &x));
 	OK(wd_begin_flags(db, WD_TXN_RDONLY, &y));
-	put_str(x, t, "k", "open at close");
+	dt_put_str(x, t, "k", "open at close");
 	EXPECT(wd_close(db), WD_ESTATE);
-	expect_key(x, t, "k", "open at close");
+	dt_expect_key(x, t, "k", "open at close");
 	OK(wd_abort(x));
 	EXPECT(wd_close(db), WD_ESTATE); /* y still open */
-	expect_key(y, t, "k", "committed");
+	dt_expect_key(y, t, "k", "committed");
 	OK(wd_abort(y));
 	OK(wd_close(db));
 	db = dt_open_db(root, 0);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", 0, &t));
-	expect_key(x, t, "k", "committed");
+	dt_expect_key(x, t, "k", "committed");
 	OK(wd_commit(x));
 	dt_check_all(db);
 	OK(wd_close(db));
@@ -1003,31 +979,31 @@ static void test_lock_timeout(void **state)
 	OK(wd_open(root, &o, &db));
 	OK(wd_begin(db, &a));
 	OK(wd_table_open(a, "t", WD_CREATE, &t));
-	put_str(a, t, "k", "v0");
-	put_str(a, t, "j", "j0");
-	put_str(a, t, "m", "m0");
+	dt_put_str(a, t, "k", "v0");
+	dt_put_str(a, t, "j", "j0");
+	dt_put_str(a, t, "m", "m0");
 	OK(wd_commit(a));
 
 	OK(wd_begin(db, &a));
-	put_str(a, t, "k", "vA"); /* X on k */
-	expect_key(a, t, "j", "j0"); /* S on j */
+	dt_put_str(a, t, "k", "vA"); /* X on k */
+	dt_expect_key(a, t, "j", "j0"); /* S on j */
 	OK(wd_begin(db, &b));
 	EXPECT(wd_put(b, t, "k", 1, "vB", 2), WD_ETIMEDOUT);
 	assert_non_null(strstr(wd_last_error(), "timed out"));
 	EXPECT(wd_get(b, t, "k", 1, buf, sizeof buf, &vlen), WD_ETIMEDOUT);
 	EXPECT(wd_del(b, t, "k", 1), WD_ETIMEDOUT);
 	EXPECT(wd_put(b, t, "j", 1, "jB", 2), WD_ETIMEDOUT); /* A's S blocks X */
-	expect_key(b, t, "j", "j0");                         /* S and S: fine */
-	put_str(b, t, "m", "mB");
+	dt_expect_key(b, t, "j", "j0");                         /* S and S: fine */
+	dt_put_str(b, t, "m", "mB");
 	OK(wd_savepoint(b, "after-timeouts"));
 	OK(wd_commit(b));
 	OK(wd_abort(a));
 	db_lock_stats(db, &st);
 	assert_true(st.timeouts >= 4);
 	OK(wd_begin(db, &c));
-	expect_key(c, t, "k", "v0"); /* neither A's (aborted) nor B's (timed out) */
-	expect_key(c, t, "j", "j0");
-	expect_key(c, t, "m", "mB");
+	dt_expect_key(c, t, "k", "v0"); /* neither A's (aborted) nor B's (timed out) */
+	dt_expect_key(c, t, "j", "j0");
+	dt_expect_key(c, t, "m", "mB");
 	OK(wd_commit(c));
 	dt_check_all(db);
 	OK(wd_close(db));
@@ -1081,14 +1057,14 @@ static void test_busy_handle(void **state)
 	(void)state;
 	OK(wd_begin(db, &c));
 	OK(wd_table_open(c, "t", WD_CREATE, &t));
-	put_str(c, t, "k", "base");
-	put_str(c, t, "other", "o");
+	dt_put_str(c, t, "k", "base");
+	dt_put_str(c, t, "other", "o");
 	OK(wd_commit(c));
 
 	OK(wd_begin(db, &c));
-	put_str(c, t, "k", "from-c"); /* C holds X on k */
+	dt_put_str(c, t, "k", "from-c"); /* C holds X on k */
 	OK(wd_begin(db, &x));
-	expect_key(x, t, "other", "o");
+	dt_expect_key(x, t, "other", "o");
 	db_lock_stats(db, &st);
 	pa = (struct put_arg){.x = x, .t = t, .k = "k", .v = "from-x", .rc = 1};
 	assert_int_equal(pthread_create(&th, NULL, put_thread, &pa), 0);
@@ -1109,12 +1085,12 @@ static void test_busy_handle(void **state)
 	assert_int_equal(pthread_join(th, NULL), 0);
 	OK(pa.rc);
 	/* x is whole: its put, and none of the refused calls */
-	expect_key(x, t, "k", "from-x");
-	expect_key(x, t, "z", NULL);
+	dt_expect_key(x, t, "k", "from-x");
+	dt_expect_key(x, t, "z", NULL);
 	OK(wd_commit(x));
 	OK(wd_begin(db, &y));
-	expect_key(y, t, "k", "from-x");
-	expect_key(y, t, "other", "o");
+	dt_expect_key(y, t, "k", "from-x");
+	dt_expect_key(y, t, "other", "o");
 	OK(wd_commit(y));
 	dt_check_all(db);
 	OK(wd_close(db));
@@ -1143,20 +1119,20 @@ static void test_deadlock_victim(void **state)
 	dbi = ot_dbi(&o, "t");
 	OK(wd_begin(db, &t1));
 	OK(wd_table_open(t1, "t", WD_CREATE, &t));
-	put_str(t1, t, "a", "a0");
-	put_str(t1, t, "b", "b0");
-	put_str(t1, t, "c", "c0");
+	dt_put_str(t1, t, "a", "a0");
+	dt_put_str(t1, t, "b", "b0");
+	dt_put_str(t1, t, "c", "c0");
 	OK(wd_commit(t1));
 
 	/* X against X: T1 has a, T2 has c and b; T1 waits for b; T2 asks
 	 * for a and closes the cycle */
 	OK(wd_begin(db, &t1));
 	OK(wd_begin(db, &t2));
-	put_str(t1, t, "a", "a1");
-	put_str(t2, t, "c", "c2");
+	dt_put_str(t1, t, "a", "a1");
+	dt_put_str(t2, t, "c", "c2");
 	OK(wd_savepoint(t2, "sp"));
-	put_str(t2, t, "b", "b2");
-	put_str(t2, t, "new", "n2");
+	dt_put_str(t2, t, "b", "b2");
+	dt_put_str(t2, t, "new", "n2");
 	db_lock_stats(db, &st);
 	pa = (struct put_arg){.x = t1, .t = t, .k = "b", .v = "b1", .rc = 1};
 	assert_int_equal(pthread_create(&th, NULL, put_thread, &pa), 0);
@@ -1177,24 +1153,24 @@ static void test_deadlock_victim(void **state)
 	/* a third transaction sees T1's changes and none of T2's, without
 	 * waiting for T2, which still runs but holds nothing */
 	OK(wd_begin_flags(db, WD_TXN_RDONLY, &t3));
-	expect_key(t3, t, "a", "a1");
-	expect_key(t3, t, "b", "b1");
-	expect_key(t3, t, "c", "c0");
-	expect_key(t3, t, "new", NULL);
+	dt_expect_key(t3, t, "a", "a1");
+	dt_expect_key(t3, t, "b", "b1");
+	dt_expect_key(t3, t, "c", "c0");
+	dt_expect_key(t3, t, "new", NULL);
 	OK(wd_commit(t3));
 	/* T2 retries its work and commits */
-	expect_key(t2, t, "a", "a1");
-	put_str(t2, t, "c", "c2");
-	put_str(t2, t, "b", "b2");
-	put_str(t2, t, "a", "a2");
+	dt_expect_key(t2, t, "a", "a1");
+	dt_put_str(t2, t, "c", "c2");
+	dt_put_str(t2, t, "b", "b2");
+	dt_put_str(t2, t, "a", "a2");
 	OK(wd_commit(t2));
 
 	/* S against S, both upgrading: T2 is the victim again, then aborts */
 	OK(wd_begin(db, &t1));
 	OK(wd_begin(db, &t2));
-	expect_key(t1, t, "c", "c2");
-	expect_key(t2, t, "c", "c2");
-	put_str(t2, t, "b", "b-lost");
+	dt_expect_key(t1, t, "c", "c2");
+	dt_expect_key(t2, t, "c", "c2");
+	dt_put_str(t2, t, "b", "b-lost");
 	db_lock_stats(db, &st);
 	pa = (struct put_arg){.x = t1, .t = t, .k = "c", .v = "c1", .rc = 1};
 	assert_int_equal(pthread_create(&th, NULL, put_thread, &pa), 0);
@@ -1245,18 +1221,18 @@ static void test_ddl_not_undone(void **state)
 	(void)state;
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "gone", WD_CREATE, &t));
-	put_str(x, t, "k", "v");
+	dt_put_str(x, t, "k", "v");
 	OK(wd_commit(x));
 
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "made", WD_CREATE, &t));
-	put_str(x, t, "k", "v"); /* undone by the abort; the table is not */
+	dt_put_str(x, t, "k", "v"); /* undone by the abort; the table is not */
 	OK(wd_table_drop(x, "gone"));
 	OK(wd_abort(x));
 	for (int pass = 0; pass < 2; pass++) {
 		OK(wd_begin(db, &x));
 		OK(wd_table_open(x, "made", 0, &t));
-		expect_key(x, t, "k", NULL);
+		dt_expect_key(x, t, "k", NULL);
 		EXPECT(wd_table_open(x, "gone", 0, &t), WD_NOTFOUND);
 		OK(wd_commit(x));
 		count_tables_n = 0;
@@ -1710,12 +1686,12 @@ static void test_waldump_abort(void **state)
 	(void)state;
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", WD_CREATE, &t));
-	put_str(x, t, "old", "value");
-	put_str(x, t, "gone", "soon");
+	dt_put_str(x, t, "old", "value");
+	dt_put_str(x, t, "gone", "soon");
 	OK(wd_commit(x));
 	OK(wd_begin(db, &x));
-	put_str(x, t, "new", "1");        /* insert */
-	put_str(x, t, "old", "changed");  /* update */
+	dt_put_str(x, t, "new", "1");        /* insert */
+	dt_put_str(x, t, "old", "changed");  /* update */
 	OK(wd_del(x, t, "gone", 4));      /* delete */
 	memset(big, 'b', sizeof big);
 	OK(wd_put(x, t, "big", 3, big, sizeof big)); /* on overflow pages */

@@ -60,30 +60,6 @@ static wd_db *open_opts(const char *dir, const wd_options *o)
 	return db;
 }
 
-/* One key's value, or absence (want NULL). */
-static void expect_key(wd_txn *x, wd_table *t, const char *k, const char *want)
-{
-	char buf[256];
-	size_t vlen;
-	int rc = wd_get(x, t, k, strlen(k), buf, sizeof buf, &vlen);
-	if (!want) {
-		if (rc != WD_NOTFOUND)
-			fail_msg("key %s: %d (%s), expected absent", k, rc,
-				 rc ? wd_last_error() : "present");
-		return;
-	}
-	if (rc != 0)
-		fail_msg("key %s: %s (%s), expected \"%s\"", k, wd_strerror(rc), wd_last_error(),
-			 want);
-	if (vlen != strlen(want) || memcmp(buf, want, vlen) != 0)
-		fail_msg("key %s: \"%.*s\", expected \"%s\"", k, (int)vlen, buf, want);
-}
-
-static void put_str(wd_txn *x, wd_table *t, const char *k, const char *v)
-{
-	OK(wd_put(x, t, k, strlen(k), v, strlen(v)));
-}
-
 /* The keys of table name in order, joined by spaces into out (a read-only
  * transaction's scan). */
 static void scan_keys(wd_db *db, const char *name, char *out, size_t cap)
@@ -233,9 +209,9 @@ static void setup_base(const char *dir)
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "T", WD_CREATE, &t));
 	OK(wd_table_open(x, "other", WD_CREATE, &o));
-	put_str(x, t, "k", "v0");
-	put_str(x, t, "j", "j0");
-	put_str(x, o, "o", "o0");
+	dt_put_str(x, t, "k", "v0");
+	dt_put_str(x, t, "j", "j0");
+	dt_put_str(x, o, "o", "o0");
 	OK(wd_commit(x));
 	OK(wd_close(db));
 }
@@ -258,11 +234,11 @@ static void test_loser_drop_whole(void **state)
 	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "T", 0, &t));
-	expect_key(x, t, "k", "v0");
-	expect_key(x, t, "j", "j0");
-	expect_key(x, t, "n", NULL);
+	dt_expect_key(x, t, "k", "v0");
+	dt_expect_key(x, t, "j", "j0");
+	dt_expect_key(x, t, "n", NULL);
 	OK(wd_table_open(x, "other", 0, &o));
-	expect_key(x, o, "o", "o0");
+	dt_expect_key(x, o, "o", "o0");
 	OK(wd_commit(x));
 	scan_keys(db, "T", after, sizeof after);
 	assert_string_equal(after, "j k");
@@ -272,8 +248,8 @@ static void test_loser_drop_whole(void **state)
 	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "T", 0, &t));
-	expect_key(x, t, "k", "v0");
-	put_str(x, t, "k", "v2"); /* and T is usable */
+	dt_expect_key(x, t, "k", "v0");
+	dt_put_str(x, t, "k", "v2"); /* and T is usable */
 	OK(wd_commit(x));
 	dt_check_all(db);
 	OK(wd_close(db));
@@ -334,10 +310,10 @@ static void test_loser_create_undone(void **state)
 	OK(wd_begin(db, &x));
 	EXPECT(wd_table_open(x, "N", 0, &t), WD_NOTFOUND);
 	OK(wd_table_open(x, "T", 0, &t));
-	expect_key(x, t, "k", "v0");
-	expect_key(x, t, "j", "j0");
+	dt_expect_key(x, t, "k", "v0");
+	dt_expect_key(x, t, "j", "j0");
 	OK(wd_table_open(x, "other", 0, &t));
-	expect_key(x, t, "o", "o0");
+	dt_expect_key(x, t, "o", "o0");
 	OK(wd_commit(x));
 	OK(db_catalog_list(db, rels_of, rels));
 	dt_check_all(db);
@@ -349,7 +325,7 @@ static void test_loser_create_undone(void **state)
 	/* N can be created now, with ids of its own */
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "N", WD_CREATE, &t));
-	put_str(x, t, "a", "b");
+	dt_put_str(x, t, "a", "b");
 	OK(wd_commit(x));
 	OK(wd_close(db));
 	db = dt_open_db(root, 1);
@@ -399,7 +375,7 @@ static void test_create_commit_fails_keeps_files(void **state)
 	}
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "other", 0, &t));
-	put_str(x, t, "w", "1");
+	dt_put_str(x, t, "w", "1");
 	OK(wd_commit(x));
 	seg = wal_segno(wal_insert_pos(db_wal(db)), o.wal_segment_size);
 	OK(wal_seg_path(path, sizeof path, "", seg));
@@ -422,16 +398,16 @@ static void test_create_commit_fails_keeps_files(void **state)
 	assert_int_equal(words_not_in(after, rels), 3); /* base/1-3 */
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "N", 0, &t));
-	put_str(x, t, "n", "1");
+	dt_put_str(x, t, "n", "1");
 	OK(wd_table_open(x, "T", 0, &t));
-	expect_key(x, t, "k", "v0");
+	dt_expect_key(x, t, "k", "v0");
 	OK(wd_commit(x));
 	dt_check_all(db);
 	OK(wd_close(db));
 	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "N", 0, &t));
-	expect_key(x, t, "n", "1");
+	dt_expect_key(x, t, "n", "1");
 	OK(wd_commit(x));
 	dt_check_all(db);
 	OK(wd_close(db));
@@ -544,16 +520,16 @@ static void test_panic_stops_log(void **state)
 	(void)state;
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", WD_CREATE, &t));
-	put_str(x, t, "k", "v0");
+	dt_put_str(x, t, "k", "v0");
 	OK(wd_commit(x));
 
 	/* a holds X on k; b waits for it inside wd_put, r1 inside wd_get,
 	 * r2 inside its cursor's first step (in that order: FIFO) */
 	OK(wd_begin(db, &a));
-	put_str(a, t, "k", "vA");
-	put_str(a, t, "ka", "vA");
+	dt_put_str(a, t, "k", "vA");
+	dt_put_str(a, t, "ka", "vA");
 	OK(wd_begin(db, &b));
-	put_str(b, t, "kb", "vB");
+	dt_put_str(b, t, "kb", "vB");
 	OK(wd_begin(db, &r1));
 	OK(wd_begin(db, &r2));
 	pb = (struct op_arg){.x = b, .t = t, .kind = OP_PUT, .k = "k", .v = "vB"};
@@ -603,9 +579,9 @@ static void test_panic_stops_log(void **state)
 	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", 0, &t));
-	expect_key(x, t, "k", "v0");
-	expect_key(x, t, "ka", NULL);
-	expect_key(x, t, "kb", NULL);
+	dt_expect_key(x, t, "k", "v0");
+	dt_expect_key(x, t, "ka", NULL);
+	dt_expect_key(x, t, "kb", NULL);
 	EXPECT(wd_table_open(x, "u", 0, &u), WD_NOTFOUND);
 	OK(wd_commit(x));
 	scan_keys(db, "t", keys, sizeof keys);
@@ -613,13 +589,13 @@ static void test_panic_stops_log(void **state)
 	dt_check_all(db);
 	/* and the database works on */
 	OK(wd_begin(db, &x));
-	put_str(x, t, "k", "v1");
+	dt_put_str(x, t, "k", "v1");
 	OK(wd_commit(x));
 	OK(wd_close(db));
 	db = dt_open_db(root, 1);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", 0, &t));
-	expect_key(x, t, "k", "v1");
+	dt_expect_key(x, t, "k", "v1");
 	OK(wd_commit(x));
 	dt_check_all(db);
 	OK(wd_close(db));
@@ -640,17 +616,17 @@ static void failed_rollback_to(bool by_commit)
 	size_t vlen;
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", WD_CREATE, &t));
-	put_str(x, t, "base", "0");
+	dt_put_str(x, t, "base", "0");
 	OK(wd_commit(x));
 
 	OK(wd_begin(db, &x));
-	put_str(x, t, "a", "1");
+	dt_put_str(x, t, "a", "1");
 	OK(wd_savepoint(x, "A"));
-	put_str(x, t, "b", "2");
-	put_str(x, t, "c", "3");
+	dt_put_str(x, t, "b", "2");
+	dt_put_str(x, t, "c", "3");
 	OK(wd_savepoint(x, "B"));
-	put_str(x, t, "d", "4");
-	put_str(x, t, "e", "5");
+	dt_put_str(x, t, "d", "4");
+	dt_put_str(x, t, "e", "5");
 	/* the undo of an insert is a del: the 4th step (b's) fails */
 	db_fault_arm("txn-del-heap", 4);
 	EXPECT(wd_rollback_to(x, "A"), WD_EIO);
@@ -986,7 +962,7 @@ static void test_big_value_overwrite(void **state)
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", WD_CREATE, &t));
 	OK(wd_put(x, t, "big", 3, buf, BIG_LEN));
-	put_str(x, t, "z", "small");
+	dt_put_str(x, t, "z", "small");
 	OK(wd_commit(x));
 	/* overwritten by a small value (its undo record keeps 65 MiB), seen,
 	 * then rolled back */
@@ -1024,7 +1000,7 @@ static void test_big_value_overwrite(void **state)
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "t", 0, &t));
 	EXPECT(wd_get(x, t, "big", 3, small, sizeof small, &vlen), WD_NOTFOUND);
-	expect_key(x, t, "z", "small");
+	dt_expect_key(x, t, "z", "small");
 	OK(wd_commit(x));
 	dt_check_all(db);
 	OK(wd_close(db));
@@ -1213,7 +1189,7 @@ static void test_waiting_cursor_no_pin(void **state)
 	OK(wd_begin(db, &x));
 	for (unsigned i = 0; i < NREG; i++) {
 		snprintf(k, sizeof k, "r%02u-m", i);
-		expect_key(x, t, k, NULL);
+		dt_expect_key(x, t, k, NULL);
 	}
 	OK(wd_commit(x));
 	dt_check_all(db);
