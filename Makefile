@@ -3,14 +3,18 @@
 #   make demo      install missing packages, build, run the demonstration
 #   make test      install missing packages, build, run every test: the cmocka
 #                  suites, then all of them again under ASan+UBSan, the
-#                  concurrency suites under TSan, and a clang -Werror build
+#                  concurrency suites under TSan, a clang -Werror build, and
+#                  the planted-bug meta-test (MODE=plant)
 #   make bench     the benchmarks (walden beside raw pread / LMDB)
 #   make install   PREFIX=/usr/local DESTDIR= : header, libraries, walden.pc,
 #                  the walden binary
 #   make clean
 #
 # One build directory per flavour: build/release, build/asan, build/tsan,
-# build/clang. MODE selects the flavour of a sub-make.
+# build/clang, build/plant. MODE selects the flavour of a sub-make. The plant
+# flavour is release with -DWALDEN_PLANTS: WD_PLANTED(name) (storage/plant.h)
+# then arms one known recovery bug named by $WALDEN_PLANT; it builds the
+# library, the crashtest module and tests/unit/test_meta.c only.
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -27,7 +31,9 @@ BIN_SRC := $(sort $(wildcard tools/*.c bench/*.c))
 # walden binary and its test suite, not into the library.
 CRASHTEST_SRC := $(sort $(wildcard crashtest/*.c))
 TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
-TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+# test_meta.c, the planted-bug meta-test, is built in the plant flavour only.
+META_SRC := tests/unit/test_meta.c
+TEST_SRC := $(filter-out $(META_SRC),$(sort $(wildcard tests/unit/test_*.c)))
 # Concurrency suites (also run under ThreadSanitizer) end in _conc.c.
 CONC_SRC := $(filter %_conc.c,$(TEST_SRC))
 
@@ -45,8 +51,10 @@ else ifeq ($(MODE),tsan)
 else ifeq ($(MODE),clang)
   CC := clang
   MODE_CFLAGS := -O2
+else ifeq ($(MODE),plant)
+  MODE_CFLAGS := -O2 -DWALDEN_PLANTS
 else
-  $(error MODE must be release, asan, tsan or clang)
+  $(error MODE must be release, asan, tsan, clang or plant)
 endif
 ALL_CFLAGS := $(BASE_CFLAGS) $(MODE_CFLAGS) $(CFLAGS)
 LIBS := -lisal -lz -llmdb -lpthread
@@ -64,7 +72,7 @@ STATIC_LIB := $(O)/libwalden.a
 SHARED_LIB := $(O)/libwalden.so.$(VERSION)
 WALDEN := $(O)/walden
 
-.PHONY: all deps demo test test-mode bench crashtest-long install uninstall clean check-deps \
+.PHONY: all deps demo test test-mode test-plant bench crashtest-long install uninstall clean check-deps \
         build-tests examples
 
 all: deps
@@ -138,6 +146,11 @@ $(O)/tests/test_crashtest: tests/unit/test_crashtest.c $(CRASHTEST_OBJ) $(TESTLI
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB) $(LIBS) -lcmocka
 
+# test_meta runs crash campaigns, like test_crashtest (plant flavour only).
+$(O)/tests/test_meta: tests/unit/test_meta.c $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB) $(LIBS) -lcmocka
+
 $(O)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
@@ -153,12 +166,20 @@ test-mode: build-tests
 	@WALDEN_BIN=$(WALDEN) tests/run.sh $(MODE) $(if $(filter conc,$(SUITES)),$(CONC_BIN),\
 	  $(TEST_BIN) $(EXAMPLE_BIN) tests/check_docs.sh tests/check_demo.sh)
 
+# The planted-bug meta-test: each known recovery bug planted in turn must
+# fail a crash campaign (tests/unit/test_meta.c). Builds the plant flavour's
+# library, crashtest module and that one suite.
+test-plant:
+	@$(MAKE) --no-print-directory MODE=plant build/plant/tests/test_meta
+	@tests/run.sh plant build/plant/tests/test_meta
+
 test: deps
 	@$(MAKE) --no-print-directory test-mode MODE=release
 	@$(MAKE) --no-print-directory test-mode MODE=asan
 	@$(MAKE) --no-print-directory test-mode MODE=tsan SUITES=conc
 	@$(MAKE) --no-print-directory build build-tests MODE=clang
-	@tests/summary.sh build/release build/asan build/tsan
+	@$(MAKE) --no-print-directory test-plant
+	@tests/summary.sh build/release build/asan build/tsan build/plant
 
 # ---- demo and benchmarks ----------------------------------------------------
 demo: all

@@ -55,6 +55,10 @@ static int check_config(const ct_config *c, const ct_workload **wl)
 		return err_set(WD_EINVAL, "--jobs %d: must be 1 to %d", c->jobs, MAX_JOBS);
 	if (!(c->faults & CT_FAULTS_ALL))
 		return err_set(WD_EINVAL, "no fault kind chosen");
+	if (c->no_full_page_writes && (c->faults & (1u << CT_TORN)))
+		return err_set(WD_EINVAL, "--no-full-page-writes with torn writes: without "
+			       "full-page images a torn page cannot be repaired (DESIGN.md "
+			       "section 5); use kill or power");
 	return 0;
 }
 
@@ -164,7 +168,8 @@ struct campaign {
 	const ct_config *c;
 	struct setup *su;
 	ct_summary *s;
-	_Atomic uint64_t *next; /* shared with the job processes */
+	_Atomic uint64_t *next; /* shared with the job processes: next[0] the
+				 * next state index, next[1] violations */
 	uint64_t limit;
 	double start, deadline;
 	double *rec_ms;
@@ -301,11 +306,14 @@ static _Noreturn void job_process(struct campaign *cp, int id, int fd)
 		uint64_t idx = atomic_fetch_add(cp->next, 1);
 		ct_spec spec;
 		ct_result r;
-		if (idx >= cp->limit || (cp->deadline > 0 && ct_now_s() >= cp->deadline))
+		if (idx >= cp->limit || (cp->deadline > 0 && ct_now_s() >= cp->deadline) ||
+		    (cp->c->max_failures && atomic_load(&cp->next[1]) >= cp->c->max_failures))
 			break;
 		pick(cp->c, &cp->su->prof, idx, &spec);
 		if ((rc = ct_state_run(&job, &spec, 8, &r)) != 0)
 			break;
+		if (r.verdict != CT_OK)
+			atomic_fetch_add(&cp->next[1], 1);
 		b.len = 0;
 		put_result(&b, &r);
 		ct_result_free(&r);
@@ -469,14 +477,15 @@ int ct_campaign_run(const ct_config *c, ct_summary *s)
 	s->npoints = ct_point_count();
 	if (!(s->point_fired = calloc(s->npoints + 1, sizeof *s->point_fired)))
 		abort();
-	cp.next = mmap(NULL, sizeof *cp.next, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	cp.next = mmap(NULL, 2 * sizeof *cp.next, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 		       -1, 0);
 	if (cp.next == MAP_FAILED) {
 		rc = err_errno(errno, "crashtest: shared memory for the state counter");
 		teardown(&su);
 		return rc;
 	}
-	atomic_store(cp.next, 0);
+	atomic_store(&cp.next[0], 0);
+	atomic_store(&cp.next[1], 0);
 	cp.start = ct_now_s();
 	cp.limit = c->states ? c->states : UINT64_MAX;
 	cp.deadline = c->states ? 0 : cp.start + c->minutes * 60.0;
@@ -491,7 +500,7 @@ int ct_campaign_run(const ct_config *c, ct_summary *s)
 	finish(&cp);
 	for (int i = 0; i < started; i++)
 		ct_reader_free(&rd[i]);
-	munmap((void *)cp.next, sizeof *cp.next);
+	munmap((void *)cp.next, 2 * sizeof *cp.next);
 	rc = started == 0 ? err_set(WD_ENOMEM, "crashtest: no job process started") : cp.err;
 	teardown(&su);
 	return rc;
@@ -536,6 +545,9 @@ void ct_replay_line(const ct_config *c, const ct_spec *s, char *out, size_t cap)
 	if (s->res == CT_RES_TORN)
 		snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --tear %u",
 			 c->tear_bytes);
+	if (c->no_full_page_writes)
+		snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+			 " --no-full-page-writes");
 	snprintf(out, cap, "walden crashtest --workload %s%s --replay %llu:%llu:%s --trigger %s",
 		 c->workload, extra, (unsigned long long)s->seed, (unsigned long long)s->index,
 		 res, trig);

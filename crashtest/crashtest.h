@@ -124,7 +124,14 @@ typedef struct ct_config {
 	const char *work_dir;  /* scratch directory (NULL: $TMPDIR or /tmp) */
 	ct_check_fn full_check;/* NULL: the engine's table checks only */
 	FILE *progress;        /* progress lines (NULL: none) */
+	uint64_t max_failures; /* stop after this many violations (0: never) */
+	bool no_full_page_writes; /* the workload runs with full_page_writes
+				   * off (no torn writes then) */
 	ct_plant plant;        /* tests only */
+	/* tests only: a WALDEN_FAULT spec (storage/storage.h) armed in each
+	 * state's workload child (not the profile run); a workload that then
+	 * fails ends as a crash (the panic state), not CHILD-ERROR */
+	const char *io_faults;
 } ct_config;
 
 void ct_config_default(ct_config *c);

@@ -199,6 +199,7 @@ struct ct_run {
 	uint64_t seed;
 	int threads;
 	ct_plant plant;
+	bool no_fpw;           /* full_page_writes off */
 	int fd;                /* messages to the driver; -1: none */
 	bool prepare;          /* building the base: ids below CT_BASE_TXN_LIMIT */
 	bool describe;         /* count structure changes in the WAL */

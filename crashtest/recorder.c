@@ -354,6 +354,8 @@ int ct_run_open(ct_run *r)
 	wd_txn *x;
 	int rc;
 	r->wl->options(&r->opts);
+	if (r->no_fpw)
+		r->opts.full_page_writes = 0;
 	if ((rc = wd_open(r->dir, &r->opts, &r->db)) != 0)
 		return ct_fail(r, "wd_open", rc);
 	if ((rc = wd_begin(r->db, &x)) != 0)

@@ -161,6 +161,8 @@ struct wchild {
 	uint64_t seed;
 	int threads;
 	ct_plant plant;
+	const char *io_faults;  /* WALDEN_FAULT spec armed at W0, or NULL */
+	bool no_fpw;            /* full_page_writes off */
 	const ct_trigger *trig; /* NULL: run to the end */
 	bool prepare, describe;
 };
@@ -183,7 +185,7 @@ static void workload_child(void *arg, int fd)
 	int rc;
 	r = (ct_run){.wl = a->wl, .dir = a->dir, .seed = a->seed, .threads = a->threads,
 		     .plant = a->plant, .fd = fd, .prepare = a->prepare,
-		     .describe = a->describe};
+		     .describe = a->describe, .no_fpw = a->no_fpw};
 	pthread_mutex_init(&r.mu, NULL);
 	atomic_store(&r.next_txn, a->prepare ? 1 : CT_BASE_TXN_LIMIT + 1);
 	if (!a->wl->threaded)
@@ -201,11 +203,19 @@ static void workload_child(void *arg, int fd)
 		storage_crash_arm(a->trig->point, a->trig->n);
 	else if (a->trig)
 		storage_crash_arm_io(io0 + a->trig->n);
+	if (a->io_faults && (rc = storage_fault_parse(a->io_faults)) != 0) {
+		snprintf(msg, sizeof msg, "injected faults: %s", wd_last_error());
+		child_error(fd, msg);
+	}
 	rc = ct_run_open(&r);
 	if (rc == 0)
 		rc = a->prepare ? a->wl->prepare(&r) : a->wl->run(&r);
 	if (rc == 0 && a->prepare && (rc = wd_close(r.db)) != 0)
 		ct_fail(&r, "wd_close", rc);
+	/* a failed I/O call the campaign injected ends the workload as the
+	 * panic state would end a server: a crash, not the workload's fault */
+	if (rc != 0 && a->io_faults && storage_fault_fired() > 0)
+		_exit(ST_CRASH_EXIT_CODE);
 	if (rc != 0)
 		child_error(fd, r.error[0] ? r.error : wd_last_error());
 	if (ct_run_done(&r, hits0, io0) != 0)
@@ -252,6 +262,7 @@ struct rchild {
 	const char *dir;
 	ct_plant plant;
 	ct_check_fn full_check;
+	bool no_fpw; /* full_page_writes off */
 };
 
 struct dump {
@@ -359,6 +370,8 @@ static void recovery_child(void *arg, int fd)
 	bool complete = false;
 	int rc;
 	a->wl->options(&o);
+	if (a->no_fpw)
+		o.full_page_writes = 0;
 	if ((rc = wd_open(a->dir, &o, &db)) != 0) {
 		ct_put_u32(&b, (uint32_t)-rc);
 		ct_put_str(&b, wd_last_error());
@@ -630,8 +643,10 @@ int ct_state_run(ct_job *j, const ct_spec *s, size_t max_lines, ct_result *r)
 	bool power = s->res != CT_RES_KILL, hung, ok;
 	struct wchild w = {.wl = j->wl, .dir = j->db, .jdir = power ? j->jdir : NULL,
 			   .seed = s->seed, .threads = j->c->threads, .plant = j->c->plant,
+			   .io_faults = j->c->io_faults, .no_fpw = j->c->no_full_page_writes,
 			   .trig = &s->trig};
-	struct rchild rc_arg = {.wl = j->wl, .plant = j->c->plant, .full_check = j->c->full_check};
+	struct rchild rc_arg = {.wl = j->wl, .plant = j->c->plant, .full_check = j->c->full_check,
+				.no_fpw = j->c->no_full_page_writes};
 	ct_recovered rec = {0};
 	ct_history h;
 	char err[700] = "";
@@ -716,7 +731,7 @@ int ct_profile_run(const ct_config *c, const ct_workload *wl, const char *dir,
 {
 	char *db = join(dir, "profile-db");
 	struct wchild w = {.wl = wl, .dir = db, .seed = c->seed, .threads = c->threads,
-			   .describe = describe};
+			   .describe = describe, .no_fpw = c->no_full_page_writes};
 	ct_history h;
 	bool hung;
 	int rc, status, ferr;
@@ -747,8 +762,9 @@ out:
 int ct_prepare_base(const ct_config *c, const ct_workload *wl, const char *dir,
 		    ct_kvset *base)
 {
-	struct wchild w = {.wl = wl, .dir = dir, .seed = c->seed, .threads = 1, .prepare = true};
-	struct rchild ra = {.wl = wl, .dir = dir};
+	struct wchild w = {.wl = wl, .dir = dir, .seed = c->seed, .threads = 1, .prepare = true,
+			   .no_fpw = c->no_full_page_writes};
+	struct rchild ra = {.wl = wl, .dir = dir, .no_fpw = c->no_full_page_writes};
 	ct_recovered rec = {0};
 	ct_history h;
 	bool hung;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "recovery/checkpoint.h"
+#include "storage/plant.h"
 #include "storage/storage.h"
 #include "storage/trace.h"
 #include "wal/record.h"
@@ -201,7 +202,14 @@ static int run_locked(checkpointer *cp, bool forced, ckpt_result *r)
 	if ((rc = tables_and_record(cp, r->redo, r)) != 0) /* steps 3-4 */
 		return rc;
 	storage_crash_point("ckpt-after-record");
-	if ((rc = bufmgr_sync_all(cp->c.pool)) != 0) /* step 5 */
+	/* planted bug: the pages of step 2 not synced before the control file
+	 * names the checkpoint: its redo point is not yet safe */
+	if (!WD_PLANTED("ckpt-no-sync") && (rc = bufmgr_sync_all(cp->c.pool)) != 0) /* step 5 */
+		return rc;
+	/* planted bug: segments retired before the control file names the
+	 * checkpoint whose redo point lets them go (step 7 before step 6) */
+	if (WD_PLANTED("ckpt-retire-early") &&
+	    (rc = wal_remove_segments_before(cp->c.w, r->redo)) != 0)
 		return rc;
 	/* step 6: from now on recovery starts at this checkpoint */
 	if ((rc = cp->c.ops.control(cp->c.arg, r->lsn, r->redo)) != 0)

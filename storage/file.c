@@ -191,6 +191,20 @@ int storage_write(st_file *f, const void *buf, size_t len, uint64_t off)
 	return rc;
 }
 
+/* A failed fdatasync of a tracked file: SYNCFAIL in the journal, so the
+ * writes it should have made durable are lost to a power loss even if a
+ * later sync succeeds (S11). Returns rc, the sync's error, unless the
+ * journal failed. */
+static int sync_failed(st_file *f, uint64_t run, uint64_t covers, int rc)
+{
+	char detail[512];
+	int jrc;
+	snprintf(detail, sizeof detail, "%s", wd_last_error());
+	if ((jrc = sim_sync_failed(f, run, covers)) != 0)
+		return jrc;
+	return err_set(rc, "%s", detail);
+}
+
 int storage_sync(st_file *f)
 {
 	int fault = fault_check(ST_OP_SYNC, f->path);
@@ -198,14 +212,17 @@ int storage_sync(st_file *f)
 	uint64_t run = 0, covers = sim ? sim_sync_begin(&run) : 0;
 	int rc;
 
-	if (hard_errno(fault))
-		return err_errno(hard_errno(fault), "fdatasync %s (injected)",
-				    f->path);
+	if (hard_errno(fault)) {
+		rc = err_errno(hard_errno(fault), "fdatasync %s (injected)", f->path);
+		return sim ? sync_failed(f, run, covers, rc) : rc;
+	}
 	do
 		rc = fdatasync(f->fd);
 	while (rc != 0 && errno == EINTR);
-	if (rc != 0)
-		return err_errno(errno, "fdatasync %s", f->path);
+	if (rc != 0) {
+		rc = err_errno(errno, "fdatasync %s", f->path);
+		return sim ? sync_failed(f, run, covers, rc) : rc;
+	}
 	TRACE(TR_STORAGE, "fdatasync %s", f->path);
 	return sim ? sim_synced(f, run, covers) : 0;
 }

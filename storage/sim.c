@@ -675,6 +675,25 @@ int sim_synced(st_file *f, uint64_t run, uint64_t covers)
 	return rc;
 }
 
+/* Journals SYNCFAIL after a failed fdatasync (S11): the kernel marked the
+ * dirty pages clean without writing them, so a later sync that succeeds
+ * does not make them durable. */
+int sim_sync_failed(st_file *f, uint64_t run, uint64_t covers)
+{
+	struct rec r;
+	int rc = 0;
+
+	pthread_mutex_lock(&mu);
+	if (tracked_locked(f) && run == f->sim_run) {
+		rec_init(&r);
+		rec_u64(&r, f->sim_inode);
+		rec_u64(&r, covers);
+		rc = journal_append(SIM_REC_SYNCFAIL, &r);
+	}
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
 /* Journals SYNCDIR after a directory fsync. A directory whose realpath
  * fails is an error: without the record the materialiser could drop
  * directory changes that are durable. */

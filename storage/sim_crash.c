@@ -54,6 +54,7 @@ struct jrec {
 	char *path, *to, *stash;
 	/* step 2 and 3 */
 	bool pending;
+	bool lost; /* data change a failed sync dropped (S11) */
 	st_sim_decision dec;
 	uint32_t nsectors;
 	uint8_t *mask;
@@ -165,6 +166,7 @@ static bool parse_payload(struct jrec *j, struct cur *c)
 	case SIM_REC_WRITE:
 	case SIM_REC_TRUNCATE: parse_data(j, c); break;
 	case SIM_REC_SYNC:
+	case SIM_REC_SYNCFAIL:
 		j->inode = cur_u64(c);
 		j->covers = cur_u64(c);
 		break;
@@ -354,8 +356,8 @@ static const char *rec_name(unsigned k)
 {
 	static const char *const n[] = {"?",     "IDENT",  "CREATE",
 					"WRITE", "TRUNCATE", "SYNC",
-					"RENAME", "UNLINK", "SYNCDIR"};
-	return k <= SIM_REC_SYNCDIR ? n[k] : "?";
+					"RENAME", "UNLINK", "SYNCDIR", "SYNCFAIL"};
+	return k <= SIM_REC_SYNCFAIL ? n[k] : "?";
 }
 
 /*
@@ -405,6 +407,33 @@ static int check_identities(struct sim *s, bool *declared)
 }
 
 /*
+ * S11: a SYNCFAIL drops the data changes of its file it covers that no
+ * SYNC before it covered - the kernel marked them clean unwritten - so
+ * they are lost to the power loss whatever a later SYNC covers.
+ */
+static int mark_lost(struct sim *s)
+{
+	uint64_t *synced = calloc(s->ninos, sizeof *synced);
+	if (!synced)
+		return err_set(WD_ENOMEM, "sim: out of memory");
+	for (size_t i = 0; i < s->nrec; i++) {
+		const struct jrec *f = &s->recs[i];
+		if (f->kind == SIM_REC_SYNC && f->covers > synced[f->inode])
+			synced[f->inode] = f->covers;
+		if (f->kind != SIM_REC_SYNCFAIL)
+			continue;
+		for (size_t k = 0; k < i; k++) {
+			struct jrec *j = &s->recs[k];
+			if (is_data(j->kind) && j->inode == f->inode &&
+			    j->seq > synced[f->inode] && j->seq <= f->covers)
+				j->lost = true;
+		}
+	}
+	free(synced);
+	return 0;
+}
+
+/*
  * Step 2: checks the identities, then marks the pending records. A data
  * change is pending unless a SYNC of its file covers it; a directory
  * change unless a SYNCDIR of every directory it touches (both parents, for
@@ -424,6 +453,8 @@ static int cover(struct sim *s)
 	}
 	rc = check_identities(s, declared);
 	free(declared);
+	if (rc == 0)
+		rc = mark_lost(s);
 	if (rc != 0)
 		return rc;
 	for (size_t i = 0; i < s->nrec; i++) {
@@ -434,7 +465,7 @@ static int cover(struct sim *s)
 	for (size_t i = 0; i < s->nrec; i++) {
 		struct jrec *j = &s->recs[i];
 		if (is_data(j->kind))
-			j->pending = j->seq > s->inos[j->inode].synced;
+			j->pending = j->lost || j->seq > s->inos[j->inode].synced;
 		else if (is_dirop(j->kind))
 			j->pending = !dir_covered(s, j->path, j->seq) ||
 				     (j->to && !dir_covered(s, j->to, j->seq));
@@ -487,6 +518,8 @@ static st_sim_decision decide_one(struct sim *s, st_sim_mode mode,
 	unsigned kind = j->kind;
 	uint64_t r;
 
+	if (j->lost)
+		return ST_SIM_DROPPED; /* S11 */
 	if (mode == ST_SIM_TEAR_ONE)
 		return kind == SIM_REC_WRITE && j->seq == s->opts->tear_seq
 			       ? ST_SIM_TORN_OP : ST_SIM_KEPT;
@@ -677,28 +710,51 @@ static int content_store(const struct content *c, const char *path)
 	return rc;
 }
 
+/* Replays one durable change whole (after a lost one, S11). */
+static int redo_durable(struct content *c, const struct jrec *j)
+{
+	int rc;
+	if (j->kind != SIM_REC_WRITE)
+		return content_resize(c, j->off);
+	rc = j->off + j->len > c->len ? content_resize(c, j->off + j->len) : 0;
+	if (rc == 0)
+		memcpy(c->b + j->off, j->data, (size_t)j->len);
+	return rc;
+}
+
 /*
- * Step 4 for one file: from its current bytes, undo its pending changes
- * newest first (giving the durable content, invariant S3), then replay the
- * surviving ones oldest first, and write the result back.
+ * Step 4 for one file: from its current bytes, undo its data changes
+ * newest first down to its oldest pending one (giving the durable content
+ * before it, invariant S3), then replay from there oldest first the
+ * durable ones whole and the surviving pending ones as decided, and write
+ * the result back. The pending changes of a file are the newest ones,
+ * except after a failed sync (S11): a lost change may lie below durable
+ * ones, which is why those are undone and replayed too.
  */
 static int rebuild_file(struct sim *s, uint64_t inode, const char *path)
 {
 	struct content c = {0};
 	int rc = content_load(&c, path);
+	size_t from = s->nrec;
 
-	for (size_t i = s->nrec; i-- > 0 && rc == 0;) {
+	for (size_t i = 0; i < s->nrec && from == s->nrec; i++)
+		if (s->recs[i].pending && s->recs[i].inode == inode &&
+		    is_data(s->recs[i].kind))
+			from = i;
+	for (size_t i = s->nrec; i-- > from && rc == 0;) {
 		const struct jrec *j = &s->recs[i];
-		if (j->pending && j->inode == inode && is_data(j->kind))
+		if (j->inode == inode && is_data(j->kind))
 			rc = undo(&c, j);
 	}
-	for (size_t i = 0; i < s->nrec && rc == 0; i++) {
+	for (size_t i = from; i < s->nrec && rc == 0; i++) {
 		const struct jrec *j = &s->recs[i];
-		if (!j->pending || j->inode != inode || !is_data(j->kind) ||
-		    (j->dec == ST_SIM_DROPPED && !j->size_kept))
+		if (j->inode != inode || !is_data(j->kind))
 			continue;
-		rc = j->kind == SIM_REC_WRITE ? redo_write(&c, j, s->sector)
-					      : content_resize(&c, j->off);
+		if (!j->pending)
+			rc = redo_durable(&c, j);
+		else if (j->dec != ST_SIM_DROPPED || j->size_kept)
+			rc = j->kind == SIM_REC_WRITE ? redo_write(&c, j, s->sector)
+						      : content_resize(&c, j->off);
 	}
 	if (rc == 0)
 		rc = content_store(&c, path);

@@ -75,6 +75,9 @@ uint64_t sim_sync_begin(uint64_t *run);
 int sim_synced(st_file *f, uint64_t run, uint64_t covers) WD_MUST_CHECK;
 int sim_dir_synced(const char *dir, uint64_t run,
 		   uint64_t covers) WD_MUST_CHECK;
+/* After a failed fdatasync (injected or real): SYNCFAIL, if still in that
+ * run. The unsynced writes it covers are lost to a power loss (S11). */
+int sim_sync_failed(st_file *f, uint64_t run, uint64_t covers) WD_MUST_CHECK;
 /* rename(2) and unlink(2) under tracking (they keep what they replace or
  * remove in the journal directory's stash). */
 int sim_rename(const char *from, const char *to) WD_MUST_CHECK;
@@ -97,6 +100,7 @@ enum sim_rec {
 	SIM_REC_RENAME = 6,
 	SIM_REC_UNLINK = 7,
 	SIM_REC_SYNCDIR = 8,
+	SIM_REC_SYNCFAIL = 9,
 };
 
 #endif

@@ -73,7 +73,13 @@ static void usage(FILE *out)
 		"  -t, --threads T        workload threads, 1 to 4 (random, bank, ring; det\n"
 		"                         has one)\n"
 		"      --tear BYTES       sector size of torn writes: 512 (default) or 4096\n"
+		"      --no-full-page-writes  run the workload with full_page_writes off:\n"
+		"                         no page is reset from an image in redo, so every\n"
+		"                         record leans on the pageLSN test (not with torn)\n"
 		"  -j, --jobs J           states run in parallel (default 2)\n"
+		"      --max-failures N   stop taking new states once N have failed (the\n"
+		"                         states already running finish; default: never)\n"
+		"      --stop-on-violation  the same as --max-failures 1\n"
 		"  -k, --keep-failures DIR  copy each failing state's files (before\n"
 		"                         recovery) to DIR/state-SEED-INDEX-VERDICT with a\n"
 		"                         README giving its replay command\n"
@@ -222,6 +228,9 @@ static int parse(int argc, char **argv, struct cli *cl)
 		{"replay", required_argument, NULL, 'r'},
 		{"trigger", required_argument, NULL, 'g'},
 		{"describe", no_argument, NULL, 'D'},
+		{"max-failures", required_argument, NULL, 'M'},
+		{"no-full-page-writes", no_argument, NULL, 'F'},
+		{"stop-on-violation", no_argument, NULL, 'S'},
 		{"dir", required_argument, NULL, 'd'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -281,6 +290,12 @@ static int parse(int argc, char **argv, struct cli *cl)
 		case 'r': cl->replay = optarg; break;
 		case 'g': cl->trigger = optarg; break;
 		case 'D': cl->describe = true; break;
+		case 'M':
+			if (!parse_num(optarg, &cl->c.max_failures) || cl->c.max_failures == 0)
+				goto bad;
+			break;
+		case 'S': cl->c.max_failures = 1; break;
+		case 'F': cl->c.no_full_page_writes = true; break;
 		case 'd': cl->c.work_dir = optarg; break;
 		case 'q': cl->c.progress = NULL; break;
 		case 'h': return 1;
@@ -290,6 +305,11 @@ static int parse(int argc, char **argv, struct cli *cl)
 bad:
 		fprintf(stderr, "walden crashtest: bad value '%s' for an option (see --help)\n",
 			optarg);
+		return -1;
+	}
+	if (cl->c.no_full_page_writes && (cl->c.faults & (1u << CT_TORN))) {
+		fprintf(stderr, "walden crashtest: --no-full-page-writes cannot go with torn "
+			"writes: without full-page images a torn page is beyond repair\n");
 		return -1;
 	}
 	if (optind != argc || (cl->trigger && !cl->replay)) {

@@ -6,6 +6,7 @@
  */
 #include <inttypes.h>
 
+#include "storage/plant.h"
 #include "storage/storage.h"
 #include "undo/undo_internal.h"
 #include "wal/rmgr.h"
@@ -76,7 +77,9 @@ static int undo_step(undo_log *u, undo_chain *c, wd_lsn *xact_prev, undo_rec *r,
 	if (rc != 0)
 		return rc;
 	storage_crash_point("undo-after-apply");
-	if ((rc = undo_log_clr(u, c->xid, xact_prev, r->self, r->prev)) != 0) /* step 3 */
+	/* planted bug: no CLR, so a crash makes recovery undo the step again */
+	if (!WD_PLANTED("undo-no-clr") &&
+	    (rc = undo_log_clr(u, c->xid, xact_prev, r->self, r->prev)) != 0) /* step 3 */
 		return rc;
 	storage_crash_point("undo-after-clr");
 	c->head = r->prev; /* step 4 */

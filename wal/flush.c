@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/plant.h"
 #include "storage/trace.h"
 #include "wal/wal_internal.h"
 
@@ -100,7 +101,12 @@ static int sync_locked(wal *w)
 	if ((rc = panic_check(w)) != 0)
 		return rc;
 	storage_crash_point("wal-after-write");
-	if ((rc = storage_sync(w->wfile)) != 0)
+	rc = storage_sync(w->wfile);
+	/* planted bug: a second fdatasync after a failed one "succeeds" on a
+	 * page cache that already dropped the data; the right code panics */
+	if (rc != 0 && WD_PLANTED("fsync-retry"))
+		rc = storage_sync(w->wfile);
+	if (rc != 0)
 		return wal_panic(w, rc);
 	w->wdirty = false;
 	stat_add(&w->st_fsyncs, 1);
@@ -421,6 +427,10 @@ int wal_commit(wal *w, wd_lsn commit_lsn, bool synchronous)
 {
 	if (atomic_load(&w->panicked))
 		return wal_panic_error(w);
+	/* planted bug: a synchronous commit acknowledged once its record is
+	 * written to the OS, before the fdatasync the right code waits for */
+	if (synchronous && WD_PLANTED("commit-no-fsync"))
+		return wal_write_upto(w, goal_for(w, commit_lsn));
 	if (synchronous)
 		return wal_flush_upto(w, goal_for(w, commit_lsn), true);
 	async_commit(w, goal_for(w, commit_lsn));

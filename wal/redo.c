@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "storage/page.h"
+#include "storage/plant.h"
 #include "wal/redo.h"
 #include "wal/wal.h"
 
@@ -58,7 +59,8 @@ static int fetch(redo_ctx *ctx, const wal_decoded *rec, unsigned block, bm_buf *
 	if ((rc = bufmgr_pin(ctx->pool, ref->rel, ref->blk, BM_READ, buf)) != 0)
 		return rc;
 	bufmgr_latch(*buf, BM_EXCL);
-	if (page_lsn(bufmgr_page(*buf)) >= rec->lsn) {
+	/* planted bug: no pageLSN test, a page that has the change gets it again */
+	if (page_lsn(bufmgr_page(*buf)) >= rec->lsn && !WD_PLANTED("redo-no-pagelsn")) {
 		ctx->skip_page_lsn = page_lsn(bufmgr_page(*buf));
 		ctx->page_lsn[block] = ctx->skip_page_lsn;
 		ctx->skipped++;
@@ -111,6 +113,8 @@ bool wal_log_needs_image(const wal_log_ctx *c, const uint8_t *page)
 	 * replaying that record: only older pages need an image (and
 	 * wal_insert_fpw refuses exactly when fpw_lsn < redo point: the same
 	 * rule) */
+	if (WD_PLANTED("no-fpi")) /* planted bug: never an image (and below) */
+		return false;
 	return c->full_page_writes && page_lsn(page) < wal_redo_point(c->w);
 }
 
@@ -122,7 +126,8 @@ int wal_log_add_block(const wal_log_ctx *c, wal_rec_builder *b, wd_relid rel,
 				  data_len);
 	/* only with full_page_writes: without it no decision ever asks for an
 	 * image, so a refusal would repeat for ever */
-	if (rc == 0 && !image && !(flags & WAL_BLK_WILL_INIT) && c->full_page_writes) {
+	if (rc == 0 && !image && !(flags & WAL_BLK_WILL_INIT) && c->full_page_writes &&
+	    !WD_PLANTED("no-fpi")) { /* planted bug: no recheck, no image at insert */
 		wd_lsn lsn = page_lsn(page);
 		if (lsn < b->fpw_lsn)
 			b->fpw_lsn = lsn;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/plant.h"
 #include "storage/trace.h"
 #include "wal/wal_internal.h"
 
@@ -104,7 +105,9 @@ static int seg_create(wal *w, uint64_t segno)
 	if (rc != 0 || (rc = storage_rename(tmp, path)) != 0)   /* step 2 */
 		goto out;
 	storage_crash_point("wal-segment-before-dir-sync");
-	rc = seg_sync_dir(w);                                    /* step 3 */
+	/* planted bug: no directory fsync, the new name may vanish in a power loss */
+	if (!WD_PLANTED("segment-no-dirsync"))
+		rc = seg_sync_dir(w);                            /* step 3 */
 out:
 	if (f && storage_close(f) != 0)
 		TRACE(TR_WAL, "close of %s failed", tmp);

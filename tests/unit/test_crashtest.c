@@ -11,6 +11,8 @@
  *  - planted faults (a commit acknowledged before it is durable, a damaged
  *    value, a lost row) make campaigns fail with the right class, and a
  *    failing state's files are kept with the line that replays it;
+ *  - --max-failures stops a failing campaign early; --no-full-page-writes
+ *    campaigns pass and refuse torn writes;
  *  - the command line: help, usage errors, eio/enospc "not yet", a run.
  */
 #define _GNU_SOURCE
@@ -552,6 +554,45 @@ static void test_planted_faults(void **state)
 			 CT_PARTIAL, NULL);
 }
 
+/* --max-failures: a campaign that fails from its first states stops taking
+ * new ones once the limit is reached (the jobs finish the states they run:
+ * at most one more each), and every state below the first failure ran.
+ * About 1 s in release, a few under ASan (about 10 states). */
+static void test_max_failures(void **state)
+{
+	char *dir = tu_tmpdir("ct-maxfail");
+	ct_config c = config("det", 1u << CT_POWER, 200, dir);
+	ct_summary s;
+	uint64_t first = UINT64_MAX;
+	(void)state;
+	c.plant = CT_PLANT_ACK_UNDURABLE;
+	c.max_failures = 2;
+	OK(ct_campaign_run(&c, &s));
+	for (size_t i = 0; i < s.nviol; i++)
+		if (s.viol[i].spec.index < first)
+			first = s.viol[i].spec.index;
+	print_message("max-failures 2: %llu states, %llu failed, first at %llu\n",
+		      (unsigned long long)s.states, (unsigned long long)s.failed,
+		      (unsigned long long)first);
+	assert_true(s.failed >= 2);
+	assert_true(s.failed <= 2 + (uint64_t)c.jobs - 1);
+	assert_true(s.states < 200);
+	assert_true(s.states >= first + 1);
+	ct_summary_free(&s);
+	/* full-page writes off: a campaign of kills and power losses passes,
+	 * torn writes (which need the images) are refused */
+	c = config("det", 1u << CT_KILL | 1u << CT_POWER, scaled(6), dir);
+	c.no_full_page_writes = true;
+	OK(ct_campaign_run(&c, &s));
+	assert_int_equal(s.failed, 0);
+	ct_summary_free(&s);
+	c.faults |= 1u << CT_TORN;
+	EXPECT(ct_campaign_run(&c, &s), WD_EINVAL);
+	ct_summary_free(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 static void test_keep_failures(void **state)
 {
 	char *keep = tu_tmpdir("ct-keep");
@@ -583,6 +624,7 @@ static void test_cli(void **state)
 	const char *eio[] = {"crashtest", "--fault", "eio", NULL};
 	const char *bad[] = {"crashtest", "--threads", "9", NULL};
 	const char *trig[] = {"crashtest", "--trigger", "io:3", NULL};
+	const char *nofpw[] = {"crashtest", "--no-full-page-writes", "--fault", "torn", NULL};
 	const char *run[] = {"crashtest", "--workload", "ring", "--states", "3", "--fault",
 			     "all", "--quiet", NULL};
 	const char *desc[] = {"crashtest", "--workload", "det", "--describe", NULL};
@@ -592,11 +634,16 @@ static void test_cli(void **state)
 	assert_non_null(strstr(out, "LOST-ACK"));
 	assert_non_null(strstr(out, "SILENT-CORRUPT"));
 	assert_non_null(strstr(out, "--replay SEED:INDEX:RESOLUTION"));
+	assert_non_null(strstr(out, "--max-failures N"));
+	assert_non_null(strstr(out, "--stop-on-violation"));
+	assert_non_null(strstr(out, "--no-full-page-writes"));
 	assert_int_equal(tu_run_tool(eio, out, sizeof out, err, sizeof err), 2);
 	assert_non_null(strstr(err, "not yet"));
 	assert_int_equal(tu_run_tool(bad, out, sizeof out, err, sizeof err), 2);
 	assert_int_equal(tu_run_tool(trig, out, sizeof out, err, sizeof err), 2);
 	assert_non_null(strstr(err, "--trigger needs --replay"));
+	assert_int_equal(tu_run_tool(nofpw, out, sizeof out, err, sizeof err), 2);
+	assert_non_null(strstr(err, "torn page is beyond repair"));
 	assert_int_equal(tu_run_tool(run, out, sizeof out, err, sizeof err), 0);
 	last = out + strlen(out) - 1;
 	while (last > out && last[-1] != '\n')
@@ -621,6 +668,7 @@ int main(void)
 		cmocka_unit_test(test_campaigns),
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test(test_planted_faults),
+		cmocka_unit_test(test_max_failures),
 		cmocka_unit_test(test_keep_failures),
 		cmocka_unit_test(test_cli),
 	};

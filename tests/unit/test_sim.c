@@ -390,6 +390,46 @@ static void test_synced_survives(void **state)
 	}
 }
 
+/* (S11) A failed fdatasync drops the writes it should have made durable:
+ * a later fdatasync that succeeds does not bring them back, under every
+ * power-loss mode and seed; what that later sync covers alone survives.
+ * Without SYNCFAIL the second sync would cover them too and the retry
+ * after a failed fsync would look harmless. */
+static void test_failed_sync_loses(void **state)
+{
+	struct env *e = *state;
+	uint8_t a[8192], b[8192], c[4096], want[8192 + 4096];
+	uint64_t rng = 5;
+
+	fill_rand(a, sizeof a, &rng);
+	fill_rand(b, sizeof b, &rng);
+	fill_rand(c, sizeof c, &rng);
+	memcpy(want, a, sizeof a);
+	memcpy(want + sizeof a, c, sizeof c);
+	for (uint64_t seed = 0; seed < 32; seed++) {
+		st_sim_opts o = {.mode = (st_sim_mode)(seed % 4), .seed = seed,
+				 .sector_bytes = seed % 8 < 4 ? 512 : 4096};
+		st_file *f;
+
+		unlink(e->file);
+		OK(storage_sim_start(e->jdir));
+		OK(storage_open(e->file, ST_CREATE, &f));
+		OK(storage_write(f, a, sizeof a, 0));
+		OK(storage_sync(f));
+		OK(storage_sync_dir(e->db));
+		OK(storage_write(f, b, sizeof b, 0)); /* over a: lost below */
+		OK(storage_fault_add(ST_OP_SYNC, ST_FAULT_EIO, 1, 1, NULL));
+		assert_int_equal(storage_sync(f), WD_EIO);
+		storage_fault_clear();
+		OK(storage_write(f, c, sizeof c, sizeof a));
+		OK(storage_sync(f)); /* "succeeds": covers b and c, keeps only c */
+		OK(storage_close(f));
+		storage_sim_stop();
+		OK(storage_sim_materialize(e->jdir, &o, NULL));
+		assert_file(e->file, want, sizeof want);
+	}
+}
+
 /* Creates db/new, writes and fdatasyncs it (the directory only if
  * sync_dir), and materialises with o. Returns whether it survived. */
 static bool created_file_survives(struct env *e, bool sync_dir,
@@ -1393,6 +1433,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_model_many_seeds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_synced_survives, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_all_drop_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_sync_loses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsynced_create_vanishes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_unlink_revert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_chain, setup, teardown),
