@@ -67,6 +67,8 @@ static void usage(FILE *out)
 		"\n"
 		"Prints the write-ahead log of the database in DIR, one record per line:\n"
 		"  lsn=0/40 prev=0/0 xid=7 XACT/XACT_COMMIT len=64 blocks=[rel 1 blk 3 img 812] ...\n"
+		"A commit or abort shows durable=LSN: the log was durable (fsynced) up to\n"
+		"there when the record was written.\n"
 		"and, last, where the log ends and why (the first record whose length,\n"
 		"self-LSN or CRC does not check out, a torn tail, a missing segment).\n"
 		"Options:\n"
@@ -337,6 +339,8 @@ static void print_record(struct dump *d, const wal_decoded *rec)
 		printf("clr ");
 	if (rec->undo)
 		printf("undo=%" PRIX64 " ", rec->undo);
+	if (rec->flags & WAL_REC_HORIZON)
+		printf("durable=" LSN_FMT " ", LSN_ARGS(rec->horizon));
 	print_blocks(rec);
 	printf(" %s\n", desc);
 	if (d->o.fpi)

@@ -286,6 +286,11 @@ static int open_existing(wd_db *db)
 			       "is left as it is", db->dir, LSN_ARGS(end),
 			       wal_end_reason_name((wal_end_reason)why),
 			       LSN_ARGS(db->cd.checkpoint_lsn));
+	/* a crash may leave a hole in the tail, never in durable records: if
+	 * a record past the end proves the bytes there were durable, the log
+	 * is damaged (wal/README.md R-I4) and left untouched for inspection */
+	if (crashed && (rc = wal_check_end(db->dir, &db->wo, end)) != 0)
+		return rc;
 	if ((rc = wal_open(db->dir, &db->wo, end, &db->w)) != 0)
 		return rc;
 	wal_set_active_fn(db->w, active_others, db);

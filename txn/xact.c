@@ -327,7 +327,9 @@ int wd_txn_set_synchronous(wd_txn *txn, int on)
 }
 
 /* An XACT record (type) of transaction xid, chained to its last record
- * *prev (I5), which then becomes it. */
+ * *prev (I5), which then becomes it. Its main data is the durable horizon
+ * (WAL_REC_HORIZON, wal/README.md R-I4): commits and aborts are frequent
+ * and each proves the log durable below its horizon. */
 int xact_log(wd_db *db, unsigned type, wd_xid xid, wd_lsn *prev)
 {
 	wal_rec_builder b = {0};
@@ -335,8 +337,10 @@ int xact_log(wd_db *db, unsigned type, wd_xid xid, wd_lsn *prev)
 	uint32_t len;
 	wd_lsn lsn;
 	int rc;
-	walrec_begin(&b, WAL_RMGR_XACT, type, xid, *prev, 0, 0);
-	if ((rc = walrec_assemble(&b, &rec, &len)) == 0)
+	static const uint8_t horizon[WAL_HORIZON_SIZE]; /* wal_insert stamps it */
+	walrec_begin(&b, WAL_RMGR_XACT, type, xid, *prev, 0, WAL_REC_HORIZON);
+	if ((rc = walrec_set_main(&b, horizon, sizeof horizon)) == 0 &&
+	    (rc = walrec_assemble(&b, &rec, &len)) == 0)
 		rc = wal_insert(db->w, rec, len, &lsn);
 	walrec_free(&b);
 	if (rc == 0)

@@ -4,7 +4,8 @@
  *
  * Commit and abort records change no page, so their redo does nothing;
  * recovery's analysis pass reads them to tell winners from losers. Their
- * main data is not fixed yet: the describe routine shows its length.
+ * main data is the durable horizon (WAL_REC_HORIZON), which the describe
+ * routine shows; a record without the flag (format 1) shows its length.
  */
 #include <stdio.h>
 
@@ -25,7 +26,10 @@ static void xact_describe(const wal_decoded *rec, char *buf, size_t cap)
 	const char *what = rec->type == XACT_COMMIT  ? "commit"
 			   : rec->type == XACT_ABORT ? "abort"
 						     : "unknown";
-	if (rec->main_len)
+	if (rec->flags & WAL_REC_HORIZON)
+		snprintf(buf, cap, "%s of xid %llu, log durable to " LSN_FMT " when written",
+			 what, (unsigned long long)rec->xid, LSN_ARGS(rec->horizon));
+	else if (rec->main_len)
 		snprintf(buf, cap, "%s of xid %llu, %u bytes of main data", what,
 			 (unsigned long long)rec->xid, rec->main_len);
 	else

@@ -33,9 +33,10 @@ int wal_seg_header_decode(const uint8_t *buf, const char *path, wal_seg_header *
 			       "%s: WAL segment header CRC mismatch (stored 0x%08x, computed 0x%08x)",
 			       path, stored, computed);
 	h->version = get_le32(buf + WSH_VERSION);
-	if (h->version != WAL_FORMAT_VERSION)
-		return err_set(WD_EVERSION, "%s: WAL format version %u, this walden reads %u",
-			       path, h->version, WAL_FORMAT_VERSION);
+	if (h->version < WAL_FORMAT_VERSION_MIN || h->version > WAL_FORMAT_VERSION)
+		return err_set(WD_EVERSION, "%s: WAL format version %u, this walden reads "
+			       "%u to %u", path, h->version, WAL_FORMAT_VERSION_MIN,
+			       WAL_FORMAT_VERSION);
 	h->seg_size = get_le32(buf + WSH_SEG_SIZE);
 	memcpy(h->db_id, buf + WSH_DB_ID, sizeof h->db_id);
 	h->segno = get_le64(buf + WSH_SEGNO);

@@ -25,7 +25,11 @@
 #include "storage/error.h"
 #include "storage/types.h"
 
-#define WAL_FORMAT_VERSION 1u
+/* Version 2: record CRCs are seeded with the database id and XACT records
+ * carry the durable horizon (wal/README.md "Formats"); a version-1 segment
+ * is still read (wal/README.md "Older segments"). */
+#define WAL_FORMAT_VERSION 2u
+#define WAL_FORMAT_VERSION_MIN 1u
 #define WAL_SEG_HEADER_SIZE 64u
 #define WAL_SEG_SIZE_MIN (64u * 1024)          /* tests use small segments */
 #define WAL_SEG_SIZE_MAX (1024u * 1024 * 1024)
@@ -104,6 +108,11 @@ int wal_seg_header_decode(const uint8_t *buf, const char *path,
 
 /* Record flags. */
 #define WAL_REC_CLR 0x01u /* compensation log record (redo-only) */
+/* The first 8 bytes of the main data are the durable horizon: the end-form
+ * LSN up to which the log was durable when the record was inserted, stamped
+ * by wal_insert (format version 2; wal/README.md R-I4). */
+#define WAL_REC_HORIZON 0x02u
+#define WAL_HORIZON_SIZE 8u
 
 /* ---- block reference header (32 bytes) ----
  *  0  4  rel        relation id

@@ -440,7 +440,10 @@ int wal_insert_fpw(wal *w, uint8_t *rec, uint32_t len, wd_lsn fpw_lsn, wd_lsn *l
 	end = wal_end_lsn(pos + alen, w->seg_size);
 	atomic_store_explicit(&s->rec_start, wal_end_lsn(pos, w->seg_size),
 			      memory_order_relaxed); /* read after a stall (I10) */
-	walrec_stamp(rec, len, start);                      /* step 3 */
+	/* step 3; the horizon is read after the reservation, so it is at
+	 * most what was durable before any byte of this record is written
+	 * (R-I4) */
+	walrec_stamp_db(rec, len, start, w->crc_seed, atomic_load(&w->flushed));
 	rc = copy_record(w, s, pos, rec, len, alen);        /* step 4 */
 	slot_release(w, s, rc == 0);                        /* step 5 */
 	if (rc != 0)

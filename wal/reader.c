@@ -21,6 +21,7 @@
 #include "wal/reader.h"
 
 #define STOPPED 1
+#define SHORT_FILE 2 /* the R-I4 scan: a segment file cut short */
 #define READ_CHUNK (64u * 1024) /* <= WAL_SEG_SIZE_MIN: one chunk, one segment */
 #define DETAIL_CAP 512
 
@@ -29,8 +30,11 @@ struct wal_reader {
 	uint8_t db_id[16];
 	uint32_t seg_size;
 	uint32_t page_size;
+	uint32_t seed;           /* wal_crc_seed(db_id): format-2 record CRCs */
 	st_file *seg;            /* the open segment, header checked; or NULL */
 	uint64_t segno;          /* its number */
+	uint32_t seg_version;    /* its format version */
+	uint32_t first_version;  /* ... of the segment a record starts in */
 	char seg_path[4096];     /* its path */
 	uint8_t *chunk;          /* READ_CHUNK bytes of seg from chunk_off */
 	uint64_t chunk_off;
@@ -97,6 +101,7 @@ int wal_reader_open_dir(const char *segdir, const uint8_t db_id[16], uint32_t se
 		return err_set(WD_ENOMEM, "WAL reader: out of memory");
 	}
 	memcpy(r->db_id, db_id, sizeof r->db_id);
+	r->seed = wal_crc_seed(db_id);
 	r->seg_size = seg_size;
 	r->page_size = page_size;
 	r->pos = WAL_SEG_HEADER_SIZE;
@@ -139,7 +144,8 @@ static bool all_zero(const uint8_t *p, size_t n)
  * segment number (a recycled file), ends the log; a file of another
  * database or with other sizes is an error.
  */
-static int check_seg_header(wal_reader *r, st_file *f, const char *path, uint64_t segno)
+static int check_seg_header(wal_reader *r, st_file *f, const char *path, uint64_t segno,
+			    uint32_t *version)
 {
 	uint8_t buf[WAL_SEG_HEADER_SIZE];
 	char ours[33], theirs[33];
@@ -170,6 +176,7 @@ static int check_seg_header(wal_reader *r, st_file *f, const char *path, uint64_
 		return stop(r, WAL_END_WRONG_SEGNO, "%s: header names segment %llX "
 			    "(a recycled file not yet reused)", path,
 			    (unsigned long long)h.segno);
+	*version = h.version;
 	return 0;
 }
 
@@ -189,7 +196,7 @@ static int open_segment(wal_reader *r, uint64_t segno)
 		return stop(r, WAL_END_MISSING_SEGMENT, "%s does not exist", path);
 	if (rc != 0)
 		return rc;
-	rc = check_seg_header(r, f, path, segno);
+	rc = check_seg_header(r, f, path, segno, &r->seg_version);
 	if (rc != 0) {
 		(void)storage_close(f);
 		return rc;
@@ -255,6 +262,8 @@ static int read_bytes(wal_reader *r, uint64_t pos, uint8_t *dst, size_t n, size_
 		if (k > r->seg_size - off)
 			k = (size_t)(r->seg_size - off);
 		rc = read_seg_bytes(r, p / usable, off, dst + *got, k, &g);
+		if (*got == 0 && g > 0)
+			r->first_version = r->seg_version;
 		*got += g;
 		if (rc != 0)
 			return rc;
@@ -332,7 +341,13 @@ static int read_record(wal_reader *r, wd_lsn lsn, wal_decoded *out)
 		return torn(r, lsn, tot_len, got + WAL_REC_HEADER_SIZE);
 	if (rc != 0)
 		return rc;
-	if (walrec_decode(r->rec, tot_len, lsn, out) != 0)
+	/* format 2: the CRC is seeded with the database id, so another
+	 * database's record does not check; a version-1 segment may hold
+	 * records of both forms (appended to after an upgrade) */
+	rc = walrec_decode_seeded(r->rec, tot_len, lsn, r->seed, out);
+	if (rc != 0 && out->status == WAL_END_BAD_CRC && r->first_version < 2)
+		rc = walrec_decode(r->rec, tot_len, lsn, out);
+	if (rc != 0)
 		return stop(r, out->status, "%s", wd_last_error());
 	out->end_lsn = wal_lsn_from_usable(pos + wal_align(tot_len), r->seg_size);
 	return 0;
@@ -448,6 +463,116 @@ int wal_reader_find(wal_reader *r, wd_lsn lsn, wd_lsn *found)
 		       LSN_ARGS(lsn));
 }
 
+/* The highest segment number in segdir (as wal_oldest_segment_in). */
+static int newest_segment_in(const char *segdir, uint64_t *segno);
+
+/* true if rc means the scan cannot go on at all (rather than: nothing
+ * valid at this position). */
+static bool scan_fatal(int rc)
+{
+	return rc == WD_EIO || rc == WD_ENOMEM;
+}
+
+/* R-I4 scan: from usable position pos on, within the cached chunk, skips
+ * every position whose header cannot name it (self-LSN differs: zeroes,
+ * stale records, record bodies). Returns the first position left to look
+ * at: a candidate, or the first one the chunk does not hold. */
+static uint64_t skip_in_chunk(const wal_reader *r, uint64_t pos)
+{
+	uint64_t usable = wal_seg_usable(r->seg_size), off = WAL_SEG_HEADER_SIZE + pos % usable;
+	wd_lsn at = wal_lsn_from_usable(pos, r->seg_size);
+	if (!r->seg || r->segno != pos / usable || !r->chunk_valid || off < r->chunk_off)
+		return pos;
+	/* within one chunk of one segment, LSN and offset move together */
+	while (off + WRH_LSN + 8 <= r->chunk_off + r->chunk_len &&
+	       get_le64(r->chunk + (off - r->chunk_off) + WRH_LSN) != at) {
+		off += WAL_ALIGN;
+		at += WAL_ALIGN;
+		pos += WAL_ALIGN;
+	}
+	return pos;
+}
+
+/* R-I4 scan: the record at usable position pos, if one of this log is
+ * there: 0 with r->dec, STOPPED if not, SHORT_FILE if the segment file
+ * ends before pos (cut short), or a fatal error. */
+static int candidate_at(wal_reader *r, uint64_t pos)
+{
+	wd_lsn at = wal_lsn_from_usable(pos, r->seg_size);
+	uint8_t h[WRH_LSN + 8];
+	uint32_t len;
+	size_t got = 0;
+	int rc = read_bytes(r, pos, h, sizeof h, &got);
+	if (rc < 0 && scan_fatal(rc))
+		return rc;
+	if (rc == STOPPED && got == 0 && r->stop_reason == WAL_END_SHORT_SEGMENT)
+		return SHORT_FILE;
+	if (got < sizeof h || get_le64(h + WRH_LSN) != at ||
+	    walrec_check_len(h, &len) != WAL_END_NONE)
+		return STOPPED;
+	rc = read_record(r, at, &r->dec);
+	return rc < 0 && !scan_fatal(rc) ? STOPPED : rc;
+}
+
+/*
+ * R-I4: a candidate is read in full only where its header names the very
+ * position with a plausible length (as R7); a valid record without a
+ * horizon past end is skipped whole. The scan goes over the segments of
+ * this log present after end (others - missing, foreign, renumbered, cut
+ * short - are passed over) and stops after the first whole one past end's
+ * segment that holds no record of this log at all: the log was never
+ * written beyond it (a zero-filled or recycled segment). Stopping there can
+ * only miss damage, never make a hole count as damage.
+ */
+int wal_reader_find_durable_after(wal_reader *r, wd_lsn end, wd_lsn *found,
+				  wd_lsn *horizon)
+{
+	uint64_t usable = wal_seg_usable(r->seg_size), last, pos, cur;
+	bool scanned = false, seen = false;
+	int rc;
+	*found = *horizon = 0;
+	if ((rc = newest_segment_in(r->segdir, &last)) != 0)
+		return rc == WD_NOTFOUND ? 0 : rc;
+	pos = wal_usable_from_lsn(end, r->seg_size) + WAL_ALIGN;
+	for (cur = pos / usable; pos / usable <= last;) {
+		if (pos / usable != cur) { /* into the next segment */
+			if (cur > wal_segno(end, r->seg_size) && scanned && !seen)
+				break;
+			cur = pos / usable;
+			scanned = seen = false;
+		}
+		rc = open_segment(r, cur);
+		if (rc == STOPPED || (rc < 0 && !scan_fatal(rc))) {
+			pos = (cur + 1) * usable; /* not a segment of this log */
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		scanned = true;
+		if ((pos = skip_in_chunk(r, pos)) / usable != cur)
+			continue;
+		if ((rc = candidate_at(r, pos)) < 0)
+			return rc;
+		if (rc == SHORT_FILE) {
+			scanned = false;
+			pos = (cur + 1) * usable;
+			continue;
+		}
+		if (rc == STOPPED) {
+			pos += WAL_ALIGN;
+			continue;
+		}
+		seen = true;
+		if (r->dec.horizon > end) {
+			*found = wal_lsn_from_usable(pos, r->seg_size);
+			*horizon = r->dec.horizon;
+			return 0;
+		}
+		pos = wal_usable_from_lsn(r->dec.end_lsn, r->seg_size);
+	}
+	return 0;
+}
+
 int wal_oldest_segment(const char *dbdir, uint64_t *segno)
 {
 	char path[4096];
@@ -457,7 +582,7 @@ int wal_oldest_segment(const char *dbdir, uint64_t *segno)
 
 /* Lists the directory (readdir: directory listing is not file I/O the
  * fault model injects into, so it does not go through storage/). */
-int wal_oldest_segment_in(const char *path, uint64_t *segno)
+static int segment_range_in(const char *path, uint64_t *oldest, uint64_t *newest)
 {
 	struct dirent *de;
 	bool any = false;
@@ -471,10 +596,24 @@ int wal_oldest_segment_in(const char *path, uint64_t *segno)
 		    strspn(n, "0123456789ABCDEF") != WAL_SEG_NAME_LEN)
 			continue;
 		no = strtoull(n, NULL, 16);
-		if (!any || no < *segno)
-			*segno = no;
+		if (!any || no < *oldest)
+			*oldest = no;
+		if (!any || no > *newest)
+			*newest = no;
 		any = true;
 	}
 	closedir(d);
 	return any ? 0 : err_set(WD_NOTFOUND, "%s: no WAL segments", path);
+}
+
+int wal_oldest_segment_in(const char *path, uint64_t *segno)
+{
+	uint64_t newest;
+	return segment_range_in(path, segno, &newest);
+}
+
+static int newest_segment_in(const char *segdir, uint64_t *segno)
+{
+	uint64_t oldest;
+	return segment_range_in(segdir, &oldest, segno);
 }

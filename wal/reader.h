@@ -103,6 +103,20 @@ int wal_reader_read_at(wal_reader *r, wd_lsn lsn, const wal_decoded **rec) WD_MU
 int wal_reader_find(wal_reader *r, wd_lsn lsn, wd_lsn *found) WD_MUST_CHECK;
 
 /*
+ * R-I4, after the log ended at end: looks at every 8-byte position past end
+ * in the segments present (those whose header is ours and names the right
+ * segment; up to the newest file) for a valid record whose durable horizon
+ * (WAL_REC_HORIZON) is past end - proof that the bytes at end were durable
+ * before that record was written, so the end is damage, not a torn tail.
+ * Sets *found to the first such record's LSN and *horizon to its horizon,
+ * or both to 0. A valid record with no such horizon is skipped whole.
+ * Errors: WD_EIO, WD_ENOMEM; other trouble at a position only skips it.
+ * Moves the reader: seek before reading on.
+ */
+int wal_reader_find_durable_after(wal_reader *r, wd_lsn end, wd_lsn *found,
+				  wd_lsn *horizon) WD_MUST_CHECK;
+
+/*
  * The lowest segment number present in DIR/wal (files named by 16
  * upper-case hex digits). WD_NOTFOUND if there is none or no DIR/wal.
  */

@@ -268,8 +268,31 @@ void walrec_free(wal_rec_builder *b)
  * after it, with the crc field itself left out. */
 uint32_t walrec_crc(const uint8_t *rec, uint32_t tot_len)
 {
-	uint32_t crc = crc32_gzip_refl(0, rec + WRH_LSN, tot_len - WRH_LSN);
+	return walrec_crc_seeded(rec, tot_len, 0);
+}
+
+/* Format 2: the same bytes, the CRC continued from the database's seed, so
+ * a well-formed record of another database does not check here. */
+uint32_t walrec_crc_seeded(const uint8_t *rec, uint32_t tot_len, uint32_t seed)
+{
+	uint32_t crc = crc32_gzip_refl(seed, rec + WRH_LSN, tot_len - WRH_LSN);
 	return crc32_gzip_refl(crc, rec, WRH_CRC);
+}
+
+uint32_t wal_crc_seed(const uint8_t db_id[16])
+{
+	return crc32_gzip_refl(0, db_id, 16);
+}
+
+/* The horizon goes in before the CRC is computed: the CRC covers it. */
+void walrec_stamp_db(uint8_t *rec, uint32_t tot_len, wd_lsn lsn, uint32_t seed,
+		     wd_lsn horizon)
+{
+	uint32_t main_len = get_le32(rec + WRH_MAIN_LEN);
+	if ((rec[WRH_FLAGS] & WAL_REC_HORIZON) && main_len >= WAL_HORIZON_SIZE)
+		put_le64(rec + tot_len - main_len, horizon);
+	put_le64(rec + WRH_LSN, lsn);
+	put_le32(rec + WRH_CRC, walrec_crc_seeded(rec, tot_len, seed));
 }
 
 /* The self-LSN first: the CRC covers it. */
@@ -381,6 +404,12 @@ static void parse_header(const uint8_t *rec, wal_decoded *out)
 int walrec_decode(const uint8_t *rec, uint32_t avail, wd_lsn expect_lsn,
 		  wal_decoded *out)
 {
+	return walrec_decode_seeded(rec, avail, expect_lsn, 0, out);
+}
+
+int walrec_decode_seeded(const uint8_t *rec, uint32_t avail, wd_lsn expect_lsn,
+			 uint32_t seed, wal_decoded *out)
+{
 	uint32_t tot_len, stored, computed;
 	wal_end_reason why;
 	memset(out, 0, sizeof *out);
@@ -397,12 +426,20 @@ int walrec_decode(const uint8_t *rec, uint32_t avail, wd_lsn expect_lsn,
 		return bad(out, WAL_END_BAD_LSN, "it names LSN " LSN_FMT " (stale or garbage)",
 			   LSN_ARGS(get_le64(rec + WRH_LSN)));
 	stored = get_le32(rec + WRH_CRC);
-	computed = walrec_crc(rec, tot_len);
+	computed = walrec_crc_seeded(rec, tot_len, seed);
 	if (stored != computed)
 		return bad(out, WAL_END_BAD_CRC, "CRC mismatch (stored 0x%08x, computed 0x%08x)",
 			   stored, computed);
 	parse_header(rec, out);
-	return parse_body(rec, out);
+	if (parse_body(rec, out) != 0)
+		return WD_ECORRUPT;
+	if (out->flags & WAL_REC_HORIZON) {
+		if (out->main_len < WAL_HORIZON_SIZE)
+			return bad(out, WAL_END_BAD_BLOCKS, "durable horizon flag with %u "
+				   "bytes of main data", out->main_len);
+		out->horizon = get_le64(out->main_data);
+	}
+	return 0;
 }
 
 /* Checks that block `block` of d has an image that can expand to page_size

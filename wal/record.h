@@ -149,12 +149,28 @@ void walrec_free(wal_rec_builder *b);
 /*
  * Gives an assembled record its position: writes lsn at offset 8 and then
  * the CRC (CRC-32 of bytes [8, tot_len) followed by bytes [0, 4)) at
- * offset 4. Called by the inserter once space is reserved.
+ * offset 4. The format-1 CRC (seed 0); the inserter uses walrec_stamp_db.
  */
 void walrec_stamp(uint8_t *rec, uint32_t tot_len, wd_lsn lsn);
 
+/*
+ * The format-2 stamp (wal/README.md "CRC"): if the record has
+ * WAL_REC_HORIZON, writes horizon into the first 8 bytes of its main data;
+ * then the self-LSN; then the CRC continued from seed (wal_crc_seed of the
+ * database id) instead of from 0. Called by the inserter once space is
+ * reserved, with horizon = the log's flushed LSN at that moment.
+ */
+void walrec_stamp_db(uint8_t *rec, uint32_t tot_len, wd_lsn lsn, uint32_t seed,
+		     wd_lsn horizon);
+
+/* The seed of a database's record CRCs: CRC-32 of its 16-byte id. */
+uint32_t wal_crc_seed(const uint8_t db_id[16]);
+
 /* The CRC that walrec_stamp stores (the record's crc field is not read). */
 uint32_t walrec_crc(const uint8_t *rec, uint32_t tot_len);
+
+/* ... and the one walrec_stamp_db stores for seed. */
+uint32_t walrec_crc_seeded(const uint8_t *rec, uint32_t tot_len, uint32_t seed);
 
 /* ---- decoder ------------------------------------------------------------ */
 
@@ -186,6 +202,8 @@ typedef struct wal_decoded {
 	uint32_t main_len;
 	const uint8_t *main_data;
 	const uint8_t *raw;    /* the record's tot_len bytes */
+	wd_lsn horizon;        /* WAL_REC_HORIZON: the log was durable up to
+				* here when the record was inserted; else 0 */
 	wal_block_ref blocks[WAL_MAX_BLOCKS];
 	wal_end_reason status; /* WAL_END_NONE if valid, else why not */
 } wal_decoded;
@@ -207,6 +225,12 @@ wal_end_reason walrec_check_len(const uint8_t *rec, uint32_t *tot_len);
  */
 int walrec_decode(const uint8_t *rec, uint32_t avail, wd_lsn expect_lsn,
 		  wal_decoded *out) WD_MUST_CHECK;
+
+/* walrec_decode for a CRC seeded with seed (walrec_stamp_db); seed 0 is
+ * walrec_decode. A record with WAL_REC_HORIZON and fewer than 8 bytes of
+ * main data is WAL_END_BAD_BLOCKS. */
+int walrec_decode_seeded(const uint8_t *rec, uint32_t avail, wd_lsn expect_lsn,
+			 uint32_t seed, wal_decoded *out) WD_MUST_CHECK;
 
 /*
  * Rebuilds the full page of block reference `block` of d into page

@@ -95,6 +95,7 @@ static int wal_alloc(const char *dbdir, const wal_opts *o, wal **out)
 	memset(w, 0, sizeof *w);
 	w->o = *o;
 	w->seg_size = o->segment_size;
+	w->crc_seed = wal_crc_seed(o->db_id);
 	w->buf_size = pow2_floor(o->buffers_bytes);
 	w->buf = aligned_alloc(4096, w->buf_size);
 	w->dbdir = strdup(dbdir);
@@ -202,6 +203,48 @@ int wal_find_end_why(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *
 			rc = 0;
 		}
 	}
+	wal_reader_close(r);
+	return rc;
+}
+
+/* Why the log ends at end, read again there (reason and detail). */
+static void end_reason_at(wal_reader *r, wd_lsn end, char *buf, size_t cap)
+{
+	const wal_decoded *rec;
+	wal_end_reason why = WAL_END_NONE;
+	const char *detail = "";
+	snprintf(buf, cap, "a valid record");
+	if (wal_reader_seek(r, end) != 0 || wal_reader_next(r, &rec) != WD_NOTFOUND)
+		return;
+	wal_reader_end(r, NULL, &why, &detail);
+	snprintf(buf, cap, "%s: %s", wal_end_reason_name(why), detail);
+}
+
+int wal_check_end(const char *dbdir, const wal_opts *o, wd_lsn end)
+{
+	char path[4096], why[700], at[4096];
+	wd_lsn found = 0, horizon = 0;
+	wal_reader *r = NULL;
+	int rc;
+	if ((rc = opts_check(o)) != 0 ||
+	    (rc = wal_reader_open(dbdir, o->db_id, o->segment_size, o->page_size, &r)) != 0)
+		return rc;
+	rc = wal_reader_find_durable_after(r, end, &found, &horizon);
+	if (rc == 0 && found) {
+		wd_lsn d = end % o->segment_size == 0 ? end + WAL_SEG_HEADER_SIZE : end;
+		end_reason_at(r, end, why, sizeof why);
+		if ((rc = wal_seg_path(path, sizeof path, dbdir, wal_segno(d, o->segment_size))) ||
+		    (rc = wal_seg_path(at, sizeof at, dbdir, wal_segno(found, o->segment_size))))
+			goto out;
+		rc = err_set(WD_ECORRUPT, "%s offset %llu: WAL damaged at " LSN_FMT " (%s), "
+			     "but the valid record at " LSN_FMT " (%s offset %llu) was written when "
+			     "the log was durable up to " LSN_FMT ": durable records are damaged, "
+			     "not a torn tail; the log is left as it is", path,
+			     (unsigned long long)(d % o->segment_size), LSN_ARGS(d), why,
+			     LSN_ARGS(found), at,
+			     (unsigned long long)(found % o->segment_size), LSN_ARGS(horizon));
+	}
+out:
 	wal_reader_close(r);
 	return rc;
 }

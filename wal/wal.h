@@ -115,6 +115,16 @@ int wal_find_end_why(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *
 		     unsigned *why) WD_MUST_CHECK;
 
 /*
+ * R-I4, before a crashed log is reopened at end (wal_find_end's): 0 if the
+ * end may be the tail a crash left, WD_ECORRUPT if a valid record past it
+ * carries a durable horizon beyond it - the bytes at end were fsynced
+ * before that record was written, so they are damaged, not unwritten. The
+ * error names the segment file and offset of end, why the log ends there,
+ * and the record that proves it. Errors also: WD_EIO, WD_ENOMEM.
+ */
+int wal_check_end(const char *dbdir, const wal_opts *o, wd_lsn end) WD_MUST_CHECK;
+
+/*
  * Flushes everything inserted (unless panicked), stops the WAL writer,
  * closes the files and frees w. Returns the flush's result (WD_EPANIC if the
  * log was panicked); w is freed either way. NULL is ignored.

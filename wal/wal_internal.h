@@ -56,6 +56,7 @@ struct wal {
 	char *dbdir, *waldir;
 	wal_opts o;
 	uint32_t seg_size;
+	uint32_t crc_seed;  /* wal_crc_seed(o.db_id): format-2 record CRCs */
 	uint64_t buf_size;  /* power of two */
 	uint8_t *buf;       /* byte at LSN x is buf[x & (buf_size - 1)] (I4) */
 	/* The redo point (I11): read-mostly, on the configuration's lines and

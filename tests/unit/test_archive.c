@@ -886,8 +886,11 @@ static bool stale_record_at(wd_lsn lsn)
 		wd_lsn old = get_le64(hdr + WRH_LSN);
 		if (len >= WAL_REC_HEADER_SIZE && off + len <= SEG && old != lsn && old % SEG == off &&
 		    (buf = malloc(len)) != NULL) {
+			control_data cd;
 			found = storage_read(f, buf, len, off, &got) == 0 && got == len &&
-				walrec_decode(buf, len, old, &d) == 0;
+				control_read(stale_db, &cd) == 0 &&
+				walrec_decode_seeded(buf, len, old, wal_crc_seed(cd.db_id),
+						     &d) == 0;
 			free(buf);
 		}
 	}

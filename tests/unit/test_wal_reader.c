@@ -32,6 +32,7 @@ struct tlog {
 	char *dir;
 	uint8_t db_id[16];
 	bool zero_fill;             /* new segments are SEG zero bytes long */
+	uint32_t version;           /* format of new segments and records */
 	uint64_t pos;               /* usable position of the next record */
 	size_t n;
 	wd_lsn lsn[MAXREC];         /* every record appended */
@@ -49,6 +50,7 @@ static int setup(void **state)
 	tl->dir = tu_tmpdir("walreader");
 	memset(tl->db_id, 0xA5, sizeof tl->db_id);
 	tl->zero_fill = true;
+	tl->version = WAL_FORMAT_VERSION;
 	{
 		char *w = tu_path(tl->dir, WAL_DIR);
 		assert_int_equal(storage_mkdir(w), 0);
@@ -78,7 +80,7 @@ static char *seg_path(uint64_t segno)
  * database id. */
 static void write_header(uint64_t segno, uint64_t hdr_segno, const uint8_t id[16])
 {
-	wal_seg_header h = {WAL_FORMAT_VERSION, SEG, {0}, hdr_segno, PS};
+	wal_seg_header h = {tl->version, SEG, {0}, hdr_segno, PS};
 	uint8_t buf[WAL_SEG_HEADER_SIZE];
 	char *path = seg_path(segno);
 	st_file *f;
@@ -144,7 +146,10 @@ static uint8_t *build(wd_lsn lsn, uint32_t main_len, wd_xid xid, uint32_t *len)
 	walrec_begin(&tl->b, WAL_RMGR_XLOG, XLOG_NOOP, xid, prev, 0, 0);
 	assert_int_equal(walrec_set_main(&tl->b, data, main_len), 0);
 	assert_int_equal(walrec_assemble(&tl->b, &rec, len), 0);
-	walrec_stamp(rec, *len, lsn);
+	if (tl->version >= 2)
+		walrec_stamp_db(rec, *len, lsn, wal_crc_seed(tl->db_id), 0);
+	else
+		walrec_stamp(rec, *len, lsn);
 	free(data);
 	return rec;
 }
@@ -573,6 +578,30 @@ static void test_read_on_after_growth(void **state)
 	wal_reader_close(r);
 }
 
+/* Format 1 (records CRC'd from 0) is still read, and so is a format-2
+ * record appended to a format-1 segment after an upgrade; in a format-2
+ * segment a record CRC'd from 0 - as another database's would not be
+ * either - is a bad CRC. */
+static void test_format_versions(void **state)
+{
+	wd_lsn end, bad_at;
+	wal_end_reason why;
+	(void)state;
+	tl->version = 1;
+	for (int i = 0; i < 30; i++)
+		append(700, 1); /* into segment 0 */
+	tl->version = 2;
+	append(100, 2); /* a format-2 record in the format-1 segment 0 */
+	append_leaving(0);
+	assert_int_equal(storage_close(open_seg(1)), 0); /* format 2 */
+	tl->version = 1; /* a format-1 record in the format-2 segment 1 */
+	bad_at = next_lsn();
+	append(10, 3);
+	read_all(tl->n - 1, &end, &why);
+	assert_true(end == bad_at);
+	assert_int_equal(why, WAL_END_BAD_CRC);
+}
+
 static void test_oldest_segment(void **state)
 {
 	uint64_t segno = 99;
@@ -602,6 +631,7 @@ int main(void)
 		T(test_missing_segment),  T(test_foreign_segment),
 		T(test_prev_chain),       T(test_find_first_record),
 		T(test_read_on_after_growth), T(test_oldest_segment),
+		T(test_format_versions),
 	};
 	return cmocka_run_group_tests_name("wal_reader", tests, NULL, NULL);
 }

@@ -71,7 +71,14 @@ static void make_db(const char *dir, control_data *cd)
 				tw_record(&b, 2, i, 30, &rec, &len);
 				assert_int_equal(wal_insert(w, rec, len, &lsn), 0);
 			}
-		walrec_begin(&b, WAL_RMGR_XACT, XACT_COMMIT, xid, 0, 0, 0);
+		/* the last commit as xact_log writes it: with the durable horizon */
+		walrec_begin(&b, WAL_RMGR_XACT, XACT_COMMIT, xid, 0, 0,
+			     xid == 5 ? WAL_REC_HORIZON : 0);
+		if (xid == 5) {
+			static const uint8_t horizon[WAL_HORIZON_SIZE];
+			assert_int_equal(wal_flush_to(w, lsn), 0);
+			assert_int_equal(walrec_set_main(&b, horizon, sizeof horizon), 0);
+		}
 		assert_int_equal(walrec_assemble(&b, &rec, &len), 0);
 		assert_int_equal(wal_insert(w, rec, len, &lsn), 0);
 	}
@@ -115,6 +122,9 @@ static void test_dump_every_record(void **state)
 	assert_non_null(strstr(r->out, "(clean end)"));
 	assert_non_null(strstr(r->out, "XACT/XACT_COMMIT"));
 	assert_non_null(strstr(r->out, "commit of xid 5"));
+	/* the commit's durable horizon (wal/README.md R-I4) */
+	assert_non_null(strstr(r->out, " durable="));
+	assert_non_null(strstr(r->out, "log durable to "));
 	free(r);
 }
 
