@@ -108,6 +108,16 @@ int heap_insert(heap *h, wd_xid xid, wd_lsn *xact_prev, const void *key,
 int heap_fetch(heap *h, heap_tid tid, void *kbuf, uint32_t kcap, uint32_t *klen,
 	       void *vbuf, uint64_t vcap, uint64_t *vlen) WD_MUST_CHECK;
 
+/*
+ * The kind of page at block blk (storage/page.h; PAGE_KIND_NONE for a page
+ * never written) into *kind. WD_NOTFOUND if the file ends before blk; the
+ * pool's errors (WD_ECORRUPT naming file and block for a damaged page).
+ * For a caller that found no tuple where an index entry says one lives:
+ * a heap page missing or blank there is damage to the file, not a change
+ * half done.
+ */
+int heap_block_kind(heap *h, wd_blkno blk, unsigned *kind) WD_MUST_CHECK;
+
 /* ---- reading many tuples: a page kept pinned between reads ---- */
 
 /*

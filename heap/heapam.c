@@ -218,6 +218,24 @@ static int pin_tuple(heap *h, heap_tid tid, int mode, bm_buf **buf, uint8_t **it
 	return 0;
 }
 
+/* The kind of page block blk of h's relation holds (PAGE_KIND_NONE: all
+ * zero, never written), or WD_NOTFOUND if the file has no such block. */
+int heap_block_kind(heap *h, wd_blkno blk, unsigned *kind)
+{
+	bool past_end;
+	bm_buf *buf;
+	int rc = heap_pin_block(h, blk, &past_end, &buf);
+	if (rc != 0)
+		return rc;
+	if (past_end)
+		return WD_NOTFOUND;
+	bufmgr_latch(buf, BM_SHARE);
+	*kind = page_kind(bufmgr_page(buf));
+	bufmgr_unlatch(buf);
+	bufmgr_unpin(h->pool, buf);
+	return 0;
+}
+
 /* A copy of the tuple at tid (*raw, malloc'd) and its parse. */
 static int load_tuple(heap *h, heap_tid tid, uint8_t **raw, heap_tuple *t)
 {

@@ -106,6 +106,11 @@ static int fetch_checked(wd_cursor *c, wd_tid tid, const void *key, size_t klen,
 		return WD_NOTFOUND; /* a stale tid: ask the index */
 	/* trusted (the index under the key latch): anything but the key's
 	 * tuple is damage, and the next open must repair it (README P10) */
+	if (rc == WD_NOTFOUND) {
+		int lost = table_heap_block_lost(c->t, tid.blk);
+		if (lost != 0)
+			return lost;
+	}
 	if (rc == WD_NOTFOUND || (rc == 0 && !same))
 		return db_needs_repair(c->t, err_set(WD_ECORRUPT,
 			"table %s: the index entry of a key of %zu bytes points at block %u "

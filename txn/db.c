@@ -227,6 +227,24 @@ static int create_new(wd_db *db)
 	return start_production(db);
 }
 
+/* P1 step 3 when DIR/control does not exist: a new database, unless the
+ * directory already holds one's files. create_new makes the control file
+ * before base/ and wal/, so they are never there without it: it was lost,
+ * and a new database over them would silently show empty tables. */
+static int create_checked(wd_db *db, const char *ctl)
+{
+	static const char *const kept[] = {DB_BASE_DIR, WAL_DIR};
+	char path[4096];
+	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", db->dir, kept[i]);
+		if (storage_exists(path))
+			return err_set(WD_ECORRUPT, "%s: missing, but %s exists: the directory "
+				       "holds a database whose control file was lost (not "
+				       "creating a new one over it)", ctl, path);
+	}
+	return create_new(db);
+}
+
 /* Reads DIR/control into db->cd; the layout settings come from it. */
 static int read_control(wd_db *db)
 {
@@ -256,11 +274,46 @@ static void remove_leftovers(wd_db *db)
 		      rc ? wd_last_error() : "");
 }
 
+/*
+ * A segment gets its name only once it is whole (wal/README.md R-I5): if
+ * the segment the log ends in, or the next one (where a record at the end
+ * would go on), is shorter than the segment size, it was cut, and the
+ * records cut off may be durable commits - not an end of the log to
+ * recover up to. WD_ECORRUPT naming the file, else 0.
+ */
+static int log_not_cut(wd_db *db, wd_lsn end)
+{
+	uint32_t seg_size = db->opts.wal_segment_size;
+	for (uint64_t segno = end / seg_size; segno <= end / seg_size + 1; segno++) {
+		char path[4096];
+		uint64_t size = seg_size;
+		st_file *f;
+		int rc = wal_seg_path(path, sizeof path, db->dir, segno);
+		if (rc != 0)
+			return rc;
+		if (!storage_exists(path))
+			continue;
+		if ((rc = storage_open(path, ST_RDONLY, &f)) != 0)
+			return rc;
+		rc = storage_size(f, &size);
+		storage_close(f);
+		if (rc != 0)
+			return rc;
+		if (size < seg_size)
+			return err_set(WD_ECORRUPT, "%s: %llu bytes, but a WAL segment is %u: the "
+				       "file was cut, and records after " LSN_FMT " may be lost; "
+				       "the log is left as it is", path, (unsigned long long)size,
+				       seg_size, LSN_ARGS(end));
+	}
+	return 0;
+}
+
 /* P1 steps 3-7, an existing database: recovery after a crash (P2), or
  * straight into production after a clean shutdown. */
 static int open_existing(wd_db *db)
 {
 	wd_lsn from, end;
+	char detail[512];
 	unsigned why = 0;
 	bool crashed;
 	int rc;
@@ -273,19 +326,26 @@ static int open_existing(wd_db *db)
 	 * durable before anything is built on it (recovery/README.md P3 step 0) */
 	if (crashed && (rc = recovery_sync_files(db->dir)) != 0)
 		return rc;
-	if ((rc = wal_find_end_why(db->dir, &db->wo, from, &end, &why)) != 0)
+	if ((rc = wal_find_end_why(db->dir, &db->wo, from, &end, &why, detail,
+				   sizeof detail)) != 0)
 		return rc;
 	/* the control file names a checkpoint only once its record is
 	 * durable: a log that ends before it is damaged, not cut. Refused
 	 * before wal_open, which would zero the log from that end on and
 	 * remove the later segments - the checkpoint and every commit after
-	 * it (recovery/README.md P3 step 0) */
-	if (db->cd.checkpoint_lsn >= from && end <= db->cd.checkpoint_lsn)
-		return err_set(WD_ECORRUPT, "%s: the log ends at " LSN_FMT " (%s), before the "
-			       "checkpoint record at " LSN_FMT " the control file names; the log "
-			       "is left as it is", db->dir, LSN_ARGS(end),
-			       wal_end_reason_name((wal_end_reason)why),
-			       LSN_ARGS(db->cd.checkpoint_lsn));
+	 * it (recovery/README.md P3 step 0). The same for a log that ends
+	 * before the redo point (a clean shutdown's is the log's end) */
+	if ((db->cd.checkpoint_lsn >= from && end <= db->cd.checkpoint_lsn) || end < from)
+		return err_set(WD_ECORRUPT, "%s: the log ends at " LSN_FMT " (%s: %s), before "
+			       "the %s at " LSN_FMT " the control file names; the log is left "
+			       "as it is", db->dir, LSN_ARGS(end),
+			       wal_end_reason_name((wal_end_reason)why), detail,
+			       end < from ? "redo point" : "checkpoint record",
+			       LSN_ARGS(end < from ? from : db->cd.checkpoint_lsn));
+	/* nor does a cut segment file: segments only exist whole
+	 * (wal/README.md R-I5) */
+	if ((rc = log_not_cut(db, end)) != 0)
+		return rc;
 	/* a crash may leave a hole in the tail, never in durable records: if
 	 * a record past the end proves the bytes there were durable, the log
 	 * is damaged (wal/README.md R-I4) and left untouched for inspection */
@@ -436,7 +496,7 @@ int wd_open(const char *dir, const wd_options *o, wd_db **out)
 	if ((rc = db_lock_acquire(db)) != 0 || (rc = walden_register_rmgrs()) != 0)
 		goto fail;
 	snprintf(ctl, sizeof ctl, "%s/%s", dir, CONTROL_FILE);
-	rc = storage_exists(ctl) ? open_existing(db) : create_new(db);
+	rc = storage_exists(ctl) ? open_existing(db) : create_checked(db, ctl);
 	if (rc == 0) /* step 8 */
 		rc = checkpointer_start(db->ckpt);
 	if (rc != 0)

@@ -80,6 +80,32 @@ static bool same_tid(wd_tid a, heap_tid b)
 }
 
 /*
+ * An index entry of t said a tuple lives at block blk and none does. If the
+ * heap file ends before blk, or blk is all zero (never written) or not a
+ * heap page, the file is damaged (truncated, a page lost or overwritten):
+ * WD_ECORRUPT naming the file and block, and no repair is asked for - it
+ * would drop the index entries of every key the page held (README I1).
+ * Else 0: the entry and the heap are out of step.
+ */
+int table_heap_block_lost(wd_table *t, wd_blkno blk)
+{
+	char path[4096];
+	unsigned kind = PAGE_KIND_NONE;
+	int rc = heap_block_kind(t->h, blk, &kind);
+	if (rc != 0 && rc != WD_NOTFOUND)
+		return rc;
+	if (rc == 0 && kind == PAGE_KIND_HEAP)
+		return 0;
+	if ((rc = db_rel_path(t->db, t->info.heap_rel, path, sizeof path)) != 0)
+		return rc;
+	return err_set(WD_ECORRUPT, "%s: block %u: %s, but the index of table %s has keys "
+		       "whose tuples live there: the file was cut or the page lost",
+		       path, blk, rc == WD_NOTFOUND ? "beyond the end of the file"
+		       : kind == PAGE_KIND_NONE ? "never written (all zero)"
+		       : "not a heap page", *t->name ? t->name : "(catalog)");
+}
+
+/*
  * Reads the tuple at tid, which the index gave for key k, and checks that
  * it is k's (I1): never trust an index entry without looking at the key,
  * or a slot freed and reused by another key would make a call read,
@@ -94,11 +120,15 @@ static int fetch_own(wd_table *t, const void *k, size_t klen, wd_tid tid, void *
 	uint8_t kbuf[PAGE_SIZE_MAX / 8]; /* >= btree_max_key >= klen */
 	uint32_t kl = 0;
 	int rc = heap_fetch(t->h, tid_to_heap(tid), kbuf, sizeof kbuf, &kl, vbuf, vcap, vlen);
-	if (rc == WD_NOTFOUND)
+	if (rc == WD_NOTFOUND) {
+		int lost = table_heap_block_lost(t, tid.blk);
+		if (lost != 0)
+			return lost;
 		return db_needs_repair(t, err_set(WD_ECORRUPT,
 			"table %s: the index entry of a key of %zu bytes points at block %u "
 			"slot %u, which holds no tuple", *t->name ? t->name : "(catalog)",
 			klen, tid.blk, tid.slot));
+	}
 	if (rc == 0 && (kl != klen || memcmp(kbuf, k, klen) != 0))
 		return db_needs_repair(t, err_set(WD_ECORRUPT,
 			"table %s: the index entry of a key of %zu bytes points at block %u "

@@ -187,6 +187,12 @@ int db_control_write(wd_db *db, const control_data *cd) WD_MUST_CHECK;
  * Returns code with the detail extended to say so. */
 int db_needs_repair(wd_table *t, int code);
 
+/* An index entry of t points at heap block blk, where no tuple is: 0 if
+ * blk is a heap page (the entry is out of step: db_needs_repair), else
+ * WD_ECORRUPT naming the heap file and block (past its end, all zero, or
+ * another kind of page: the file is damaged, not a change half done). */
+int table_heap_block_lost(wd_table *t, wd_blkno blk) WD_MUST_CHECK;
+
 /* DIR/base/<rel> into out[cap]. WD_EINVAL if it does not fit. */
 int db_rel_path(const wd_db *db, wd_relid rel, char *out, size_t cap) WD_MUST_CHECK;
 

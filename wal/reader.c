@@ -166,7 +166,8 @@ static int check_seg_header(wal_reader *r, st_file *f, const char *path, uint64_
 		format_id(h.db_id, theirs);
 		format_id(r->db_id, ours);
 		return err_set(WD_EFOREIGN, "%s: WAL segment of another database "
-			       "(id %s; this database is %s)", path, theirs, ours);
+			       "(id %s; the control file names %s: one of the two was copied from another "
+			       "database)", path, theirs, ours);
 	}
 	if (h.seg_size != r->seg_size || h.page_size != r->page_size)
 		return err_set(WD_ECORRUPT, "%s: segment size %u and page size %u, but the "

@@ -260,7 +260,8 @@ static int check_start_segment(wal *w, uint64_t k, uint64_t off)
 		return err_set(WD_ECORRUPT, "%s: bad segment header below the end of the log", path);
 	}
 	if (memcmp(h.db_id, w->o.db_id, sizeof h.db_id) != 0)
-		return err_set(WD_EFOREIGN, "%s: WAL segment of another database", path);
+		return err_set(WD_EFOREIGN, "%s: WAL segment of another database than the "
+			       "control file's", path);
 	if (h.seg_size != w->seg_size || h.page_size != w->o.page_size)
 		return err_set(WD_ECORRUPT, "%s: segment size %u / page size %u, expected %u / %u",
 			       path, h.seg_size, h.page_size, w->seg_size, w->o.page_size);

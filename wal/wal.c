@@ -180,12 +180,13 @@ int wal_create(const char *dbdir, const wal_opts *o, wal **out)
 
 int wal_find_end(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *end)
 {
-	return wal_find_end_why(dbdir, o, from, end, NULL);
+	return wal_find_end_why(dbdir, o, from, end, NULL, NULL, 0);
 }
 
 int wal_find_end_why(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *end,
-		     unsigned *why)
+		     unsigned *why, char *detail, size_t dcap)
 {
+	const char *d = NULL;
 	wal_end_reason reason = WAL_END_NONE;
 	const wal_decoded *rec;
 	wal_reader *r = NULL;
@@ -197,9 +198,11 @@ int wal_find_end_why(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *
 		while ((rc = wal_reader_next(r, &rec)) == 0)
 			;
 		if (rc == WD_NOTFOUND) {
-			wal_reader_end(r, end, &reason, NULL);
+			wal_reader_end(r, end, &reason, &d);
 			if (why)
 				*why = reason;
+			if (detail && dcap)
+				snprintf(detail, dcap, "%s", d ? d : "");
 			rc = 0;
 		}
 	}

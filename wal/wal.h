@@ -108,11 +108,13 @@ int wal_find_end(const char *dbdir, const wal_opts *o, wd_lsn from,
 		 wd_lsn *end) WD_MUST_CHECK;
 
 /* wal_find_end, also saying why the log ends there (*why: wal_end_reason;
- * may be NULL). Recovery reports this reason: by the time its own scan
- * reads the tail, wal_open has zeroed the rest of the last segment, so a
- * log that ended at a stale record would read as ending at a zero one. */
+ * may be NULL) and, in detail[dcap] (may be NULL), the reader's detail
+ * naming the segment file. Recovery reports this reason: by the time its
+ * own scan reads the tail, wal_open has zeroed the rest of the last
+ * segment, so a log that ended at a stale record would read as ending at
+ * a zero one. */
 int wal_find_end_why(const char *dbdir, const wal_opts *o, wd_lsn from, wd_lsn *end,
-		     unsigned *why) WD_MUST_CHECK;
+		     unsigned *why, char *detail, size_t dcap) WD_MUST_CHECK;
 
 /*
  * R-I4, before a crashed log is reopened at end (wal_find_end's): 0 if the

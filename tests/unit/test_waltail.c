@@ -330,17 +330,25 @@ static uint64_t newest_segment(const char *dir)
 
 /* Zeroes every record byte from lsn to the end of the newest segment: the
  * log as it was when the writer had written nothing past lsn. */
-static void zero_from(const char *dir, wd_lsn lsn)
+/* Zeroes the log's usable bytes [pos, stop). */
+static void zero_usable(const char *dir, uint64_t pos, uint64_t stop)
 {
-	uint64_t last = newest_segment(dir), usable = wal_seg_usable(SEG);
-	uint64_t pos = wal_usable_from_lsn(lsn, SEG), stop = (last + 1) * usable;
+	uint64_t usable = wal_seg_usable(SEG);
 	uint8_t *z = calloc(1, SEG);
 	while (pos < stop) {
 		size_t k = (size_t)(usable - pos % usable);
+		if (k > stop - pos)
+			k = (size_t)(stop - pos);
 		log_io(dir, wal_lsn_from_usable(pos, SEG), z, k, true);
 		pos += k;
 	}
 	free(z);
+}
+
+static void zero_from(const char *dir, wd_lsn lsn)
+{
+	zero_usable(dir, wal_usable_from_lsn(lsn, SEG),
+		    (newest_segment(dir) + 1) * wal_seg_usable(SEG));
 }
 
 /* Removes the segments after segno + 1: the log never got there (the
@@ -355,12 +363,14 @@ static void drop_after(const char *dir, uint64_t segno)
 	}
 }
 
-/* Shortens the file holding lsn to end there. */
-static void truncate_at(const char *dir, wd_lsn lsn)
+/* The write of record r cut short after its first keep bytes: the rest
+ * of the record holds what the segment held before, zeros. (A segment
+ * file itself is never cut - it only exists whole; a shorter one is
+ * refused, wal/README.md R-I5, test_badfiles.) */
+static void cut_short(const char *dir, const struct rec *r, uint64_t keep)
 {
-	char path[4096];
-	seg_path(dir, wal_segno(lsn, SEG), path);
-	assert_int_equal(truncate(path, (off_t)(lsn % SEG)), 0);
+	uint64_t at = wal_usable_from_lsn(r->lsn, SEG);
+	zero_usable(dir, at + keep, at + r->len);
 }
 
 /* The LSN of usable byte k of the record at lsn. */
@@ -413,14 +423,14 @@ static const char *const pos_names[NPOS] = {"mid-segment", "across a boundary",
 enum kind {
 	ZEROED,      /* the record and all after it zero */
 	GARBAGE,     /* random bytes over the record */
-	SHORT_HDR,   /* the file ends inside the record header */
+	SHORT_HDR,   /* the write ends inside the record header */
 	LEN_SMALL,   /* tot_len below the header size */
 	LEN_BIG,     /* tot_len above the limit */
 	CRC_FLIP,    /* one bit of the body flipped (its last byte) */
 	SELF_LSN,    /* the header names another LSN */
 	STALE_LAP,   /* a whole, valid record of an earlier lap of the file */
 	FOREIGN,     /* the same record as another database would have it */
-	TRUNC_MID,   /* the file ends in the middle of the record */
+	TRUNC_MID,   /* the write ends in the middle of the record */
 	SEG_HDR,     /* the header of the segment the record needs, damaged */
 	SEG_MISSING, /* the segment the record needs, missing */
 	SEG_SEGNO,   /* ... its header names another segment number */
@@ -489,8 +499,8 @@ static wal_end_reason damage(const char *dir, enum kind k, enum pos p, const str
 		break;
 	}
 	case SHORT_HDR:
-		truncate_at(dir, lsn_plus(r->lsn, WAL_REC_HEADER_SIZE / 2));
-		want = WAL_END_TORN;
+		cut_short(dir, r, WAL_REC_HEADER_SIZE / 2);
+		want = WAL_END_BAD_CRC;
 		break;
 	case LEN_SMALL:
 	case LEN_BIG:
@@ -523,8 +533,8 @@ static wal_end_reason damage(const char *dir, enum kind k, enum pos p, const str
 		want = WAL_END_BAD_CRC;
 		break;
 	case TRUNC_MID:
-		truncate_at(dir, lsn_plus(r->lsn, r->len / 2 + WAL_REC_HEADER_SIZE));
-		want = WAL_END_TORN;
+		cut_short(dir, r, r->len / 2 + WAL_REC_HEADER_SIZE);
+		want = WAL_END_BAD_CRC;
 		break;
 	case SEG_HDR:
 		seg_path(dir, next, path);
