@@ -141,8 +141,10 @@ $(O)/tests/test_txn_faults: TEST_LDFLAGS := -Wl,--wrap=storage_crash_point
 # dirty page table) at ckpt-after-flush: the same wrap.
 $(O)/tests/test_recovery: TEST_LDFLAGS := -Wl,--wrap=storage_crash_point
 
-# test_crashtest drives the crashtest module, which the library leaves out.
-$(O)/tests/test_crashtest: tests/unit/test_crashtest.c $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB)
+# test_crashtest and test_ioerr drive the crashtest module, which the
+# library leaves out.
+$(O)/tests/test_crashtest $(O)/tests/test_ioerr: $(O)/tests/test_%: tests/unit/test_%.c \
+		$(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB) $(LIBS) -lcmocka
 

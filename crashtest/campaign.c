@@ -21,7 +21,8 @@
 #define MAX_JOBS 64
 #define SHOWN_VIOLATIONS 50
 
-static const char *const fault_names[CT_NFAULTS] = {"kill", "power", "torn"};
+static const char *const fault_names[CT_NFAULTS] = {"kill", "power", "torn", "eio",
+						   "enospc"};
 static const char *const res_names[CT_NRES] = {"kill", "keep-all", "drop-all", "random",
 					       "torn"};
 
@@ -152,6 +153,7 @@ static void pick(const ct_config *c, const ct_profile *p, uint64_t idx, ct_spec 
 	s->fault = nf ? faults[r4 % nf] : CT_KILL;
 	s->res = s->fault == CT_KILL ? CT_RES_KILL
 		 : s->fault == CT_TORN ? CT_RES_TORN : power_res[r2 % 4];
+	ct_ioerr_pick(p, r1, r2, s); /* eio, enospc: ioerr.c */
 }
 
 /* ---- the campaign ----------------------------------------------------------------- */
@@ -197,6 +199,7 @@ static void record(struct campaign *cp, const ct_result *r)
 	ct_summary *s = cp->s;
 	s->states++;
 	s->by_fault[r->spec.fault]++;
+	s->by_ioerr[r->spec.trig.err]++;
 	s->by_res[r->spec.res]++;
 	s->by_verdict[r->verdict]++;
 	if (r->verdict == CT_OK)
@@ -241,6 +244,7 @@ static void put_result(ct_buf *b, const ct_result *r)
 	ct_put_u8(b, (uint8_t)r->spec.trig.kind);
 	ct_put_str(b, r->spec.trig.point);
 	ct_put_u64(b, r->spec.trig.n);
+	ct_put_u8(b, (uint8_t)r->spec.trig.err);
 	ct_put_u8(b, (uint8_t)r->spec.res);
 	ct_put_u64(b, r->spec.res_seed);
 	ct_put_u8(b, (uint8_t)r->verdict);
@@ -272,6 +276,7 @@ static bool get_result(const uint8_t *body, size_t len, ct_result *r)
 	snprintf(r->spec.trig.point, sizeof r->spec.trig.point, "%s", point);
 	free(point);
 	r->spec.trig.n = ct_get_u64(&c);
+	r->spec.trig.err = (ct_ioerr)(ct_get_u8(&c) % CT_NIOERR);
 	r->spec.res = (ct_res)(ct_get_u8(&c) % CT_NRES);
 	r->spec.res_seed = ct_get_u64(&c);
 	r->verdict = (ct_verdict)(ct_get_u8(&c) % CT_NVERDICTS);
@@ -309,7 +314,10 @@ static _Noreturn void job_process(struct campaign *cp, int id, int fd)
 		if (idx >= cp->limit || (cp->deadline > 0 && ct_now_s() >= cp->deadline) ||
 		    (cp->c->max_failures && atomic_load(&cp->next[1]) >= cp->c->max_failures))
 			break;
-		pick(cp->c, &cp->su->prof, idx, &spec);
+		if (cp->c->choose)
+			cp->c->choose(cp->c, &cp->su->prof, idx, &spec);
+		else
+			pick(cp->c, &cp->su->prof, idx, &spec);
 		if ((rc = ct_state_run(&job, &spec, 8, &r)) != 0)
 			break;
 		if (r.verdict != CT_OK)
@@ -523,7 +531,8 @@ static void trig_str(const ct_trigger *t, char *out, size_t cap)
 	if (t->kind == CT_TRIG_POINT)
 		snprintf(out, cap, "point:%s:%llu", t->point, (unsigned long long)t->n);
 	else
-		snprintf(out, cap, "io:%llu", (unsigned long long)t->n);
+		snprintf(out, cap, "%s:%llu", t->err ? ct_ioerr_name(t->err) : "io",
+			 (unsigned long long)t->n);
 }
 
 static void res_str(const ct_spec *s, char *out, size_t cap)
@@ -584,9 +593,13 @@ void ct_summary_print(const ct_summary *s, const ct_config *c, FILE *out)
 		c->jobs, c->tear_bytes);
 	fprintf(out, "states: %llu in %.1f s, %.2f states/s\n", (unsigned long long)s->states,
 		s->elapsed_s, s->elapsed_s > 0 ? (double)s->states / s->elapsed_s : 0);
-	fprintf(out, "by fault: kill %llu, power %llu, torn %llu\n",
+	fprintf(out, "by fault: kill %llu, power %llu, torn %llu, eio %llu (once %llu, "
+		"from then on %llu), enospc %llu\n",
 		(unsigned long long)s->by_fault[CT_KILL], (unsigned long long)s->by_fault[CT_POWER],
-		(unsigned long long)s->by_fault[CT_TORN]);
+		(unsigned long long)s->by_fault[CT_TORN], (unsigned long long)s->by_fault[CT_EIO],
+		(unsigned long long)s->by_ioerr[CT_IOERR_EIO_ONCE],
+		(unsigned long long)s->by_ioerr[CT_IOERR_EIO],
+		(unsigned long long)s->by_fault[CT_ENOSPC]);
 	fprintf(out, "by trigger: crash point %llu, I/O index %llu, trigger not reached (died "
 		"at the workload's end) %llu\n", (unsigned long long)s->by_trigger[CT_TRIG_POINT],
 		(unsigned long long)s->by_trigger[CT_TRIG_IO], (unsigned long long)s->ran_to_end);
@@ -673,6 +686,8 @@ int ct_parse_trigger(const char *s, ct_trigger *t)
 {
 	char *end;
 	*t = (ct_trigger){0};
+	if (s && ct_ioerr_parse_trigger(s, t) == 1)
+		return 0;
 	if (s && strncmp(s, "io:", 3) == 0 && parse_u64(s + 3, &end, &t->n) == 0 &&
 	    *end == '\0' && t->n > 0) {
 		t->kind = CT_TRIG_IO;
@@ -693,8 +708,8 @@ int ct_parse_trigger(const char *s, ct_trigger *t)
 				       "crashtest/points.def)", s, t->point);
 		}
 	}
-	return err_set(WD_EINVAL, "--trigger '%s': expected point:NAME:N or io:N (N >= 1)",
-		       s ? s : "");
+	return err_set(WD_EINVAL, "--trigger '%s': expected point:NAME:N, io:N, eio-once:N, "
+		       "eio:N or enospc:N (N >= 1)", s ? s : "");
 }
 
 int ct_replay(const ct_config *c, const ct_spec *want, bool has_res_seed,
@@ -708,6 +723,12 @@ int ct_replay(const ct_config *c, const ct_spec *want, bool has_res_seed,
 	int rc;
 	*r = (ct_result){0};
 	cc.seed = want->seed;
+	if (!trig) { /* the resolution's fault (an eio or enospc state has its
+		      * error in its --trigger) */
+		cc.faults &= ~((1u << CT_EIO) | (1u << CT_ENOSPC));
+		if (!cc.faults)
+			cc.faults = 1u << want->fault;
+	}
 	if ((rc = setup(&cc, false, &su)) != 0)
 		return rc;
 	pick(&cc, &su.prof, want->index, &spec);
@@ -717,6 +738,7 @@ int ct_replay(const ct_config *c, const ct_spec *want, bool has_res_seed,
 		spec.res_seed = want->res_seed;
 	if (trig)
 		spec.trig = *trig;
+	ct_ioerr_fix_spec(&spec);
 	if (asprintf(&dir, "%s/replay", su.root) < 0)
 		abort();
 	rc = ct_job_init(&job, &cc, su.wl, dir, su.base_dir, &su.base);

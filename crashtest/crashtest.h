@@ -33,6 +33,10 @@ typedef enum ct_fault {
 	CT_KILL,  /* the process dies (kill -9): the page cache keeps every write */
 	CT_POWER, /* power loss: unsynced changes kept, dropped, or some of each */
 	CT_TORN,  /* power loss with torn writes (sectors of --tear bytes) */
+	CT_EIO,   /* an I/O call fails with EIO (once or from then on), the
+		   * workload goes on, then a power loss (README "I/O errors") */
+	CT_ENOSPC, /* writes fail with ENOSPC until the child frees space,
+		    * the workload must commit again, then a power loss */
 	CT_NFAULTS
 } ct_fault;
 #define CT_FAULTS_ALL ((1u << CT_NFAULTS) - 1)
@@ -42,10 +46,23 @@ typedef enum ct_trigger_kind {
 	CT_TRIG_IO,    /* die just before the n-th I/O call of the child */
 } ct_trigger_kind;
 
+/* CT_TRIG_IO with an error: at I/O call n the child does not die, an
+ * error is injected (CT_EIO, CT_ENOSPC; README "I/O errors"). */
+typedef enum ct_ioerr {
+	CT_IOERR_NONE,      /* die before call n */
+	CT_IOERR_EIO_ONCE,  /* call n fails with EIO, later calls work */
+	CT_IOERR_EIO,       /* call n and every later call fail with EIO */
+	CT_IOERR_ENOSPC,    /* the first write or allocation from call n on and
+			     * every later one fail with ENOSPC, until the
+			     * child frees space */
+	CT_NIOERR
+} ct_ioerr;
+
 typedef struct ct_trigger {
 	ct_trigger_kind kind;
 	char point[64]; /* CT_TRIG_POINT */
 	uint64_t n;     /* hit number or I/O index, from 1 */
+	ct_ioerr err;   /* CT_TRIG_IO: the error injected at n, or none */
 } ct_trigger;
 
 /* How the files of a crashed child become the crash state. */
@@ -88,6 +105,7 @@ typedef enum ct_verdict {
 const char *ct_verdict_name(ct_verdict v);
 const char *ct_fault_name(ct_fault f);
 const char *ct_res_name(ct_res r);
+const char *ct_ioerr_name(ct_ioerr e); /* "eio-once", "eio", "enospc" */
 
 /* ---- test-only planted faults (README "Planted faults") ------------------- */
 
@@ -111,6 +129,8 @@ typedef enum ct_plant {
  */
 typedef int (*ct_check_fn)(const char *dir, char *msg, size_t cap);
 
+struct ct_profile; /* below: what a run of the workload to its end did */
+
 typedef struct ct_config {
 	const char *workload;  /* "det", "random", "bank", "ring" */
 	uint64_t seed;
@@ -132,6 +152,12 @@ typedef struct ct_config {
 	 * state's workload child (not the profile run); a workload that then
 	 * fails ends as a crash (the panic state), not CHILD-ERROR */
 	const char *io_faults;
+	/* The spec of state i instead of pick's (a loop over every I/O call,
+	 * ct_ioerr_every_k; NULL: pick), with its argument. A replay line
+	 * still reproduces such a state: it gives the trigger. */
+	void (*choose)(const struct ct_config *c, const struct ct_profile *p, uint64_t i,
+		       ct_spec *s);
+	uint64_t choose_arg;
 } ct_config;
 
 void ct_config_default(ct_config *c);
@@ -188,6 +214,7 @@ typedef struct ct_violation {
 typedef struct ct_summary {
 	uint64_t states, passed, failed;
 	uint64_t by_fault[CT_NFAULTS];
+	uint64_t by_ioerr[CT_NIOERR]; /* eio and enospc states per error */
 	uint64_t by_trigger[2], ran_to_end;
 	uint64_t by_res[CT_NRES];
 	uint64_t by_verdict[CT_NVERDICTS];
@@ -218,6 +245,17 @@ void ct_summary_free(ct_summary *s);
 /* The command line that replays spec under c (for summaries, README files). */
 void ct_replay_line(const ct_config *c, const ct_spec *spec, char *out, size_t cap);
 
+/*
+ * The I/O-error loop (README "I/O errors"): as c->choose, state i injects
+ * each enabled error (eio: once, then from then on; enospc) in turn at I/O
+ * call 1 + (i / errors) x stride (stride = c->choose_arg, 0 meaning 1),
+ * resolved drop-all and random:K by turns. ct_ioerr_every_k_states is the
+ * number of states that covers 1..io_calls.
+ */
+void ct_ioerr_every_k(const ct_config *c, const struct ct_profile *p, uint64_t i,
+		      ct_spec *s);
+uint64_t ct_ioerr_every_k_states(const ct_config *c, uint64_t io_calls);
+
 /* ---- replay and describe ------------------------------------------------- */
 
 /*
@@ -228,13 +266,15 @@ void ct_replay_line(const ct_config *c, const ct_spec *spec, char *out, size_t c
  */
 int ct_parse_replay(const char *s, ct_spec *spec, bool *has_res_seed) WD_MUST_CHECK;
 
-/* Parses "point:NAME:N" or "io:N". WD_EINVAL otherwise. */
+/* Parses "point:NAME:N", "io:N" or an injected error at I/O call N:
+ * "eio-once:N", "eio:N", "enospc:N". WD_EINVAL otherwise. */
 int ct_parse_trigger(const char *s, ct_trigger *t) WD_MUST_CHECK;
 
 /*
  * Runs exactly one state: spec's seed and index; its trigger from the
  * profile unless trig is given; its resolution seed from the index unless
- * has_res_seed. *r gets the result with every problem in detail.
+ * has_res_seed. A trigger with an injected error makes the fault eio or
+ * enospc. *r gets the result with every problem in detail.
  */
 int ct_replay(const ct_config *c, const ct_spec *spec, bool has_res_seed,
 	      const ct_trigger *trig, ct_result *r) WD_MUST_CHECK;

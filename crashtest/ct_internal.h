@@ -25,6 +25,7 @@
 #define CT_MAX_PAYLOAD 64
 #define CT_MAX_THREADS 4
 #define CT_BASE_TXN_LIMIT (1ull << 40) /* ids of the preparation are below */
+#define CT_EXTRA_TABLE (CT_MAX_TABLES - 1) /* a table no workload declares */
 
 /* ---- value.c: the values every workload writes (README "Values") -------- */
 
@@ -90,6 +91,11 @@ enum ct_msg_kind {
 	CT_M_ROW,      /* one row of the recovered state */
 	CT_M_STRUCT,   /* a check failed: text */
 	CT_M_RDONE,    /* the recovery child finished: its timings */
+	/* workload child -> driver, states with an injected I/O error
+	 * (ioerr.c, README "I/O errors") */
+	CT_M_IOFAULT,  /* the injected error fired: I/O call, operation, kind */
+	CT_M_PANIC,    /* a call returned WD_EPANIC: text */
+	CT_M_IOEND,    /* what the child did after the error: flags, commits */
 };
 
 typedef struct ct_buf {
@@ -211,6 +217,8 @@ struct ct_run {
 	_Atomic uint64_t commits, async_commits, aborts, sp_rollbacks, deadlocks;
 	_Atomic uint64_t big_values, checkpoints, open_at_end, ops;
 	struct ct_walscan *scan; /* describe */
+	const char *extra_table; /* ioerr.c's table, at index CT_EXTRA_TABLE */
+	struct ct_ioerr_child *io; /* an injected I/O error (ioerr.c), or NULL */
 	char error[512];       /* the first failure */
 	atomic_bool failed;
 };
@@ -261,7 +269,11 @@ int ct_fail(ct_run *r, const char *what, int rc);
 /* Runs fn(r, thread) on r->threads threads and returns the first error. */
 int ct_run_threads(ct_run *r, int (*fn)(ct_run *r, int thread));
 
-/* Opens r->dir with the workload's options and its tables (created). */
+/* The name of table index i of r (a workload table or the extra one). */
+const char *ct_table_name(const ct_run *r, int i);
+
+/* Opens r->dir with the workload's options and its tables (created); on
+ * failure it may be called again (the database stays open if it opened). */
 int ct_run_open(ct_run *r) WD_MUST_CHECK;
 /* Sends DONE with the counters (and the profile of crash points from
  * hits0, I/O calls from io0). */
@@ -301,6 +313,28 @@ typedef struct ct_oracle {
 	MDB_txn *txn; /* the state's changes over the base */
 } ct_oracle;
 
+/* What the workload child said about an injected I/O error (ioerr.c). */
+typedef struct ct_ioseen {
+	bool fault;               /* IOFAULT arrived */
+	uint64_t fault_seq;       /* its place in the message order */
+	uint64_t fault_io;        /* the I/O call that failed (as the trigger) */
+	uint8_t fault_op, fault_kind; /* st_op, st_fault_kind */
+	uint64_t panic_seq;       /* PANIC's place, 0: none */
+	char *panic;              /* its text */
+	bool ended;               /* IOEND arrived */
+	uint8_t end_flags;        /* CT_IOEND_* */
+	uint64_t end_commits;     /* commits acknowledged after the error */
+	char *failure;            /* the workload's first failure, if any */
+} ct_ioseen;
+
+enum {
+	CT_IOEND_PANICKED = 1, /* the engine reported its panic */
+	CT_IOEND_FREED = 2,    /* enospc: space returned */
+	CT_IOEND_RESUMED = 4,  /* every commit after the error succeeded */
+	CT_IOEND_UNCREATED = 8 /* the database's creation failed: the next
+				* open refuses it (txn/README.md P1) */
+};
+
 typedef struct ct_history {
 	ct_tx *tx;
 	size_t ntx, cap;
@@ -314,6 +348,7 @@ typedef struct ct_history {
 	ct_profile prof; /* DONE's counters */
 	ct_oracle *oracle;
 	int oracle_rc;   /* first LMDB failure */
+	ct_ioseen io;    /* states with an injected I/O error */
 } ct_history;
 
 void ct_history_init(ct_history *h, ct_oracle *o);
@@ -366,6 +401,37 @@ typedef struct ct_judge_in {
 /* Classifies the recovered state (README "Oracle rules"). *detail gets
  * malloc'd lines: every problem (up to max_lines), or what made it OK. */
 ct_verdict ct_judge(ct_judge_in *in, size_t max_lines, char **detail);
+
+/* ---- ioerr.c: states with an injected I/O error (README "I/O errors") -- */
+
+/* pick's part: an eio or enospc state gets an I/O trigger (from r1), its
+ * error and a drop-all or random resolution (from r2). */
+void ct_ioerr_pick(const ct_profile *p, uint64_t r1, uint64_t r2, ct_spec *s);
+/* A replayed spec: the fault follows the trigger's error. */
+void ct_ioerr_fix_spec(ct_spec *s);
+/* "eio-once:N", "eio:N", "enospc:N": 1 parsed, 0 not this form. */
+int ct_ioerr_parse_trigger(const char *s, ct_trigger *t);
+
+/* The child: arms the error at I/O call io0 + t->n. */
+void ct_ioerr_arm(ct_run *r, const ct_trigger *t, uint64_t io0);
+/* The recorder: an engine call failed with rc. Reports the error and a
+ * panic, frees space (enospc); true when rc follows the injected error
+ * (the caller then ends the transaction as an application would). */
+bool ct_ioerr_on_error(ct_run *r, const char *what, int rc);
+/* The recorder, before each REQ: reports the error once it has fired. */
+void ct_ioerr_notice(ct_run *r);
+/* The child after the workload returned rc: returns if the error never
+ * fired; else goes on (commits again), reports IOEND and _exits as a
+ * crash (ST_CRASH_EXIT_CODE), or with an ERROR when it cannot commit
+ * again once space returned. */
+void ct_ioerr_finish(ct_run *r, int rc);
+
+/* The driver: takes IOFAULT, PANIC, IOEND (0, or -1 if malformed). */
+int ct_ioerr_take(ct_history *h, uint8_t kind, ct_cur *c);
+void ct_ioseen_free(ct_ioseen *io);
+/* The rules of README "I/O errors" on top of ct_judge's verdict. */
+void ct_ioerr_judge(const ct_history *h, const ct_spec *s, ct_verdict *v, char **detail,
+		    size_t max_lines);
 
 /* ---- state.c: one crash state ------------------------------------------ */
 

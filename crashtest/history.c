@@ -380,6 +380,10 @@ int ct_history_take(ct_history *h, uint8_t kind, const uint8_t *body, size_t len
 		free(h->error);
 		h->error = ct_get_str(&c);
 		return 0;
+	case CT_M_IOFAULT:
+	case CT_M_PANIC:
+	case CT_M_IOEND:
+		return ct_ioerr_take(h, kind, &c);
 	default:
 		return -1;
 	}
@@ -397,6 +401,7 @@ void ct_history_free(ct_history *h)
 	free(h->hval);
 	free(h->error);
 	ct_profile_free(&h->prof);
+	ct_ioseen_free(&h->io);
 	*h = (ct_history){0};
 }
 

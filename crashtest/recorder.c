@@ -7,7 +7,9 @@
  * `--describe`. Entry points: ct_begin, ct_put, ct_del, ct_get,
  * ct_savepoint, ct_rollback_to, ct_commit, ct_abort, ct_leave_open,
  * ct_checkpoint, ct_fail, ct_run_threads, ct_run_open, ct_run_done,
- * ct_walscan_step. README "State protocol", steps W1-W4.
+ * ct_walscan_step. README "State protocol", steps W1-W4; after an
+ * injected I/O error each failed call goes to ioerr.c (README "I/O
+ * errors", P4 step 2).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -32,6 +34,8 @@ int ct_fail(ct_run *r, const char *what, int rc)
 	return rc;
 }
 
+static void send_id(ct_run *r, uint8_t kind, uint64_t id);
+
 static void send_locked(ct_run *r, uint8_t kind, const ct_buf *b)
 {
 	if (r->fd < 0)
@@ -41,6 +45,11 @@ static void send_locked(ct_run *r, uint8_t kind, const ct_buf *b)
 	pthread_mutex_unlock(&r->mu);
 }
 
+const char *ct_table_name(const ct_run *r, int i)
+{
+	return i == CT_EXTRA_TABLE && r->extra_table ? r->extra_table : r->wl->tables[i];
+}
+
 /* ---- transactions ---------------------------------------------------------- */
 
 int ct_begin(ct_run *r, ct_txn *t, bool sync)
@@ -48,8 +57,10 @@ int ct_begin(ct_run *r, ct_txn *t, bool sync)
 	int rc;
 	*t = (ct_txn){.r = r, .sync = sync};
 	t->id = atomic_fetch_add(&r->next_txn, 1);
-	if ((rc = wd_begin(r->db, &t->x)) != 0)
+	if ((rc = wd_begin(r->db, &t->x)) != 0) {
+		(void)ct_ioerr_on_error(r, "wd_begin", rc);
 		return rc;
+	}
 	/* the planted fault: a commit reported as durable is not */
 	if (!sync || r->plant == CT_PLANT_ACK_UNDURABLE)
 		rc = wd_txn_set_synchronous(t->x, 0);
@@ -98,10 +109,26 @@ static void note(ct_txn *t, int table, const void *k, size_t klen, bool del,
 	atomic_fetch_add(&t->r->ops, 1);
 }
 
+/* A call failed after an injected I/O error: the application rolls the
+ * transaction back and goes on (README "I/O errors"). The workload sees
+ * rc and ends the transaction's code; t has no engine transaction left. */
+static void end_failed(ct_txn *t)
+{
+	int rc = wd_abort(t->x);
+	if (rc == 0)
+		send_id(t->r, CT_M_ABORT, t->id);
+	else
+		(void)ct_ioerr_on_error(t->r, "wd_abort after a failed call", rc);
+	t->x = NULL;
+}
+
 /* A deadlock victim was rolled back to its beginning: nothing it wrote
  * stands any more. */
 static int on_error(ct_txn *t, int rc)
 {
+	if (rc != WD_EDEADLOCK && rc != WD_NOTFOUND && t->x &&
+	    ct_ioerr_on_error(t->r, "a call of the workload", rc))
+		end_failed(t);
 	if (rc == WD_EDEADLOCK) {
 		for (size_t i = 0; i < t->nw; i++)
 			t->w[i].live = false;
@@ -115,7 +142,7 @@ int ct_put(ct_txn *t, int table, const void *k, size_t klen, const void *payload
 	   uint32_t plen, uint32_t total)
 {
 	uint8_t ck[CT_MAX_CKEY];
-	size_t cklen = ct_ckey(t->r->wl->tables[table], k, klen, ck);
+	size_t cklen = ct_ckey(ct_table_name(t->r, table), k, klen, ck);
 	uint32_t op = ++t->nextop;
 	int rc;
 	if (cklen == 0 || plen > CT_MAX_PAYLOAD)
@@ -147,7 +174,7 @@ int ct_get(ct_txn *t, int table, const void *k, size_t klen, uint8_t *payload,
 	   size_t cap, uint32_t *plen)
 {
 	uint8_t ck[CT_MAX_CKEY];
-	size_t cklen = ct_ckey(t->r->wl->tables[table], k, klen, ck), vlen = 0;
+	size_t cklen = ct_ckey(ct_table_name(t->r, table), k, klen, ck), vlen = 0;
 	const char *why;
 	ct_tag tag;
 	int rc;
@@ -222,6 +249,7 @@ static void send_req(ct_txn *t)
 	ct_buf b = {0};
 	uint32_t nfinal = 0, nrolled = 0;
 	size_t at;
+	ct_ioerr_notice(t->r); /* an I/O error that fired goes before this REQ */
 	ct_put_u64(&b, t->id);
 	ct_put_u8(&b, (uint8_t)(t->sync | (t->nw > 0) << 1)); /* bit 1: changed a row */
 	ct_put_u64(&b, ct_now_ns());
@@ -233,7 +261,8 @@ static void send_req(ct_txn *t)
 		size_t cklen;
 		if (!is_final(t, i))
 			continue;
-		cklen = ct_ckey(t->r->wl->tables[w->table], t->arena.p + w->koff, w->klen, ck);
+		cklen = ct_ckey(ct_table_name(t->r, w->table), t->arena.p + w->koff, w->klen,
+				ck);
 		ct_put_u16(&b, (uint16_t)cklen);
 		ct_put_bytes(&b, ck, cklen);
 		ct_put_u8(&b, w->del);
@@ -269,6 +298,10 @@ int ct_commit(ct_txn *t)
 {
 	bool planted = t->r->plant == CT_PLANT_ACK_UNDURABLE;
 	int rc;
+	if (!t->x) { /* ended by a failed call (end_failed) */
+		free_txn(t);
+		return WD_ESTATE;
+	}
 	send_req(t);                       /* W2: from here it may be durable */
 	if (planted) /* the planted fault: acknowledged before it is even asked */
 		send_id(t->r, CT_M_ACK, t->id);
@@ -279,6 +312,8 @@ int ct_commit(ct_txn *t)
 		atomic_fetch_add(&t->r->commits, 1);
 		if (!t->sync)
 			atomic_fetch_add(&t->r->async_commits, 1);
+	} else {
+		(void)ct_ioerr_on_error(t->r, "wd_commit", rc); /* in flight */
 	}
 	free_txn(t);
 	return rc;
@@ -286,10 +321,12 @@ int ct_commit(ct_txn *t)
 
 int ct_abort(ct_txn *t)
 {
-	int rc = wd_abort(t->x);
-	if (rc == 0) {
+	int rc = t->x ? wd_abort(t->x) : 0;
+	if (rc == 0 && t->x) {
 		send_id(t->r, CT_M_ABORT, t->id);
 		atomic_fetch_add(&t->r->aborts, 1);
+	} else if (rc != 0) {
+		(void)ct_ioerr_on_error(t->r, "wd_abort", rc);
 	}
 	free_txn(t);
 	return rc;
@@ -308,6 +345,8 @@ int ct_checkpoint(ct_run *r)
 		return rc;
 	if ((rc = wd_checkpoint(r->db)) == 0)
 		atomic_fetch_add(&r->checkpoints, 1);
+	else
+		(void)ct_ioerr_on_error(r, "wd_checkpoint", rc);
 	return rc;
 }
 
@@ -356,15 +395,25 @@ int ct_run_open(ct_run *r)
 	r->wl->options(&r->opts);
 	if (r->no_fpw)
 		r->opts.full_page_writes = 0;
-	if ((rc = wd_open(r->dir, &r->opts, &r->db)) != 0)
+	if (!r->db && (rc = wd_open(r->dir, &r->opts, &r->db)) != 0) {
+		r->db = NULL;
+		(void)ct_ioerr_on_error(r, "wd_open", rc);
 		return ct_fail(r, "wd_open", rc);
-	if ((rc = wd_begin(r->db, &x)) != 0)
+	}
+	if ((rc = wd_begin(r->db, &x)) != 0) {
+		(void)ct_ioerr_on_error(r, "wd_begin", rc);
 		return ct_fail(r, "wd_begin", rc);
+	}
 	for (int i = 0; r->wl->tables[i]; i++)
-		if ((rc = wd_table_open(x, r->wl->tables[i], WD_CREATE, &r->tables[i])) != 0)
+		if ((rc = wd_table_open(x, r->wl->tables[i], WD_CREATE, &r->tables[i])) != 0) {
+			(void)ct_ioerr_on_error(r, "wd_table_open", rc);
+			(void)wd_abort(x); /* so that a second try finds no lock held */
 			return ct_fail(r, "wd_table_open", rc);
-	if ((rc = wd_commit(x)) != 0)
+		}
+	if ((rc = wd_commit(x)) != 0) {
+		(void)ct_ioerr_on_error(r, "wd_commit", rc);
 		return ct_fail(r, "wd_commit", rc);
+	}
 	send_locked(r, CT_M_READY, NULL); /* W1: from here the database exists */
 	return 0;
 }

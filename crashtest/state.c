@@ -201,6 +201,8 @@ static void workload_child(void *arg, int fd)
 	io0 = storage_io_count();
 	if (a->trig && a->trig->kind == CT_TRIG_POINT)
 		storage_crash_arm(a->trig->point, a->trig->n);
+	else if (a->trig && a->trig->err != CT_IOERR_NONE)
+		ct_ioerr_arm(&r, a->trig, io0); /* an I/O error, not a death */
 	else if (a->trig)
 		storage_crash_arm_io(io0 + a->trig->n);
 	if (a->io_faults && (rc = storage_fault_parse(a->io_faults)) != 0) {
@@ -216,6 +218,7 @@ static void workload_child(void *arg, int fd)
 	 * panic state would end a server: a crash, not the workload's fault */
 	if (rc != 0 && a->io_faults && storage_fault_fired() > 0)
 		_exit(ST_CRASH_EXIT_CODE);
+	ct_ioerr_finish(&r, rc); /* returns only if no I/O error fired */
 	if (rc != 0)
 		child_error(fd, r.error[0] ? r.error : wd_last_error());
 	if (ct_run_done(&r, hits0, io0) != 0)
@@ -697,6 +700,7 @@ int ct_state_run(ct_job *j, const ct_spec *s, size_t max_lines, ct_result *r)
 			  .async_window_ns = async_window_ns(j->wl), .wl = j->wl,
 			  .child_error = !ok};
 	r->verdict = ct_judge(&in, max_lines, &r->detail);              /* V1 */
+	ct_ioerr_judge(&h, s, &r->verdict, &r->detail, max_lines);
 	r->acked = h.acked;
 	r->aborted = h.aborted;
 	r->inflight = h.ntx - h.acked - h.aborted;

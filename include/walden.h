@@ -267,9 +267,10 @@ int wd_txn_set_synchronous(wd_txn *txn, int on);
 int wd_commit(wd_txn *txn);
 
 /* Rolls back every change of txn (newest first, through its undo log),
- * releases its locks and ends it. If the rollback itself fails (an I/O
- * error), the database panics (WD_EPANIC) and the next wd_open finishes
- * it. Ends txn either way (but not on WD_EINVAL, WD_EBUSY, WD_ESTATE). */
+ * releases its locks and ends it. On a full disk it waits until space
+ * returns. If the rollback itself fails (an I/O error), the database
+ * panics (WD_EPANIC) and the next wd_open finishes it. Ends txn either way
+ * (but not on WD_EINVAL, WD_EBUSY, WD_ESTATE). */
 int wd_abort(wd_txn *txn);
 
 /*

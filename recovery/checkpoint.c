@@ -204,8 +204,14 @@ static int run_locked(checkpointer *cp, bool forced, ckpt_result *r)
 	storage_crash_point("ckpt-after-record");
 	/* planted bug: the pages of step 2 not synced before the control file
 	 * names the checkpoint: its redo point is not yet safe */
-	if (!WD_PLANTED("ckpt-no-sync") && (rc = bufmgr_sync_all(cp->c.pool)) != 0) /* step 5 */
-		return rc;
+	if (!WD_PLANTED("ckpt-no-sync") &&
+	    (rc = bufmgr_sync_all(cp->c.pool)) != 0) { /* step 5 */
+		/* a failed fdatasync is never retried and nothing may be
+		 * acknowledged after it (DESIGN.md section 3): panic */
+		if (rc == WD_EPANIC && wal_is_panicked(cp->c.w))
+			return rc;
+		return cp->c.ops.panic ? cp->c.ops.panic(cp->c.arg, rc) : wal_panic(cp->c.w, rc);
+	}
 	/* planted bug: segments retired before the control file names the
 	 * checkpoint whose redo point lets them go (step 7 before step 6) */
 	if (WD_PLANTED("ckpt-retire-early") &&

@@ -38,6 +38,10 @@ typedef struct ckpt_ops {
 	/* P1 step 6: the control file says checkpoint_lsn and redo_lsn,
 	 * durably on return (the database panics if that fails) */
 	int (*control)(void *arg, wd_lsn ckpt_lsn, wd_lsn redo);
+	/* P1 step 5 failed (an fdatasync of a relation): the database enters
+	 * its panic state and the call returns WD_EPANIC (NULL: the log's
+	 * panic, wal_panic) */
+	int (*panic)(void *arg, int cause);
 } ckpt_ops;
 
 typedef struct ckpt_ctx {

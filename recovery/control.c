@@ -136,11 +136,18 @@ int control_read(const char *dir, control_data *out)
  */
 int control_write(const char *dir, const control_data *cd)
 {
+	bool untouched;
+	return control_write_at(dir, cd, &untouched);
+}
+
+int control_write_at(const char *dir, const control_data *cd, bool *untouched)
+{
 	char tmp[4096], path[4096];
 	uint8_t buf[CONTROL_SIZE];
 	st_file *f = NULL;
 	int rc;
 
+	*untouched = true;
 	if ((rc = join(tmp, sizeof tmp, dir, CONTROL_TMP_FILE)) != 0 ||
 	    (rc = join(path, sizeof path, dir, CONTROL_FILE)) != 0)
 		return rc;
@@ -149,6 +156,7 @@ int control_write(const char *dir, const control_data *cd)
 	if ((rc = storage_open(tmp, ST_CREATE | ST_TRUNC, &f)) != 0)
 		return rc;
 	rc = storage_write(f, buf, sizeof buf, 0);
+	*untouched = rc != 0; /* from here on an fsync or a rename was tried */
 	if (rc == 0)
 		rc = storage_sync(f);
 	if (storage_close(f) != 0 && rc == 0)

@@ -7,6 +7,7 @@
 #ifndef WALDEN_RECOVERY_CONTROL_H
 #define WALDEN_RECOVERY_CONTROL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "storage/error.h"
@@ -69,6 +70,13 @@ int control_read(const char *dir, control_data *out) WD_MUST_CHECK;
 
 /* Atomically replaces DIR/control with cd (durable on return). */
 int control_write(const char *dir, const control_data *cd) WD_MUST_CHECK;
+
+/* control_write, telling in *untouched (on failure) whether it failed
+ * before any fsync or rename: creating or writing control.tmp (a full
+ * disk, WD_ENOSPC), so that the old control file is in force, nothing was
+ * synced, and the caller may go on. */
+int control_write_at(const char *dir, const control_data *cd,
+		     bool *untouched) WD_MUST_CHECK;
 
 /* Byte-level encoding, exposed for tests and tools. */
 void control_encode(const control_data *cd, uint8_t buf[CONTROL_SIZE]);

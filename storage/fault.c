@@ -31,6 +31,7 @@ struct fault {
 	uint64_t nth;   /* first matching call that fails (1-based) */
 	uint64_t count; /* how many fail; 0 = forever */
 	uint64_t seen;  /* matching calls so far */
+	uint64_t from_io; /* calls before this I/O call do not count (0: all) */
 	char substr[128];
 };
 
@@ -56,6 +57,7 @@ static struct point *_Atomic by_addr[BY_ADDR];
 static struct point *_Atomic armed_point; /* NULL: nothing armed */
 static _Atomic uint64_t armed_at;         /* fire when its hits reach this */
 static _Atomic uint64_t armed_io; /* fire before this I/O call, 0 = off */
+static st_fault_event first_fired; /* under lock; io 0: none yet */
 
 static const char *const op_names[ST_OP__COUNT] = {
 	"open", "read", "write", "sync", "truncate", "allocate",
@@ -210,7 +212,7 @@ uint64_t storage_io_count(void)
 
 /* storage_fault_add without reading the environment (read_env uses it). */
 static int add_fault(st_op op, st_fault_kind kind, uint64_t nth,
-		     uint64_t count, const char *substr)
+		     uint64_t count, const char *substr, uint64_t from_io)
 {
 	struct fault *f;
 	int rc = 0;
@@ -228,7 +230,8 @@ static int add_fault(st_op op, st_fault_kind kind, uint64_t nth,
 	} else {
 		f = &faults[atomic_load(&nfaults)];
 		*f = (struct fault){.op = op, .kind = kind,
-				    .nth = nth ? nth : 1, .count = count};
+				    .nth = nth ? nth : 1, .count = count,
+				    .from_io = from_io};
 		snprintf(f->substr, sizeof f->substr, "%s", substr ? substr : "");
 		atomic_fetch_add(&nfaults, 1);
 	}
@@ -240,7 +243,26 @@ int storage_fault_add(st_op op, st_fault_kind kind, uint64_t nth,
 		      uint64_t count, const char *substr)
 {
 	env_init();
-	return add_fault(op, kind, nth, count, substr);
+	return add_fault(op, kind, nth, count, substr, 0);
+}
+
+int storage_fault_add_at(st_op op, st_fault_kind kind, uint64_t io_index,
+			 uint64_t count)
+{
+	env_init();
+	return add_fault(op, kind, 1, count, NULL, io_index);
+}
+
+bool storage_fault_first(st_fault_event *e)
+{
+	bool any;
+	env_init();
+	pthread_mutex_lock(&lock);
+	any = first_fired.io != 0;
+	if (any && e)
+		*e = first_fired;
+	pthread_mutex_unlock(&lock);
+	return any;
 }
 
 /* Looks name up in a table of n strings; -1 if absent. */
@@ -278,7 +300,7 @@ static int parse_one(char *item)
 			      whole);
 	return add_fault((st_op)op, (st_fault_kind)kind,
 				 nth_s ? strtoull(nth_s, NULL, 10) : 1,
-				 count_s ? strtoull(count_s, NULL, 10) : 1, at);
+				 count_s ? strtoull(count_s, NULL, 10) : 1, at, 0);
 }
 
 static int parse_spec(const char *spec)
@@ -305,7 +327,15 @@ void storage_fault_clear(void)
 	env_init();
 	pthread_mutex_lock(&lock);
 	atomic_store(&nfaults, 0);
+	first_fired = (st_fault_event){0};
 	pthread_mutex_unlock(&lock);
+}
+
+/* Whether an ENOSPC fault applies to op: only calls that take space do
+ * (a read or an fdatasync never reports a full disk here). */
+static bool takes_space(st_op op)
+{
+	return op == ST_OP_WRITE || op == ST_OP_ALLOCATE;
 }
 
 uint64_t storage_fault_fired(void)
@@ -335,11 +365,18 @@ int fault_check(st_op op, const char *path)
 		/* a fault of the wrong shape for this call does not count */
 		if (f->kind == ST_FAULT_SHORT && op != ST_OP_READ && op != ST_OP_WRITE)
 			continue;
+		if (f->kind == ST_FAULT_ENOSPC && f->op == ST_OP_ANY && !takes_space(op))
+			continue;
+		if (n < f->from_io)
+			continue;
 		f->seen++;
 		if (!result && f->seen >= f->nth &&
 		    (f->count == 0 || f->seen < f->nth + f->count))
 			result = 1 + (int)f->kind;
 	}
+	if (result && first_fired.io == 0)
+		first_fired = (st_fault_event){.io = n, .op = op,
+					       .kind = (st_fault_kind)(result - 1)};
 	pthread_mutex_unlock(&lock);
 	if (result) {
 		atomic_fetch_add(&faults_fired, 1);

@@ -146,7 +146,9 @@ typedef enum st_fault_kind {
 /*
  * Adds an injected fault: calls of kind op (on files whose path contains
  * path_substr, if not NULL) fail as kind, starting at the nth matching call
- * (1 = the next one) and for count calls (0 = forever).
+ * (1 = the next one) and for count calls (0 = forever). An ENOSPC fault
+ * on ST_OP_ANY counts only writes and allocations (the calls that take
+ * space).
  * Environment: WALDEN_FAULT="op:kind[:nth[:count]][@substr],..." e.g.
  *   WALDEN_FAULT=sync:eio:3          third fdatasync fails with EIO
  *   WALDEN_FAULT=write:enospc:1:0@wal every write under a "wal" path fails
@@ -155,11 +157,33 @@ typedef enum st_fault_kind {
 int storage_fault_add(st_op op, st_fault_kind kind, uint64_t nth,
 		      uint64_t count, const char *path_substr) WD_MUST_CHECK;
 
+/*
+ * Adds a fault that counts only the calls from I/O call io_index on (the
+ * numbering of storage_io_count: the io_index-th call of the process):
+ * the first call of kind op at or after it fails as kind, and count calls
+ * in all (0 = forever). A crash test injects an error "at the k-th I/O
+ * call" this way. Errors as storage_fault_add.
+ */
+int storage_fault_add_at(st_op op, st_fault_kind kind, uint64_t io_index,
+			 uint64_t count) WD_MUST_CHECK;
+
 /* Parses a WALDEN_FAULT-style spec and adds each fault. */
 int storage_fault_parse(const char *spec) WD_MUST_CHECK;
 
-/* Removes every injected fault. */
+/* Removes every injected fault (and forgets the first one fired). */
 void storage_fault_clear(void);
+
+/* The first injected fault that fired since the last storage_fault_clear:
+ * the I/O call it failed (storage_io_count numbering), its operation and
+ * kind. */
+typedef struct st_fault_event {
+	uint64_t io; /* 0: none fired */
+	st_op op;
+	st_fault_kind kind;
+} st_fault_event;
+
+/* true and *e (may be NULL) if a fault fired since the last clear. */
+bool storage_fault_first(st_fault_event *e);
 
 /* How many faults have fired so far. */
 uint64_t storage_fault_fired(void);

@@ -61,7 +61,8 @@ static void usage(FILE *out)
 		"                         and resolutions all follow from it\n"
 		"  -n, --states N         run N states (default 100)\n"
 		"  -m, --minutes M        run for M minutes instead\n"
-		"  -f, --fault KIND       kill, power, torn or all (comma list; default kill):\n"
+		"  -f, --fault KIND       kill, power, torn, eio, enospc or all (comma list;\n"
+		"                         default kill):\n"
 		"                         kill   the process dies; its writes stay in the\n"
 		"                                page cache\n"
 		"                         power  power loss: each write not covered by an\n"
@@ -69,7 +70,13 @@ static void usage(FILE *out)
 		"                                kept or lost by a seed (random)\n"
 		"                         torn   power loss where a write may also survive in\n"
 		"                                part: a random subset of its sectors\n"
-		"                         eio, enospc: not yet (failing I/O calls)\n"
+		"                         eio    an I/O call fails with EIO, once or from\n"
+		"                                then on; the workload rolls back and goes\n"
+		"                                on, or stops at the engine's panic; then a\n"
+		"                                power loss (drop-all or random)\n"
+		"                         enospc writes fail with ENOSPC; the workload frees\n"
+		"                                space and must commit again; then a power\n"
+		"                                loss (drop-all or random)\n"
 		"  -t, --threads T        workload threads, 1 to 4 (random, bank, ring; det\n"
 		"                         has one)\n"
 		"      --tear BYTES       sector size of torn writes: 512 (default) or 4096\n"
@@ -86,9 +93,11 @@ static void usage(FILE *out)
 		"  -r, --replay SEED:INDEX:RESOLUTION  run that one state again and print\n"
 		"                         its verdict in full; RESOLUTION is kill, keep-all,\n"
 		"                         drop-all, random[:S] or torn[:S]\n"
-		"      --trigger T        with --replay: point:NAME:N or io:N (the summary\n"
-		"                         prints it; without it the trigger is computed again\n"
-		"                         from a profile run, exact for det)\n"
+		"      --trigger T        with --replay: point:NAME:N, io:N, or an error\n"
+		"                         injected at I/O call N: eio-once:N, eio:N,\n"
+		"                         enospc:N, which make the fault eio or enospc (the\n"
+		"                         summary prints it; without it the trigger is\n"
+		"                         computed again from a profile run, exact for det)\n"
 		"      --describe         run the workload once to its end and print what it\n"
 		"                         did: commits, aborts, savepoint rollbacks, values\n"
 		"                         over a page, checkpoints, crash point hits, I/O\n"
@@ -105,11 +114,13 @@ static void usage(FILE *out)
 	fprintf(out,
 		"\n"
 		"Triggers: even state indices die at a crash point the workload reaches\n"
-		"(each in turn, at a random hit), odd ones before a random I/O call.\n"
+		"(each in turn, at a random hit), odd ones before a random I/O call; eio\n"
+		"and enospc states inject their error at a random I/O call instead.\n"
 		"\n"
 		"Verdicts:\n"
 		"  OK              the recovered state is one the contract allows\n"
-		"  LOST-ACK        an acknowledged commit is missing\n"
+		"  LOST-ACK        an acknowledged commit is missing, or a commit was\n"
+		"                  acknowledged after a failed fsync or the engine's panic\n"
 		"  PARTIAL         part of a transaction is visible\n"
 		"  DIRTY           an aborted or unfinished transaction (or a write undone\n"
 		"                  by a savepoint rollback) is visible\n"
@@ -119,7 +130,8 @@ static void usage(FILE *out)
 		"  SILENT-CORRUPT  a damaged value was read without an error\n"
 		"  INVARIANT       the workload's invariant is broken (bank: the total;\n"
 		"                  ring: one ring)\n"
-		"  CHILD-ERROR     the workload failed with an error of its own\n"
+		"  CHILD-ERROR     the workload failed with an error of its own (a crash, a\n"
+		"                  hang), or could not commit again once space returned\n"
 		"\n"
 		"Output: a progress line on stderr (states done, states/s, violations, time\n"
 		"left), then a summary on stdout: states per fault, trigger and resolution,\n"
@@ -181,16 +193,15 @@ static int parse_faults(const char *s, unsigned *mask)
 			*mask |= 1u << CT_POWER;
 		else if (strcmp(w, "torn") == 0)
 			*mask |= 1u << CT_TORN;
+		else if (strcmp(w, "eio") == 0)
+			*mask |= 1u << CT_EIO;
+		else if (strcmp(w, "enospc") == 0)
+			*mask |= 1u << CT_ENOSPC;
 		else if (strcmp(w, "all") == 0)
 			*mask |= CT_FAULTS_ALL;
-		else if (strcmp(w, "eio") == 0 || strcmp(w, "enospc") == 0) {
-			fprintf(stderr, "walden crashtest: --fault %s: not yet - campaigns of "
-				"failing I/O calls (EIO from fsync, ENOSPC) are still to come; "
-				"use kill, power or torn\n", w);
-			return -1;
-		} else {
-			fprintf(stderr, "walden crashtest: --fault %s: expected kill, power, torn "
-				"or all\n", w);
+		else {
+			fprintf(stderr, "walden crashtest: --fault %s: expected kill, power, torn, "
+				"eio, enospc or all\n", w);
 			return -1;
 		}
 	}

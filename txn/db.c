@@ -432,13 +432,19 @@ static int ckpt_control(void *arg, wd_lsn ckpt_lsn, wd_lsn redo)
 	return rc;
 }
 
+/* ckpt_ops.panic: a checkpoint's fdatasync of a relation failed. */
+static int ckpt_panic(void *arg, int cause)
+{
+	return db_panic_why(arg, cause, "a checkpoint's fdatasync of a relation failed");
+}
+
 /* The checkpointer (recovery README P2), its thread not started yet:
  * recovery's end checkpoint runs on it (P2), the thread starts once the
  * database is in production (P1 step 8). */
 static int checkpointer_make(wd_db *db)
 {
 	ckpt_ctx c = {.pool = db->pool, .w = db->w, .arg = db,
-		      .ops = {ckpt_att, ckpt_next_xid, ckpt_control},
+		      .ops = {ckpt_att, ckpt_next_xid, ckpt_control, ckpt_panic},
 		      .timeout_s = db->opts.checkpoint_timeout_s,
 		      .max_wal_bytes = db->opts.max_wal_size_bytes,
 		      .completion_target = db->opts.checkpoint_completion_target};
@@ -604,10 +610,17 @@ int db_panic_why(wd_db *db, int cause, const char *what)
  * fdatasync, the rename, the directory's fsync), the control file on disk
  * may or may not be the new one and a failed fsync must never be retried
  * (DESIGN.md section 3): the database panics. The next open recovers.
+ * Except a full disk before any of those (control.tmp could not be
+ * created or written): the old control file is in force and nothing was
+ * synced, so the call fails with WD_ENOSPC and the database goes on
+ * (DESIGN.md section 6: usable again once space returns).
  */
 int db_control_write(wd_db *db, const control_data *cd)
 {
-	int rc = control_write(db->dir, cd);
+	bool untouched;
+	int rc = control_write_at(db->dir, cd, &untouched);
+	if (rc == WD_ENOSPC && untouched)
+		return rc;
 	return rc == 0 ? 0 : db_panic(db, rc);
 }
 

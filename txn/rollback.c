@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/storage.h"
 #include "storage/trace.h"
@@ -129,14 +130,33 @@ static void savepoints_drop_from(wd_txn *txn, unsigned i)
 		free(txn->sps[--txn->nsps].name);
 }
 
+/*
+ * P12 for a live transaction. A step that fails with WD_ENOSPC (a full
+ * disk: no dirty page can be written out to make room, no WAL written) is
+ * run again once space returns, after pauses doubling from 1 ms to 100 ms:
+ * a rollback may not give up midway, since a failed one panics the
+ * database (I14) and DESIGN.md section 6 wants it usable again once space
+ * returns. A step is idempotent and undo_rollback resumes at the record
+ * not yet undone, so the retry is safe; it ends early only if the database
+ * panics meanwhile. Like the log's stalled insert (wal/README.md I10), it
+ * waits for as long as the disk stays full.
+ */
 int txn_rollback(wd_txn *txn, undo_ptr stop)
 {
 	struct undo_step s = {.db = txn->db, .txn = txn, .xid = txn->xid, .prev = &txn->prev};
 	uint64_t steps = 0;
+	long pause_ms = 1;
 	int rc;
 	if (txn->undo.head == stop)
 		return 0;
-	rc = undo_rollback(txn->db->undo, &txn->undo, &txn->prev, stop, apply_step, &s, &steps);
+	while ((rc = undo_rollback(txn->db->undo, &txn->undo, &txn->prev, stop, apply_step, &s,
+				   &steps)) == WD_ENOSPC && db_check_usable(txn->db) == 0) {
+		struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+		TRACE(TR_TXN, "rollback xid=%llu: no space, waiting %ld ms",
+		      (unsigned long long)txn->xid, pause_ms);
+		nanosleep(&ts, NULL);
+		pause_ms = pause_ms < 100 ? pause_ms * 2 : 100;
+	}
 	TRACE(TR_TXN, "rollback xid=%llu: %llu steps, rc=%d", (unsigned long long)txn->xid,
 	      (unsigned long long)steps, rc);
 	/* the savepoints are the caller's business: stop 0 is also the point

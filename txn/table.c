@@ -88,8 +88,10 @@ static int table_start(wd_table *t, bool create, unsigned *nopen)
 		return rc;
 	}
 	snprintf(base, sizeof base, "%s/%s", t->db->dir, DB_BASE_DIR);
+	/* the files exist before anything is logged to them; a failed fsync
+	 * is never retried: the database panics (I9) */
 	if (create && (rc = storage_sync_dir(base)) != 0)
-		return rc; /* the files exist before anything is logged to them */
+		return db_panic_why(t->db, rc, "the fsync of base/ after a table's creation failed");
 	heap_opts_default(&ho);
 	ho.max_value_bytes = t->db->opts.max_value_bytes;
 	ho.fsm_rel = t->info.fsm_rel;
@@ -224,8 +226,8 @@ static int unlink_files(wd_db *db, const db_table_info *info)
 			rc = r;
 	}
 	snprintf(base, sizeof base, "%s/%s", db->dir, DB_BASE_DIR);
-	if ((r = storage_sync_dir(base)) != 0 && rc == 0)
-		rc = r;
+	if ((r = storage_sync_dir(base)) != 0 && rc == 0) /* never retried (I9) */
+		rc = db_panic_why(db, r, "the fsync of base/ after a table's removal failed");
 	return rc;
 }
 
@@ -254,7 +256,10 @@ static int catalog_change(wd_db *db, const char *name, const uint8_t *val)
 	}
 	if (rc == 0) {
 		storage_crash_point("txn-ddl-before-commit");
-		return wd_commit(itx);
+		/* durable on return, also on a full disk: a WD_ENOSPC with the
+		 * entry committed would leave a catalog naming files the
+		 * caller removes */
+		return txn_commit_durable(itx);
 	}
 	(void)wd_abort(itx); /* takes back what was done; rc stays */
 	return rc;

@@ -270,6 +270,10 @@ void txn_leave(wd_txn *txn);
 /* A transaction for the engine's own use (table create and drop commit on
  * their own: README P4, P5). */
 int txn_begin_internal(wd_db *db, wd_txn **out) WD_MUST_CHECK;
+/* wd_commit that, once its COMMIT record is in the log, waits for space
+ * on a full disk instead of returning WD_ENOSPC with the transaction
+ * committed but not durable (catalog changes: README P4, P5). */
+int txn_commit_durable(wd_txn *txn) WD_MUST_CHECK;
 
 /* Logs an XACT record (XACT_COMMIT, XACT_ABORT) of xid chained to *prev,
  * which becomes its LSN. */

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "storage/storage.h"
 #include "storage/trace.h"
@@ -375,9 +376,14 @@ static int commit_failed(wd_txn *txn, int rc)
  * commit record goes into the log and, with synchronous_commit, the call
  * returns once the log is durable past it (group commit in wal_commit).
  * Locks go only after that (strict 2PL), so nobody reads its changes
- * before they are as durable as the commit promises.
+ * before they are as durable as the commit promises. wait_space: a flush
+ * failing with WD_ENOSPC after the record went in (the transaction is
+ * committed, not yet durable) is tried again once space returns, after
+ * pauses doubling from 1 ms to 100 ms, until it succeeds or the log
+ * panics - for the catalog's own transactions, which must be durable
+ * when they return (txn_commit_durable).
  */
-int wd_commit(wd_txn *txn)
+static int commit_txn(wd_txn *txn, bool wait_space)
 {
 	wd_lsn lsn;
 	int rc = txn_claim(txn);
@@ -399,11 +405,26 @@ int wd_commit(wd_txn *txn)
 		storage_crash_point("txn-commit-after-wal-insert");
 		/* step 3: THE COMMIT POINT - durable once this returns */
 		rc = wal_commit(txn->db->w, lsn, txn->sync);
+		for (long ms = 1; rc == WD_ENOSPC && wait_space; ms = ms < 100 ? 2 * ms : 100) {
+			struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+			rc = wal_commit(txn->db->w, lsn, txn->sync);
+		}
 		TRACE(TR_TXN, "commit xid=%llu lsn=" LSN_FMT " rc=%d",
 		      (unsigned long long)txn->xid, LSN_ARGS(lsn), rc);
 	}
 	txn_end(txn, TXN_COMMITTED, true);
 	return rc;
+}
+
+int wd_commit(wd_txn *txn)
+{
+	return commit_txn(txn, false);
+}
+
+int txn_commit_durable(wd_txn *txn)
+{
+	return commit_txn(txn, true);
 }
 
 /*

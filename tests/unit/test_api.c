@@ -14,9 +14,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1392,6 +1394,226 @@ static void test_control_write_panics(void **state)
 	free(root);
 }
 
+/*
+ * A failed fdatasync of a relation file (a checkpoint's step 5) or of base/
+ * (a table's creation) panics the database like one of the log or the
+ * control file: nothing is acknowledged after it (DESIGN.md section 3). A
+ * database that went on would acknowledge commits over pages the kernel may
+ * have dropped. The next open recovers every acknowledged commit.
+ */
+static void test_data_fsync_failure_panics(void **state)
+{
+	char *root = tu_tmpdir("api");
+	wd_db *db = dt_open_db(root, 1);
+	wd_txn *x;
+	wd_table *t, *u;
+	char buf[8];
+	size_t vlen;
+	(void)state;
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", WD_CREATE, &t));
+	OK(wd_put(x, t, "k", 1, "v", 1));
+	OK(wd_commit(x));
+	/* the checkpoint writes t's pages, then its fdatasync of them fails */
+	OK(storage_fault_add(ST_OP_SYNC, ST_FAULT_EIO, 1, 1, "/base/"));
+	assert_int_not_equal(wd_checkpoint(db), 0);
+	storage_fault_clear();
+	assert_int_equal(wd_begin(db, &x), WD_EPANIC);
+	assert_int_equal(wd_checkpoint(db), WD_EPANIC);
+	assert_int_equal(wd_close(db), WD_EPANIC);
+	/* the next open recovers; then base/'s fsync fails in a create */
+	db = dt_open_db(root, 1);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", 0, &t));
+	OK(wd_get(x, t, "k", 1, buf, sizeof buf, &vlen));
+	OK(storage_fault_add(ST_OP_SYNC_DIR, ST_FAULT_EIO, 1, 1, "/base"));
+	assert_int_not_equal(wd_table_open(x, "u", WD_CREATE, &u), 0);
+	storage_fault_clear();
+	assert_int_equal(wd_put(x, t, "k2", 2, "v", 1), WD_EPANIC);
+	assert_int_equal(wd_commit(x), WD_EPANIC);
+	assert_int_equal(wd_begin(db, &x), WD_EPANIC);
+	assert_int_equal(wd_close(db), WD_EPANIC);
+	db = dt_open_db(root, 1);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", 0, &t));
+	OK(wd_get(x, t, "k", 1, buf, sizeof buf, &vlen));
+	assert_int_equal(wd_get(x, t, "k2", 2, buf, sizeof buf, &vlen), WD_NOTFOUND);
+	OK(wd_commit(x));
+	dt_check_all(db);
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(root);
+}
+
+/*
+ * A checkpoint that cannot write control.tmp for want of space fails with
+ * WD_ENOSPC and the database goes on: the old control file is in force and
+ * nothing was synced (before: the database panicked). A failed fsync of
+ * control.tmp still panics (test_control_write_panics).
+ */
+static void test_control_enospc_goes_on(void **state)
+{
+	char *root = tu_tmpdir("api");
+	wd_db *db = dt_open_db(root, 1);
+	wd_txn *x;
+	wd_table *t;
+	char buf[8];
+	size_t vlen;
+	(void)state;
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", WD_CREATE, &t));
+	OK(wd_put(x, t, "k", 1, "v", 1));
+	OK(wd_commit(x));
+	OK(storage_fault_add(ST_OP_WRITE, ST_FAULT_ENOSPC, 1, 0, "control.tmp"));
+	assert_int_equal(wd_checkpoint(db), WD_ENOSPC);
+	storage_fault_clear();
+	OK(wd_begin(db, &x));
+	OK(wd_put(x, t, "k2", 2, "v", 1));
+	OK(wd_commit(x));
+	OK(wd_checkpoint(db));
+	OK(wd_close(db));
+	db = dt_open_db(root, 1);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", 0, &t));
+	OK(wd_get(x, t, "k2", 2, buf, sizeof buf, &vlen));
+	OK(wd_commit(x));
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(root);
+}
+
+/* The disk that fills up under a rollback frees space once the rollback
+ * has hit it (the application's part: it makes room). */
+struct space_freer {
+	atomic_bool done;
+	uint64_t fired0; /* storage_fault_fired() before the fault was added */
+};
+
+static void *free_space_later(void *arg)
+{
+	struct space_freer *f = arg;
+	struct timespec ms = {0, 1000000L};
+	while (!atomic_load(&f->done) && storage_fault_fired() == f->fired0)
+		nanosleep(&ms, NULL);
+	for (int i = 0; i < 20 && !atomic_load(&f->done); i++)
+		nanosleep(&ms, NULL); /* let the rollback meet the full disk */
+	storage_fault_clear();
+	return NULL;
+}
+
+/*
+ * An abort on a full disk (every write and allocation ENOSPC) waits for
+ * space instead of failing and panicking the database (DESIGN.md section
+ * 6: usable again once space returns): its rollback must write dirty pages
+ * out to read the ones it undoes, and log CLRs. Once space returns the
+ * rollback finishes, the rows are gone, and the database takes commits.
+ */
+static void test_abort_waits_for_space(void **state)
+{
+	char *root = tu_tmpdir("api");
+	wd_db *db = dt_open_db(root, 1);
+	struct space_freer fr = {0};
+	pthread_t th;
+	wd_txn *x;
+	wd_table *t;
+	char k[16], v[900], buf[900];
+	size_t vlen;
+	uint64_t fired;
+	(void)state;
+	memset(v, 'v', sizeof v);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", WD_CREATE, &t));
+	OK(wd_commit(x));
+	/* more rows than the pool holds (512 pages): evicted pages to undo */
+	OK(wd_begin(db, &x));
+	for (unsigned i = 0; i < 3000; i++) {
+		int kl = snprintf(k, sizeof k, "k%05u", i);
+		OK(wd_put(x, t, k, (size_t)kl, v, sizeof v));
+	}
+	fired = fr.fired0 = storage_fault_fired();
+	OK(storage_fault_add(ST_OP_ANY, ST_FAULT_ENOSPC, 1, 0, NULL));
+	assert_int_equal(pthread_create(&th, NULL, free_space_later, &fr), 0);
+	OK(wd_abort(x));
+	atomic_store(&fr.done, true);
+	pthread_join(th, NULL);
+	storage_fault_clear();
+	assert_true(storage_fault_fired() > fired); /* the rollback met the full disk */
+	OK(wd_begin(db, &x));
+	assert_int_equal(wd_get(x, t, "k00000", 6, buf, sizeof buf, &vlen), WD_NOTFOUND);
+	assert_int_equal(wd_get(x, t, "k02999", 6, buf, sizeof buf, &vlen), WD_NOTFOUND);
+	OK(wd_put(x, t, "after", 5, v, 10));
+	OK(wd_commit(x));
+	dt_check_all(db);
+	OK(wd_close(db));
+	db = dt_open_db(root, 1);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", 0, &t));
+	OK(wd_get(x, t, "after", 5, buf, sizeof buf, &vlen));
+	assert_int_equal(wd_get(x, t, "k01000", 6, buf, sizeof buf, &vlen), WD_NOTFOUND);
+	OK(wd_commit(x));
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(root);
+}
+
+/*
+ * A table create on a full disk (from each write or allocation it makes in
+ * turn; space freed once the create has met it) either fails with
+ * WD_ENOSPC, leaving nothing that stops a second create of the same name,
+ * or waits for space and succeeds: its catalog entry is durable when it
+ * returns. Before, a create whose catalog commit was in the log but not
+ * flushed returned WD_ENOSPC after removing the files the catalog named.
+ */
+static void test_create_enospc_then_again(void **state)
+{
+	(void)state;
+	/* n = 0: only the log's writes fail, so the catalog entry's commit
+	 * record goes in and its flush fails; then each write in turn */
+	for (uint64_t n = 0; n <= 40; n++) {
+		char *root = tu_tmpdir("api");
+		wd_db *db = dt_open_db(root, 1);
+		struct space_freer fr = {0};
+		pthread_t th;
+		wd_txn *x;
+		wd_table *t;
+		char buf[8];
+		size_t vlen;
+		int rc;
+		OK(wd_begin(db, &x));
+		fr.fired0 = storage_fault_fired();
+		if (n == 0)
+			OK(storage_fault_add(ST_OP_WRITE, ST_FAULT_ENOSPC, 1, 0, "/wal/"));
+		else
+			OK(storage_fault_add(ST_OP_ANY, ST_FAULT_ENOSPC, n, 0, NULL));
+		assert_int_equal(pthread_create(&th, NULL, free_space_later, &fr), 0);
+		rc = wd_table_open(x, "t", WD_CREATE, &t);
+		atomic_store(&fr.done, true);
+		pthread_join(th, NULL);
+		storage_fault_clear();
+		if (rc != 0) {
+			if (rc != WD_ENOSPC)
+				fail_msg("write %llu: create: %s (%s)", (unsigned long long)n,
+					 wd_strerror(rc), wd_last_error());
+			rc = wd_table_open(x, "t", WD_CREATE, &t);
+			if (rc != 0)
+				fail_msg("write %llu: create once space returned: %s (%s)",
+					 (unsigned long long)n, wd_strerror(rc), wd_last_error());
+		}
+		OK(wd_put(x, t, "k", 1, "v", 1));
+		OK(wd_commit(x));
+		OK(wd_close(db));
+		db = dt_open_db(root, 1);
+		OK(wd_begin(db, &x));
+		OK(wd_table_open(x, "t", 0, &t));
+		OK(wd_get(x, t, "k", 1, buf, sizeof buf, &vlen));
+		OK(wd_commit(x));
+		dt_check_all(db);
+		OK(wd_close(db));
+		tu_rmrf(root);
+		free(root);
+	}
+}
+
 /* ---- drops: leftovers, and handles in use ------------------------------- */
 
 static void touch(const char *dir, wd_relid rel)
@@ -1564,6 +1786,10 @@ int main(void)
 		cmocka_unit_test(test_lock_not_inherited),
 		cmocka_unit_test(test_create_syncs_parent),
 		cmocka_unit_test(test_control_write_panics),
+		cmocka_unit_test(test_data_fsync_failure_panics),
+		cmocka_unit_test(test_abort_waits_for_space),
+		cmocka_unit_test(test_control_enospc_goes_on),
+		cmocka_unit_test(test_create_enospc_then_again),
 		cmocka_unit_test(test_drop_leftovers),
 		cmocka_unit_test(test_drop_busy),
 		cmocka_unit_test(test_power_loss_acknowledged),

@@ -119,6 +119,45 @@ static void test_enospc_on_nth_write(void **state)
 	assert_int_equal(storage_close(f), 0);
 }
 
+/* Faults counted from an I/O call: EIO on exactly call k; ENOSPC on any
+ * operation skips the calls that take no space (reads, syncs) and hits
+ * the first write at or after k, then every one; storage_fault_first
+ * names the first call that failed. */
+static void test_fault_at_io_call(void **state)
+{
+	st_file *f = open_new("at");
+	uint8_t buf[512] = {1};
+	st_fault_event e;
+	uint64_t k;
+	(void)state;
+	assert_false(storage_fault_first(&e));
+	k = storage_io_count() + 2;
+	assert_int_equal(storage_fault_add_at(ST_OP_ANY, ST_FAULT_EIO, k, 1), 0);
+	assert_int_equal(storage_write(f, buf, sizeof buf, 0), 0);   /* k - 1 */
+	assert_int_equal(storage_sync(f), WD_EIO);                    /* k */
+	assert_int_equal(storage_read(f, buf, sizeof buf, 0, NULL), 0); /* k + 1 */
+	assert_true(storage_fault_first(&e));
+	assert_int_equal(e.io, k);
+	assert_int_equal(e.op, ST_OP_SYNC);
+	assert_int_equal(e.kind, ST_FAULT_EIO);
+	storage_fault_clear();
+	assert_false(storage_fault_first(NULL));
+	k = storage_io_count() + 1;
+	assert_int_equal(storage_fault_add_at(ST_OP_ANY, ST_FAULT_ENOSPC, k, 0), 0);
+	assert_int_equal(storage_read(f, buf, sizeof buf, 0, NULL), 0); /* k: no space taken */
+	assert_int_equal(storage_sync(f), 0);                          /* k + 1 */
+	assert_int_equal(storage_write(f, buf, sizeof buf, 512), WD_ENOSPC);
+	assert_int_equal(storage_allocate(f, 0, 8192), WD_ENOSPC);
+	assert_int_equal(storage_write(f, buf, sizeof buf, 512), WD_ENOSPC);
+	assert_true(storage_fault_first(&e));
+	assert_int_equal(e.io, k + 2);
+	assert_int_equal(e.op, ST_OP_WRITE);
+	assert_int_equal(e.kind, ST_FAULT_ENOSPC);
+	storage_fault_clear();
+	assert_int_equal(storage_write(f, buf, sizeof buf, 512), 0); /* space is back */
+	assert_int_equal(storage_close(f), 0);
+}
+
 /* EIO on fsync, forever, only for paths containing "wal-0". */
 static void test_eio_on_sync_by_path(void **state)
 {
@@ -362,6 +401,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_short_and_eintr_are_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc_on_nth_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eio_on_sync_by_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_at_io_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_os_errors_name_the_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_spec_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_error_has_a_message, setup, teardown),

@@ -1,0 +1,344 @@
+/*
+ * test_ioerr.c - I/O errors in crash-test states (crashtest/README.md,
+ * section "I/O errors"):
+ *  - the rules on constructed histories: a commit acknowledged though it
+ *    was requested after a failed fsync, or after the engine reported its
+ *    panic, is LOST-ACK (one requested before is judged by the power
+ *    loss alone); under ENOSPC a panic, or no commit once space returned,
+ *    is CHILD-ERROR;
+ *  - the trigger syntax (eio-once:N, eio:N, enospc:N) and what a replay
+ *    makes of it;
+ *  - a planted fault (commits acknowledged before they are durable) makes
+ *    eio campaigns fail with LOST-ACK only;
+ *  - the I/O-error loop: the det workload with EIO once, EIO from then on
+ *    and ENOSPC injected at every I/O call k = 1..N (N about 3,500 for
+ *    seed 1) through the campaign machinery with 2 jobs: every state OK
+ *    (no crash or hang of the child, no acknowledgement after a failed
+ *    fsync or the panic, recovery correct after a power loss, commits
+ *    again once space returns).
+ *
+ * The whole loop is about 10,400 states, about 21 minutes in release on
+ * two cores (8.2 states/s measured): make test runs every
+ * WALDEN_IOERR_STRIDE-th k (default 25 in release: 420 states, about 55 s
+ * for the suite; 125 under AddressSanitizer: 84 states, about 60 s).
+ * WALDEN_IOERR_STRIDE=1 runs every k.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "crashtest/ct_internal.h"
+#include "storage/storage.h"
+#include "tests/lib/dbtest.h"
+#include "tests/lib/testutil.h"
+
+/* ---- constructed histories ------------------------------------------------------ */
+
+static void take(ct_history *h, uint8_t kind, ct_buf *b)
+{
+	assert_int_equal(ct_history_take(h, kind, b->p, b->len), 0);
+	ct_buf_free(b);
+}
+
+/* REQ of txn id with one write of key k (no oracle: the rules read the
+ * history only). */
+static void req(ct_history *h, uint64_t id, const char *k)
+{
+	uint8_t ck[CT_MAX_CKEY];
+	size_t cl = ct_ckey("t", k, strlen(k), ck);
+	ct_buf b = {0};
+	ct_put_u64(&b, id);
+	ct_put_u8(&b, 1 | 2);
+	ct_put_u64(&b, 1000);
+	ct_put_u32(&b, 1);
+	ct_put_u16(&b, (uint16_t)cl);
+	ct_put_bytes(&b, ck, cl);
+	ct_put_u8(&b, 0);
+	ct_put_u32(&b, 1);
+	ct_put_u32(&b, 0);
+	ct_put_u32(&b, 40);
+	ct_put_u32(&b, 0);
+	take(h, CT_M_REQ, &b);
+}
+
+static void ack(ct_history *h, uint64_t id)
+{
+	ct_buf b = {0};
+	ct_put_u64(&b, id);
+	ct_put_u64(&b, 2000);
+	take(h, CT_M_ACK, &b);
+}
+
+static void iofault(ct_history *h, uint64_t io, st_op op, st_fault_kind kind)
+{
+	ct_buf b = {0};
+	ct_put_u64(&b, io);
+	ct_put_u8(&b, (uint8_t)op);
+	ct_put_u8(&b, (uint8_t)kind);
+	take(h, CT_M_IOFAULT, &b);
+}
+
+static void panic_msg(ct_history *h)
+{
+	ct_buf b = {0};
+	ct_put_str(&b, "wd_commit: the log panicked");
+	take(h, CT_M_PANIC, &b);
+}
+
+static void ioend(ct_history *h, uint8_t flags, uint64_t commits)
+{
+	ct_buf b = {0};
+	ct_put_u8(&b, flags);
+	ct_put_u64(&b, commits);
+	ct_put_str(&b, "");
+	take(h, CT_M_IOEND, &b);
+}
+
+/* The rules' verdict on h for an error of kind err; *detail kept for
+ * the caller to look at (freed by the next call). */
+static ct_verdict judge(const ct_history *h, ct_ioerr err, char **detail)
+{
+	ct_spec s = {.fault = err == CT_IOERR_ENOSPC ? CT_ENOSPC : CT_EIO,
+		     .trig = {.kind = CT_TRIG_IO, .n = 10, .err = err},
+		     .res = CT_RES_DROP_ALL};
+	ct_verdict v = CT_OK;
+	free(*detail);
+	*detail = NULL;
+	ct_ioerr_judge(h, &s, &v, detail, 20);
+	return v;
+}
+
+static void test_rule_failed_fsync(void **state)
+{
+	ct_history h;
+	char *d = NULL;
+	(void)state;
+	/* acked before the fsync failed, one in flight across it: fine */
+	ct_history_init(&h, NULL);
+	req(&h, 1, "a");
+	ack(&h, 1);
+	req(&h, 2, "b");
+	iofault(&h, 10, ST_OP_SYNC, ST_FAULT_EIO);
+	ack(&h, 2); /* requested before: the power loss judges it */
+	ioend(&h, CT_IOEND_PANICKED, 0);
+	assert_int_equal(judge(&h, CT_IOERR_EIO_ONCE, &d), CT_OK);
+	assert_non_null(strstr(d, "fired at I/O call 10 (sync)"));
+	/* requested after the failed fsync and acknowledged: LOST-ACK */
+	req(&h, 3, "c");
+	ack(&h, 3);
+	assert_int_equal(judge(&h, CT_IOERR_EIO_ONCE, &d), CT_LOST_ACK);
+	assert_non_null(strstr(d, "transaction 3 was acknowledged though an fsync had failed"));
+	assert_null(strstr(d, "transaction 2 "));
+	ct_history_free(&h);
+	/* the same after a failed directory fsync; a failed read is no fsync */
+	ct_history_init(&h, NULL);
+	iofault(&h, 10, ST_OP_SYNC_DIR, ST_FAULT_EIO);
+	req(&h, 4, "d");
+	ack(&h, 4);
+	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_LOST_ACK);
+	ct_history_free(&h);
+	ct_history_init(&h, NULL);
+	iofault(&h, 10, ST_OP_READ, ST_FAULT_EIO);
+	req(&h, 4, "d");
+	ack(&h, 4);
+	assert_int_equal(judge(&h, CT_IOERR_EIO_ONCE, &d), CT_OK);
+	ct_history_free(&h);
+	free(d);
+}
+
+static void test_rule_panic(void **state)
+{
+	ct_history h;
+	char *d = NULL;
+	(void)state;
+	ct_history_init(&h, NULL);
+	iofault(&h, 10, ST_OP_WRITE, ST_FAULT_EIO);
+	req(&h, 1, "a");
+	panic_msg(&h);
+	ack(&h, 1); /* requested before the panic */
+	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_OK);
+	req(&h, 2, "b");
+	ack(&h, 2);
+	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_LOST_ACK);
+	assert_non_null(strstr(d, "transaction 2 was acknowledged though the engine had "
+				  "reported its panic"));
+	ct_history_free(&h);
+	free(d);
+}
+
+static void test_rule_enospc(void **state)
+{
+	ct_history h;
+	char *d = NULL;
+	(void)state;
+	/* space back, three commits: OK */
+	ct_history_init(&h, NULL);
+	iofault(&h, 10, ST_OP_WRITE, ST_FAULT_ENOSPC);
+	ioend(&h, CT_IOEND_FREED | CT_IOEND_RESUMED, 3);
+	assert_int_equal(judge(&h, CT_IOERR_ENOSPC, &d), CT_OK);
+	ct_history_free(&h);
+	/* no commit once space returned */
+	ct_history_init(&h, NULL);
+	iofault(&h, 10, ST_OP_ALLOCATE, ST_FAULT_ENOSPC);
+	ioend(&h, CT_IOEND_FREED, 1);
+	assert_int_equal(judge(&h, CT_IOERR_ENOSPC, &d), CT_CHILD_ERROR);
+	assert_non_null(strstr(d, "no commit once space returned"));
+	ct_history_free(&h);
+	/* the database's creation failed: the next open refuses it (O1) */
+	ct_history_init(&h, NULL);
+	iofault(&h, 10, ST_OP_ALLOCATE, ST_FAULT_ENOSPC);
+	ioend(&h, CT_IOEND_FREED | CT_IOEND_UNCREATED, 0);
+	assert_int_equal(judge(&h, CT_IOERR_ENOSPC, &d), CT_OK);
+	assert_non_null(strstr(d, "creation failed"));
+	ct_history_free(&h);
+	/* a panic on ENOSPC */
+	ct_history_init(&h, NULL);
+	iofault(&h, 10, ST_OP_WRITE, ST_FAULT_ENOSPC);
+	panic_msg(&h);
+	ioend(&h, CT_IOEND_FREED | CT_IOEND_PANICKED, 0);
+	assert_int_equal(judge(&h, CT_IOERR_ENOSPC, &d), CT_CHILD_ERROR);
+	assert_non_null(strstr(d, "panicked on ENOSPC"));
+	ct_history_free(&h);
+	/* never fired: nothing to judge */
+	ct_history_init(&h, NULL);
+	assert_int_equal(judge(&h, CT_IOERR_ENOSPC, &d), CT_OK);
+	assert_non_null(strstr(d, "never fired"));
+	ct_history_free(&h);
+	free(d);
+}
+
+/* ---- the trigger syntax ------------------------------------------------------------ */
+
+static void test_trigger_syntax(void **state)
+{
+	static const char *const ok[] = {"eio-once:12", "eio:7", "enospc:3500", "io:4"};
+	static const ct_ioerr want[] = {CT_IOERR_EIO_ONCE, CT_IOERR_EIO, CT_IOERR_ENOSPC,
+					CT_IOERR_NONE};
+	ct_trigger t;
+	ct_spec s;
+	bool has_seed;
+	(void)state;
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(ct_parse_trigger(ok[i], &t), 0);
+		assert_int_equal(t.kind, CT_TRIG_IO);
+		assert_int_equal(t.err, want[i]);
+		/* the replay line's form of a state with that trigger */
+		OK(ct_parse_replay("1:5:drop-all", &s, &has_seed));
+		s.trig = t;
+		ct_ioerr_fix_spec(&s);
+		assert_int_equal(s.fault, want[i] == CT_IOERR_NONE ? CT_POWER
+					  : want[i] == CT_IOERR_ENOSPC ? CT_ENOSPC : CT_EIO);
+	}
+	assert_int_equal(ct_parse_trigger("eio:0", &t), WD_EINVAL);
+	assert_int_equal(ct_parse_trigger("enospc:", &t), WD_EINVAL);
+	assert_int_equal(ct_parse_trigger("eio-twice:3", &t), WD_EINVAL);
+	assert_string_equal(ct_fault_name(CT_EIO), "eio");
+	assert_string_equal(ct_fault_name(CT_ENOSPC), "enospc");
+	assert_string_equal(ct_ioerr_name(CT_IOERR_EIO_ONCE), "eio-once");
+}
+
+/* ---- campaigns ---------------------------------------------------------------------- */
+
+static ct_config config(unsigned faults, uint64_t states, char *dir)
+{
+	ct_config c;
+	ct_config_default(&c);
+	c.workload = "det";
+	c.faults = faults;
+	c.states = states;
+	c.jobs = 2;
+	c.work_dir = dir;
+	c.seed = 1;
+	return c;
+}
+
+/* Commits acknowledged before wd_commit (and made asynchronous): an eio
+ * campaign must fail, with LOST-ACK only (acks after a failed fsync or
+ * the panic, or lost by the power loss). */
+static void test_planted_ack(void **state)
+{
+	char *dir = tu_tmpdir("ct-ioerr-planted");
+	ct_config c = config(1u << CT_EIO, 12, dir);
+	ct_summary s;
+	(void)state;
+	c.plant = CT_PLANT_ACK_UNDURABLE;
+	OK(ct_campaign_run(&c, &s));
+	print_message("planted early acks, eio: %llu of %llu states fail\n",
+		      (unsigned long long)s.failed, (unsigned long long)s.states);
+	assert_true(s.failed > 0);
+	assert_int_equal(s.by_verdict[CT_LOST_ACK], s.failed);
+	ct_summary_free(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+static uint64_t loop_stride(void)
+{
+	const char *e = getenv("WALDEN_IOERR_STRIDE");
+	double scale = dt_scale();
+	if (e && *e && atoll(e) > 0)
+		return (uint64_t)atoll(e);
+	return scale >= 1.0 ? 25 : (uint64_t)(25 / (scale > 0.04 ? scale : 0.04));
+}
+
+/* The loop: every error at every stride-th I/O call of det. */
+static void test_ioerr_loop(void **state)
+{
+	char *dir = tu_tmpdir("ct-ioerr-loop");
+	ct_config c = config((1u << CT_EIO) | (1u << CT_ENOSPC), 1, dir);
+	ct_profile p;
+	ct_summary s;
+	uint64_t n;
+	(void)state;
+	c.choose = ct_ioerr_every_k;
+	c.choose_arg = loop_stride();
+	OK(ct_describe(&c, false, &p));
+	n = ct_ioerr_every_k_states(&c, p.io_calls);
+	c.states = n;
+	ct_profile_free(&p);
+	OK(ct_campaign_run(&c, &s));
+	print_message("I/O-error loop: %llu states (eio-once %llu, eio %llu, enospc %llu; every "
+		      "%llu-th of %llu I/O calls) in %.1f s, %.1f states/s; per state: workload "
+		      "%.1f ms, materialise %.1f ms, recovery %.1f ms, read and check %.1f ms\n",
+		      (unsigned long long)s.states,
+		      (unsigned long long)s.by_ioerr[CT_IOERR_EIO_ONCE],
+		      (unsigned long long)s.by_ioerr[CT_IOERR_EIO],
+		      (unsigned long long)s.by_ioerr[CT_IOERR_ENOSPC],
+		      (unsigned long long)c.choose_arg, (unsigned long long)s.profile.io_calls,
+		      s.elapsed_s, s.elapsed_s > 0 ? (double)s.states / s.elapsed_s : 0,
+		      1000 * s.t_workload / (double)s.states,
+		      1000 * s.t_materialise / (double)s.states,
+		      1000 * s.t_recovery / (double)s.states, 1000 * s.t_check / (double)s.states);
+	if (s.failed) {
+		ct_summary_print(&s, &c, stderr);
+		fail_msg("I/O-error loop: %llu violations", (unsigned long long)s.failed);
+	}
+	assert_int_equal(s.states, n);
+	assert_int_equal(s.passed, n);
+	assert_int_equal(s.by_ioerr[CT_IOERR_EIO_ONCE] * 3, n);
+	assert_int_equal(s.by_ioerr[CT_IOERR_ENOSPC] * 3, n);
+	/* the errors fired: a state whose error never fired ran to its end */
+	assert_true(s.by_trigger[CT_TRIG_IO] >= n - n / 10);
+	ct_summary_free(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rule_failed_fsync),
+		cmocka_unit_test(test_rule_panic),
+		cmocka_unit_test(test_rule_enospc),
+		cmocka_unit_test(test_trigger_syntax),
+		cmocka_unit_test(test_planted_ack),
+		cmocka_unit_test(test_ioerr_loop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
