@@ -6,15 +6,22 @@
 #                  concurrency suites under TSan, a clang -Werror build, and
 #                  the planted-bug meta-test (MODE=plant)
 #   make bench     the benchmarks (walden beside raw pread / LMDB)
+#   make fuzz      build the libFuzzer targets (clang, ASan+UBSan) and run
+#                  each FUZZ_SECONDS (default 60) on its corpus (fuzz/)
+#   make fuzz-merge  fold what make fuzz found into fuzz/corpus, minimised
+#                  to the inputs that keep every edge (-merge=1)
+#   make fuzz-seed   write the seed corpus from a database a workload built
 #   make install   PREFIX=/usr/local DESTDIR= : header, libraries, walden.pc,
 #                  the walden binary
 #   make clean
 #
 # One build directory per flavour: build/release, build/asan, build/tsan,
-# build/clang, build/plant. MODE selects the flavour of a sub-make. The plant
-# flavour is release with -DWALDEN_PLANTS: WD_PLANTED(name) (storage/plant.h)
-# then arms one known recovery bug named by $WALDEN_PLANT; it builds the
-# library, the crashtest module and tests/unit/test_meta.c only.
+# build/clang, build/plant and build/fuzz. MODE selects the flavour of a
+# sub-make. The plant flavour is release with -DWALDEN_PLANTS:
+# WD_PLANTED(name) (storage/plant.h) then arms one known recovery bug named
+# by $WALDEN_PLANT; it builds the library, the crashtest module and
+# tests/unit/test_meta.c only. The fuzz flavour is clang with libFuzzer
+# instrumentation, for make fuzz.
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -53,8 +60,12 @@ else ifeq ($(MODE),clang)
   MODE_CFLAGS := -O2
 else ifeq ($(MODE),plant)
   MODE_CFLAGS := -O2 -DWALDEN_PLANTS
+else ifeq ($(MODE),fuzz)
+  CC := clang
+  MODE_CFLAGS := -O1 -fsanitize=fuzzer-no-link,address,undefined \
+                 -fno-sanitize-recover=all -fno-omit-frame-pointer
 else
-  $(error MODE must be release, asan, tsan, clang or plant)
+  $(error MODE must be release, asan, tsan, clang, plant or fuzz)
 endif
 ALL_CFLAGS := $(BASE_CFLAGS) $(MODE_CFLAGS) $(CFLAGS)
 LIBS := -lisal -lz -llmdb -lpthread
@@ -66,6 +77,14 @@ CRASHTEST_OBJ := $(CRASHTEST_SRC:%.c=$(O)/%.o)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(O)/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
 CONC_BIN := $(CONC_SRC:tests/unit/%.c=$(O)/tests/%)
+# Fuzz targets (fuzz/README.md): each fuzz/fuzz_T.c is linked twice, with
+# libFuzzer (build/fuzz/fuzz/fuzz_T, make fuzz) and with the corpus replay
+# fuzz/replay.c (O/tests/fuzz_T, a cmocka suite every make test runs).
+FUZZ_TARGETS := wal_record wal_segment page btree_check undo_chain control
+FUZZ_UTIL_OBJ := $(O)/fuzz/fuzzutil.o
+FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(O)/tests/fuzz_%)
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(O)/fuzz/fuzz_%)
+FUZZ_SECONDS ?= 60
 EXAMPLE_BIN := $(patsubst examples/%.c,$(O)/examples/%,$(wildcard examples/*.c))
 
 STATIC_LIB := $(O)/libwalden.a
@@ -73,7 +92,7 @@ SHARED_LIB := $(O)/libwalden.so.$(VERSION)
 WALDEN := $(O)/walden
 
 .PHONY: all deps demo test test-mode test-plant bench crashtest-long install uninstall clean check-deps \
-        build-tests examples
+        build-tests examples fuzz fuzz-build fuzz-merge fuzz-seed
 
 all: deps
 	@$(MAKE) --no-print-directory build MODE=$(MODE)
@@ -159,14 +178,19 @@ $(O)/examples/%: examples/%.c $(STATIC_LIB)
 
 # the shared test objects are prerequisites of a pattern rule only: keep
 # make from deleting them as intermediates after each link
-.SECONDARY: $(TESTLIB_OBJ) $(CRASHTEST_OBJ)
+.SECONDARY: $(TESTLIB_OBJ) $(CRASHTEST_OBJ) $(FUZZ_UTIL_OBJ)
 
-build-tests: $(TEST_BIN) $(WALDEN) $(EXAMPLE_BIN)
+# The corpus replay of a fuzz target: a cmocka suite (fuzz/replay.c).
+$(O)/tests/fuzz_%: fuzz/fuzz_%.c fuzz/replay.c $(FUZZ_UTIL_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< fuzz/replay.c $(FUZZ_UTIL_OBJ) $(STATIC_LIB) $(LIBS) -lcmocka
+
+build-tests: $(TEST_BIN) $(FUZZ_REPLAY_BIN) $(WALDEN) $(EXAMPLE_BIN)
 
 # Runs the suites of one MODE; SUITES=conc limits it to the concurrency ones.
 test-mode: build-tests
 	@WALDEN_BIN=$(WALDEN) tests/run.sh $(MODE) $(if $(filter conc,$(SUITES)),$(CONC_BIN),\
-	  $(TEST_BIN) $(EXAMPLE_BIN) tests/check_docs.sh tests/check_demo.sh)
+	  $(TEST_BIN) $(FUZZ_REPLAY_BIN) $(EXAMPLE_BIN) tests/check_docs.sh tests/check_demo.sh)
 
 # The planted-bug meta-test: each known recovery bug planted in turn must
 # fail a crash campaign (tests/unit/test_meta.c). Builds the plant flavour's
@@ -200,6 +224,57 @@ bench: all
 crashtest-long: all
 	$(WALDEN) crashtest --workload random --fault power --threads 2 --minutes 10 --jobs 2
 
+# ---- fuzzing (fuzz/README.md) ----------------------------------------------
+# Longest input libFuzzer makes per target: a segment is 64 KiB, a page up
+# to 64 KiB, an index file 16 pages of 4 KiB.
+FUZZ_MAXLEN_wal_record := 20000
+FUZZ_MAXLEN_wal_segment := 65537
+FUZZ_MAXLEN_page := 65537
+FUZZ_MAXLEN_btree_check := 65537
+FUZZ_MAXLEN_undo_chain := 65537
+FUZZ_MAXLEN_control := 1024
+
+$(O)/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_UTIL_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_UTIL_OBJ) $(STATIC_LIB) $(LIBS)
+
+$(O)/fuzz/seed: fuzz/seed.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Each target runs FUZZ_SECONDS on fuzz/corpus/T (read only); what it finds
+# goes to build/fuzz/found/T, crashes to build/fuzz/crashes/.
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build MODE=fuzz
+	@mkdir -p build/fuzz/crashes
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/found/$$t; \
+	  echo "=== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  TMPDIR=$${TMPDIR:-/tmp} build/fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=$(FUZZ_MAXLEN_$$t) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crashes/$$t- \
+	    build/fuzz/found/$$t fuzz/corpus/$$t || exit 1; \
+	done
+
+# Replaces fuzz/corpus/T by the smallest set of fuzz/corpus/T and
+# build/fuzz/found/T that keeps every edge (-merge=1 -use_counters=0);
+# crash-* reproducers are always kept.
+fuzz-merge:
+	@$(MAKE) --no-print-directory fuzz-build MODE=fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  rm -rf build/fuzz/min/$$t && mkdir -p build/fuzz/min/$$t build/fuzz/found/$$t && \
+	  TMPDIR=$${TMPDIR:-/tmp} build/fuzz/fuzz/fuzz_$$t -merge=1 -use_counters=0 \
+	    build/fuzz/min/$$t fuzz/corpus/$$t build/fuzz/found/$$t || exit 1; \
+	  cp fuzz/corpus/$$t/crash-* build/fuzz/min/$$t/ 2>/dev/null; \
+	  rm -rf fuzz/corpus/$$t && cp -r build/fuzz/min/$$t fuzz/corpus/$$t; \
+	done
+
+fuzz-seed: deps
+	@$(MAKE) --no-print-directory $(O)/fuzz/seed
+	$(O)/fuzz/seed fuzz/corpus
+
 # ---- install ----------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
@@ -220,4 +295,5 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(BIN_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d) $(CRASHTEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BIN_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d) $(CRASHTEST_OBJ:.o=.d) \
+  $(FUZZ_UTIL_OBJ:.o=.d)

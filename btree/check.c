@@ -57,10 +57,13 @@ static int read_copy(chk *c, wd_blkno blk, unsigned depth)
  * internal pages, and in-page key order. */
 static int check_header(chk *c, const uint8_t *p, wd_blkno blk, uint32_t level, bool root)
 {
-	uint32_t n = bt_nitems(p), flags = bt_flags(p);
+	uint32_t n = bt_nitems(p), flags;
+	/* the special area is read only once bt_page_live found it in its one
+	 * valid place: page_verify lets a header put it at the page's end */
 	if (!bt_page_live(p, c->t->ps))
-		return viol(c, blk, -1, "not a live B+tree page (kind %s, flags 0x%x)",
-			    page_kind_name(page_kind(p)), flags);
+		return viol(c, blk, -1, "not a live B+tree page (kind %s, special at %u)",
+			    page_kind_name(page_kind(p)), page_special(p));
+	flags = bt_flags(p);
 	if (bt_level(p) != level)
 		return viol(c, blk, -1, "level %u, expected %u (leaves at unequal depth)",
 			    bt_level(p), level);
@@ -374,9 +377,14 @@ static int dot_page(dot *d, wd_blkno blk, unsigned depth)
 		return 0;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		wd_blkno c = bt_item_child(page, i);
-		fprintf(d->out, "  n%u -> n%u;\n", blk, c);
-		if ((rc = dot_page(d, c, depth + 1)) != 0)
+		btree_item_view iv; /* the item may be damaged: decode it checked */
+		char what[300];
+		if (btree_item_view_decode(page, t->ps, i, &iv) != 0) {
+			snprintf(what, sizeof what, "item %u: %s", i, wd_last_error());
+			return bt_corrupt(t, blk, what);
+		}
+		fprintf(d->out, "  n%u -> n%u;\n", blk, iv.child);
+		if ((rc = dot_page(d, iv.child, depth + 1)) != 0)
 			return rc;
 	}
 	return 0;

@@ -120,6 +120,48 @@ int page_bounds_check(const uint8_t *p, uint32_t page_size)
 
 /* ---- slotted pages ---- */
 
+static const uint8_t *lp_const(const uint8_t *p, uint32_t slot);
+
+/* Marks item [off, off + len) in the bitmap of page bytes; false if a
+ * byte was marked already (two items overlap). */
+static bool mark_item(uint8_t *used, uint32_t off, uint32_t len)
+{
+	for (uint32_t b = off; b < off + len; b++) {
+		if (used[b / 8] & (1u << (b % 8)))
+			return false;
+		used[b / 8] |= (uint8_t)(1u << (b % 8));
+	}
+	return true;
+}
+
+int page_layout_check(const uint8_t *p, uint32_t page_size)
+{
+	uint8_t used[PAGE_SIZE_MAX / 8];
+	uint32_t upper = page_upper(p), special = page_special(p);
+	int rc;
+	if (p[PH_VERSION] != PAGE_FORMAT_VERSION)
+		return err_set(WD_ECORRUPT, "page format version %u, expected %u",
+			      p[PH_VERSION], PAGE_FORMAT_VERSION);
+	if ((rc = page_bounds_check(p, page_size)) != 0)
+		return rc;
+	if (page_kind(p) != PAGE_KIND_HEAP && page_kind(p) != PAGE_KIND_BTREE)
+		return 0;
+	memset(used, 0, (page_size + 7) / 8);
+	for (uint32_t s = 0; s < page_nslots(p); s++) {
+		uint32_t off = get_le16(lp_const(p, s)), len = get_le16(lp_const(p, s) + 2);
+		if (len == 0)
+			continue;
+		if (off < upper || off + len > special)
+			return err_set(WD_ECORRUPT,
+				      "slot %u: item at %u, %u bytes, outside the item area "
+				      "[%u, %u)", s, off, len, upper, special);
+		if (!mark_item(used, off, len))
+			return err_set(WD_ECORRUPT, "slot %u: item at %u, %u bytes, overlaps "
+				      "another item", s, off, len);
+	}
+	return 0;
+}
+
 /* Line pointer of slot i: u16 offset, u16 length; length 0 = unused. */
 static uint8_t *lp(uint8_t *p, uint32_t slot)
 {

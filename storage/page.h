@@ -140,6 +140,17 @@ void page_trim_slots(uint8_t *p);
 int page_bounds_check(const uint8_t *p, uint32_t page_size) WD_MUST_CHECK;
 
 /*
+ * The layout the slotted-page helpers (page_item_add/remove/replace/clear)
+ * rely on, for a page about to be changed that did not come through
+ * page_verify (a full-page image restored by redo): format version,
+ * page_bounds_check, and for the slotted kinds (heap, B+tree) every used
+ * line pointer's item inside [upper, special) with no two items
+ * overlapping (so moving items stays inside the page; I7 holds for pages
+ * walden writes, which also leave no gap). 0 or WD_ECORRUPT saying what.
+ */
+int page_layout_check(const uint8_t *p, uint32_t page_size) WD_MUST_CHECK;
+
+/*
  * Slot's item, checked: 0 with *item and *len set (*item NULL, *len 0 for
  * an unused slot), or WD_ECORRUPT if the header bounds are bad, slot is
  * beyond the line pointers, or the item does not lie within

@@ -15,10 +15,35 @@ typedef struct body_dst {
 	uint64_t pos; /* body bytes copied so far */
 } body_dst;
 
+/*
+ * Makes r's value buffer hold at least need bytes (need <= r->vlen). The
+ * buffer grows as the chain's pages deliver bytes, doubling and never past
+ * vlen: memory follows the bytes found, not a length a damaged header
+ * claims (up to UNDO_MAX_VALUE).
+ */
+static int grow_val(undo_rec *r, uint64_t need)
+{
+	uint64_t cap = r->vcap ? r->vcap : 256;
+	uint8_t *v;
+	if (need <= r->vcap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	if (cap > r->vlen)
+		cap = r->vlen;
+	if (!(v = realloc(r->val, cap)))
+		return err_set(WD_ENOMEM, "undo record: out of memory for %llu bytes of a value",
+			       (unsigned long long)cap);
+	r->val = v;
+	r->vcap = cap;
+	return 0;
+}
+
 /* Copies n body bytes from src: into the key, then into the value. */
-static void body_put(body_dst *d, const uint8_t *src, uint64_t n)
+static int body_put(body_dst *d, const uint8_t *src, uint64_t n)
 {
 	undo_rec *r = d->r;
+	int rc;
 	if (d->pos < r->klen) {
 		uint64_t k = r->klen - d->pos < n ? r->klen - d->pos : n;
 		memcpy(r->key + d->pos, src, k);
@@ -26,12 +51,17 @@ static void body_put(body_dst *d, const uint8_t *src, uint64_t n)
 		src += k;
 		n -= k;
 	}
-	if (n > 0)
+	if (n > 0) {
+		if ((rc = grow_val(r, d->pos - r->klen + n)) != 0)
+			return rc;
 		memcpy(r->val + (d->pos - r->klen), src, n);
+	}
 	d->pos += n;
+	return 0;
 }
 
-/* Grows r's buffers to the lengths the header gave. */
+/* Grows r's key buffer to the length the header gave (at most
+ * UNDO_MAX_KEY); the value buffer grows as its bytes are found. */
 static int reserve(undo_rec *r)
 {
 	if (r->klen > r->kcap) {
@@ -41,14 +71,6 @@ static int reserve(undo_rec *r)
 				       r->klen);
 		r->key = k;
 		r->kcap = r->klen;
-	}
-	if (r->vlen > r->vcap) {
-		uint8_t *v = realloc(r->val, r->vlen);
-		if (!v)
-			return err_set(WD_ENOMEM, "undo record: out of memory for a value of %llu "
-				       "bytes", (unsigned long long)r->vlen);
-		r->val = v;
-		r->vcap = r->vlen;
 	}
 	return 0;
 }
@@ -76,8 +98,7 @@ static int read_first(undo_log *u, undo_ptr p, const uint8_t *page, undo_rec *r,
 	if ((rc = reserve(r)) != 0)
 		return rc;
 	here = rv.end - off - UNDO_REC_HDR;
-	body_put(d, page + off + UNDO_REC_HDR, here);
-	return 0;
+	return body_put(d, page + off + UNDO_REC_HDR, here);
 }
 
 /*
@@ -99,9 +120,8 @@ static int read_next(undo_log *u, const uint8_t *page, wd_blkno blk, wd_blkno fr
 			       "after block %u)", blk, (unsigned long long)r->xid, seq, from,
 			       (unsigned long long)v.xid, v.seq, v.prev);
 	n = v.used - UNDO_DATA_START < left ? v.used - UNDO_DATA_START : left;
-	body_put(d, page + UNDO_DATA_START, n);
 	*full = v.used == u->ps;
-	return 0;
+	return body_put(d, page + UNDO_DATA_START, n);
 }
 
 /* Unlatches and unpins buf. */

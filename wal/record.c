@@ -289,7 +289,8 @@ void walrec_stamp_db(uint8_t *rec, uint32_t tot_len, wd_lsn lsn, uint32_t seed,
 		     wd_lsn horizon)
 {
 	uint32_t main_len = get_le32(rec + WRH_MAIN_LEN);
-	if ((rec[WRH_FLAGS] & WAL_REC_HORIZON) && main_len >= WAL_HORIZON_SIZE)
+	if ((rec[WRH_FLAGS] & WAL_REC_HORIZON) && main_len >= WAL_HORIZON_SIZE &&
+	    main_len <= tot_len - WAL_REC_HEADER_SIZE) /* a bad length: the decoder says so */
 		put_le64(rec + tot_len - main_len, horizon);
 	put_le64(rec + WRH_LSN, lsn);
 	put_le32(rec + WRH_CRC, walrec_crc_seeded(rec, tot_len, seed));

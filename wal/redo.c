@@ -24,6 +24,20 @@ static int pin_for_overwrite(redo_ctx *ctx, const wal_block_ref *ref, bm_buf **b
 	return rc;
 }
 
+/* A restored full-page image is about to be changed by the rmgr's slotted
+ * page helpers, which trust the layout: check it as page_verify checks a
+ * page read from disk (the record's CRC vouches for the bytes, not for
+ * the writer). An all-zero image is a new page. */
+static int check_image(const wal_decoded *rec, unsigned block, const uint8_t *page,
+		       uint32_t page_size)
+{
+	const wal_block_ref *ref = &rec->blocks[block];
+	if (page_is_zero(page, page_size) || page_layout_check(page, page_size) == 0)
+		return 0;
+	return err_wrap(WD_ECORRUPT, "WAL record at " LSN_FMT ": full-page image of rel %u "
+			"blk %u is not a sound page", LSN_ARGS(rec->lsn), ref->rel, ref->blk);
+}
+
 /* The block fetch itself: every outcome but REDO_SKIP_DPT. */
 static int fetch(redo_ctx *ctx, const wal_decoded *rec, unsigned block, bm_buf **buf,
 		 redo_action *action)
@@ -37,7 +51,14 @@ static int fetch(redo_ctx *ctx, const wal_decoded *rec, unsigned block, bm_buf *
 		if ((rc = pin_for_overwrite(ctx, ref, buf)) != 0)
 			return rc;
 		rc = walrec_restore_image(rec, block, bufmgr_page(*buf), ctx->page_size);
+		if (rc == 0)
+			rc = check_image(rec, block, bufmgr_page(*buf), ctx->page_size);
 		if (rc != 0) {
+			/* the pinned-for-overwrite buffer holds a part of the bad
+			 * image under the page's tag: leave it a new (zero) page,
+			 * which every redo routine refuses cleanly, not bytes
+			 * the slotted-page helpers would trust */
+			memset(bufmgr_page(*buf), 0, ctx->page_size);
 			redo_release(ctx, *buf);
 			*buf = NULL;
 			return rc;

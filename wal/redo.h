@@ -73,7 +73,10 @@ typedef struct redo_ctx {
  *  - ctx->skip_block says the page needs no redo: nothing is read or
  *    pinned, *buf = NULL -> REDO_SKIP_DPT;
  *  - the reference carries an image: the page becomes the image, its
- *    pageLSN the record's LSN, the buffer dirty -> REDO_RESTORED;
+ *    pageLSN the record's LSN, the buffer dirty -> REDO_RESTORED; an image
+ *    that is not a sound page (page_layout_check: version, header bounds,
+ *    slotted items inside the item area and not overlapping) is
+ *    WD_ECORRUPT naming the record, rel and block;
  *  - WAL_BLK_WILL_INIT: the page is not read (it may not exist or be torn)
  *    -> REDO_APPLY on a zeroed page;
  *  - otherwise the page is read and checked: pageLSN >= rec->lsn ->

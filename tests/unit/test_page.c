@@ -227,6 +227,53 @@ static void test_slotted_random_against_model(void **state)
 	free(m);
 }
 
+/*
+ * page_layout_check (what redo asks of a restored image) passes every heap
+ * page the slotted-page helpers build, at every step of random adds,
+ * clears and replaces, and refuses one moved line pointer: into the free
+ * hole, past the special area, onto another item.
+ */
+static void test_layout_check(void **state)
+{
+	uint8_t p[4096], bad[4096], item[64];
+	uint64_t seed = 7;
+	unsigned damaged = 0;
+	(void)state;
+	page_init(p, sizeof p, PAGE_KIND_HEAP, 0);
+	for (int step = 0; step < 5000; step++) {
+		uint32_t n = page_nslots(p), len = 1 + (uint32_t)(tu_rand(&seed) % sizeof item);
+		uint32_t op = (uint32_t)(tu_rand(&seed) % 3), slot = n ? (uint32_t)(tu_rand(&seed) % n) : 0;
+		memset(item, step & 0xff, len);
+		if (op == 0 || n == 0)
+			(void)page_item_add(p, item, len, PAGE_SLOT_NEW);
+		else if (op == 1)
+			page_item_clear(p, slot);
+		else if (page_item_const(p, slot, NULL))
+			(void)page_item_replace(p, slot, item, len);
+		assert_int_equal(page_layout_check(p, sizeof p), 0);
+	}
+	for (uint32_t s = 0; s + 1 < page_nslots(p); s++) {
+		uint8_t *lp0 = bad + PAGE_HEADER_SIZE + s * PAGE_LP_SIZE, *lp1 = lp0 + PAGE_LP_SIZE;
+		if (!page_item_const(p, s, NULL) || !page_item_const(p, s + 1, NULL))
+			continue;
+		memcpy(bad, p, sizeof p);
+		put_le16(lp0, (uint16_t)(page_upper(bad) - 1));
+		assert_int_equal(page_layout_check(bad, sizeof bad), WD_ECORRUPT);
+		memcpy(bad, p, sizeof p);
+		put_le16(lp0, (uint16_t)(page_special(bad) - get_le16(lp0 + 2) + 1));
+		assert_int_equal(page_layout_check(bad, sizeof bad), WD_ECORRUPT);
+		memcpy(bad, p, sizeof p);
+		put_le16(lp1, get_le16(lp0));
+		put_le16(lp1 + 2, 1);
+		assert_int_equal(page_layout_check(bad, sizeof bad), WD_ECORRUPT);
+		damaged++;
+	}
+	assert_true(damaged > 0);
+	memcpy(bad, p, sizeof p);
+	bad[PH_VERSION] = 0;
+	assert_int_equal(page_layout_check(bad, sizeof bad), WD_ECORRUPT);
+}
+
 /* Free space is exact: an item of exactly page_free_space bytes fits. */
 static void test_free_space_exact(void **state)
 {
@@ -257,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_header_fields),
 		cmocka_unit_test(test_slotted_random_against_model),
 		cmocka_unit_test(test_free_space_exact),
+		cmocka_unit_test(test_layout_check),
 	};
 	return cmocka_run_group_tests_name("page", tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * test_wal_record.c - WAL records: builder, stamp and decoder round trips
  * with 0..8 blocks, images with and without a hole, compressed or not;
  * every single-bit flip detected; self-LSN and length checks; exact page
- * restoration; the CRC definition of wal/format.h.
+ * restoration; the CRC definition of wal/format.h; redo refuses a
+ * full-page image that is not a sound page.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,11 +14,14 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "bufmgr/bufmgr.h"
 #include "storage/bytes.h"
 #include "storage/page.h"
 #include "tests/lib/testutil.h"
 #include "wal/record.h"
+#include "wal/redo.h"
 #include "wal/rmgr.h"
+#include "walden.h"
 
 #define PS 8192u
 
@@ -422,6 +426,87 @@ static void test_rmgr_table(void **state)
 	assert_int_equal(fake_redo_calls, 1);
 }
 
+/* Builds, stamps and decodes a one-block record carrying page as its image. */
+static void image_record(wal_rec_builder *b, const uint8_t *page, wal_decoded *d)
+{
+	uint8_t *rec;
+	uint32_t len;
+	walrec_begin(b, WAL_RMGR_BTREE, BTREE_INSERT_LEAF, 7, 0, 0, 0);
+	assert_int_equal(walrec_add_block(b, 5, 1, 0, page, PS, false, "x", 1), 0);
+	assert_int_equal(walrec_assemble(b, &rec, &len), 0);
+	walrec_stamp(rec, len, 0x1000);
+	assert_int_equal(walrec_decode(rec, len, 0x1000, d), 0);
+}
+
+/*
+ * A full-page image is restored into the pool and then changed by the
+ * slotted-page helpers, which trust its line pointers: redo_fetch_block
+ * must refuse an image whose items leave the item area or overlap (the
+ * record's CRC only says the bytes are the ones logged) and leave the
+ * buffer a new page, not the bad bytes; a sound image is restored.
+ * (Found by fuzz/fuzz_wal_segment: a record with a 59-byte image and a
+ * 4037-byte hole, then an insert into that page, wrote outside the pool.)
+ */
+static void test_redo_refuses_unsound_image(void **state)
+{
+	char *dir = tu_tmpdir("redo_image"), *path = tu_path(dir, "rel5");
+	uint8_t *good = make_page(PS, PAGE_KIND_BTREE, 50, 3), *bad = malloc(PS);
+	wal_rec_builder b = {0};
+	bufmgr_opts o;
+	bufmgr *pool;
+	redo_ctx ctx = {0};
+	wal_decoded d;
+	redo_action a;
+	bm_buf *buf;
+	(void)state;
+	bufmgr_opts_default(&o);
+	o.page_size = PS;
+	o.pool_bytes = 16ull * PS;
+	assert_int_equal(bufmgr_create(&o, &pool), 0);
+	assert_int_equal(bufmgr_rel_open(pool, 5, path, BM_REL_CREATE), 0);
+	ctx.pool = pool;
+	ctx.page_size = PS;
+
+	/* sound: restored */
+	assert_int_equal(page_layout_check(good, PS), 0);
+	image_record(&b, good, &d);
+	assert_int_equal(redo_fetch_block(&ctx, &d, 0, &buf, &a), 0);
+	assert_int_equal(a, REDO_RESTORED);
+	assert_memory_equal(bufmgr_page(buf) + 16, good + 16, PS - 16); /* past lsn, crc */
+	redo_release(&ctx, buf);
+
+	/* each way of breaking the item layout is refused */
+	for (int damage = 0; damage < 3; damage++) {
+		uint8_t *lp0 = bad + PAGE_HEADER_SIZE, *lp1 = lp0 + PAGE_LP_SIZE;
+		memcpy(bad, good, PS);
+		assert_true(page_nslots(bad) >= 2);
+		if (damage == 0) /* past the special area */
+			put_le16(lp0 + 2, (uint16_t)(page_special(bad) - get_le16(lp0) + 1));
+		else if (damage == 1) /* below upper, in the free hole */
+			put_le16(lp0, (uint16_t)(page_upper(bad) - 1));
+		else { /* two items overlapping, both inside the item area */
+			put_le16(lp1, get_le16(lp0));
+			put_le16(lp1 + 2, 1);
+		}
+		assert_int_equal(page_layout_check(bad, PS), WD_ECORRUPT);
+		image_record(&b, bad, &d);
+		assert_int_equal(redo_fetch_block(&ctx, &d, 0, &buf, &a), WD_ECORRUPT);
+		assert_null(buf);
+		assert_non_null(strstr(wd_last_error(), "not a sound page"));
+		/* the buffer was left a new page, not the bad image */
+		assert_int_equal(bufmgr_pin(pool, 5, 1, BM_READ, &buf), 0);
+		assert_true(page_is_zero(bufmgr_page(buf), PS));
+		bufmgr_unpin(pool, buf);
+	}
+	walrec_free(&b);
+	bufmgr_destroy(pool);
+	free(good);
+	free(bad);
+	tu_rmrf(dir);
+	free(dir);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -435,6 +520,7 @@ int main(void)
 		cmocka_unit_test(test_crc_definition),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_rmgr_table),
+		cmocka_unit_test(test_redo_refuses_unsound_image),
 	};
 	return cmocka_run_group_tests_name("wal_record", tests, NULL, NULL);
 }
