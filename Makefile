@@ -222,7 +222,8 @@ bench: all
 # The headline campaign: randomized power-loss states for ten minutes on
 # both cores, every state checked against the LMDB oracle (crashtest/).
 crashtest-long: all
-	$(WALDEN) crashtest --workload random --fault power --threads 2 --minutes 10 --jobs 2
+	$(WALDEN) crashtest --workload random --fault power --threads 2 --minutes 10 --jobs 2 \
+	  $(if $(wildcard /dev/shm/.),--dir /dev/shm)
 
 # ---- fuzzing (fuzz/README.md) ----------------------------------------------
 # Longest input libFuzzer makes per target: a segment is 64 KiB, a page up

@@ -60,6 +60,12 @@ static int check_config(const ct_config *c, const ct_workload **wl)
 		return err_set(WD_EINVAL, "--no-full-page-writes with torn writes: without "
 			       "full-page images a torn page cannot be repaired (DESIGN.md "
 			       "section 5); use kill or power");
+	if (c->stride > 1 && !c->exhaustive)
+		return err_set(WD_EINVAL, "--stride goes with --exhaustive");
+	if (c->exhaustive && ((*wl)->threaded || c->rerun))
+		return err_set(WD_EINVAL, "--exhaustive needs the deterministic workload (det), "
+			       "whose every run makes the same I/O calls, and prefix states "
+			       "(not --rerun)");
 	return 0;
 }
 
@@ -156,6 +162,46 @@ static void pick(const ct_config *c, const ct_profile *p, uint64_t idx, ct_spec 
 	ct_ioerr_pick(p, r1, r2, s); /* eio, enospc: ioerr.c */
 }
 
+/*
+ * Exhaustive mode: state i dies before I/O call k = i / 4 * stride + 1 of
+ * the recorded run (every call in turn, or every stride-th) and resolves
+ * i % 4: keep-all, drop-all, random, torn (the last two with a seed from
+ * (seed, i)).
+ */
+static uint64_t stride(const ct_config *c)
+{
+	return c->stride ? c->stride : 1;
+}
+
+static void pick_exhaustive(const ct_config *c, uint64_t idx, ct_spec *s)
+{
+	uint64_t rng = c->seed * 0x9E3779B97F4A7C15ull ^ (idx + 1) * 0xD1B54A32D192ED03ull;
+	static const ct_res res[4] = {CT_RES_KEEP_ALL, CT_RES_DROP_ALL, CT_RES_RANDOM,
+				      CT_RES_TORN};
+	*s = (ct_spec){.seed = c->seed, .index = idx, .res = res[idx % 4],
+		       .res_seed = ct_rand(&rng)};
+	s->fault = s->res == CT_RES_TORN ? CT_TORN : CT_POWER;
+	s->trig.kind = CT_TRIG_IO;
+	s->trig.n = idx / 4 * stride(c) + 1;
+}
+
+/* Whether spec's state is cut from a recorded run (README "Prefix
+ * states"): every fault that only ends the process or loses unsynced
+ * changes is; a fault that changes what the process does next needs a
+ * run of its own, as does --rerun. */
+static bool from_journal(const ct_config *c, const ct_spec *s)
+{
+	return !c->rerun && !c->io_faults &&
+	       (s->fault == CT_KILL || s->fault == CT_POWER || s->fault == CT_TORN);
+}
+
+#define PER_RUN_DEFAULT 16
+
+static uint64_t per_run(const ct_config *c)
+{
+	return c->per_run ? c->per_run : PER_RUN_DEFAULT;
+}
+
 /* ---- the campaign ----------------------------------------------------------------- */
 
 /*
@@ -171,8 +217,10 @@ struct campaign {
 	struct setup *su;
 	ct_summary *s;
 	_Atomic uint64_t *next; /* shared with the job processes: next[0] the
-				 * next state index, next[1] violations */
+				 * next block, next[1] violations, next[2] the
+				 * lowest failing state index */
 	uint64_t limit;
+	ct_runlog *shared;      /* exhaustive: the one run every job cuts */
 	double start, deadline;
 	double *rec_ms;
 	size_t nrec, caprec;
@@ -220,6 +268,7 @@ static void record(struct campaign *cp, const ct_result *r)
 		push((void **)&cp->rec_ms, &cp->nrec, &cp->caprec, sizeof *cp->rec_ms,
 		     &r->recovery_ms);
 	s->t_workload += r->t_workload;
+	s->runs += !r->spec.at || r->t_workload > 0; /* a prefix state's run: once */
 	s->t_materialise += r->t_materialise;
 	s->t_recovery += r->t_recovery;
 	s->t_check += r->t_check;
@@ -247,6 +296,8 @@ static void put_result(ct_buf *b, const ct_result *r)
 	ct_put_u8(b, (uint8_t)r->spec.trig.err);
 	ct_put_u8(b, (uint8_t)r->spec.res);
 	ct_put_u64(b, r->spec.res_seed);
+	ct_put_u64(b, r->spec.run);
+	ct_put_u64(b, r->spec.at);
 	ct_put_u8(b, (uint8_t)r->verdict);
 	ct_put_u8(b, r->fired);
 	ct_put_u64(b, r->acked);
@@ -279,6 +330,8 @@ static bool get_result(const uint8_t *body, size_t len, ct_result *r)
 	r->spec.trig.err = (ct_ioerr)(ct_get_u8(&c) % CT_NIOERR);
 	r->spec.res = (ct_res)(ct_get_u8(&c) % CT_NRES);
 	r->spec.res_seed = ct_get_u64(&c);
+	r->spec.run = ct_get_u64(&c);
+	r->spec.at = ct_get_u64(&c);
 	r->verdict = (ct_verdict)(ct_get_u8(&c) % CT_NVERDICTS);
 	r->fired = ct_get_u8(&c) != 0;
 	r->acked = ct_get_u64(&c);
@@ -296,38 +349,93 @@ static bool get_result(const uint8_t *body, size_t len, ct_result *r)
 	return !c.bad;
 }
 
-/* A job process: states until the counter passes the limit or the
- * deadline passes; each result to fd. */
+/*
+ * One state of a job: its spec from (seed, index) and the profile - of
+ * the recorded run *L for a prefix state (recorded first if it is not
+ * run number `run`), of the campaign otherwise - then the state.
+ */
+static int job_state(struct campaign *cp, ct_job *job, ct_runlog *L, uint64_t run,
+		     uint64_t idx, ct_result *r)
+{
+	const ct_config *c = cp->c;
+	ct_spec spec;
+	int rc;
+	if (c->exhaustive)
+		pick_exhaustive(c, idx, &spec);
+	else if (c->choose)
+		c->choose(c, &cp->su->prof, idx, &spec);
+	else
+		pick(c, &cp->su->prof, idx, &spec);
+	if (!from_journal(c, &spec)) {
+		/* a run of its own, in the directory and journal the job's
+		 * recorded run lives in: the next prefix state records again */
+		ct_runlog_free(L);
+		return ct_state_run(job, &spec, 8, r);
+	}
+	if (cp->shared) {
+		L = cp->shared;
+	} else if (!L->journal || L->run != run) {
+		ct_runlog_free(L);
+		if ((rc = ct_run_record(job, run, L)) != 0)
+			return rc;
+	}
+	if (!c->exhaustive && !c->choose && L->prof.hits) /* this run's own hits and calls */
+		pick(c, &L->prof, idx, &spec);
+	ct_place(L, &spec);
+	return ct_state_prefix(job, L, &spec, 8, r);
+}
+
+/* A job process: blocks of states (a block: the states one recorded run
+ * serves) until the counter passes the limit or the deadline passes;
+ * each result to fd. In exhaustive mode a job records one run for all. */
 static _Noreturn void job_process(struct campaign *cp, int id, int fd)
 {
 	ct_job job;
+	ct_runlog L = {0};
 	ct_buf b = {0};
+	uint64_t blk = per_run(cp->c);
 	char *dir;
 	int rc;
 	if (asprintf(&dir, "%s/job-%d", cp->su->root, id) < 0)
 		abort();
 	rc = ct_job_init(&job, cp->c, cp->su->wl, dir, cp->su->base_dir, &cp->su->base);
 	while (rc == 0) {
-		uint64_t idx = atomic_fetch_add(cp->next, 1);
-		ct_spec spec;
-		ct_result r;
-		if (idx >= cp->limit || (cp->deadline > 0 && ct_now_s() >= cp->deadline) ||
-		    (cp->c->max_failures && atomic_load(&cp->next[1]) >= cp->c->max_failures))
+		uint64_t first, run;
+		bool stop = false;
+		/* a limit of violations stops the jobs: no new block, and in a
+		 * block no state above the lowest failing one (next[2]), so every
+		 * state below the first violation still runs */
+		if (cp->c->max_failures && atomic_load(&cp->next[1]) >= cp->c->max_failures)
 			break;
-		if (cp->c->choose)
-			cp->c->choose(cp->c, &cp->su->prof, idx, &spec);
-		else
-			pick(cp->c, &cp->su->prof, idx, &spec);
-		if ((rc = ct_state_run(&job, &spec, 8, &r)) != 0)
-			break;
-		if (r.verdict != CT_OK)
-			atomic_fetch_add(&cp->next[1], 1);
-		b.len = 0;
-		put_result(&b, &r);
-		ct_result_free(&r);
-		if (ct_send(fd, JOB_RESULT, &b) != 0)
+		first = atomic_fetch_add(cp->next, 1) * blk;
+		run = first / blk;
+		for (uint64_t idx = first; idx < first + blk && rc == 0 && !stop; idx++) {
+			ct_result r;
+			if (idx >= cp->limit || (cp->deadline > 0 && ct_now_s() >= cp->deadline) ||
+			    (cp->c->max_failures &&
+			     atomic_load(&cp->next[1]) >= cp->c->max_failures &&
+			     idx > atomic_load(&cp->next[2]))) {
+				stop = true;
+				break;
+			}
+			if ((rc = job_state(cp, &job, &L, run, idx, &r)) != 0)
+				break;
+			if (r.verdict != CT_OK) {
+				uint64_t low = atomic_load(&cp->next[2]);
+				while (idx < low && !atomic_compare_exchange_weak(&cp->next[2], &low, idx))
+					;
+				atomic_fetch_add(&cp->next[1], 1);
+			}
+			b.len = 0;
+			put_result(&b, &r);
+			ct_result_free(&r);
+			if (ct_send(fd, JOB_RESULT, &b) != 0)
+				stop = true;
+		}
+		if (stop)
 			break;
 	}
+	ct_runlog_free(&L);
 	if (rc != 0) {
 		b.len = 0;
 		ct_put_str(&b, wd_last_error());
@@ -394,6 +502,7 @@ static void finish(struct campaign *cp)
 		if (i == 0 || cp->io[i] != cp->io[i - 1])
 			s->io_distinct++;
 	s->io_max = s->profile.io_calls;
+	s->stride = cp->c->exhaustive ? stride(cp->c) : 1;
 	free(cp->rec_ms);
 	free(cp->io);
 }
@@ -468,6 +577,43 @@ static void collect(struct campaign *cp, ct_reader *rd, int n, bool tty)
 	}
 }
 
+/*
+ * Exhaustive mode's run: det, recorded once in the scratch root, before
+ * the jobs are forked (they inherit it and only read its files and
+ * journal). Its I/O calls are the N of the campaign: det's order of I/O
+ * calls is not fixed (the WAL writer thread prepares the next segment
+ * when the log enters one, at a moment of its own), so two runs may
+ * differ by a few calls and the states must all come from one.
+ */
+static int exhaustive_run(struct campaign *cp, struct setup *su)
+{
+	char *db, *jdir;
+	int rc;
+	if (!(cp->shared = calloc(1, sizeof *cp->shared)))
+		abort();
+	if (asprintf(&db, "%s/run-db", su->root) < 0 ||
+	    asprintf(&jdir, "%s/run-journal", su->root) < 0)
+		abort();
+	rc = ct_run_record_in(cp->c, su->wl, db, jdir, su->base_dir, 0, cp->shared);
+	free(db);
+	free(jdir);
+	if (rc == 0 && !cp->shared->ok)
+		rc = err_set(WD_ESTATE, "the %s workload failed on its own: %s", su->wl->name,
+			     cp->shared->error);
+	if (rc != 0) {
+		ct_runlog_free(cp->shared);
+		free(cp->shared);
+		cp->shared = NULL;
+		return rc;
+	}
+	su->prof.io_calls = cp->shared->n_io;
+	cp->shared->states = 1; /* its time counted here, not once per job */
+	cp->s->runs = 1;
+	cp->limit = 4 * ((cp->shared->n_io + stride(cp->c) - 1) / stride(cp->c));
+	cp->deadline = 0;
+	return 0;
+}
+
 int ct_campaign_run(const ct_config *c, ct_summary *s)
 {
 	struct setup su;
@@ -477,7 +623,7 @@ int ct_campaign_run(const ct_config *c, ct_summary *s)
 	bool tty = c->progress && isatty(fileno(c->progress));
 	int rc, started;
 	*s = (ct_summary){0};
-	if (c->states == 0 && !(c->minutes > 0))
+	if (c->states == 0 && !(c->minutes > 0) && !c->exhaustive)
 		return err_set(WD_EINVAL, "give --states N or --minutes M");
 	if ((rc = setup(c, false, &su)) != 0)
 		return rc;
@@ -485,7 +631,7 @@ int ct_campaign_run(const ct_config *c, ct_summary *s)
 	s->npoints = ct_point_count();
 	if (!(s->point_fired = calloc(s->npoints + 1, sizeof *s->point_fired)))
 		abort();
-	cp.next = mmap(NULL, 2 * sizeof *cp.next, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	cp.next = mmap(NULL, 3 * sizeof *cp.next, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 		       -1, 0);
 	if (cp.next == MAP_FAILED) {
 		rc = err_errno(errno, "crashtest: shared memory for the state counter");
@@ -494,9 +640,19 @@ int ct_campaign_run(const ct_config *c, ct_summary *s)
 	}
 	atomic_store(&cp.next[0], 0);
 	atomic_store(&cp.next[1], 0);
+	atomic_store(&cp.next[2], UINT64_MAX);
 	cp.start = ct_now_s();
 	cp.limit = c->states ? c->states : UINT64_MAX;
 	cp.deadline = c->states ? 0 : cp.start + c->minutes * 60.0;
+	if (c->exhaustive) { /* every I/O call of one run, four ways */
+		rc = exhaustive_run(&cp, &su);
+		if (rc != 0) {
+			munmap((void *)cp.next, 3 * sizeof *cp.next);
+			teardown(&su);
+			return rc;
+		}
+		s->exhaustive = true;
+	}
 	started = start_jobs(&cp, rd, pid);
 	collect(&cp, rd, started, tty);
 	for (int i = 0; i < started; i++)
@@ -508,7 +664,11 @@ int ct_campaign_run(const ct_config *c, ct_summary *s)
 	finish(&cp);
 	for (int i = 0; i < started; i++)
 		ct_reader_free(&rd[i]);
-	munmap((void *)cp.next, 2 * sizeof *cp.next);
+	munmap((void *)cp.next, 3 * sizeof *cp.next);
+	if (cp.shared) {
+		ct_runlog_free(cp.shared);
+		free(cp.shared);
+	}
 	rc = started == 0 ? err_set(WD_ENOMEM, "crashtest: no job process started") : cp.err;
 	teardown(&su);
 	return rc;
@@ -545,7 +705,7 @@ static void res_str(const ct_spec *s, char *out, size_t cap)
 
 void ct_replay_line(const ct_config *c, const ct_spec *s, char *out, size_t cap)
 {
-	char trig[96], res[64], extra[64] = "";
+	char trig[96], res[64], extra[256] = "";
 	const ct_workload *wl = ct_workload_find(c->workload);
 	trig_str(&s->trig, trig, sizeof trig);
 	res_str(s, res, sizeof res);
@@ -557,9 +717,15 @@ void ct_replay_line(const ct_config *c, const ct_spec *s, char *out, size_t cap)
 	if (c->no_full_page_writes)
 		snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
 			 " --no-full-page-writes");
-	snprintf(out, cap, "walden crashtest --workload %s%s --replay %llu:%llu:%s --trigger %s",
+	if (c->io_faults)
+		snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " --inject %s",
+			 c->io_faults);
+	if (s->at) /* a prefix state: the run and the I/O call it was cut at */
+		snprintf(trig, sizeof trig, "%llu:%llu", (unsigned long long)s->run,
+			 (unsigned long long)s->at);
+	snprintf(out, cap, "walden crashtest --workload %s%s --replay %llu:%llu:%s --%s %s",
 		 c->workload, extra, (unsigned long long)s->seed, (unsigned long long)s->index,
-		 res, trig);
+		 res, s->at ? "at" : "trigger", trig);
 }
 
 static void list_points(FILE *out, const ct_summary *s, bool reached)
@@ -613,8 +779,19 @@ void ct_summary_print(const ct_summary *s, const ct_config *c, FILE *out)
 	list_points(out, s, true);
 	fprintf(out, "\n  not reached by this workload: ");
 	list_points(out, s, false);
-	fprintf(out, "\nI/O indices: %llu distinct fired, of 1..%llu in the profile run\n",
+	fprintf(out, "\nI/O indices: %llu distinct fired; the profile run made %llu I/O calls "
+		"(each recorded run of a threaded workload makes its own number)\n",
 		(unsigned long long)s->io_distinct, (unsigned long long)s->io_max);
+	fprintf(out, "workload runs: %llu (%.1f states a run)\n", (unsigned long long)s->runs,
+		s->runs ? (double)s->states / (double)s->runs : 0);
+	if (s->exhaustive)
+		fprintf(out, "exhaustive: N = %llu I/O calls, %llu states (4 a call: keep-all, "
+			"drop-all, random, torn), every %sI/O index covered: %s, %llu "
+			"violations\n", (unsigned long long)s->io_max,
+			(unsigned long long)s->states, s->stride > 1 ? "stride-th " : "",
+			s->io_distinct == (s->io_max + s->stride - 1) / s->stride &&
+			s->states == 4 * s->io_distinct ? "yes" : "no",
+			(unsigned long long)s->failed);
 	fprintf(out, "verdicts:");
 	for (int v = 0; v < CT_NVERDICTS; v++)
 		fprintf(out, "%s %s %llu", v ? "," : "", ct_verdict_name((ct_verdict)v),
@@ -682,6 +859,15 @@ bad:
 		       str ? str : "");
 }
 
+int ct_parse_at(const char *s, ct_spec *spec)
+{
+	char *end;
+	if (parse_u64(s, &end, &spec->run) == 0 && *end == ':' &&
+	    parse_u64(end + 1, &end, &spec->at) == 0 && *end == '\0' && spec->at > 0)
+		return 0;
+	return err_set(WD_EINVAL, "--at '%s': expected RUN:K (K >= 1)", s ? s : "");
+}
+
 int ct_parse_trigger(const char *s, ct_trigger *t)
 {
 	char *end;
@@ -742,8 +928,28 @@ int ct_replay(const ct_config *c, const ct_spec *want, bool has_res_seed,
 	if (asprintf(&dir, "%s/replay", su.root) < 0)
 		abort();
 	rc = ct_job_init(&job, &cc, su.wl, dir, su.base_dir, &su.base);
-	if (rc == 0)
+	if (rc == 0 && (want->at || from_journal(&cc, &spec))) {
+		/* a prefix state: record the run, cut it where the line says
+		 * (or where the state's trigger falls in it) */
+		ct_runlog L;
+		uint64_t run = want->at ? want->run : want->index / per_run(&cc);
+		if ((rc = ct_run_record(&job, run, &L)) == 0) {
+			if (!want->at && !trig && L.prof.hits) { /* this run's trigger */
+				pick(&cc, &L.prof, want->index, &spec);
+				spec.fault = want->fault;
+				spec.res = want->res;
+				if (has_res_seed)
+					spec.res_seed = want->res_seed;
+			}
+			ct_place(&L, &spec);
+			if (want->at)
+				spec.at = want->at;
+			rc = ct_state_prefix(&job, &L, &spec, 1000, r);
+		}
+		ct_runlog_free(&L);
+	} else if (rc == 0) {
 		rc = ct_state_run(&job, &spec, 1000, r);
+	}
 	ct_job_free(&job);
 	free(dir);
 	teardown(&su);
@@ -761,6 +967,9 @@ void ct_result_print(const ct_result *r, const ct_config *c, FILE *out)
 		r->fired ? "fired" : "not reached: died at the workload's end", res);
 	if (r->spec.res == CT_RES_TORN)
 		fprintf(out, " (sectors of %u bytes)", c->tear_bytes);
+	if (r->spec.at)
+		fprintf(out, "\ncut from run %llu just before its I/O call %llu",
+			(unsigned long long)r->spec.run, (unsigned long long)r->spec.at);
 	fprintf(out, "\nworkload: %llu commits acknowledged, %llu requested and not "
 		"acknowledged, %llu aborted; %.1f ms\n", (unsigned long long)r->acked,
 		(unsigned long long)r->inflight, (unsigned long long)r->aborted,

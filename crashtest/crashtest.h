@@ -26,6 +26,7 @@
 #include <stdio.h>
 
 #include "storage/error.h"
+#include "walden.h"
 
 /* ---- faults, triggers, resolutions -------------------------------------- */
 
@@ -83,6 +84,11 @@ typedef struct ct_spec {
 	ct_trigger trig;
 	ct_res res;
 	uint64_t res_seed; /* CT_RES_RANDOM / CT_RES_TORN */
+	/* a prefix state (README "Prefix states"): cut from the journal of
+	 * run number `run` just before its I/O call `at` (the trigger says
+	 * why that call); at == 0: a state of its own run (the trigger
+	 * armed in the workload child) */
+	uint64_t run, at;
 } ct_spec;
 
 /* ---- verdicts ------------------------------------------------------------ */
@@ -124,10 +130,13 @@ typedef enum ct_plant {
 
 /*
  * A full check of a recovered, cleanly closed database (the tool passes
- * `walden check`). Returns 0 if sound; otherwise writes what is wrong into
- * msg and returns non-zero. Runs in the recovery child.
+ * `walden check`), opened with the workload's options o (its buffer and
+ * WAL buffer sizes: the defaults' 80 MiB cost more than the check). It
+ * must run db_catalog_check and db_table_check of every table, which the
+ * recovery child then leaves to it. Returns 0 if sound; otherwise writes
+ * what is wrong into msg and returns non-zero. Runs in the recovery child.
  */
-typedef int (*ct_check_fn)(const char *dir, char *msg, size_t cap);
+typedef int (*ct_check_fn)(const char *dir, const wd_options *o, char *msg, size_t cap);
 
 struct ct_profile; /* below: what a run of the workload to its end did */
 
@@ -158,6 +167,10 @@ typedef struct ct_config {
 	void (*choose)(const struct ct_config *c, const struct ct_profile *p, uint64_t i,
 		       ct_spec *s);
 	uint64_t choose_arg;
+	bool exhaustive;       /* det: every I/O index, four resolutions each */
+	uint32_t stride;       /* exhaustive: every stride-th index (0, 1: all) */
+	bool rerun;            /* one workload run per state (no prefixes) */
+	uint32_t per_run;      /* prefix states cut from one run (0: 16) */
 } ct_config;
 
 void ct_config_default(ct_config *c);
@@ -192,6 +205,10 @@ typedef struct ct_profile {
 	uint64_t io_calls;   /* I/O calls of the child */
 	size_t npoints;      /* ct_point_count() */
 	uint64_t *hits;      /* per crash point (ct_point_name(i)) */
+	/* a logging run (README "Prefix states"): the I/O calls made before
+	 * each hit, point i's in hit_io[hit_off[i] .. hit_off[i + 1]) in hit
+	 * order; NULL otherwise */
+	uint64_t *hit_io, *hit_off;
 	/* what the workload did (README "Workloads") */
 	uint64_t commits, async_commits, aborts, sp_rollbacks, deadlocks;
 	uint64_t big_values, checkpoints, open_at_end, ops;
@@ -221,6 +238,9 @@ typedef struct ct_summary {
 	uint64_t *point_fired;   /* per crash point: states that died there */
 	size_t npoints;
 	uint64_t io_distinct, io_max; /* distinct I/O indices that fired */
+	uint64_t runs;                /* workload runs the states came from */
+	bool exhaustive;
+	uint64_t stride;              /* exhaustive: every stride-th index */
 	double elapsed_s;
 	double p50_recovery_ms, p99_recovery_ms;
 	double t_workload, t_materialise, t_recovery, t_check, t_verdict; /* sums */
@@ -265,6 +285,10 @@ uint64_t ct_ioerr_every_k_states(const ct_config *c, uint64_t io_calls);
  * was given. WD_EINVAL with the reason otherwise.
  */
 int ct_parse_replay(const char *s, ct_spec *spec, bool *has_res_seed) WD_MUST_CHECK;
+
+/* Parses "RUN:K" (a prefix state: run number, I/O call, K >= 1) into
+ * spec->run and spec->at. WD_EINVAL otherwise. */
+int ct_parse_at(const char *s, ct_spec *spec) WD_MUST_CHECK;
 
 /* Parses "point:NAME:N", "io:N" or an injected error at I/O call N:
  * "eio-once:N", "eio:N", "enospc:N". WD_EINVAL otherwise. */

@@ -96,6 +96,7 @@ enum ct_msg_kind {
 	CT_M_IOFAULT,  /* the injected error fired: I/O call, operation, kind */
 	CT_M_PANIC,    /* a call returned WD_EPANIC: text */
 	CT_M_IOEND,    /* what the child did after the error: flags, commits */
+	CT_M_START,    /* workload child: the I/O count it starts from */
 };
 
 typedef struct ct_buf {
@@ -219,6 +220,8 @@ struct ct_run {
 	struct ct_walscan *scan; /* describe */
 	const char *extra_table; /* ioerr.c's table, at index CT_EXTRA_TABLE */
 	struct ct_ioerr_child *io; /* an injected I/O error (ioerr.c), or NULL */
+	uint64_t io0;          /* storage_io_count() at the start: messages
+				* are stamped with the calls made since */
 	char error[512];       /* the first failure */
 	atomic_bool failed;
 };
@@ -278,6 +281,14 @@ int ct_run_open(ct_run *r) WD_MUST_CHECK;
 /* Sends DONE with the counters (and the profile of crash points from
  * hits0, I/O calls from io0). */
 int ct_run_done(ct_run *r, const uint64_t *hits0, uint64_t io0) WD_MUST_CHECK;
+
+/* START: the child's first message (its io0). */
+void ct_run_start(ct_run *r);
+/* Sends one workload message, stamped with the I/O calls made since io0
+ * (README "Prefix states"), under the message mutex. */
+void ct_send_stamped(ct_run *r, uint8_t kind, const ct_buf *b);
+/* From now on, notes the I/O count at every crash point hit, for DONE. */
+void ct_run_log_hits(ct_run *r);
 
 /* describe: scans the WAL written since the last scan (recorder.c). */
 int ct_walscan_step(ct_run *r) WD_MUST_CHECK;
@@ -344,6 +355,9 @@ typedef struct ct_history {
 	uint64_t acked, aborted;
 	bool ready;      /* READY arrived: the database was created */
 	bool done;       /* DONE arrived: the workload ran to its end */
+	bool started;    /* START arrived */
+	uint64_t io0;    /* START's: the child's I/O count at its start */
+	uint64_t stamp;  /* the last message's I/O stamp */
 	char *error;     /* ERROR's text */
 	ct_profile prof; /* DONE's counters */
 	ct_oracle *oracle;
@@ -352,8 +366,11 @@ typedef struct ct_history {
 } ct_history;
 
 void ct_history_init(ct_history *h, ct_oracle *o);
-/* Takes one workload message. 0, or -1 for a malformed one. */
+/* Takes one workload message (its body after the stamp). 0, or -1 for a
+ * malformed one. */
 int ct_history_take(ct_history *h, uint8_t kind, const uint8_t *body, size_t len);
+/* The same for a body that starts with its u64 stamp (h->stamp gets it). */
+int ct_history_take_stamped(ct_history *h, uint8_t kind, const uint8_t *body, size_t len);
 const ct_tx *ct_history_find(const ct_history *h, uint64_t id);
 void ct_history_free(ct_history *h);
 
@@ -439,7 +456,7 @@ typedef struct ct_job {
 	const ct_config *c;
 	const ct_workload *wl;
 	char *dir;            /* the job's scratch directory */
-	char *db, *jdir, *rec;
+	char *db, *jdir, *rec, *crash;
 	const char *base_dir; /* prepared base database, or NULL */
 	const ct_kvset *base;
 	ct_oracle oracle;
@@ -453,6 +470,49 @@ void ct_job_free(ct_job *j);
 /* Runs one state; max_lines of detail. Returns 0 (the verdict is in r) or
  * an error of the harness itself (no scratch space, fork failed). */
 int ct_state_run(ct_job *j, const ct_spec *spec, size_t max_lines, ct_result *r) WD_MUST_CHECK;
+
+/* ---- prefix states (README "Prefix states") ------------------------------ */
+
+typedef struct ct_msg {
+	uint8_t kind;
+	uint8_t *body; /* with its stamp, as ct_history_take wants it */
+	size_t len;
+	uint64_t stamp;
+} ct_msg;
+
+/* One recorded run of the workload: the power-loss journal of all of it,
+ * every message with its I/O stamp, and where each crash point hit fell. */
+typedef struct ct_runlog {
+	uint64_t run;            /* its number (the replay line names it) */
+	char *db;                /* its files, as the run left them */
+	ct_msg *msg;
+	size_t nmsg, capmsg;
+	ct_profile prof;         /* DONE's, with hit_io */
+	uint64_t io0;            /* the child's I/O count at its start */
+	uint64_t n_io;           /* its I/O calls */
+	bool ok;                 /* exit 0 after DONE */
+	char *error;             /* else what went wrong ... */
+	uint64_t err_stamp;      /* ... from this I/O stamp on (0: all) */
+	struct st_sim_journal *journal;
+	double t_workload;       /* seconds */
+	uint64_t states;         /* states cut from it so far */
+} ct_runlog;
+
+/* Runs the workload to its end with the journal on and records it into
+ * *L (free with ct_runlog_free). */
+int ct_run_record(ct_job *j, uint64_t run, ct_runlog *L) WD_MUST_CHECK;
+/* The same in the directories db and jdir (a run the jobs share). */
+int ct_run_record_in(const ct_config *c, const ct_workload *wl, const char *db,
+		     const char *jdir, const char *base_dir, uint64_t run,
+		     ct_runlog *L) WD_MUST_CHECK;
+void ct_runlog_free(ct_runlog *L);
+/* Sets spec->at (and run) for spec's trigger in run L: an I/O index k
+ * is k, the n-th hit of a point the count of I/O calls made before it
+ * plus one; past the run's end: n_io + 1. Returns whether it fired. */
+bool ct_place(const ct_runlog *L, ct_spec *spec);
+/* One prefix state of L (spec->at set). As ct_state_run. */
+int ct_state_prefix(ct_job *j, ct_runlog *L, const ct_spec *spec, size_t max_lines,
+		    ct_result *r) WD_MUST_CHECK;
 
 /* Runs the workload to its end in a child (no trigger) for the profile;
  * prepare: builds the base database in dir instead (closed cleanly). */

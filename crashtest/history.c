@@ -357,14 +357,53 @@ static int take_done(ct_history *h, ct_cur *c)
 	p->clrs = ct_get_u64(c);
 	p->overflow_writes = ct_get_u64(c);
 	p->records = ct_get_u64(c);
+	free(p->hit_io);
+	free(p->hit_off);
+	p->hit_io = NULL;
+	p->hit_off = NULL;
+	if (ct_get_u8(c)) { /* a logging run: where each hit fell */
+		size_t total = 0;
+		if (!(p->hit_off = calloc(np + 1, sizeof *p->hit_off)))
+			abort();
+		for (uint32_t i = 0; i < np && !c->bad; i++) {
+			/* n may differ from hits[i] by hits a background thread
+			 * (the WAL writer's, the checkpointer's) made while DONE
+			 * was being built: the list is what ct_place uses */
+			uint32_t n = ct_get_u32(c);
+			uint64_t *q;
+			if (c->bad)
+				return -1;
+			if (n && !(q = realloc(p->hit_io, (total + n) * sizeof *q)))
+				abort();
+			else if (n)
+				p->hit_io = q;
+			p->hit_off[i] = total;
+			for (uint32_t k = 0; k < n; k++)
+				p->hit_io[total++] = ct_get_u64(c);
+		}
+		p->hit_off[np] = total;
+	}
 	h->done = !c->bad;
 	return c->bad ? -1 : 0;
+}
+
+int ct_history_take_stamped(ct_history *h, uint8_t kind, const uint8_t *body, size_t len)
+{
+	ct_cur c = {body, len, 0, false};
+	h->stamp = ct_get_u64(&c); /* every workload message starts with it */
+	if (c.bad)
+		return -1;
+	return ct_history_take(h, kind, body + 8, len - 8);
 }
 
 int ct_history_take(ct_history *h, uint8_t kind, const uint8_t *body, size_t len)
 {
 	ct_cur c = {body, len, 0, false};
 	switch (kind) {
+	case CT_M_START:
+		h->io0 = ct_get_u64(&c);
+		h->started = true;
+		return c.bad ? -1 : 0;
 	case CT_M_REQ:
 		return take_req(h, &c);
 	case CT_M_ACK:
@@ -408,6 +447,8 @@ void ct_history_free(ct_history *h)
 void ct_profile_free(ct_profile *p)
 {
 	free(p->hits);
-	p->hits = NULL;
+	free(p->hit_io);
+	free(p->hit_off);
+	p->hits = p->hit_io = p->hit_off = NULL;
 	p->npoints = 0;
 }

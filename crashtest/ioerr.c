@@ -128,14 +128,6 @@ struct ct_ioerr_child {
 	bool watching;
 };
 
-static void send_msg(ct_run *r, uint8_t kind, const ct_buf *b)
-{
-	if (r->fd < 0)
-		return;
-	pthread_mutex_lock(&r->mu);
-	(void)ct_send(r->fd, kind, b);
-	pthread_mutex_unlock(&r->mu);
-}
 
 void ct_ioerr_notice(ct_run *r)
 {
@@ -150,7 +142,7 @@ void ct_ioerr_notice(ct_run *r)
 	ct_put_u64(&b, e.io - io->io0);
 	ct_put_u8(&b, (uint8_t)e.op);
 	ct_put_u8(&b, (uint8_t)e.kind);
-	send_msg(r, CT_M_IOFAULT, &b);
+	ct_send_stamped(r, CT_M_IOFAULT, &b);
 	ct_buf_free(&b);
 }
 
@@ -223,7 +215,7 @@ bool ct_ioerr_on_error(ct_run *r, const char *what, int rc)
 		char msg[600];
 		snprintf(msg, sizeof msg, "%s: %s", what, wd_last_error());
 		ct_put_str(&b, msg);
-		send_msg(r, CT_M_PANIC, &b);
+		ct_send_stamped(r, CT_M_PANIC, &b);
 		ct_buf_free(&b);
 	}
 	if (io->err == CT_IOERR_ENOSPC)
@@ -239,7 +231,7 @@ static _Noreturn void no_resume(ct_run *r, const char *what, int rc)
 	snprintf(msg, sizeof msg, "no commit once space returned (DESIGN.md section 6): %s: "
 		 "%s (%s)", what, wd_strerror(rc), wd_last_error());
 	ct_put_str(&b, msg);
-	send_msg(r, CT_M_ERROR, &b);
+	ct_send_stamped(r, CT_M_ERROR, &b);
 	_exit(4);
 }
 
@@ -336,7 +328,7 @@ void ct_ioerr_finish(ct_run *r, int rc)
 	ct_put_u8(&b, flags);
 	ct_put_u64(&b, commits);
 	ct_put_str(&b, failure);
-	send_msg(r, CT_M_IOEND, &b);
+	ct_send_stamped(r, CT_M_IOEND, &b);
 	ct_buf_free(&b);
 	_exit(ST_CRASH_EXIT_CODE); /* step 3: killed; the power loss follows */
 }

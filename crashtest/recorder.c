@@ -36,13 +36,74 @@ int ct_fail(ct_run *r, const char *what, int rc)
 
 static void send_id(ct_run *r, uint8_t kind, uint64_t id);
 
-static void send_locked(ct_run *r, uint8_t kind, const ct_buf *b)
+/*
+ * Sends one message stamped with the I/O calls made so far (README
+ * "Prefix states": the stamp is read under the message mutex, so stamps
+ * never decrease along the pipe, and a message stamped below k was sent
+ * before I/O call k was counted).
+ */
+void ct_send_stamped(ct_run *r, uint8_t kind, const ct_buf *b)
 {
+	ct_buf m = {0};
 	if (r->fd < 0)
 		return;
 	pthread_mutex_lock(&r->mu);
-	(void)ct_send(r->fd, kind, b); /* a driver that is gone reads nothing */
+	ct_put_u64(&m, storage_io_count() - r->io0);
+	if (b)
+		ct_put_bytes(&m, b->p, b->len);
+	(void)ct_send(r->fd, kind, &m); /* a driver that is gone reads nothing */
 	pthread_mutex_unlock(&r->mu);
+	ct_buf_free(&m);
+}
+
+void ct_run_start(ct_run *r)
+{
+	ct_buf b = {0};
+	ct_put_u64(&b, r->io0);
+	ct_send_stamped(r, CT_M_START, &b);
+	ct_buf_free(&b);
+}
+
+/* ---- where the crash point hits fall among the I/O calls ------------------- */
+
+static struct {
+	pthread_mutex_t mu;
+	uint64_t io0;
+	uint32_t *point; /* per hit: the point's index */
+	uint64_t *io;    /* per hit: the I/O calls made before it */
+	size_t n, cap;
+} hitlog = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void observe_hit(const char *name, uint64_t io)
+{
+	size_t i = 0, np = ct_point_count();
+	while (i < np && strcmp(ct_point_name(i), name) != 0)
+		i++;
+	if (i == np)
+		return;
+	pthread_mutex_lock(&hitlog.mu);
+	if (hitlog.n == hitlog.cap) {
+		size_t cap = hitlog.cap ? 2 * hitlog.cap : 1024;
+		uint32_t *p = realloc(hitlog.point, cap * sizeof *p);
+		uint64_t *q = p ? realloc(hitlog.io, cap * sizeof *q) : NULL;
+		if (p)
+			hitlog.point = p;
+		if (!p || !q) {
+			pthread_mutex_unlock(&hitlog.mu);
+			abort(); /* the run's report would be wrong: die (CHILD-ERROR) */
+		}
+		hitlog.io = q;
+		hitlog.cap = cap;
+	}
+	hitlog.point[hitlog.n] = (uint32_t)i;
+	hitlog.io[hitlog.n++] = io - hitlog.io0;
+	pthread_mutex_unlock(&hitlog.mu);
+}
+
+void ct_run_log_hits(ct_run *r)
+{
+	hitlog.io0 = r->io0;
+	storage_crash_observe(observe_hit);
 }
 
 const char *ct_table_name(const ct_run *r, int i)
@@ -281,7 +342,7 @@ static void send_req(ct_txn *t)
 			nrolled++;
 		}
 	put_le32(b.p + at, nrolled);
-	send_locked(t->r, CT_M_REQ, &b);
+	ct_send_stamped(t->r, CT_M_REQ, &b);
 	ct_buf_free(&b);
 }
 
@@ -290,7 +351,7 @@ static void send_id(ct_run *r, uint8_t kind, uint64_t id)
 	ct_buf b = {0};
 	ct_put_u64(&b, id);
 	ct_put_u64(&b, ct_now_ns());
-	send_locked(r, kind, &b);
+	ct_send_stamped(r, kind, &b);
 	ct_buf_free(&b);
 }
 
@@ -414,7 +475,7 @@ int ct_run_open(ct_run *r)
 		(void)ct_ioerr_on_error(r, "wd_commit", rc);
 		return ct_fail(r, "wd_commit", rc);
 	}
-	send_locked(r, CT_M_READY, NULL); /* W1: from here the database exists */
+	ct_send_stamped(r, CT_M_READY, NULL); /* W1: from here the database exists */
 	return 0;
 }
 
@@ -504,7 +565,20 @@ int ct_run_done(ct_run *r, const uint64_t *hits0, uint64_t io0)
 	ct_put_u64(&b, s->clrs);
 	ct_put_u64(&b, s->overflow_writes);
 	ct_put_u64(&b, s->records);
-	send_locked(r, CT_M_DONE, &b);
+	/* where each crash point's hits fell (a logging run only) */
+	pthread_mutex_lock(&hitlog.mu);
+	ct_put_u8(&b, hitlog.cap > 0);
+	for (size_t p = 0; hitlog.cap > 0 && p < ct_point_count(); p++) {
+		uint32_t n = 0;
+		for (size_t i = 0; i < hitlog.n; i++)
+			n += hitlog.point[i] == p;
+		ct_put_u32(&b, n);
+		for (size_t i = 0; i < hitlog.n; i++)
+			if (hitlog.point[i] == p)
+				ct_put_u64(&b, hitlog.io[i]);
+	}
+	pthread_mutex_unlock(&hitlog.mu);
+	ct_send_stamped(r, CT_M_DONE, &b);
 	ct_buf_free(&b);
 	if (r->scan) {
 		wal_reader_close(r->scan->rd);

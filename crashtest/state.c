@@ -165,6 +165,8 @@ struct wchild {
 	bool no_fpw;            /* full_page_writes off */
 	const ct_trigger *trig; /* NULL: run to the end */
 	bool prepare, describe;
+	bool log_hits;          /* note where each crash point hit falls */
+	struct ct_runlog *log;  /* keep every message (a recorded run) */
 };
 
 static _Noreturn void child_error(int fd, const char *msg)
@@ -199,6 +201,10 @@ static void workload_child(void *arg, int fd)
 	for (size_t i = 0; i < ct_point_count(); i++)
 		hits0[i] = storage_crash_hits(ct_point_name(i));
 	io0 = storage_io_count();
+	r.io0 = io0;
+	ct_run_start(&r);
+	if (a->log_hits)
+		ct_run_log_hits(&r);
 	if (a->trig && a->trig->kind == CT_TRIG_POINT)
 		storage_crash_arm(a->trig->point, a->trig->n);
 	else if (a->trig && a->trig->err != CT_IOERR_NONE)
@@ -226,6 +232,23 @@ static void workload_child(void *arg, int fd)
 	_exit(0); /* the end of the workload is a crash too: no wd_close */
 }
 
+/* Keeps one workload message of a recorded run. */
+static void log_msg(ct_runlog *L, uint8_t kind, const uint8_t *body, size_t len,
+		    uint64_t stamp)
+{
+	ct_msg *m;
+	if (L->nmsg == L->capmsg) {
+		L->capmsg = L->capmsg ? 2 * L->capmsg : 256;
+		if (!(L->msg = realloc(L->msg, L->capmsg * sizeof *L->msg)))
+			abort();
+	}
+	m = &L->msg[L->nmsg++];
+	*m = (ct_msg){.kind = kind, .len = len, .stamp = stamp, .body = malloc(len ? len : 1)};
+	if (!m->body)
+		abort();
+	memcpy(m->body, body, len);
+}
+
 /* Reads the workload child's messages into h until it ends. *hung: it
  * outlived CHILD_TIMEOUT_S and was killed. Returns the wait status. */
 static int drive_workload(struct wchild *w, ct_history *h, bool *hung, int *err)
@@ -244,8 +267,10 @@ static int drive_workload(struct wchild *w, ct_history *h, bool *hung, int *err)
 		return 0;
 	}
 	while ((rc = ct_recv(&rd, 1000, &kind, &body, &len)) != 0) {
-		if (rc == 1 && ct_history_take(h, kind, body, len) != 0 && !h->error)
+		if (rc == 1 && ct_history_take_stamped(h, kind, body, len) != 0 && !h->error)
 			h->error = strdup("a malformed message from the workload child");
+		if (rc == 1 && w->log)
+			log_msg(w->log, kind, body, len, h->stamp);
 		if (rc == 2 && ct_now_s() - t0 > CHILD_TIMEOUT_S) {
 			*hung = true;
 			break;
@@ -399,6 +424,8 @@ static void recovery_child(void *arg, int fd)
 		complete = rc == 0;
 		if (rc != 0)
 			send_text(fd, CT_M_STRUCT, "%s", d.err[0] ? d.err : wd_last_error());
+		else if (a->full_check)
+			; /* R4 is part of the full check (ct_check_fn), run once there */
 		else if ((rc = db_catalog_check(db, &cr)) != 0)
 			send_text(fd, CT_M_STRUCT, "catalog: %s", rc == WD_ECORRUPT ? cr.msg
 							      : wd_last_error());
@@ -413,7 +440,7 @@ static void recovery_child(void *arg, int fd)
 			  wd_last_error());
 	else if (a->full_check) {
 		char msg[512] = "";
-		if (a->full_check(a->dir, msg, sizeof msg) != 0)
+		if (a->full_check(a->dir, &o, msg, sizeof msg) != 0)
 			send_text(fd, CT_M_STRUCT, "walden check: %s", msg);
 	}
 	ct_put_u8(&b, complete);
@@ -532,6 +559,7 @@ int ct_job_init(ct_job *j, const ct_config *c, const ct_workload *wl, const char
 	j->db = join(dir, "db");
 	j->jdir = join(dir, "journal");
 	j->rec = join(dir, "recovered");
+	j->crash = join(dir, "crash");
 	if (!j->dir)
 		abort();
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
@@ -551,6 +579,7 @@ void ct_job_free(ct_job *j)
 	free(j->db);
 	free(j->jdir);
 	free(j->rec);
+	free(j->crash);
 	*j = (ct_job){0};
 }
 
@@ -590,7 +619,7 @@ static int materialise(ct_job *j, const ct_spec *s, ct_result *r, char *err, siz
 }
 
 /* K1: a failing state's files (as the crash left them) and how to replay it. */
-static void keep_failure(ct_job *j, const ct_result *r)
+static void keep_failure(ct_job *j, const ct_result *r, const char *src)
 {
 	char *dir, *db, *readme, line[1024];
 	FILE *f;
@@ -603,7 +632,7 @@ static void keep_failure(ct_job *j, const ct_result *r)
 		goto out;
 	db = join(dir, "db");
 	readme = join(dir, "README");
-	if (mkdir(dir, 0755) == 0 && ct_copy_tree(j->db, db) == 0 &&
+	if (mkdir(dir, 0755) == 0 && ct_copy_tree(src, db) == 0 &&
 	    (f = fopen(readme, "w")) != NULL) {
 		ct_replay_line(j->c, &r->spec, line, sizeof line);
 		fprintf(f, "replay: %s\n", line);
@@ -713,7 +742,179 @@ int ct_state_run(ct_job *j, const ct_spec *s, size_t max_lines, ct_result *r)
 	r->t_check = rec.check_s;
 	r->t_verdict = ct_now_s() - t3;
 	if (r->verdict != CT_OK && j->c->keep_dir)
-		keep_failure(j, r);                                     /* K1 */
+		keep_failure(j, r, j->db);                              /* K1 */
+	rc = 0;
+out:
+	ct_oracle_end(&j->oracle);
+	ct_history_free(&h);
+	ct_recovered_free(&rec);
+	return rc;
+}
+
+/* ---- prefix states (README "Prefix states") ------------------------------------ */
+
+void ct_runlog_free(ct_runlog *L)
+{
+	for (size_t i = 0; i < L->nmsg; i++)
+		free(L->msg[i].body);
+	free(L->msg);
+	free(L->error);
+	free(L->db);
+	ct_profile_free(&L->prof);
+	storage_sim_journal_close(L->journal);
+	*L = (ct_runlog){0};
+}
+
+int ct_run_record(ct_job *j, uint64_t run, ct_runlog *L)
+{
+	return ct_run_record_in(j->c, j->wl, j->db, j->jdir, j->base_dir, run, L);
+}
+
+int ct_run_record_in(const ct_config *c, const ct_workload *wl, const char *db,
+		     const char *jdir, const char *base_dir, uint64_t run, ct_runlog *L)
+{
+	struct wchild w = {.wl = wl, .dir = db, .jdir = jdir, .seed = c->seed,
+			   .threads = c->threads, .plant = c->plant, .log_hits = true,
+			   .log = L, .no_fpw = c->no_full_page_writes};
+	ct_history h;
+	char err[700] = "";
+	double t0 = ct_now_s();
+	bool hung, fired;
+	int rc, status, ferr;
+	*L = (ct_runlog){.run = run, .db = strdup(db)};
+	if (!L->db)
+		abort();
+	if ((rc = fresh_db(db, base_dir)) != 0)
+		return rc;
+	ct_rmrf(jdir);
+	if (mkdir(jdir, 0755) != 0)
+		return err_errno(errno, "crashtest: %s", jdir);
+	ct_history_init(&h, NULL);
+	status = drive_workload(&w, &h, &hung, &ferr);
+	if ((rc = ferr) != 0)
+		goto out;
+	L->t_workload = ct_now_s() - t0;
+	L->ok = workload_ended_well(status, hung, &h, &fired, err, sizeof err) && !fired;
+	L->io0 = h.io0;
+	if (!L->ok) {
+		if (!err[0])
+			snprintf(err, sizeof err, "the workload's crash point fired in a run "
+				 "with no trigger");
+		L->error = strdup(err);
+		for (size_t i = 0; i < L->nmsg; i++)
+			if (L->msg[i].kind == CT_M_ERROR) {
+				L->err_stamp = L->msg[i].stamp;
+				break;
+			}
+	}
+	L->prof = h.prof;
+	h.prof = (ct_profile){0};
+	if ((rc = storage_sim_journal_open(jdir, &L->journal)) != 0)
+		goto out;
+	L->n_io = L->ok ? L->prof.io_calls : storage_sim_journal_last_io(L->journal) - L->io0;
+	if (!L->ok && L->nmsg && L->msg[L->nmsg - 1].stamp > L->n_io)
+		L->n_io = L->msg[L->nmsg - 1].stamp;
+out:
+	ct_history_free(&h);
+	return rc;
+}
+
+bool ct_place(const ct_runlog *L, ct_spec *s)
+{
+	const ct_profile *p = &L->prof;
+	uint64_t at = L->n_io + 1;
+	s->run = L->run;
+	if (s->trig.kind == CT_TRIG_IO) {
+		at = s->trig.n <= L->n_io ? s->trig.n : L->n_io + 1;
+	} else if (p->hit_off) {
+		for (size_t i = 0; i < p->npoints; i++)
+			if (strcmp(ct_point_name(i), s->trig.point) == 0 && s->trig.n >= 1 &&
+			    s->trig.n <= p->hit_off[i + 1] - p->hit_off[i]) {
+				/* the hit saw io calls made: dying there leaves them */
+				s->at = p->hit_io[p->hit_off[i] + s->trig.n - 1] + 1;
+				return true;
+			}
+	}
+	s->at = at;
+	return at <= L->n_io;
+}
+
+int ct_state_prefix(ct_job *j, ct_runlog *L, const ct_spec *s, size_t max_lines,
+		    ct_result *r)
+{
+	const char *crash = j->c->keep_dir ? j->crash : j->rec;
+	struct rchild ra = {.wl = j->wl, .dir = j->rec, .plant = j->c->plant,
+			    .full_check = j->c->full_check, .no_fpw = j->c->no_full_page_writes};
+	st_sim_opts o = {.mode = s->res == CT_RES_KILL ? ST_SIM_KEEP_ALL : sim_modes[s->res],
+			 .seed = s->res_seed,
+			 .sector_bytes = s->res == CT_RES_TORN ? j->c->tear_bytes : 512};
+	st_sim_report rep;
+	ct_recovered rec = {0};
+	ct_history h;
+	uint64_t jt;
+	bool child_error = !L->ok && s->at > L->err_stamp;
+	double t1, t2, t3;
+	int rc;
+	*r = (ct_result){.spec = *s};
+	r->fired = s->at <= L->n_io;
+	ct_rmrf(j->rec);
+	ct_rmrf(j->crash);
+	rc = j->base_dir ? ct_copy_tree(j->base_dir, crash)
+			 : mkdir(crash, 0755) == 0 ? 0 : err_errno(errno, "crashtest: %s", crash);
+	if (rc != 0)
+		return rc;
+	if ((rc = ct_oracle_begin(&j->oracle)) != 0)
+		return rc;
+	ct_history_init(&h, &j->oracle);
+	t1 = ct_now_s();
+	for (size_t i = 0; i < L->nmsg && L->msg[i].stamp < s->at; i++) /* D1, D2 */
+		if (L->msg[i].kind != CT_M_DONE &&
+		    ct_history_take_stamped(&h, L->msg[i].kind, L->msg[i].body, L->msg[i].len) != 0 &&
+		    !h.error)
+			h.error = strdup("a malformed message from the workload child");
+	rc = storage_sim_materialize_prefix(L->journal, L->io0 + s->at, &o, L->db, crash,
+					    &rep);                 /* M1 */
+	if (rc != 0) {
+		rc = err_set(rc, "crashtest: materialising the prefix at %llu: %s",
+			     (unsigned long long)s->at, wd_last_error());
+		goto out;
+	}
+	r->data_kept = rep.data_kept;
+	r->data_dropped = rep.data_dropped;
+	r->data_torn = rep.data_torn;
+	storage_sim_report_free(&rep);
+	/* the crash came after the last record of the prefix, too */
+	jt = storage_sim_journal_time(L->journal, L->io0 + s->at);
+	if (jt > h.last_t)
+		h.last_t = jt;
+	t2 = ct_now_s();
+	if (j->c->keep_dir && (rc = ct_copy_tree(crash, j->rec)) != 0)
+		goto out;
+	if ((rc = drive_recovery(&ra, &rec)) != 0)                       /* R1-R5 */
+		goto out;
+	t3 = ct_now_s();
+	if (child_error) {
+		free(h.error);
+		h.error = strdup(L->error ? L->error : "the workload failed");
+	}
+	ct_judge_in in = {.h = &h, .base = j->base, .oracle = &j->oracle, .rec = &rec,
+			  .async_window_ns = async_window_ns(j->wl), .wl = j->wl,
+			  .child_error = child_error};
+	r->verdict = ct_judge(&in, max_lines, &r->detail);                /* V1 */
+	r->acked = h.acked;
+	r->aborted = h.aborted;
+	r->inflight = h.ntx - h.acked - h.aborted;
+	r->keys = rec.rows.n;
+	r->digest = ct_kvset_digest(&rec.rows);
+	r->recovery_ms = rec.open_ms;
+	L->states++;
+	r->t_workload = L->states == 1 ? L->t_workload : 0; /* the run, once */
+	r->t_materialise = t2 - t1;
+	r->t_recovery = rec.open_ms / 1000.0;
+	r->t_check = rec.check_s;
+	r->t_verdict = ct_now_s() - t3;
+	if (r->verdict != CT_OK && j->c->keep_dir)
+		keep_failure(j, r, crash);                                 /* K1 */
 	rc = 0;
 out:
 	ct_oracle_end(&j->oracle);

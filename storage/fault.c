@@ -58,6 +58,7 @@ static struct point *_Atomic armed_point; /* NULL: nothing armed */
 static _Atomic uint64_t armed_at;         /* fire when its hits reach this */
 static _Atomic uint64_t armed_io; /* fire before this I/O call, 0 = off */
 static st_fault_event first_fired; /* under lock; io 0: none yet */
+static void (*_Atomic observer)(const char *name, uint64_t io); /* hits */
 
 static const char *const op_names[ST_OP__COUNT] = {
 	"open", "read", "write", "sync", "truncate", "allocate",
@@ -166,6 +167,11 @@ void storage_crash_point(const char *name)
 	TRACE(TR_STORAGE, "crash point %s%s", name, fire ? " FIRES" : "");
 	if (fire)
 		crash_now(name);
+	{
+		void (*fn)(const char *, uint64_t) = atomic_load(&observer);
+		if (fn)
+			fn(name, atomic_load(&io_calls));
+	}
 }
 
 /* storage_crash_arm without reading the environment (read_env uses it). */
@@ -203,6 +209,11 @@ uint64_t storage_crash_hits(const char *name)
 			hits = atomic_load(&points[i].hits);
 	pthread_mutex_unlock(&lock);
 	return hits;
+}
+
+void storage_crash_observe(void (*fn)(const char *name, uint64_t io))
+{
+	atomic_store(&observer, fn);
 }
 
 uint64_t storage_io_count(void)

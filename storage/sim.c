@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -60,6 +61,15 @@ static struct name *names;   /* path -> inode for tracked names */
 static size_t nnames, names_cap;
 
 /* ---- records ------------------------------------------------------------ */
+
+/* CLOCK_MONOTONIC in nanoseconds: the clock every process of a machine
+ * shares, so a journal's times compare with its writer's other clocks. */
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* Makes room for n more bytes; sets oom instead of failing. */
 static uint8_t *rec_grow(struct rec *r, size_t n)
@@ -139,6 +149,10 @@ static int journal_append(unsigned kind, struct rec *r)
 	put_le16(r->buf + 4, (uint16_t)kind);
 	put_le16(r->buf + 6, 0);
 	put_le64(r->buf + 8, last_seq + 1);
+	/* S12: read under mu, so the stamps never decrease along the
+	 * journal; the call's own count was taken before (fault_check) */
+	put_le64(r->buf + 16, storage_io_count());
+	put_le64(r->buf + 24, now_ns());
 	put_le32(tail, (uint32_t)crc32(0L, r->buf, (uInt)(r->len - SIM_CRC)));
 	while (done < r->len) {
 		ssize_t n = write(jfd, r->buf + done, r->len - done);

@@ -162,6 +162,58 @@ typedef struct st_sim_report {
 int storage_sim_materialize(const char *journal_dir, const st_sim_opts *opts,
 			    st_sim_report *r) WD_MUST_CHECK;
 
+/* ---- prefixes: many crash states from one run -------------------------- */
+
+/*
+ * A journal loaded once, to materialise crash states of *prefixes* of the
+ * run that wrote it: "the process died just before its I/O call k". Every
+ * record carries the I/O count (storage_io_count) of the moment it was
+ * appended, which never decreases along the journal (S12); the prefix at
+ * io_limit is the records with a count below it, and everything after is
+ * treated as never issued (its writes undone, its syncs not counted, its
+ * files never created). The run's files and the journal are only read:
+ * each crash state is written below another directory, so one run serves
+ * any number of states. Protocol: storage/README.md, "Prefixes".
+ *
+ *   st_sim_journal *h;
+ *   storage_sim_journal_open(jdir, &h);          // after the run ended
+ *   for each state: make an empty (or base) directory out, then
+ *     storage_sim_materialize_prefix(h, k, &o, db, out, &r);
+ *   storage_sim_journal_close(h);
+ *
+ * Errors of open: those of storage_sim_materialize's load (WD_ECORRUPT
+ * also for I/O counts that go down), WD_ENOMEM.
+ */
+typedef struct st_sim_journal st_sim_journal;
+
+int storage_sim_journal_open(const char *journal_dir,
+			     st_sim_journal **out) WD_MUST_CHECK;
+void storage_sim_journal_close(st_sim_journal *h);
+/* Valid records loaded, and the I/O count of the last one (0: none). */
+uint64_t storage_sim_journal_records(const st_sim_journal *h);
+uint64_t storage_sim_journal_last_io(const st_sim_journal *h);
+/* CLOCK_MONOTONIC ns of the last record with an I/O count below
+ * io_limit (0: none): the crash of that prefix happened after it. */
+uint64_t storage_sim_journal_time(const st_sim_journal *h, uint64_t io_limit);
+
+/*
+ * Writes the crash state of the prefix below io_limit, resolved by opts
+ * (any mode; the pending changes are those of the prefix, decided by the
+ * seed as storage_sim_materialize does), into out: every tracked file the
+ * crash state names below root (the directory the run's files live in)
+ * is written at the same place below out, with directories made as
+ * needed. out must exist; it may hold the files the run started from
+ * (a copy of them taken before the run): files the prefix never touched
+ * stay as they are there, and files it found already present (IDENT) are
+ * replaced or removed. Nothing below root or in the journal directory
+ * changes; h may serve the next state. Errors: as storage_sim_materialize,
+ * and WD_EINVAL for a crash state naming a file outside root.
+ */
+int storage_sim_materialize_prefix(st_sim_journal *h, uint64_t io_limit,
+				   const st_sim_opts *opts, const char *root,
+				   const char *out,
+				   st_sim_report *r) WD_MUST_CHECK;
+
 /* Frees what storage_sim_materialize put in r. */
 void storage_sim_report_free(st_sim_report *r);
 

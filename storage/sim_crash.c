@@ -42,6 +42,8 @@
  * point into the journal buffer. */
 struct jrec {
 	uint64_t seq;
+	uint64_t io;       /* storage_io_count when it was appended (S12) */
+	uint64_t time;     /* CLOCK_MONOTONIC ns when it was appended */
 	unsigned kind;
 	uint64_t inode;
 	uint64_t off;      /* WRITE: offset; TRUNCATE: new length */
@@ -80,7 +82,9 @@ struct sim {
 	uint8_t *buf;
 	size_t buf_len;
 	struct jrec *recs;
-	size_t nrec, rec_cap;
+	size_t nrec;  /* the records in effect: all, or a prefix */
+	size_t nall;  /* the records loaded */
+	size_t rec_cap;
 	bool tail_torn;
 	struct ino *inos; /* indexed by inode id; [0] unused */
 	uint64_t ninos;
@@ -225,7 +229,8 @@ static size_t parse_record(const uint8_t *p, size_t left, uint64_t seq,
 		*clash = true;
 		return 0;
 	}
-	*j = (struct jrec){.seq = seq, .kind = get_le16(p + 4)};
+	*j = (struct jrec){.seq = seq, .kind = get_le16(p + 4),
+			   .io = get_le64(p + 16), .time = get_le64(p + 24)};
 	c = (struct cur){.p = p + SIM_HDR, .left = len - SIM_HDR - SIM_CRC};
 	if (!parse_payload(j, &c)) {
 		jrec_free(j);
@@ -308,9 +313,19 @@ static int load(struct sim *s)
 			s->recs = nr;
 			s->rec_cap = cap;
 		}
+		if (s->nrec > 0 && j.io < s->recs[s->nrec - 1].io) {
+			jrec_free(&j);
+			return err_set(WD_ECORRUPT, "sim: %s/%s: record %zu has "
+						    "I/O count %llu, below the "
+						    "one before it (S12)",
+				       s->dir, SIM_JOURNAL, s->nrec + 1,
+				       (unsigned long long)j.io);
+		}
 		s->recs[s->nrec++] = j;
+		s->nall = s->nrec; /* what sim_free frees, also on an error */
 		pos += n;
 	}
+	s->nall = s->nrec;
 	if (clash)
 		return err_set(WD_ECORRUPT, "sim: %s/%s: the record at byte %zu "
 					    "is whole but numbered %llu, not "
@@ -416,6 +431,8 @@ static int mark_lost(struct sim *s)
 	uint64_t *synced = calloc(s->ninos, sizeof *synced);
 	if (!synced)
 		return err_set(WD_ENOMEM, "sim: out of memory");
+	for (size_t i = 0; i < s->nall; i++) /* an earlier, longer prefix's */
+		s->recs[i].lost = false;
 	for (size_t i = 0; i < s->nrec; i++) {
 		const struct jrec *f = &s->recs[i];
 		if (f->kind == SIM_REC_SYNC && f->covers > synced[f->inode])
@@ -444,7 +461,7 @@ static int cover(struct sim *s)
 	bool *declared;
 	int rc;
 
-	s->ninos = s->nrec + 1;
+	s->ninos = s->nall + 1;
 	s->inos = calloc(s->ninos, sizeof *s->inos);
 	declared = calloc(s->ninos, sizeof *declared);
 	if (!s->inos || !declared) {
@@ -722,6 +739,16 @@ static int redo_durable(struct content *c, const struct jrec *j)
 	return rc;
 }
 
+/* Writes c into a new file path (created, or replaced). */
+static int content_create(const struct content *c, const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return err_errno(errno, "sim: create %s", path);
+	close(fd);
+	return content_store(c, path);
+}
+
 /*
  * Step 4 for one file: from its current bytes, undo its data changes
  * newest first down to its oldest pending one (giving the durable content
@@ -731,7 +758,8 @@ static int redo_durable(struct content *c, const struct jrec *j)
  * except after a failed sync (S11): a lost change may lie below durable
  * ones, which is why those are undone and replayed too.
  */
-static int rebuild_file(struct sim *s, uint64_t inode, const char *path)
+static int rebuild_file(struct sim *s, uint64_t inode, const char *path,
+			const char *out)
 {
 	struct content c = {0};
 	int rc = content_load(&c, path);
@@ -741,7 +769,9 @@ static int rebuild_file(struct sim *s, uint64_t inode, const char *path)
 		if (s->recs[i].pending && s->recs[i].inode == inode &&
 		    is_data(s->recs[i].kind))
 			from = i;
-	for (size_t i = s->nrec; i-- > from && rc == 0;) {
+	/* records past the prefix in effect (nall == nrec except for
+	 * storage_sim_materialize_prefix) were never issued: undone too */
+	for (size_t i = s->nall; i-- > from && rc == 0;) {
 		const struct jrec *j = &s->recs[i];
 		if (j->inode == inode && is_data(j->kind))
 			rc = undo(&c, j);
@@ -757,7 +787,36 @@ static int rebuild_file(struct sim *s, uint64_t inode, const char *path)
 						      : content_resize(&c, j->off);
 	}
 	if (rc == 0)
-		rc = content_store(&c, path);
+		rc = out ? content_create(&c, out) : content_store(&c, path);
+	free(c.b);
+	return rc;
+}
+
+
+/*
+ * Step 4 for a file the prefix created, forwards: from no bytes, its
+ * durable changes in order (a file's pending changes are the last of its
+ * changes, S3), then the surviving pending ones, into out. The same bytes
+ * rebuild_file gets backwards, at the cost of the prefix's records of the
+ * file instead of the rest of the journal's.
+ */
+static int forward_file(struct sim *s, uint64_t inode, const char *out)
+{
+	struct content c = {0};
+	int rc = 0;
+
+	for (size_t i = 0; i < s->nrec && rc == 0; i++) {
+		const struct jrec *j = &s->recs[i];
+		if (j->inode != inode || !is_data(j->kind) ||
+		    (j->pending && j->dec == ST_SIM_DROPPED && !j->size_kept))
+			continue;
+		if (j->kind == SIM_REC_TRUNCATE)
+			rc = content_resize(&c, j->off);
+		else
+			rc = j->pending ? redo_write(&c, j, s->sector) : redo_durable(&c, j);
+	}
+	if (rc == 0)
+		rc = content_create(&c, out);
 	free(c.b);
 	return rc;
 }
@@ -822,7 +881,7 @@ static int set_loc(struct sim *s, uint64_t inode, const char *name,
 static int locate(struct sim *s)
 {
 	int rc = 0;
-	for (size_t i = 0; i < s->nrec && rc == 0; i++) {
+	for (size_t i = 0; i < s->nall && rc == 0; i++) {
 		const struct jrec *j = &s->recs[i];
 		if (j->kind == SIM_REC_IDENT || j->kind == SIM_REC_CREATE)
 			rc = set_loc(s, j->inode, j->path, false);
@@ -941,7 +1000,7 @@ static int rebuild_data(struct sim *s)
 		if (!n->loc || access(n->loc, F_OK) != 0)
 			s->missing++;
 		else
-			rc = rebuild_file(s, i, n->loc);
+			rc = rebuild_file(s, i, n->loc, NULL);
 	}
 	return rc;
 }
@@ -1064,7 +1123,7 @@ static int check_opts(const st_sim_opts *o, uint32_t *sector)
 
 static void sim_free(struct sim *s)
 {
-	for (size_t i = 0; i < s->nrec; i++)
+	for (size_t i = 0; i < s->nall; i++)
 		jrec_free(&s->recs[i]);
 	for (uint64_t i = 0; i < s->ninos; i++)
 		free(s->inos[i].loc);
@@ -1121,6 +1180,218 @@ int storage_sim_materialize(const char *journal_dir, const st_sim_opts *opts,
 	if (!r || rc != 0)
 		storage_sim_report_free(r ? r : &local);
 	sim_free(&s);
+	return rc;
+}
+
+/* ---- prefixes of one journal ------------------------------------------------ */
+
+struct st_sim_journal {
+	struct sim s;
+};
+
+int storage_sim_journal_open(const char *journal_dir, st_sim_journal **out)
+{
+	st_sim_journal *h = calloc(1, sizeof *h);
+	int rc;
+
+	*out = NULL;
+	if (!h)
+		return err_set(WD_ENOMEM, "sim: out of memory");
+	h->s.dir = realpath(journal_dir, NULL);
+	if (!h->s.dir) {
+		rc = err_errno(errno, "sim: journal directory %s", journal_dir);
+		free(h);
+		return rc;
+	}
+	rc = load(&h->s);
+	if (rc != 0) {
+		storage_sim_journal_close(h);
+		return rc;
+	}
+	*out = h;
+	return 0;
+}
+
+void storage_sim_journal_close(st_sim_journal *h)
+{
+	if (!h)
+		return;
+	sim_free(&h->s);
+	free(h);
+}
+
+uint64_t storage_sim_journal_records(const st_sim_journal *h)
+{
+	return h->s.nall;
+}
+
+uint64_t storage_sim_journal_last_io(const st_sim_journal *h)
+{
+	return h->s.nall ? h->s.recs[h->s.nall - 1].io : 0;
+}
+
+uint64_t storage_sim_journal_time(const st_sim_journal *h, uint64_t io_limit)
+{
+	uint64_t t = 0;
+	for (size_t i = 0; i < h->s.nall && h->s.recs[i].io < io_limit; i++)
+		t = h->s.recs[i].time;
+	return t;
+}
+
+/* Forgets what an earlier materialisation of h decided. */
+static void reset_state(struct sim *s)
+{
+	for (size_t i = 0; i < s->nall; i++) {
+		struct jrec *j = &s->recs[i];
+		free(j->mask);
+		j->mask = NULL;
+		j->nsectors = 0;
+		j->pending = j->size_kept = j->no_effect = false;
+		j->dec = ST_SIM_KEPT;
+	}
+	for (uint64_t i = 0; i < s->ninos; i++)
+		free(s->inos[i].loc);
+	free(s->inos);
+	s->inos = NULL;
+	s->ninos = 0;
+	free(s->ns);
+	s->ns = NULL;
+	s->nns = s->ns_cap = 0;
+	s->missing = 0;
+}
+
+/* mkdir -p of the directories above path below out (out exists). */
+static int make_parents(const char *path, size_t outlen)
+{
+	char *p = strdup(path);
+	int rc = 0;
+
+	if (!p)
+		return err_set(WD_ENOMEM, "sim: out of memory");
+	for (char *q = p + outlen + 1; rc == 0 && (q = strchr(q, '/')) != NULL; q++) {
+		*q = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST)
+			rc = err_errno(errno, "sim: mkdir %s", p);
+		*q = '/';
+	}
+	free(p);
+	return rc;
+}
+
+/* out + the part of path below root (canonical, rl bytes), or NULL with
+ * an error if path lies outside root. */
+static char *out_path(const char *path, const char *root, size_t rl,
+		      const char *out, int *rc)
+{
+	char *p = NULL;
+
+	if (strncmp(path, root, rl) != 0 || path[rl] != '/') {
+		*rc = err_set(WD_EINVAL, "sim: %s lies outside %s", path, root);
+		return NULL;
+	}
+	if (asprintf(&p, "%s%s", out, path + rl) < 0) {
+		*rc = err_set(WD_ENOMEM, "sim: out of memory");
+		return NULL;
+	}
+	return p;
+}
+
+/*
+ * Steps 4 and 5 of a prefix: every file with a name in the crash state is
+ * written below out, its bytes rebuilt from where the whole run left it
+ * (records past the prefix undone, pending ones decided); files the prefix
+ * saw as already there (IDENT) lose their copy below out first, in case
+ * the crash state names them no more. Nothing below root or in the
+ * journal directory changes.
+ */
+static int emit(struct sim *s, const char *root, const char *out)
+{
+	uint64_t *fwd = NULL, *bwd = NULL;
+	char *croot = realpath(root, NULL);
+	size_t rl, ol = strlen(out);
+	int rc = 0;
+
+	if (!croot && !(croot = strdup(root)))
+		return err_set(WD_ENOMEM, "sim: out of memory");
+	rl = strlen(croot);
+	rc = locate(s);
+	if (rc == 0)
+		rc = crash_names(s);
+	for (size_t i = 0; i < s->nrec && rc == 0; i++) {
+		char *op;
+		if (s->recs[i].kind != SIM_REC_IDENT)
+			continue;
+		if ((op = out_path(s->recs[i].path, croot, rl, out, &rc)) != NULL &&
+		    unlink(op) != 0 && errno != ENOENT)
+			rc = err_errno(errno, "sim: remove %s", op);
+		free(op);
+	}
+	/* per file: records to replay forwards (all of the prefix's; only
+	 * for files it created), or to undo backwards (the rest of the
+	 * journal's and its pending ones); the cheaper way is taken */
+	fwd = calloc(s->ninos, sizeof *fwd);
+	bwd = calloc(s->ninos, sizeof *bwd);
+	if (!fwd || !bwd)
+		rc = err_set(WD_ENOMEM, "sim: out of memory");
+	for (size_t i = 0; i < s->nall && rc == 0; i++) {
+		const struct jrec *j = &s->recs[i];
+		if (i < s->nrec && j->kind == SIM_REC_CREATE)
+			fwd[j->inode] |= 1ull << 63;
+		if (!is_data(j->kind))
+			continue;
+		fwd[j->inode] += i < s->nrec;
+		bwd[j->inode] += i >= s->nrec || j->pending;
+	}
+	for (size_t i = 0; i < s->nns && rc == 0; i++) {
+		const struct binding *b = &s->ns[i];
+		const struct ino *n = &s->inos[b->inode];
+		uint64_t f = fwd[b->inode];
+		char *op = out_path(b->path, croot, rl, out, &rc);
+		if (op && (rc = make_parents(op, ol)) != 0)
+			;
+		else if (op && (f >> 63) && (f & ~(1ull << 63)) <= bwd[b->inode])
+			rc = forward_file(s, b->inode, op);
+		else if (op && (!n->loc || access(n->loc, F_OK) != 0))
+			s->missing++;
+		else if (op)
+			rc = rebuild_file(s, b->inode, n->loc, op);
+		free(op);
+	}
+	free(fwd);
+	free(bwd);
+	free(croot);
+	return rc;
+}
+
+int storage_sim_materialize_prefix(st_sim_journal *h, uint64_t io_limit,
+				   const st_sim_opts *opts, const char *root,
+				   const char *out, st_sim_report *r)
+{
+	struct sim *s = &h->s;
+	st_sim_report local = {0};
+	int rc = check_opts(opts, &s->sector);
+
+	if (r)
+		*r = (st_sim_report){0};
+	if (rc != 0)
+		return rc;
+	reset_state(s);
+	s->rng = opts->seed;
+	s->opts = opts;
+	for (s->nrec = 0; s->nrec < s->nall && s->recs[s->nrec].io < io_limit;)
+		s->nrec++;
+	rc = cover(s);
+	if (rc == 0)
+		rc = decide(s, opts->mode);
+	if (rc == 0 && !opts->dry_run)
+		rc = emit(s, root, out);
+	else if (rc == 0)
+		rc = crash_names(s);
+	if (rc == 0)
+		rc = report(s, r ? r : &local);
+	if (!r || rc != 0)
+		storage_sim_report_free(r ? r : &local);
+	s->nrec = s->nall;
 	return rc;
 }
 

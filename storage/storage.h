@@ -111,6 +111,12 @@ void storage_crash_arm(const char *name, uint64_t nth);
  * (the count storage_io_count() reports). 0 disarms. */
 void storage_crash_arm_io(uint64_t nth);
 
+/* Calls fn(name, storage_io_count()) at every crash point hit that does
+ * not fire, from the thread that hit it (fn must be thread-safe and may
+ * not call storage_*). Tells a crash-test run where each hit falls among
+ * the I/O calls. NULL: none. */
+void storage_crash_observe(void (*fn)(const char *name, uint64_t io));
+
 /* How often name has been hit in this process. */
 uint64_t storage_crash_hits(const char *name);
 

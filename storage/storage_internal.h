@@ -86,9 +86,11 @@ int sim_unlink(const char *path) WD_MUST_CHECK;
 /* Journal format shared by the writer (sim.c) and the materialiser
  * (sim_crash.c); the byte tables are in storage/README.md. */
 #define SIM_JOURNAL "journal"
-#define SIM_MAGIC "WDSIMJ01" /* 8 bytes at offset 0 of the journal */
+#define SIM_MAGIC "WDSIMJ02" /* 8 bytes at offset 0 of the journal */
 #define SIM_MAGIC_LEN 8
-#define SIM_HDR 16  /* u32 length, u16 kind, u16 zero, u64 seq */
+#define SIM_HDR 32  /* u32 length, u16 kind, u16 zero, u64 seq, u64 io
+		     * (storage_io_count at the append), u64 time (ns,
+		     * CLOCK_MONOTONIC) */
 #define SIM_CRC 4   /* zlib crc32 of the record's other bytes, at the end */
 #define SIM_REC_MAX UINT32_MAX /* longest record: its length field is a u32 */
 enum sim_rec {

@@ -37,7 +37,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: walden crashtest [options]\n"
-		"       walden crashtest --replay SEED:INDEX:RESOLUTION [--trigger T] [options]\n"
+		"       walden crashtest --replay SEED:INDEX:RESOLUTION [--at RUN:K | --trigger T]\n"
+		"       walden crashtest --exhaustive [--workload det] [--seed S] [--tear B]\n"
 		"       walden crashtest --describe [--workload NAME] [--seed S]\n"
 		"\n"
 		"Runs a crash-injection campaign: many crash states, each checked against\n"
@@ -54,6 +55,12 @@ static void usage(FILE *out)
 		"a verdict. A state is correct when it holds every acknowledged commit\n"
 		"(asynchronous ones: those older than 3 x wal_writer_delay), plus some of\n"
 		"the commits in flight, each entirely, and nothing else.\n"
+		"\n"
+		"One run serves many states: a process killed just before its I/O call k\n"
+		"leaves exactly the effects of calls 1..k-1, so the workload runs once to\n"
+		"its end with every change journaled (storage/sim.h) and each message\n"
+		"stamped with its I/O count, and a state is cut from that run at k: the\n"
+		"journal's prefix materialised, the messages sent before k as its history.\n"
 		"\n"
 		"Options:\n"
 		"  -w, --workload NAME    det (default), random, bank, ring (below)\n"
@@ -83,6 +90,11 @@ static void usage(FILE *out)
 		"      --no-full-page-writes  run the workload with full_page_writes off:\n"
 		"                         no page is reset from an image in redo, so every\n"
 		"                         record leans on the pageLSN test (not with torn)\n"
+		"      --inject SPEC      also arm SPEC, a WALDEN_FAULT list of injected\n"
+		"                         errors (op:kind[:nth[:count]][@path], e.g.\n"
+		"                         sync:eio:20:1@/wal/0), in every state's workload\n"
+		"                         child; a workload that fails once one fired ends\n"
+		"                         as a crash (each state runs on its own)\n"
 		"  -j, --jobs J           states run in parallel (default 2)\n"
 		"      --max-failures N   stop taking new states once N have failed (the\n"
 		"                         states already running finish; default: never)\n"
@@ -93,18 +105,32 @@ static void usage(FILE *out)
 		"  -r, --replay SEED:INDEX:RESOLUTION  run that one state again and print\n"
 		"                         its verdict in full; RESOLUTION is kill, keep-all,\n"
 		"                         drop-all, random[:S] or torn[:S]\n"
-		"      --trigger T        with --replay: point:NAME:N, io:N, or an error\n"
+		"      --at RUN:K         with --replay: the state cut from run RUN just before\n"
+		"                         its I/O call K (what the summary prints for it)\n"
+		"      --trigger T        with --replay: point:NAME:N or io:N, the state cut\n"
+		"                         where it falls in a recorded run (with --rerun:\n"
+		"                         armed in a workload run of its own); or an error\n"
 		"                         injected at I/O call N: eio-once:N, eio:N,\n"
 		"                         enospc:N, which make the fault eio or enospc (the\n"
 		"                         summary prints it; without it the trigger is\n"
-		"                         computed again from a profile run, exact for det)\n"
+		"                         computed again from a profile run)\n"
 		"      --describe         run the workload once to its end and print what it\n"
 		"                         did: commits, aborts, savepoint rollbacks, values\n"
 		"                         over a page, checkpoints, crash point hits, I/O\n"
 		"                         calls, and from its WAL the leaf and internal splits,\n"
 		"                         page unlinks and segment switches\n"
+		"      --exhaustive       det only: a state before every I/O call k = 1..N of\n"
+		"                         the workload (N: its I/O calls), each resolved four\n"
+		"                         ways: keep-all, drop-all, random, torn (4 N states;\n"
+		"                         --states and --minutes are ignored)\n"
+		"      --stride S         with --exhaustive: every S-th I/O call only\n"
+		"                         (k = 1, 1+S, 1+2S, ...; for slow builds)\n"
+		"      --per-run N        states cut from one workload run (default 16)\n"
+		"      --rerun            a workload run of its own for every state (slower;\n"
+		"                         the trigger armed in the child)\n"
 		"  -d, --dir DIR          scratch directory (default $TMPDIR or /tmp); use a\n"
-		"                         tmpfs (/dev/shm) for speed\n"
+		"                         tmpfs (/dev/shm when there is one) for speed: the\n"
+		"                         states write whole databases\n"
 		"  -q, --quiet            no progress line\n"
 		"  -h, --help             this help\n"
 		"\n"
@@ -139,14 +165,14 @@ static void usage(FILE *out)
 		"covered, verdicts per class, states/s, recovery time p50/p99, where the\n"
 		"time goes, and for each violation the line that reproduces it, e.g.\n"
 		"  walden crashtest --workload det --replay 1:17:torn:99 --tear 512 \\\n"
-		"      --trigger io:1234\n"
+		"      --at 8:1234\n"
 		"ending with 'N passed, N failed'.\n"
 		"Exit status: 0 no violation, 1 a violation or an error, 2 usage.\n");
 }
 
 /* `walden check DIR` with its output captured: the full check of a
  * recovered state (runs in the recovery child). */
-static int full_check(const char *dir, char *msg, size_t cap)
+static int full_check(const char *dir, const wd_options *o, char *msg, size_t cap)
 {
 	char *argv[] = {"check", (char *)dir, NULL}, line[512];
 	FILE *f = tmpfile();
@@ -160,7 +186,9 @@ static int full_check(const char *dir, char *msg, size_t cap)
 	err = dup(STDERR_FILENO);
 	dup2(fileno(f), STDOUT_FILENO);
 	dup2(fileno(f), STDERR_FILENO);
+	tool_open_options = o; /* the workload's buffer sizes */
 	ex = check_main(2, argv);
+	tool_open_options = NULL;
 	fflush(stdout);
 	fflush(stderr);
 	dup2(out, STDOUT_FILENO);
@@ -218,7 +246,7 @@ static bool parse_num(const char *s, uint64_t *v)
 
 struct cli {
 	ct_config c;
-	const char *replay, *trigger;
+	const char *replay, *trigger, *at;
 	bool describe;
 };
 
@@ -238,10 +266,16 @@ static int parse(int argc, char **argv, struct cli *cl)
 		{"keep-failures", required_argument, NULL, 'k'},
 		{"replay", required_argument, NULL, 'r'},
 		{"trigger", required_argument, NULL, 'g'},
+		{"at", required_argument, NULL, 'a'},
+		{"exhaustive", no_argument, NULL, 'X'},
+		{"per-run", required_argument, NULL, 'P'},
+		{"rerun", no_argument, NULL, 'R'},
+		{"stride", required_argument, NULL, 'S'},
 		{"describe", no_argument, NULL, 'D'},
 		{"max-failures", required_argument, NULL, 'M'},
 		{"no-full-page-writes", no_argument, NULL, 'F'},
-		{"stop-on-violation", no_argument, NULL, 'S'},
+		{"inject", required_argument, NULL, 'I'},
+		{"stop-on-violation", no_argument, NULL, 'V'},
 		{"dir", required_argument, NULL, 'd'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -300,13 +334,27 @@ static int parse(int argc, char **argv, struct cli *cl)
 		case 'k': cl->c.keep_dir = optarg; break;
 		case 'r': cl->replay = optarg; break;
 		case 'g': cl->trigger = optarg; break;
+		case 'a': cl->at = optarg; break;
+		case 'X': cl->c.exhaustive = true; break;
+		case 'R': cl->c.rerun = true; break;
+		case 'S':
+			if (!parse_num(optarg, &v) || v < 1 || v > 1000000)
+				goto bad;
+			cl->c.stride = (uint32_t)v;
+			break;
+		case 'P':
+			if (!parse_num(optarg, &v) || v < 1 || v > 1000000)
+				goto bad;
+			cl->c.per_run = (uint32_t)v;
+			break;
 		case 'D': cl->describe = true; break;
 		case 'M':
 			if (!parse_num(optarg, &cl->c.max_failures) || cl->c.max_failures == 0)
 				goto bad;
 			break;
-		case 'S': cl->c.max_failures = 1; break;
+		case 'V': cl->c.max_failures = 1; break;
 		case 'F': cl->c.no_full_page_writes = true; break;
+		case 'I': cl->c.io_faults = optarg; break;
 		case 'd': cl->c.work_dir = optarg; break;
 		case 'q': cl->c.progress = NULL; break;
 		case 'h': return 1;
@@ -323,9 +371,12 @@ bad:
 			"writes: without full-page images a torn page is beyond repair\n");
 		return -1;
 	}
-	if (optind != argc || (cl->trigger && !cl->replay)) {
+	if (optind != argc || ((cl->trigger || cl->at) && !cl->replay) ||
+	    (cl->trigger && cl->at)) {
 		fprintf(stderr, "walden crashtest: %s\n", optind != argc
-			? "unexpected arguments" : "--trigger needs --replay");
+			? "unexpected arguments" : cl->trigger && cl->at
+			? "--at and --trigger name a state two ways: give one"
+			: cl->trigger ? "--trigger needs --replay" : "--at needs --replay");
 		return -1;
 	}
 	return 0;
@@ -339,7 +390,8 @@ static int do_replay(struct cli *cl)
 	bool has_seed;
 	int rc;
 	if (ct_parse_replay(cl->replay, &spec, &has_seed) != 0 ||
-	    (cl->trigger && ct_parse_trigger(cl->trigger, &trig) != 0)) {
+	    (cl->trigger && ct_parse_trigger(cl->trigger, &trig) != 0) ||
+	    (cl->at && ct_parse_at(cl->at, &spec) != 0)) {
 		fprintf(stderr, "walden crashtest: %s\n", wd_last_error());
 		return EXIT_USAGE;
 	}

@@ -11,6 +11,8 @@
 #include "tools/tools.h"
 #include "txn/db.h"
 
+const wd_options *tool_open_options;
+
 int tool_open_db(const char *cmd, const char *dir, wd_db **db, control_data *cd,
 		 bool *cd_ok)
 {
@@ -23,7 +25,7 @@ int tool_open_db(const char *cmd, const char *dir, wd_db **db, control_data *cd,
 		return EXIT_ERROR;
 	}
 	if (rc == 0)
-		rc = wd_open(dir, NULL, db);
+		rc = wd_open(dir, tool_open_options, db);
 	if (rc == 0)
 		return EXIT_OK;
 	if (rc == WD_EBUSY) {

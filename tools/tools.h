@@ -55,6 +55,11 @@ typedef struct tool_table {
 int tool_open_db(const char *cmd, const char *dir, wd_db **db, control_data *cd,
 		 bool *cd_ok);
 
+/* The options tool_open_db opens with; NULL (the default): the defaults.
+ * Set by a caller running a tool in its own process (crashtest's full
+ * check: the workload's small buffers instead of 80 MiB of them). */
+extern const wd_options *tool_open_options;
+
 /* Every table of the catalog in name order (*n of them); free with
  * tool_tables_free. wd_* error codes. */
 int tool_tables(wd_db *db, tool_table **out, size_t *n);

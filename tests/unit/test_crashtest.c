@@ -467,8 +467,13 @@ static void replay_twice(const char *workload, const char *token, const char *tr
 		OK(ct_parse_trigger(trig, &t));
 	OK(ct_replay(&c, &spec, has_seed, trig ? &t : NULL, &a));
 	OK(ct_replay(&c, &spec, has_seed, trig ? &t : NULL, &b));
+	/* the spec is the same but for where the state is cut (at): det's
+	 * WAL writer prepares segments at moments of its own, so the I/O
+	 * count of a crash point hit can move by a call or two (README I1) */
 	if (a.verdict != CT_OK || b.verdict != a.verdict || a.digest != b.digest ||
-	    a.keys != b.keys || memcmp(&a.spec, &b.spec, sizeof a.spec) != 0)
+	    a.keys != b.keys || a.spec.fault != b.spec.fault || a.spec.res != b.spec.res ||
+	    a.spec.res_seed != b.spec.res_seed || a.spec.index != b.spec.index ||
+	    memcmp(&a.spec.trig, &b.spec.trig, sizeof a.spec.trig) != 0)
 		fail_msg("%s %s: %s %llu rows %016llx, then %s %llu rows %016llx\n%s\n%s", workload,
 			 token, ct_verdict_name(a.verdict), (unsigned long long)a.keys,
 			 (unsigned long long)a.digest, ct_verdict_name(b.verdict),
@@ -478,6 +483,53 @@ static void replay_twice(const char *workload, const char *token, const char *tr
 	assert_true(a.keys > 0);
 	ct_result_free(&a);
 	ct_result_free(&b);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/*
+ * A det state cut from a recorded run and the same state run in a workload
+ * run of its own with the trigger armed (--rerun): the same verdict and
+ * the same rows, for crash point hits (the same place of the same program)
+ * killed and lost in a power cut.
+ */
+static void test_prefix_matches_rerun(void **state)
+{
+	static const struct {
+		const char *token, *trig;
+	} st[] = {
+		{"3:2:kill", "point:btree-split-after-wal:40"},
+		{"3:4:kill", "point:txn-commit-after-wal-insert:90"},
+		{"3:6:drop-all", "point:undo-after-clr:10"},
+		{"3:8:keep-all", "point:heap-after-overflow-write:20"},
+	};
+	char *dir = tu_tmpdir("ct-prefix");
+	(void)state;
+	for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+		ct_config c = config("det", CT_FAULTS_ALL, 1, dir);
+		ct_result a, b;
+		ct_trigger t;
+		ct_spec spec;
+		bool has_seed;
+		OK(ct_parse_replay(st[i].token, &spec, &has_seed));
+		OK(ct_parse_trigger(st[i].trig, &t));
+		OK(ct_replay(&c, &spec, has_seed, &t, &a));
+		c.rerun = true;
+		OK(ct_replay(&c, &spec, has_seed, &t, &b));
+		print_message("det %s at %s: cut at I/O call %llu, %llu rows\n", st[i].token,
+			      st[i].trig, (unsigned long long)a.spec.at,
+			      (unsigned long long)a.keys);
+		if (a.verdict != CT_OK || b.verdict != CT_OK || a.digest != b.digest ||
+		    a.keys != b.keys || !a.fired || !b.fired || a.spec.at == 0 || b.spec.at != 0)
+			fail_msg("%s %s: prefix %s %llu rows %016llx, own run %s %llu rows "
+				 "%016llx\n%s\n%s", st[i].token, st[i].trig,
+				 ct_verdict_name(a.verdict), (unsigned long long)a.keys,
+				 (unsigned long long)a.digest, ct_verdict_name(b.verdict),
+				 (unsigned long long)b.keys, (unsigned long long)b.digest,
+				 a.detail, b.detail);
+		ct_result_free(&a);
+		ct_result_free(&b);
+	}
 	tu_rmrf(dir);
 	free(dir);
 }
@@ -575,7 +627,8 @@ static void test_max_failures(void **state)
 		      (unsigned long long)s.states, (unsigned long long)s.failed,
 		      (unsigned long long)first);
 	assert_true(s.failed >= 2);
-	assert_true(s.failed <= 2 + (uint64_t)c.jobs - 1);
+	/* the states below the first failure all run, and may fail too */
+	assert_true(s.failed <= 2 + (uint64_t)c.jobs * 16);
 	assert_true(s.states < 200);
 	assert_true(s.states >= first + 1);
 	ct_summary_free(&s);
@@ -608,7 +661,7 @@ static void test_keep_failures(void **state)
 	while (fgets(line, sizeof line, f))
 		replay |= strstr(line, "replay: walden crashtest --workload det") &&
 			  strstr(line, "--replay 3:") && strstr(line, ":torn:") &&
-			  strstr(line, "--tear 512") && strstr(line, "--trigger ");
+			  strstr(line, "--tear 512") && strstr(line, "--at ");
 	assert_int_equal(pclose(f), 0);
 	assert_true(replay);
 	tu_rmrf(keep);
@@ -637,6 +690,7 @@ static void test_cli(void **state)
 	assert_non_null(strstr(out, "--max-failures N"));
 	assert_non_null(strstr(out, "--stop-on-violation"));
 	assert_non_null(strstr(out, "--no-full-page-writes"));
+	assert_non_null(strstr(out, "--inject SPEC"));
 	assert_non_null(strstr(out, "eio-once:N"));
 	assert_int_equal(tu_run_tool(eio, out, sizeof out, err, sizeof err), 2);
 	assert_non_null(strstr(err, "--fault melt: expected kill, power, torn, eio, enospc"));
@@ -668,6 +722,7 @@ int main(void)
 		cmocka_unit_test(test_det_describe),
 		cmocka_unit_test(test_campaigns),
 		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_prefix_matches_rerun),
 		cmocka_unit_test(test_planted_faults),
 		cmocka_unit_test(test_max_failures),
 		cmocka_unit_test(test_keep_failures),

@@ -157,9 +157,7 @@ static void test_plant(void **state)
 		p->needed = first->spec.index + 1;
 		p->verdict = first->verdict;
 		ct_replay_line(&c, &first->spec, line, sizeof line);
-		snprintf(p->replay, sizeof p->replay, "WALDEN_PLANT=%s %s%s%s", p->name, line,
-			 p->io_faults ? "  (EIO injected in the workload child: " : "",
-			 p->io_faults ? EIO_AT_WAL_SYNC ")" : "");
+		snprintf(p->replay, sizeof p->replay, "WALDEN_PLANT=%s %s", p->name, line);
 		print_message("%s: %s after %llu states: %s\n", p->name,
 			      ct_verdict_name(first->verdict), (unsigned long long)p->needed,
 			      first->first);

@@ -7,6 +7,7 @@
  * The multi-threaded cases are in test_sim_conc.c (run under TSan too).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -981,11 +982,11 @@ static void jb_str(struct jbuf *j, const char *s)
 static void jb_begin(struct jbuf *j)
 {
 	if (j->len == 0) {
-		memcpy(j->b, "WDSIMJ01", 8);
+		memcpy(j->b, "WDSIMJ02", 8);
 		j->len = 8;
 	}
 	j->at = j->len;
-	j->len += 16; /* header, filled by jb_end */
+	j->len += 32; /* header, filled by jb_end */
 }
 
 static void jb_end(struct jbuf *j, unsigned kind, uint64_t seq)
@@ -996,6 +997,8 @@ static void jb_end(struct jbuf *j, unsigned kind, uint64_t seq)
 	jb_int(j, kind, 2);
 	jb_int(j, 0, 2);
 	jb_int(j, seq, 8);
+	jb_int(j, seq, 8); /* I/O count */
+	jb_int(j, 0, 8);   /* time */
 	j->len = end;
 	jb_int(j, crc32(0L, j->b + j->at, (uInt)(end - j->at)), 4);
 }
@@ -1426,6 +1429,221 @@ static void test_states(void **state)
 	OK(storage_sim_materialize(e->jdir, &o, NULL));
 }
 
+/* ---- (20) prefixes of one journal ---------------------------------------- */
+
+struct prefix_run {
+	const char *dir, *jdir;
+	uint64_t arm; /* 0: run to the end; else crash before I/O call arm */
+};
+
+/*
+ * A fixed program over dir (single thread, so each call's records carry
+ * its own I/O count): creates, overlapping and extending writes, syncs, a
+ * directory sync, a truncate, a rename over a file, an unlink, a file in
+ * a subdirectory. Ends (or dies at the armed call) without stopping.
+ */
+static void prefix_child(void *arg)
+{
+	const struct prefix_run *p = arg;
+	char *a = tu_path(p->dir, "a"), *b = tu_path(p->dir, "b");
+	char *c = tu_path(p->dir, "c"), *sub = tu_path(p->dir, "sub");
+	char *x = tu_path(sub, "x");
+	static uint8_t buf[9000];
+	uint64_t rng = 42;
+	st_file *fa, *fb, *fx;
+
+	fill_rand(buf, sizeof buf, &rng);
+	CHILD_OK(storage_sim_start(p->jdir));
+	if (p->arm)
+		storage_crash_arm_io(storage_io_count() + p->arm);
+	CHILD_OK(storage_open(a, ST_CREATE, &fa));
+	CHILD_OK(storage_open(b, ST_CREATE, &fb));
+	CHILD_OK(storage_write(fa, buf, 5000, 0));
+	CHILD_OK(storage_write(fb, buf + 100, 3000, 0));
+	CHILD_OK(storage_sync(fa));
+	CHILD_OK(storage_sync_dir(p->dir));
+	CHILD_OK(storage_write(fa, buf + 7, 1500, 4000));
+	CHILD_OK(storage_write(fb, buf + 9, 700, 2900));
+	CHILD_OK(storage_sync(fb));
+	CHILD_OK(storage_mkdir(sub));
+	CHILD_OK(storage_open(x, ST_CREATE, &fx));
+	CHILD_OK(storage_write(fx, buf + 300, 2000, 0));
+	CHILD_OK(storage_truncate(fa, 3000));
+	CHILD_OK(storage_write(fa, buf + 11, 800, 2600));
+	CHILD_OK(storage_rename(b, a)); /* a's old file goes to the stash */
+	CHILD_OK(storage_open(c, ST_CREATE, &fx));
+	CHILD_OK(storage_write(fx, buf + 50, 4096, 0));
+	CHILD_OK(storage_sync(fx));
+	CHILD_OK(storage_sync_dir(p->dir));
+	CHILD_OK(storage_unlink(c));
+	CHILD_OK(storage_write(fb, buf + 13, 600, 3300));
+	_exit(0);
+}
+
+/* The regular files below dir, as "relative-path\0bytes" entries joined
+ * and sorted by name (a simple, comparable digest of a tree). */
+static void tree_files(const char *dir, const char *rel, char ***names, size_t *n)
+{
+	char *path = rel[0] ? tu_path(dir, rel) : strdup(dir);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char *r, *full;
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		if (asprintf(&r, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) < 0)
+			abort();
+		full = tu_path(dir, r);
+		assert_int_equal(lstat(full, &st), 0);
+		if (S_ISDIR(st.st_mode)) {
+			tree_files(dir, r, names, n);
+			free(r);
+		} else {
+			*names = realloc(*names, (*n + 1) * sizeof **names);
+			(*names)[(*n)++] = r;
+		}
+		free(full);
+	}
+	closedir(d);
+	free(path);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The two trees hold the same regular files with the same bytes. */
+static void assert_same_tree(const char *want, const char *got, const char *what)
+{
+	char **wn = NULL, **gn = NULL;
+	size_t nw = 0, ng = 0;
+	tree_files(want, "", &wn, &nw);
+	tree_files(got, "", &gn, &ng);
+	if (nw > 1) /* an empty tree has no array at all */
+		qsort(wn, nw, sizeof *wn, str_cmp);
+	if (ng > 1)
+		qsort(gn, ng, sizeof *gn, str_cmp);
+	if (nw != ng)
+		fail_msg("%s: %zu files, the prefix gave %zu", what, nw, ng);
+	for (size_t i = 0; i < nw; i++) {
+		char *wp = tu_path(want, wn[i]), *gp = tu_path(got, gn[i]);
+		size_t wl, gl;
+		uint8_t *wb, *gb;
+		if (strcmp(wn[i], gn[i]) != 0)
+			fail_msg("%s: file %s, the prefix gave %s", what, wn[i], gn[i]);
+		wb = slurp(wp, &wl);
+		gb = slurp(gp, &gl);
+		if (wl != gl || memcmp(wb, gb, wl) != 0)
+			fail_msg("%s: %s differs (%zu and %zu bytes)", what, wn[i], wl, gl);
+		free(wb);
+		free(gb);
+		free(wp);
+		free(gp);
+		free(wn[i]);
+		free(gn[i]);
+	}
+	free(wn);
+	free(gn);
+}
+
+/*
+ * (20) One run's journal gives, for every k, exactly the crash state of a
+ * run killed before its I/O call k, under every mode and seed: the killed
+ * run is materialised in place, the prefix of the whole run's journal
+ * into another directory, and the trees are compared byte for byte. The
+ * whole run's files and journal are not touched (the last round reads
+ * them again), and a record with a falling I/O count is refused.
+ */
+static void test_prefix_equals_killed_run(void **state)
+{
+	struct env *e = *state;
+	char *full = tu_path(e->db, "full"), *jfull = tu_path(e->jdir, "full");
+	char *kdir = tu_path(e->db, "killed"), *kj = tu_path(e->jdir, "killed");
+	char *out = tu_path(e->db, "out");
+	struct prefix_run pr = {.dir = full, .jdir = jfull};
+	st_sim_journal *h;
+	uint64_t io0 = storage_io_count(), n;
+	int rounds = 0;
+
+	setenv("WALDEN_CRASH_QUIET", "1", 1);
+	assert_int_equal(mkdir(full, 0755), 0);
+	assert_int_equal(mkdir(jfull, 0755), 0);
+	assert_int_equal(tu_run_child(prefix_child, &pr), 0);
+	OK(storage_sim_journal_open(jfull, &h));
+	n = storage_sim_journal_last_io(h) - io0;
+	assert_true(n >= 20);
+	assert_true(storage_sim_journal_time(h, io0 + 2) > 0);
+	assert_true(storage_sim_journal_time(h, io0 + 2) <=
+		    storage_sim_journal_time(h, io0 + n + 1));
+	for (uint64_t k = 1; k <= n + 1; k++) {
+		for (int m = 0; m < 4; m++) {
+			static const st_sim_mode modes[4] = {ST_SIM_KEEP_ALL, ST_SIM_DROP_ALL,
+							     ST_SIM_RANDOM, ST_SIM_TORN};
+			st_sim_opts o = {.mode = modes[m], .seed = k * 7 + (uint64_t)m};
+			struct prefix_run kr = {.dir = kdir, .jdir = kj, .arm = k};
+			st_sim_report r1, r2;
+			char what[96];
+			tu_rmrf(kdir);
+			tu_rmrf(kj);
+			tu_rmrf(out);
+			assert_int_equal(mkdir(kdir, 0755), 0);
+			assert_int_equal(mkdir(kj, 0755), 0);
+			assert_int_equal(mkdir(out, 0755), 0);
+			assert_int_equal(tu_run_child(prefix_child, &kr),
+					 k <= n ? ST_CRASH_EXIT_CODE : 0);
+			OK(storage_sim_materialize(kj, &o, &r1));
+			OK(storage_sim_materialize_prefix(h, io0 + k, &o, full, out, &r2));
+			snprintf(what, sizeof what, "crash before call %llu, %s",
+				 (unsigned long long)k, m == 0 ? "keep-all" : m == 1 ? "drop-all"
+						   : m == 2 ? "random" : "torn");
+			assert_int_equal(r1.data_pending, r2.data_pending);
+			assert_int_equal(r1.dir_pending, r2.dir_pending);
+			assert_int_equal(r1.data_torn, r2.data_torn);
+			assert_same_tree(kdir, out, what);
+			storage_sim_report_free(&r1);
+			storage_sim_report_free(&r2);
+			rounds++;
+		}
+	}
+	assert_int_equal(rounds, 4 * (int)(n + 1));
+	storage_sim_journal_close(h);
+
+	/* a falling I/O count is refused (S12) */
+	{
+		char *jp = tu_path(jfull, "journal");
+		size_t len;
+		uint8_t *b = simtest_slurp(jp, 1 << 24, &len);
+		FILE *f;
+		uint32_t l1 = (uint32_t)(b[8] | b[9] << 8 | b[10] << 16 | (uint32_t)b[11] << 24);
+		size_t second = 8 + l1;
+		assert_true(len > second + 32);
+		memset(b + second + 16, 0, 8); /* its I/O count: 0 */
+		{
+			uint32_t l2 = (uint32_t)(b[second] | b[second + 1] << 8 |
+						 b[second + 2] << 16 | (uint32_t)b[second + 3] << 24);
+			uint32_t crc = (uint32_t)crc32(0L, b + second, l2 - 4);
+			for (int i = 0; i < 4; i++)
+				b[second + l2 - 4 + i] = (uint8_t)(crc >> (8 * i));
+		}
+		f = fopen(jp, "wb");
+		assert_non_null(f);
+		assert_int_equal(fwrite(b, 1, len, f), len);
+		fclose(f);
+		assert_int_equal(storage_sim_journal_open(jfull, &h), WD_ECORRUPT);
+		assert_non_null(strstr(wd_last_error(), "I/O count"));
+		free(b);
+		free(jp);
+	}
+	free(full);
+	free(jfull);
+	free(kdir);
+	free(kj);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1453,6 +1671,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_short_old_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_read_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_kept_zero_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_equals_killed_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
