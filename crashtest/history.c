@@ -371,7 +371,7 @@ static int take_done(ct_history *h, ct_cur *c)
 			 * was being built: the list is what ct_place uses */
 			uint32_t n = ct_get_u32(c);
 			uint64_t *q;
-			if (c->bad)
+			if (c->bad || n > (c->len - c->off) / 8)
 				return -1;
 			if (n && !(q = realloc(p->hit_io, (total + n) * sizeof *q)))
 				abort();

@@ -629,12 +629,14 @@ int db_control_write(wd_db *db, const control_data *cd)
  * so that the next recovering open repairs every table in full even after
  * a crash (README P3: the half change may belong to a transaction that
  * then commits, which no loser's undo head names). A failed control write
- * panics the database (db_control_write). Returns code, wrapped.
+ * panics the database (db_control_write; also on a full disk, since the
+ * mark is tried once). Returns code, wrapped.
  */
 int db_needs_repair(wd_table *t, int code)
 {
 	wd_db *db = t->db;
 	char why[512];
+	int rc;
 	snprintf(why, sizeof why, "%s", wd_last_error());
 	if (!atomic_exchange(&db->needs_repair, true)) {
 		control_data cd;
@@ -643,8 +645,14 @@ int db_needs_repair(wd_table *t, int code)
 		pthread_mutex_lock(&db->ctl_mu);
 		cd = db->cd;
 		cd.flags |= CONTROL_F_NEEDS_REPAIR;
-		if (db_control_write(db, &cd) == 0)
+		rc = db_control_write(db, &cd);
+		if (rc == 0)
 			db->cd = cd;
+		else if (rc == WD_ENOSPC)
+			/* the mark must be durable before anything goes on, and
+			 * it is set only once: with no room for it, panic (the
+			 * next open recovers and repairs in full) */
+			(void)db_panic(db, rc);
 		pthread_mutex_unlock(&db->ctl_mu);
 		err_set(code, "%s", why); /* the cause, not the control write's */
 	}

@@ -81,8 +81,8 @@ static bool same_tid(wd_tid a, heap_tid b)
 
 /*
  * An index entry of t said a tuple lives at block blk and none does. If the
- * heap file ends before blk, or blk is all zero (never written) or not a
- * heap page, the file is damaged (truncated, a page lost or overwritten):
+ * heap file ends before blk, or blk is all zero (never written) or neither
+ * a heap nor an overflow page, the file is damaged (truncated, a page lost or overwritten):
  * WD_ECORRUPT naming the file and block, and no repair is asked for - it
  * would drop the index entries of every key the page held (README I1).
  * Else 0: the entry and the heap are out of step.
@@ -94,7 +94,9 @@ int table_heap_block_lost(wd_table *t, wd_blkno blk)
 	int rc = heap_block_kind(t->h, blk, &kind);
 	if (rc != 0 && rc != WD_NOTFOUND)
 		return rc;
-	if (rc == 0 && kind == PAGE_KIND_HEAP)
+	/* an overflow page: the emptied heap page was reused for a long
+	 * value's chain, which an entry left out of step may still name */
+	if (rc == 0 && (kind == PAGE_KIND_HEAP || kind == PAGE_KIND_OVERFLOW))
 		return 0;
 	if ((rc = db_rel_path(t->db, t->info.heap_rel, path, sizeof path)) != 0)
 		return rc;
