@@ -330,6 +330,7 @@ typedef struct ct_ioseen {
 	uint64_t fault_seq;       /* its place in the message order */
 	uint64_t fault_io;        /* the I/O call that failed (as the trigger) */
 	uint8_t fault_op, fault_kind; /* st_op, st_fault_kind */
+	bool fault_wal;           /* the failed call was on the log */
 	uint64_t panic_seq;       /* PANIC's place, 0: none */
 	char *panic;              /* its text */
 	bool ended;               /* IOEND arrived */

@@ -129,6 +129,15 @@ struct ct_ioerr_child {
 };
 
 
+/* 1 if path is the database's WAL directory or a file in it. */
+static uint8_t on_wal(const char *dir, const char *path)
+{
+	char wal[4096];
+	size_t n = (size_t)snprintf(wal, sizeof wal, "%s/wal", dir);
+	return n < sizeof wal && strncmp(path, wal, n) == 0 &&
+	       (path[n] == '\0' || path[n] == '/');
+}
+
 void ct_ioerr_notice(ct_run *r)
 {
 	struct ct_ioerr_child *io = r->io;
@@ -142,6 +151,7 @@ void ct_ioerr_notice(ct_run *r)
 	ct_put_u64(&b, e.io - io->io0);
 	ct_put_u8(&b, (uint8_t)e.op);
 	ct_put_u8(&b, (uint8_t)e.kind);
+	ct_put_u8(&b, on_wal(r->dir, e.path));
 	ct_send_stamped(r, CT_M_IOFAULT, &b);
 	ct_buf_free(&b);
 }
@@ -344,6 +354,7 @@ int ct_ioerr_take(ct_history *h, uint8_t kind, ct_cur *c)
 		io->fault_io = ct_get_u64(c);
 		io->fault_op = ct_get_u8(c);
 		io->fault_kind = ct_get_u8(c);
+		io->fault_wal = ct_get_u8(c) != 0;
 	} else if (kind == CT_M_PANIC) {
 		io->panic_seq = ++h->seq;
 		free(io->panic);
@@ -431,10 +442,13 @@ void ct_ioerr_judge(const ct_history *h, const ct_spec *s, ct_verdict *v, char *
 			 "the next open refuses it)" : "",
 			 io->failure && io->failure[0] ? "; the workload's failure: " : "",
 			 io->failure ? io->failure : "");
-		/* rule: no acknowledgement after a failed fsync */
-		if (io->fault_kind == ST_FAULT_EIO &&
+		/* rule E1: no acknowledgement after a failed fsync of the log
+		 * (the commits' durability); one of a data file or base/ panics
+		 * the database a moment later, and E2 and the power loss judge
+		 * the commits of that moment (README "I/O errors") */
+		if (io->fault_kind == ST_FAULT_EIO && io->fault_wal &&
 		    (io->fault_op == ST_OP_SYNC || io->fault_op == ST_OP_SYNC_DIR)) {
-			snprintf(why, sizeof why, "an fsync had failed (I/O call %llu)",
+			snprintf(why, sizeof why, "an fsync of the log had failed (I/O call %llu)",
 				 (unsigned long long)io->fault_io);
 			acks_after(h, io->fault_seq, why, &l, v);
 		}

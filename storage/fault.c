@@ -385,9 +385,11 @@ int fault_check(st_op op, const char *path)
 		    (f->count == 0 || f->seen < f->nth + f->count))
 			result = 1 + (int)f->kind;
 	}
-	if (result && first_fired.io == 0)
+	if (result && first_fired.io == 0) {
 		first_fired = (st_fault_event){.io = n, .op = op,
 					       .kind = (st_fault_kind)(result - 1)};
+		snprintf(first_fired.path, sizeof first_fired.path, "%s", path ? path : "");
+	}
 	pthread_mutex_unlock(&lock);
 	if (result) {
 		atomic_fetch_add(&faults_fired, 1);

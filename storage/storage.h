@@ -186,6 +186,7 @@ typedef struct st_fault_event {
 	uint64_t io; /* 0: none fired */
 	st_op op;
 	st_fault_kind kind;
+	char path[256]; /* the file or directory of the call (cut to fit) */
 } st_fault_event;
 
 /* true and *e (may be NULL) if a fault fired since the last clear. */

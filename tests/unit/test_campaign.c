@@ -69,14 +69,18 @@ static char *campaign(const char *const *args, unsigned long long *states)
 	argv[n++] = "-q";
 	argv[n] = NULL;
 	rc = tu_run_tool(argv, out, OUT_CAP, err, sizeof err);
-	if (rc != 0)
-		fail_msg("exit status %d\n%s\n%s", rc, out, err);
+	if (rc != 0) { /* the whole summary: cmocka's message would cut it */
+		fprintf(stderr, "%s\n%s\n", out, err);
+		fail_msg("exit status %d (summary above)", rc);
+	}
 	*states = number_after(out, "states: ");
 	{
 		char want[64];
 		snprintf(want, sizeof want, "%llu passed, 0 failed", *states);
-		if (!strstr(out, want))
-			fail_msg("want '%s':\n%s", want, out);
+		if (!strstr(out, want)) {
+			fprintf(stderr, "%s\n", out);
+			fail_msg("want '%s' (summary above)", want);
+		}
 	}
 	if (tmp) {
 		tu_rmrf(tmp);
@@ -112,15 +116,17 @@ static void test_exhaustive_det(void **state)
 
 /*
  * 20,000 randomized states (500 under AddressSanitizer) of the random
- * workload with two threads, every fault: no violation; crash points and
- * I/O indices fired; the states came from many recorded runs.
+ * workload with two threads, kill, power and torn (the prefix states; EIO
+ * and ENOSPC states run in test_ioerr and test_crashtest): no violation;
+ * crash points and I/O indices fired; the states came from many recorded
+ * runs.
  */
 static void test_random_campaign(void **state)
 {
 	char n[32];
 	unsigned long long want = dt_scale() < 1.0 ? 500 : 20000, states;
 	const char *args[] = {"crashtest", "--workload", "random", "--threads", "2", "--fault",
-			      "all", "--states", n, "--jobs", "2", "--seed", "11", NULL};
+			      "kill,power,torn", "--states", n, "--jobs", "2", "--seed", "11", NULL};
 	char *out;
 	(void)state;
 	snprintf(n, sizeof n, "%llu", want);
