@@ -673,7 +673,8 @@ uint64_t sim_sync_begin(uint64_t *run)
 	return seq;
 }
 
-int sim_synced(st_file *f, uint64_t run, uint64_t covers)
+/* Journals a SYNC or SYNCFAIL of f covering its records up to covers. */
+static int journal_sync(st_file *f, uint64_t run, uint64_t covers, unsigned kind)
 {
 	struct rec r;
 	int rc = 0;
@@ -683,10 +684,15 @@ int sim_synced(st_file *f, uint64_t run, uint64_t covers)
 		rec_init(&r);
 		rec_u64(&r, f->sim_inode);
 		rec_u64(&r, covers);
-		rc = journal_append(SIM_REC_SYNC, &r);
+		rc = journal_append(kind, &r);
 	}
 	pthread_mutex_unlock(&mu);
 	return rc;
+}
+
+int sim_synced(st_file *f, uint64_t run, uint64_t covers)
+{
+	return journal_sync(f, run, covers, SIM_REC_SYNC);
 }
 
 /* Journals SYNCFAIL after a failed fdatasync (S11): the kernel marked the
@@ -694,18 +700,7 @@ int sim_synced(st_file *f, uint64_t run, uint64_t covers)
  * does not make them durable. */
 int sim_sync_failed(st_file *f, uint64_t run, uint64_t covers)
 {
-	struct rec r;
-	int rc = 0;
-
-	pthread_mutex_lock(&mu);
-	if (tracked_locked(f) && run == f->sim_run) {
-		rec_init(&r);
-		rec_u64(&r, f->sim_inode);
-		rec_u64(&r, covers);
-		rc = journal_append(SIM_REC_SYNCFAIL, &r);
-	}
-	pthread_mutex_unlock(&mu);
-	return rc;
+	return journal_sync(f, run, covers, SIM_REC_SYNCFAIL);
 }
 
 /* Journals SYNCDIR after a directory fsync. A directory whose realpath
