@@ -163,13 +163,33 @@ static inline wd_blkno bt_item_child(const uint8_t *p, uint32_t i)
 	return it && len >= BT_CHILD_SIZE ? get_le32(it) : WD_INVALID_BLKNO;
 }
 
-/* Unsigned-byte order: memcmp over the common length, then shorter first. */
+/* Eight key bytes as a number whose order is their unsigned-byte order. */
+static inline uint64_t bt_key_word(const uint8_t *p)
+{
+	uint64_t w;
+	memcpy(&w, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
+}
+
+/* Unsigned-byte order: memcmp's over the common length, then shorter
+ * first; -1, 0 or 1. Inline, eight bytes a step: the binary searches of
+ * every descent compare short keys, where a call of memcmp costs more than
+ * the comparison. */
 static inline int bt_keycmp(const void *a, size_t alen, const void *b, size_t blen)
 {
+	const uint8_t *x = a, *y = b;
 	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
-	if (c)
-		return c;
+	for (; n >= 8; x += 8, y += 8, n -= 8) {
+		uint64_t u = bt_key_word(x), v = bt_key_word(y);
+		if (u != v)
+			return u < v ? -1 : 1;
+	}
+	for (; n; x++, y++, n--)
+		if (*x != *y)
+			return *x < *y ? -1 : 1;
 	return alen < blen ? -1 : alen > blen;
 }
 

@@ -23,6 +23,8 @@ struct btree_cursor {
 	int64_t pos;       /* next item of the copy to return */
 	uint8_t *last;     /* the position: last key returned, or the seek key */
 	size_t last_len;
+	int64_t last_pos;  /* >= 0: the last key returned is item last_pos of
+			    * the copy, not yet copied into last */
 	bool has_last;     /* false: from the first/last key */
 	bool inclusive;    /* the seek key itself qualifies */
 };
@@ -40,6 +42,7 @@ int btree_cursor_open(btree *t, btree_cursor **out)
 	}
 	c->t = t;
 	c->dir = BT_FORWARD;
+	c->last_pos = -1;
 	*out = c;
 	return 0;
 }
@@ -64,6 +67,7 @@ int btree_cursor_seek(btree_cursor *c, const void *key, size_t klen, int dir)
 	if (key && klen)
 		memcpy(c->last, key, klen);
 	c->inclusive = true;
+	c->last_pos = -1;
 	c->have_page = false;
 	c->eof = false;
 	return 0;
@@ -142,6 +146,14 @@ static int step(btree_cursor *c)
 	bm_buf *buf;
 	int rc = 0;
 	bool same = false;
+	if (c->last_pos >= 0) {
+		/* the position leaves the copy: keep the key itself */
+		uint32_t len;
+		const uint8_t *k = bt_key(c->page, (uint32_t)c->last_pos, &len);
+		memcpy(c->last, k, len);
+		c->last_len = len;
+		c->last_pos = -1;
+	}
 	bt_lock_shared(c->t);
 	if (c->have_page && (rc = bt_pin(c->t, c->blk, BM_SHARE, &buf)) == 0) {
 		same = page_lsn(bufmgr_page(buf)) == c->lsn;
@@ -176,8 +188,9 @@ int btree_cursor_next(btree_cursor *c, const void **key, size_t *klen, wd_tid *t
 	*klen = len;
 	if (tid)
 		*tid = bt_item_tid(c->page, (uint32_t)c->pos);
-	memcpy(c->last, k, len);
-	c->last_len = len;
+	/* the position: copied out of the page copy only when the copy is
+	 * about to be replaced (step) */
+	c->last_pos = c->pos;
 	c->has_last = true;
 	c->inclusive = false;
 	c->pos += c->dir;

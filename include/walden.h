@@ -157,6 +157,16 @@ typedef struct wd_options {
 	 * stays usable). 0: no limit (deadlocks are still detected). A
 	 * setting of the open. Default 0. */
 	uint32_t lock_timeout_ms;
+	/* Lock escalation: once a transaction holds this many row locks on
+	 * one table and asks for a shared one there, it tries, without
+	 * waiting, to lock the whole table shared (a shared-and-intention-
+	 * exclusive lock if it has written to the table); once it has that,
+	 * it reads the table's rows without taking more row locks, and writers
+	 * of the table wait until it ends. If the table lock cannot be had at
+	 * once, the transaction goes on with row locks and tries again after
+	 * as many more. 0: never escalate. A setting of the open. Default 5000
+	 * (the threshold SQL Server uses). */
+	uint32_t lock_escalation_rows;
 
 	/* ---- checkpoints (PostgreSQL semantics, DESIGN.md section 5) ---- */
 	/* The checkpointer thread starts a checkpoint when this many seconds
@@ -187,6 +197,11 @@ void wd_options_default(wd_options *o);
  * another transaction inserts later into a range already scanned, or
  * deletes before the cursor reaches it (even if that transaction then
  * aborts), is not seen - phantoms are possible, as under REPEATABLE READ.
+ * Every row lock comes with an intention lock on its table (shared or
+ * exclusive intent); a transaction holding many row locks on one table may
+ * trade them for a shared lock on the whole table (lock_escalation_rows),
+ * which makes writers of that table wait until it ends, as a row lock
+ * makes writers of that row wait.
  * A transaction waiting for a lock that would close a cycle is the
  * deadlock victim: its call returns WD_EDEADLOCK and the transaction has
  * been rolled back to its beginning (changes undone, locks released); it

@@ -495,6 +495,7 @@ int wd_open(const char *dir, const wd_options *o, wd_db **out)
 		return rc;
 	if ((rc = check_options(&db->opts)) != 0 || (rc = lockmgr_create(&db->locks)) != 0)
 		goto fail;
+	lockmgr_set_escalation(db->locks, db->opts.lock_escalation_rows);
 	/* step 1: the directory, durable in its parent */
 	if (!storage_exists(dir) && (rc = create_dir(dir)) != 0)
 		goto fail;

@@ -33,10 +33,15 @@ static void WD_PRINTF(2, 3) msg_add(msgbuf *m, const char *fmt, ...)
 		m->len += (size_t)n;
 }
 
-/* "X on rel 16 key 0x3031" (the first KEY_SHOWN bytes, then the length). */
+/* "X on rel 16 key 0x3031" (the first KEY_SHOWN bytes, then the length),
+ * or "IX on table rel 16". */
 static void msg_request(msgbuf *m, const lock_obj *ob, int mode)
 {
-	msg_add(m, "%s on rel %u key ", mode == LOCK_X ? "X" : "S", ob->rel);
+	if (obj_is_table(ob)) {
+		msg_add(m, "%s on table rel %u", lock_mode_name(mode), ob->rel);
+		return;
+	}
+	msg_add(m, "%s on rel %u key ", lock_mode_name(mode), ob->rel);
 	if (!ob->klen)
 		msg_add(m, "(empty)");
 	else
@@ -180,7 +185,7 @@ static bool add_blocker(lock_owner *b, int mode, bool holds, void *arg)
 	}
 	msg_add(bm->m, "%s xid %llu (%s %s)", bm->n == 1 ? "" : ",",
 		(unsigned long long)b->xid, holds ? "holds" : "waits for",
-		mode == LOCK_X ? "X" : "S");
+		lock_mode_name(mode));
 	return false;
 }
 

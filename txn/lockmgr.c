@@ -1,8 +1,9 @@
 /*
- * lockmgr.c - row locks (strict two-phase S/X locks on (rel, key)):
- * lock_acquire, lock_release_all, lock_held, owners, statistics; a wait
- * runs the deadlock detector of deadlock.c. Invariants L1..L8 and
- * protocols K1..K6: txn/LOCKS.md. The structures: lockmgr_internal.h.
+ * lockmgr.c - row and table locks (strict two-phase S/X locks on (rel,
+ * key) under IS/IX/S/SIX/X locks on table rel): lock_acquire, lock_row,
+ * lock_table, lock_release_all, lock_held, owners, statistics; a wait runs
+ * the deadlock detector of deadlock.c. Invariants L1..L10 and protocols
+ * K1..K7: txn/LOCKS.md. The structures: lockmgr_internal.h.
  */
 #define _GNU_SOURCE
 #include <assert.h>
@@ -45,13 +46,21 @@ static inline uint64_t hash_step(uint64_t h, uint64_t w)
 	return h * 0xC2B2AE3D27D4EB4Full;
 }
 
-/* A 64-bit hash of (rel, key), eight bytes a step. The low PART_BITS pick
- * the partition; the bits above pick buckets. */
+/* The key bytes of an object or request: none for a table's. */
+static inline uint32_t key_bytes(uint32_t klen)
+{
+	return klen == LOCK_TABLE_KLEN ? 0 : klen;
+}
+
+/* A 64-bit hash of (rel, key), eight bytes a step (a table's lock: of rel
+ * and LOCK_TABLE_KLEN). The low PART_BITS pick the partition; the bits
+ * above pick buckets. */
 static uint64_t lock_hash(uint32_t rel, const uint8_t *key, uint32_t klen)
 {
 	uint64_t h = 0x243F6A8885A308D3ull ^ ((uint64_t)rel << 32 | klen);
 	uint64_t w;
 	uint32_t i = 0;
+	klen = key_bytes(klen);
 	for (; i + 8 <= klen; i += 8) {
 		memcpy(&w, key + i, 8);
 		h = hash_step(h, w);
@@ -74,7 +83,7 @@ static uint64_t obj_hash(const lock_obj *ob)
 static bool obj_matches(const lock_obj *ob, const lock_req *r)
 {
 	return ob->rel == r->rel && ob->klen == r->klen &&
-	       (r->klen == 0 || memcmp(ob->key, r->key, r->klen) == 0);
+	       (key_bytes(r->klen) == 0 || memcmp(ob->key, r->key, r->klen) == 0);
 }
 
 static lock_part *part_of(lockmgr *lm, uint64_t hash)
@@ -141,7 +150,7 @@ static int obj_get(lock_part *p, const lock_req *r, lock_obj **out)
 	for (ob = *b; ob; ob = ob->next)
 		if (obj_matches(ob, r))
 			goto out;
-	ob = obj_alloc(p, r->klen);
+	ob = obj_alloc(p, key_bytes(r->klen));
 	if (!ob)
 		return err_set(WD_ENOMEM, "lock manager: no memory for a lock on rel %u", r->rel);
 	ob->next = *b;
@@ -150,7 +159,7 @@ static int obj_get(lock_part *p, const lock_req *r, lock_obj **out)
 	ob->ns = 0;
 	ob->nx = 0;
 	ob->klen = (uint16_t)r->klen;
-	if (r->klen)
+	if (key_bytes(r->klen))
 		memcpy(ob->key, r->key, r->klen);
 	*b = ob;
 	if (++p->nobj > 2 * (p->mask + 1))
@@ -282,35 +291,56 @@ static void ent_commit(lock_owner *o, uint64_t hash)
 
 /* ---- granting (caller holds the partition mutex) ---- */
 
-/* Whether a request for want by an owner holding have (0 or LOCK_S) on ob
- * conflicts with the locks granted to other owners. */
-static bool granted_conflict(const lock_obj *ob, int have, int want)
+/* Whether a request for want through entry self (pending: mode 0, or the
+ * mode held, which a conversion replaces) conflicts with the locks granted
+ * to other owners. A row counts its S and X holders; a table's holders are
+ * few (one per transaction using it) and are walked. */
+static bool granted_conflict(const lock_obj *ob, const lock_ent *self, int want)
 {
+	if (obj_is_table(ob)) {
+		for (const lock_ent *h = ob->holders; h; h = h->next)
+			if (h != self && modes_conflict(h->mode, want))
+				return true;
+		return false;
+	}
 	if (want == LOCK_S)
 		return ob->nx > 0;
-	return ob->nx > 0 || ob->ns > (have == LOCK_S ? 1u : 0u);
+	return ob->nx > 0 || ob->ns > (self->mode == LOCK_S ? 1u : 0u);
 }
 
 /* Whether a new request must wait (K1 step 4): a conflicting holder, or,
- * unless it is an upgrade, a waiter of ob whose request conflicts (FIFO). */
-static bool must_wait(const lock_part *p, const lock_obj *ob, int have, int want)
+ * unless it is a conversion, a waiter of ob whose request conflicts
+ * (FIFO). */
+static bool must_wait(const lock_part *p, const lock_ent *e, int want)
 {
-	if (granted_conflict(ob, have, want))
+	const lock_obj *ob = e->obj;
+	if (granted_conflict(ob, e, want))
 		return true;
-	if (have)
-		return false; /* an upgrade goes before every waiter */
+	if (e->mode)
+		return false; /* a conversion goes before every waiter */
 	for (const lock_owner *w = p->whead; w; w = w->wnext)
 		if (w->went->obj == ob && modes_conflict(w->want, want))
 			return true;
 	return false;
 }
 
-/* Grants want to e: a new holder, or S raised to X. */
+/* The S and X holder counts follow a grant or release of mode (the
+ * intention modes and SIX, tables' only, are not counted: L1). */
+static void count_mode(lock_obj *ob, int mode, int delta)
+{
+	if (mode == LOCK_S)
+		ob->ns = (uint32_t)((int64_t)ob->ns + delta);
+	else if (mode == LOCK_X)
+		ob->nx = (uint8_t)(ob->nx + delta);
+}
+
+/* Grants want to e: a new holder, or a conversion (S raised to X; a table
+ * mode raised to a stronger one). */
 static void ent_grant(lock_part *p, lock_ent *e, int want)
 {
 	lock_obj *ob = e->obj;
-	if (e->mode == LOCK_S) {
-		ob->ns--;
+	if (e->mode) {
+		count_mode(ob, e->mode, -1);
 	} else {
 		e->prev = NULL;
 		e->next = ob->holders;
@@ -319,10 +349,7 @@ static void ent_grant(lock_part *p, lock_ent *e, int want)
 		ob->holders = e;
 		p->held++;
 	}
-	if (want == LOCK_X)
-		ob->nx++;
-	else
-		ob->ns++;
+	count_mode(ob, want, +1);
 	e->mode = (uint8_t)want;
 	p->granted++;
 }
@@ -336,15 +363,12 @@ static void ent_ungrant(lock_part *p, lock_ent *e)
 		ob->holders = e->next;
 	if (e->next)
 		e->next->prev = e->prev;
-	if (e->mode == LOCK_X)
-		ob->nx--;
-	else
-		ob->ns--;
+	count_mode(ob, e->mode, -1);
 	p->held--;
 }
 
-/* Queues o for want on e's object: an upgrade at the head, others at the
- * tail (L4). */
+/* Queues o for want on e's object: a conversion at the head, others at
+ * the tail (L4). */
 static void waiter_add(lock_part *p, lock_owner *o, lock_ent *e, int want)
 {
 	o->wpart = p;
@@ -378,16 +402,16 @@ static void waiter_remove(lock_part *p, lock_owner *o)
  */
 static void grant_waiters(lock_part *p, lock_obj *ob)
 {
-	bool blocked = false; /* an earlier waiter of ob stays queued */
+	unsigned queued = 0; /* the modes of earlier waiters of ob that stay */
 	for (lock_owner *w = p->whead, *next; w; w = next) {
 		next = w->wnext;
 		if (w->went->obj != ob)
 			continue;
-		if (granted_conflict(ob, w->went->mode, w->want) ||
-		    (blocked && w->want == LOCK_X)) {
+		if (granted_conflict(ob, w->went, w->want) ||
+		    (lock_conflicts[w->want] & queued)) {
 			if (w->want == LOCK_X)
 				return; /* it blocks every later waiter */
-			blocked = true;
+			queued |= LM_BIT(w->want);
 			continue;
 		}
 		waiter_remove(p, w);
@@ -456,7 +480,8 @@ static int wait_for_grant(lockmgr *lm, lock_owner *o, uint32_t timeout_ms)
 
 /*
  * K1 steps 2-6: the request is not answered by a lock o holds. held is o's
- * entry on the object if it holds S (an upgrade), else NULL.
+ * entry on the object if it holds a weaker mode (a conversion to r->mode),
+ * else NULL.
  */
 static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent *held,
 			uint32_t timeout_ms)
@@ -471,7 +496,7 @@ static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent 
 	pthread_mutex_lock(&p->mu);
 	if (!held && (rc = obj_get(p, r, &ob)) == 0)
 		*e = (lock_ent){.obj = ob, .owner = o, .mode = 0};
-	if (rc == 0 && !(wait = must_wait(p, e->obj, e->mode, r->mode))) {
+	if (rc == 0 && !(wait = must_wait(p, e, r->mode))) {
 		ent_grant(p, e, r->mode);
 	} else if (rc == 0 && timeout_ms == LOCK_NOWAIT) {
 		wait = false; /* the caller waits later, after letting go of pins */
@@ -489,7 +514,8 @@ static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent 
 	return rc;
 }
 
-static int req_init(lock_req *r, uint32_t rel, const void *key, uint32_t klen, int mode)
+/* Checks a row request and fills r, all but its hash (req_hash). */
+static int req_check(lock_req *r, uint32_t rel, const void *key, uint32_t klen, int mode)
 {
 	if (mode != LOCK_S && mode != LOCK_X)
 		return err_set(WD_EINVAL, "lock on rel %u: bad mode %d", rel, mode);
@@ -497,8 +523,56 @@ static int req_init(lock_req *r, uint32_t rel, const void *key, uint32_t klen, i
 		return err_set(WD_EINVAL, "lock on rel %u: bad key (%u bytes, at most %u)",
 			       rel, klen, LOCK_KEY_MAX);
 	*r = (lock_req){.key = key, .rel = rel, .klen = klen, .mode = mode};
-	r->hash = lock_hash(rel, key, klen);
 	return 0;
+}
+
+static void req_hash(lock_req *r)
+{
+	r->hash = lock_hash(r->rel, r->key, r->klen);
+}
+
+static int req_init(lock_req *r, uint32_t rel, const void *key, uint32_t klen, int mode)
+{
+	int rc = req_check(r, rel, key, klen, mode);
+	if (rc == 0)
+		req_hash(r);
+	return rc;
+}
+
+/* ---- modes: which covers which ---- */
+
+/* Bit b of lock_covers_mask[a]: holding a grants everything b would (X
+ * covers all; SIX covers IS, IX, S; S and IX each cover IS). */
+static const uint8_t lock_covers_mask[LOCK_NMODES] = {
+	[LOCK_IS] = LM_BIT(LOCK_IS),
+	[LOCK_IX] = LM_BIT(LOCK_IS) | LM_BIT(LOCK_IX),
+	[LOCK_S] = LM_BIT(LOCK_IS) | LM_BIT(LOCK_S),
+	[LOCK_SIX] = LM_BIT(LOCK_IS) | LM_BIT(LOCK_IX) | LM_BIT(LOCK_S) | LM_BIT(LOCK_SIX),
+	[LOCK_X] = 0x3E, /* every mode 1..5 */
+};
+
+static inline bool mode_covers(int held, int want)
+{
+	return (lock_covers_mask[held] & LM_BIT(want)) != 0;
+}
+
+/* The weakest mode covering both a (0: none) and b: what a conversion
+ * asks for. S and IX (either way round) give SIX. */
+static int mode_join(int a, int b)
+{
+	static const uint8_t by_strength[] = {LOCK_IS, LOCK_IX, LOCK_S, LOCK_SIX, LOCK_X};
+	if (a == 0)
+		return b;
+	for (unsigned i = 0; i < sizeof by_strength; i++)
+		if (mode_covers(by_strength[i], a) && mode_covers(by_strength[i], b))
+			return by_strength[i];
+	return LOCK_X;
+}
+
+static void count_fast(lock_owner *o)
+{
+	atomic_store_explicit(&o->fast, atomic_load_explicit(&o->fast, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 }
 
 /* K1. Step 1 is the fast path: a lock o already holds, found in its local
@@ -512,13 +586,147 @@ int lock_acquire(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint
 	if (rc != 0)
 		return rc;
 	e = local_find(o, &r);
-	if (e && e->mode >= mode) {
-		atomic_store_explicit(&o->fast,
-				      atomic_load_explicit(&o->fast, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
+	if (e && mode_covers(e->mode, mode)) {
+		count_fast(o);
 		return 0;
 	}
 	return acquire_slow(lm, o, &r, e, timeout_ms);
+}
+
+/* ---- table locks and escalation (K7) ---- */
+
+/* o's state for table rel, added (mode 0) if o has none. The last one
+ * found is tried first: a transaction works on one table at a time, mostly.
+ * WD_ENOMEM. */
+static int tab_get(lockmgr *lm, lock_owner *o, uint32_t rel, lock_tab **out)
+{
+	lock_tab *tb;
+	if (o->tlast < o->ntabs && o->tabs[o->tlast].rel == rel) {
+		*out = &o->tabs[o->tlast];
+		return 0;
+	}
+	for (uint32_t i = 0; i < o->ntabs; i++) {
+		if (o->tabs[i].rel == rel) {
+			o->tlast = i;
+			*out = &o->tabs[i];
+			return 0;
+		}
+	}
+	if (o->ntabs == o->tabcap) {
+		uint32_t ncap = o->tabcap ? 2 * o->tabcap : 4;
+		lock_tab *nt = realloc(o->tabs, ncap * sizeof *nt);
+		if (!nt)
+			return err_set(WD_ENOMEM, "lock manager: no memory for the tables of xid %llu",
+				       (unsigned long long)o->xid);
+		o->tabs = nt;
+		o->tabcap = ncap;
+	}
+	tb = &o->tabs[o->ntabs];
+	*tb = (lock_tab){.rel = rel, .esc_at = lm->escalate_rows};
+	o->tlast = o->ntabs++;
+	*out = tb;
+	return 0;
+}
+
+static const lock_tab *tab_find(const lock_owner *o, uint32_t rel)
+{
+	for (uint32_t i = 0; i < o->ntabs; i++)
+		if (o->tabs[i].rel == rel)
+			return &o->tabs[i];
+	return NULL;
+}
+
+/* Raises o's lock on table tb to cover mode (a conversion to the join of
+ * both); tb->mode follows on success. timeout_ms as lock_acquire. */
+static int tab_raise(lockmgr *lm, lock_owner *o, lock_tab *tb, int mode, uint32_t timeout_ms)
+{
+	lock_req r = {.rel = tb->rel, .klen = LOCK_TABLE_KLEN, .key = NULL};
+	lock_ent *e;
+	int rc;
+	r.hash = lock_hash(tb->rel, NULL, LOCK_TABLE_KLEN);
+	r.mode = mode_join(tb->mode, mode);
+	e = tb->mode ? local_find(o, &r) : NULL;
+	assert(!tb->mode || (e && e->mode == tb->mode));
+	if ((rc = acquire_slow(lm, o, &r, e, timeout_ms)) == 0)
+		tb->mode = (uint8_t)r.mode;
+	return rc;
+}
+
+int lock_table(lockmgr *lm, lock_owner *o, uint32_t rel, int mode, uint32_t timeout_ms)
+{
+	lock_tab *tb;
+	int rc;
+	if (mode < LOCK_S || mode >= LOCK_NMODES)
+		return err_set(WD_EINVAL, "lock on table rel %u: bad mode %d", rel, mode);
+	if ((rc = tab_get(lm, o, rel, &tb)) != 0)
+		return rc;
+	if (mode_covers(tb->mode, mode)) {
+		count_fast(o);
+		return 0;
+	}
+	return tab_raise(lm, o, tb, mode, timeout_ms);
+}
+
+bool lock_table_held(lockmgr *lm, const lock_owner *o, uint32_t rel, int mode)
+{
+	const lock_tab *tb = tab_find(o, rel);
+	(void)lm;
+	return tb && mode > 0 && mode < LOCK_NMODES && mode_covers(tb->mode, mode);
+}
+
+/* K7 step 4: o took its tb->rows'th row lock on the table and asks for S
+ * rows there: try the table's S (SIX over IX) without waiting. Best
+ * effort: if it cannot be had now, the next try is a threshold later. */
+static void escalate(lockmgr *lm, lock_owner *o, lock_tab *tb)
+{
+	if (tab_raise(lm, o, tb, LOCK_S, LOCK_NOWAIT) == 0) {
+		atomic_fetch_add_explicit(&lm->escalations, 1, memory_order_relaxed);
+		TRACE(TR_TXN, "lock escalation: xid %llu holds %s on table rel %u after %u row locks",
+		      (unsigned long long)o->xid, lock_mode_name(tb->mode), tb->rel, tb->rows);
+		return;
+	}
+	tb->esc_at = tb->rows + lm->escalate_rows;
+}
+
+/* K7: the table's intention lock, then the row lock, unless a table lock
+ * covers the row. */
+int lock_row(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
+	     int mode, uint32_t timeout_ms)
+{
+	lock_req r;
+	lock_tab *tb;
+	lock_ent *e;
+	int rc = req_check(&r, rel, key, klen, mode);
+	if (rc != 0 || (rc = tab_get(lm, o, rel, &tb)) != 0)
+		return rc;
+	/* step 1: a table lock that covers the row answers (the key is not
+	 * even hashed) */
+	if (mode_covers(tb->mode, mode)) {
+		count_fast(o);
+		return 0;
+	}
+	req_hash(&r);
+	/* step 2: the intention lock on the table */
+	if (!mode_covers(tb->mode, mode == LOCK_S ? LOCK_IS : LOCK_IX) &&
+	    (rc = tab_raise(lm, o, tb, mode == LOCK_S ? LOCK_IS : LOCK_IX, timeout_ms)) != 0)
+		return rc;
+	/* step 3: the row lock (K1) */
+	e = local_find(o, &r);
+	if (e && mode_covers(e->mode, mode)) {
+		count_fast(o);
+		return 0;
+	}
+	if ((rc = acquire_slow(lm, o, &r, e, timeout_ms)) != 0)
+		return rc;
+	/* step 4: escalation */
+	if (!e && ++tb->rows >= tb->esc_at && lm->escalate_rows && mode == LOCK_S)
+		escalate(lm, o, tb);
+	return 0;
+}
+
+void lockmgr_set_escalation(lockmgr *lm, uint32_t rows)
+{
+	lm->escalate_rows = rows;
 }
 
 bool lock_held(lockmgr *lm, const lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
@@ -530,7 +738,9 @@ bool lock_held(lockmgr *lm, const lock_owner *o, uint32_t rel, const void *key, 
 	if (req_init(&r, rel, key, klen, mode) != 0)
 		return false;
 	e = local_find(o, &r);
-	return e && e->mode >= mode;
+	if (e && mode_covers(e->mode, mode))
+		return true;
+	return lock_table_held(lm, o, rel, mode);
 }
 
 /* ---- release (K2) ---- */
@@ -567,6 +777,8 @@ void lock_release_all(lockmgr *lm, lock_owner *o)
 	if (cur)
 		pthread_mutex_unlock(&cur->mu);
 	o->nent = 0;
+	o->ntabs = 0;
+	o->tlast = 0;
 	if (o->lcap)
 		memset(o->local, 0, o->lcap * sizeof *o->local);
 }
@@ -600,6 +812,7 @@ static void owner_free(lock_owner *o)
 		free(o->chunks[i]);
 	free(o->chunks);
 	free(o->local);
+	free(o->tabs);
 	pthread_cond_destroy(&o->cv);
 	free(o);
 }
@@ -772,4 +985,5 @@ void lockmgr_stats(lockmgr *lm, lock_stats *out)
 	pthread_mutex_unlock(&lm->mu);
 	out->fast = fast;
 	out->acquired += fast;
+	out->escalations = atomic_load_explicit(&lm->escalations, memory_order_relaxed);
 }

@@ -1,7 +1,7 @@
 /*
  * lockmgr_internal.h - what lockmgr.c and deadlock.c share and nobody else
  * includes: the lock manager's structures and the calls between the two
- * files. Invariants L1..L8 and protocols K1..K6: txn/LOCKS.md.
+ * files. Invariants L1..L10 and protocols K1..K7: txn/LOCKS.md.
  *
  * Map: a lock_obj per locked (rel, key) lives in one of NPARTS partitions
  * (hash chains, a FIFO of waiters, counters, one mutex each); a lock_ent
@@ -25,9 +25,11 @@ typedef struct lock_obj lock_obj;
 typedef struct lock_ent lock_ent;
 typedef struct lock_part lock_part;
 
-/* One locked (rel, key): exists while it has a holder or a waiter (L2).
- * Every field is guarded by its partition's mutex; rel, klen and key do
- * not change while the object exists. */
+/* One locked (rel, key), or table rel when klen is LOCK_TABLE_KLEN (no
+ * key bytes): exists while it has a holder or a waiter (L2). Every field
+ * is guarded by its partition's mutex; rel, klen and key do not change
+ * while the object exists. ns and nx count the S and X holders (the only
+ * modes of a row); a table's conflicts are found by walking its holders. */
 struct lock_obj {
 	lock_obj *next;    /* hash chain, or the partition's free list */
 	lock_ent *holders; /* granted entries, doubly linked */
@@ -37,6 +39,24 @@ struct lock_obj {
 	uint8_t nx;        /* X holders: 0 or 1 (L1) */
 	uint8_t key[];
 };
+
+/* The klen of a table's lock object: above LOCK_KEY_MAX, so no row's. */
+#define LOCK_TABLE_KLEN 0xFFFFu
+
+static inline bool obj_is_table(const lock_obj *ob)
+{
+	return ob->klen == LOCK_TABLE_KLEN;
+}
+
+/* An owner's state for one table it locked (K7; the owner's thread only):
+ * the table mode held, the row locks taken there, and the row count at
+ * which escalation is tried next. */
+typedef struct lock_tab {
+	uint32_t rel;
+	uint32_t rows;
+	uint32_t esc_at;
+	uint8_t mode; /* 0 or a mode; the entry itself is in the slab */
+} lock_tab;
 
 /* One owner's lock on one object: allocated from the owner's slab, linked
  * into the object's holders while granted. */
@@ -57,6 +77,8 @@ struct lock_owner {
 	uint32_t nent;           /* entries in use = locks held */
 	uint32_t *local;         /* lcap buckets (a power of two): index + 1 */
 	uint32_t lcap;
+	lock_tab *tabs;          /* the tables locked (K7), ntabs of tabcap */
+	uint32_t ntabs, tabcap, tlast;
 	_Atomic uint64_t fast;   /* one writer: the owner's thread */
 	/* Waiting: guarded by wpart's mutex (K3). */
 	pthread_cond_t cv;       /* on CLOCK_MONOTONIC */
@@ -89,13 +111,36 @@ struct lockmgr {
 	uint32_t nidle;
 	uint64_t fast_done;        /* fast acquires of destroyed owners */
 	uint64_t epoch;            /* detector visits; every partition mutex */
+	uint32_t escalate_rows;    /* K7 threshold, 0 = off; set before use */
+	_Atomic uint64_t escalations;
 };
 
-/* S-S is the only compatible pair: the grants (lockmgr.c) and the edges of
- * the wait-for graph (deadlock.c) both ask this. */
+/* The compatibility matrix (LOCKS.md "Table locks") as bit masks: bit b of
+ * lock_conflicts[a] is set when modes a and b conflict. Mode 0 (none)
+ * conflicts with nothing. For rows (S and X only) it is S-S compatible,
+ * everything else in conflict. */
+#define LM_BIT(m) (1u << (m))
+static const uint8_t lock_conflicts[LOCK_NMODES] = {
+	[LOCK_IS] = LM_BIT(LOCK_X),
+	[LOCK_IX] = LM_BIT(LOCK_S) | LM_BIT(LOCK_SIX) | LM_BIT(LOCK_X),
+	[LOCK_S] = LM_BIT(LOCK_IX) | LM_BIT(LOCK_SIX) | LM_BIT(LOCK_X),
+	[LOCK_SIX] = LM_BIT(LOCK_IX) | LM_BIT(LOCK_S) | LM_BIT(LOCK_SIX) | LM_BIT(LOCK_X),
+	[LOCK_X] = LM_BIT(LOCK_IS) | LM_BIT(LOCK_IX) | LM_BIT(LOCK_S) | LM_BIT(LOCK_SIX) |
+		   LM_BIT(LOCK_X),
+};
+
+/* The grants (lockmgr.c) and the edges of the wait-for graph (deadlock.c)
+ * both ask this. */
 static inline bool modes_conflict(int a, int b)
 {
-	return a == LOCK_X || b == LOCK_X;
+	return (lock_conflicts[a] & LM_BIT(b)) != 0;
+}
+
+/* The mode's name in error details and traces. */
+static inline const char *lock_mode_name(int m)
+{
+	static const char *const names[LOCK_NMODES] = {"none", "S", "X", "IS", "IX", "SIX"};
+	return m > 0 && m < LOCK_NMODES ? names[m] : "?";
 }
 
 /* ---- lockmgr.c ---- */

@@ -23,6 +23,7 @@ void wd_options_default(wd_options *o)
 	o->archive_dir = NULL;
 	o->max_value_bytes = 64ull << 20;
 	o->lock_timeout_ms = 0;
+	o->lock_escalation_rows = 5000;
 	o->checkpoint_timeout_s = 300;
 	o->max_wal_size_bytes = 1ull << 30;
 	o->checkpoint_completion_target = 0.9;

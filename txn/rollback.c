@@ -189,8 +189,8 @@ static int victim(wd_txn *txn)
 int txn_lock_wait(wd_txn *txn, wd_table *t, const void *k, size_t klen, int mode,
 		  uint32_t timeout_ms)
 {
-	int rc = lock_acquire(txn->db->locks, txn->lo, t->info.heap_rel, k, (uint32_t)klen,
-			      mode, timeout_ms);
+	int rc = lock_row(txn->db->locks, txn->lo, t->info.heap_rel, k, (uint32_t)klen, mode,
+			  timeout_ms);
 	if (rc == WD_EDEADLOCK)
 		return victim(txn);
 	/* a panic while it waited may have freed the holder's locks with its

@@ -18,6 +18,11 @@
  *    transaction, by a cursor scan or by gets in random order: with shared
  *    locks held to the end the sum is always exact. The transfers, replayed
  *    in ticket order against LMDB, give the final table.
+ *  - test_bank_escalating: the same with lock_escalation_rows 8, so an
+ *    audit holding 8 row locks tries the table's S lock (txn/LOCKS.md K7)
+ *    and, when it gets it, reads the rest without row locks while the
+ *    tellers' intention locks wait for it; one audit runs alone first, so
+ *    that at least one escalation is certain. The sums must stay exact.
  *
  * A deadlock is forced once in each run (two transactions crossing on two
  * keys behind a barrier: exactly one of them is the victim), so the count
@@ -84,11 +89,14 @@ static void check_errors(void)
 			 first_error);
 }
 
-static wd_db *open_db(const char *dir)
+/* escalation_rows: lock_escalation_rows, 0 for the default. */
+static wd_db *open_db_esc(const char *dir, uint32_t escalation_rows)
 {
 	wd_options o;
 	wd_db *d = NULL;
 	wd_options_default(&o);
+	if (escalation_rows)
+		o.lock_escalation_rows = escalation_rows;
 	o.page_size = PS;
 	o.buffer_pool_bytes = 256u * PS;
 	o.wal_segment_size = 4u << 20;
@@ -97,6 +105,11 @@ static wd_db *open_db(const char *dir)
 	o.synchronous_commit = 0;
 	OK(wd_open(dir, &o, &d));
 	return d;
+}
+
+static wd_db *open_db(const char *dir)
+{
+	return open_db_esc(dir, 0);
 }
 
 static void fill(uint8_t *p, size_t n, uint64_t seed)
@@ -671,11 +684,12 @@ static int by_transfer_ticket(const void *a, const void *b)
 	return (x->ticket > y->ticket) - (x->ticket < y->ticket);
 }
 
-static void test_bank(void **state)
+/* The bank with escalation after escalation_rows row locks (0: the
+ * default) and n transfers per teller. */
+static void run_bank(uint32_t escalation_rows, unsigned n)
 {
 	char *root = tu_tmpdir("txn-bank");
 	char *dir = tu_path(root, "db"), *odir = tu_path(root, "lmdb");
-	unsigned n = SANITIZED ? 1000 : 5000;
 	struct teller tl[TELLERS];
 	pthread_t tt[TELLERS], at[AUDITORS];
 	struct transfer **all;
@@ -687,13 +701,14 @@ static void test_bank(void **state)
 	MDB_dbi dbi;
 	wd_txn *x;
 	wd_table *t, *forced;
-	(void)state;
 	assert_int_equal(mkdir(odir, 0755), 0);
 	MDBOK(mdb_env_create(&env));
 	MDBOK(mdb_env_open(env, odir, MDB_NOSYNC | MDB_NOMETASYNC, 0644));
 	MDBOK(mdb_txn_begin(env, NULL, 0, &mt));
 	MDBOK(mdb_dbi_open(mt, NULL, 0, &dbi));
-	db = open_db(dir);
+	db = open_db_esc(dir, escalation_rows);
+	atomic_store(&sums_done, 0);
+	atomic_store(&sum_deadlocks, 0);
 	OK(wd_begin(db, &x));
 	OK(wd_table_open(x, "bank", WD_CREATE, &t));
 	OK(wd_table_open(x, "forced", WD_CREATE, &forced));
@@ -703,6 +718,17 @@ static void test_bank(void **state)
 	}
 	OK(wd_commit(x));
 	deadlocks += force_deadlock(forced);
+	if (escalation_rows) {
+		/* an audit alone: nothing keeps it from escalating */
+		uint64_t s = 1;
+		int64_t sum;
+		unsigned count;
+		lock_stats st;
+		OK(audit(t, &s, &sum, &count)); /* by cursor or by gets: both escalate */
+		db_lock_stats(db, &st);
+		assert_true(st.escalations >= 1);
+		assert_int_equal(sum, (int64_t)ACCTS * INIT);
+	}
 
 	atomic_store(&tickets, 1);
 	atomic_store(&tellers_left, TELLERS);
@@ -740,10 +766,14 @@ static void test_bank(void **state)
 		MDBOK(mdb_put(mt, dbi, &mk, &mv, 0));
 	}
 	compare_final("bank", mt, dbi);
-	print_message("bank: %u tellers x %u transfers, %lu audits all exact, deadlock victims: "
-		      "%llu tellers (1 forced), %lu audits\n", TELLERS, n,
-		      atomic_load(&sums_done), (unsigned long long)deadlocks,
-		      atomic_load(&sum_deadlocks));
+	{
+		lock_stats st;
+		db_lock_stats(db, &st);
+		print_message("bank: %u tellers x %u transfers, %lu audits all exact, deadlock "
+			      "victims: %llu tellers (1 forced), %lu audits; %llu escalations\n",
+			      TELLERS, n, atomic_load(&sums_done), (unsigned long long)deadlocks,
+			      atomic_load(&sum_deadlocks), (unsigned long long)st.escalations);
+	}
 	assert_true(deadlocks >= 1);
 	assert_true(atomic_load(&sums_done) >= AUDITORS * (SANITIZED ? 30u : 150u));
 	OK(wd_close(db));
@@ -758,11 +788,26 @@ static void test_bank(void **state)
 	free(root);
 }
 
+static void test_bank(void **state)
+{
+	(void)state;
+	run_bank(0, SANITIZED ? 1000 : 5000);
+}
+
+/* About half a second in release, two in asan, five in tsan (fewer
+ * transfers under the sanitizers). */
+static void test_bank_escalating(void **state)
+{
+	(void)state;
+	run_bank(8, SANITIZED ? 300 : 1500);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serializable),
 		cmocka_unit_test(test_bank),
+		cmocka_unit_test(test_bank_escalating),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
