@@ -37,7 +37,10 @@ BIN_SRC := $(sort $(wildcard tools/*.c bench/*.c))
 # crashtest/ runs crash campaigns on top of the public API: linked into the
 # walden binary and its test suite, not into the library.
 CRASHTEST_SRC := $(sort $(wildcard crashtest/*.c))
-TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
+# tests/lib/ioloop.c drives the crashtest module: linked into the suites
+# that run the I/O-error loop only, the other helpers into every suite.
+IOLOOP_SRC := tests/lib/ioloop.c
+TESTLIB_SRC := $(filter-out $(IOLOOP_SRC),$(sort $(wildcard tests/lib/*.c)))
 # test_meta.c, the planted-bug meta-test, is built in the plant flavour only.
 META_SRC := tests/unit/test_meta.c
 TEST_SRC := $(filter-out $(META_SRC),$(sort $(wildcard tests/unit/test_*.c)))
@@ -75,6 +78,8 @@ LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
 BIN_OBJ := $(BIN_SRC:%.c=$(O)/%.o)
 CRASHTEST_OBJ := $(CRASHTEST_SRC:%.c=$(O)/%.o)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(O)/%.o)
+IOLOOP_OBJ := $(IOLOOP_SRC:%.c=$(O)/%.o)
+IOLOOP_BIN := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test_ioerr_loop_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(O)/tests/%)
 CONC_BIN := $(CONC_SRC:tests/unit/%.c=$(O)/tests/%)
 # Fuzz targets (fuzz/README.md): each fuzz/fuzz_T.c is linked twice, with
@@ -167,6 +172,13 @@ $(O)/tests/test_crashtest $(O)/tests/test_ioerr: $(O)/tests/test_%: tests/unit/t
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB) $(LIBS) -lcmocka
 
+# test_ioerr_loop_N: the parts of the I/O-error loop (tests/lib/ioloop.h).
+$(IOLOOP_BIN): $(O)/tests/test_%: tests/unit/test_%.c $(IOLOOP_OBJ) $(CRASHTEST_OBJ) \
+		$(TESTLIB_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(IOLOOP_OBJ) $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB) \
+	  $(LIBS) -lcmocka
+
 # test_meta runs crash campaigns, like test_crashtest (plant flavour only).
 $(O)/tests/test_meta: tests/unit/test_meta.c $(CRASHTEST_OBJ) $(TESTLIB_OBJ) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
@@ -178,7 +190,7 @@ $(O)/examples/%: examples/%.c $(STATIC_LIB)
 
 # the shared test objects are prerequisites of a pattern rule only: keep
 # make from deleting them as intermediates after each link
-.SECONDARY: $(TESTLIB_OBJ) $(CRASHTEST_OBJ) $(FUZZ_UTIL_OBJ)
+.SECONDARY: $(TESTLIB_OBJ) $(IOLOOP_OBJ) $(CRASHTEST_OBJ) $(FUZZ_UTIL_OBJ)
 
 # The corpus replay of a fuzz target: a cmocka suite (fuzz/replay.c).
 $(O)/tests/fuzz_%: fuzz/fuzz_%.c fuzz/replay.c $(FUZZ_UTIL_OBJ) $(STATIC_LIB)
@@ -296,5 +308,5 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(BIN_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d) $(CRASHTEST_OBJ:.o=.d) \
-  $(FUZZ_UTIL_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BIN_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d) $(IOLOOP_OBJ:.o=.d) \
+  $(CRASHTEST_OBJ:.o=.d) $(FUZZ_UTIL_OBJ:.o=.d)

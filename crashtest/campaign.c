@@ -60,6 +60,9 @@ static int check_config(const ct_config *c, const ct_workload **wl)
 		return err_set(WD_EINVAL, "--no-full-page-writes with torn writes: without "
 			       "full-page images a torn page cannot be repaired (DESIGN.md "
 			       "section 5); use kill or power");
+	if (c->loop_parts > 1 && c->loop_part >= c->loop_parts)
+		return err_set(WD_EINVAL, "I/O-error loop: part %u of %u", c->loop_part,
+			       c->loop_parts);
 	if (c->stride > 1 && !c->exhaustive)
 		return err_set(WD_EINVAL, "--stride goes with --exhaustive");
 	if (c->exhaustive && ((*wl)->threaded || c->rerun))

@@ -167,6 +167,10 @@ typedef struct ct_config {
 	void (*choose)(const struct ct_config *c, const struct ct_profile *p, uint64_t i,
 		       ct_spec *s);
 	uint64_t choose_arg;
+	/* ct_ioerr_every_k in parts (one test suite each): this part takes
+	 * the loop's steps loop_part, loop_part + loop_parts, ... (loop_parts
+	 * 0 or 1: every step) */
+	uint32_t loop_part, loop_parts;
 	bool exhaustive;       /* det: every I/O index, four resolutions each */
 	uint32_t stride;       /* exhaustive: every stride-th index (0, 1: all) */
 	bool rerun;            /* one workload run per state (no prefixes) */
@@ -268,9 +272,12 @@ void ct_replay_line(const ct_config *c, const ct_spec *spec, char *out, size_t c
 /*
  * The I/O-error loop (README "I/O errors"): as c->choose, state i injects
  * each enabled error (eio: once, then from then on; enospc) in turn at I/O
- * call 1 + (i / errors) x stride (stride = c->choose_arg, 0 meaning 1),
- * resolved drop-all and random:K by turns. ct_ioerr_every_k_states is the
- * number of states that covers 1..io_calls.
+ * call 1 + step x stride (stride = c->choose_arg, 0 meaning 1; step =
+ * i / errors, or with c->loop_parts > 1 the (i / errors)-th step of part
+ * c->loop_part: (i / errors) x loop_parts + loop_part), resolved drop-all
+ * and random:K by turns. The spec's index is the whole loop's (step x
+ * errors + i % errors), whatever the part. ct_ioerr_every_k_states is the
+ * number of states (of the part) that covers 1..io_calls.
  */
 void ct_ioerr_every_k(const ct_config *c, const struct ct_profile *p, uint64_t i,
 		      ct_spec *s);

@@ -91,6 +91,17 @@ static int loop_errors(const ct_config *c, ct_ioerr *e)
 	return n;
 }
 
+/* The loop's parts: how many (1: one, the whole loop) and this one. */
+static uint64_t loop_parts(const ct_config *c)
+{
+	return c->loop_parts > 1 ? c->loop_parts : 1;
+}
+
+static uint64_t loop_part(const ct_config *c)
+{
+	return c->loop_parts > 1 ? c->loop_part : 0;
+}
+
 void ct_ioerr_every_k(const ct_config *c, const ct_profile *p, uint64_t i, ct_spec *s)
 {
 	ct_ioerr e[CT_NIOERR];
@@ -101,8 +112,10 @@ void ct_ioerr_every_k(const ct_config *c, const ct_profile *p, uint64_t i, ct_sp
 		e[0] = CT_IOERR_EIO_ONCE;
 		n = 1;
 	}
-	step = i / (uint64_t)n;
-	*s = (ct_spec){.seed = c->seed, .index = i, .res_seed = 1 + step * stride};
+	/* the whole loop's step: a part takes every loop_parts-th */
+	step = i / (uint64_t)n * loop_parts(c) + loop_part(c);
+	*s = (ct_spec){.seed = c->seed, .index = step * (uint64_t)n + i % (uint64_t)n,
+		       .res_seed = 1 + step * stride};
 	s->trig = (ct_trigger){.kind = CT_TRIG_IO, .n = 1 + step * stride, .err = e[i % (uint64_t)n]};
 	s->res = step % 2 ? CT_RES_RANDOM : CT_RES_DROP_ALL;
 	ct_ioerr_fix_spec(s);
@@ -112,7 +125,10 @@ uint64_t ct_ioerr_every_k_states(const ct_config *c, uint64_t io_calls)
 {
 	ct_ioerr e[CT_NIOERR];
 	uint64_t stride = c->choose_arg ? c->choose_arg : 1;
-	return (uint64_t)loop_errors(c, e) * ((io_calls + stride - 1) / stride);
+	uint64_t steps = (io_calls + stride - 1) / stride, parts = loop_parts(c),
+		 part = loop_part(c);
+	steps = steps > part ? (steps - part + parts - 1) / parts : 0; /* this part's */
+	return (uint64_t)loop_errors(c, e) * steps;
 }
 
 /* ---- the workload child --------------------------------------------------------- */
