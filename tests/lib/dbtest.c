@@ -188,3 +188,23 @@ void dt_put_str(wd_txn *x, wd_table *t, const char *k, const char *v)
 {
 	OK(wd_put(x, t, k, strlen(k), v, strlen(v)));
 }
+
+void dt_wait_for_lock_waiter(wd_db *db, uint64_t above)
+{
+	lock_stats st;
+	for (unsigned i = 0;; i++) {
+		db_lock_stats(db, &st);
+		if (st.waits > above)
+			return;
+		if (i == 600000)
+			fail_msg("no call blocked on a lock within a minute");
+		usleep(100);
+	}
+}
+
+void *dt_put_thread(void *arg)
+{
+	struct dt_put_arg *a = arg;
+	a->rc = wd_put(a->x, a->t, a->k, strlen(a->k), a->v, strlen(a->v));
+	return NULL;
+}

@@ -62,6 +62,21 @@ void dt_expect_key(wd_txn *x, wd_table *t, const char *k, const char *want);
 /* wd_put of C-string key and value, failing the test on an error. */
 void dt_put_str(wd_txn *x, wd_table *t, const char *k, const char *v);
 
+/* Waits (polling the lock manager's counters, db_lock_stats) until some
+ * call has gone to sleep on a lock beyond `above` waits; fails the test
+ * after a minute. */
+void dt_wait_for_lock_waiter(wd_db *db, uint64_t above);
+
+/* A wd_put of C strings run by a thread (dt_put_thread, the pthread
+ * start routine): the call's result lands in rc. */
+struct dt_put_arg {
+	wd_txn *x;
+	wd_table *t;
+	const char *k, *v;
+	int rc;
+};
+void *dt_put_thread(void *arg);
+
 /* expr must succeed (the detail is shown if it does not). */
 #define OK(expr)                                                              \
 	do {                                                                  \

@@ -83,34 +83,6 @@ static void scan_all(wd_txn *x, wd_table *t)
 	assert_int_equal(n, ROWS);
 }
 
-/* Waits until some call sleeps on a lock beyond `above` waits. */
-static void wait_for_waiter(wd_db *db, uint64_t above)
-{
-	lock_stats st;
-	for (unsigned i = 0;; i++) {
-		db_lock_stats(db, &st);
-		if (st.waits > above)
-			return;
-		if (i == 600000)
-			fail_msg("no call blocked on a lock within a minute");
-		usleep(100);
-	}
-}
-
-struct put_arg {
-	wd_txn *x;
-	wd_table *t;
-	const char *k, *v;
-	int rc;
-};
-
-static void *put_thread(void *p)
-{
-	struct put_arg *a = p;
-	a->rc = wd_put(a->x, a->t, a->k, strlen(a->k), a->v, strlen(a->v));
-	return NULL;
-}
-
 /* A scan past the threshold escalates; a writer of the table waits until
  * the scanner commits; a reader of the table and a writer of another
  * table do not wait. */
@@ -121,7 +93,7 @@ static void test_scan_escalates(void **state)
 	wd_table *t = dt_table(db, "t", WD_CREATE), *u = dt_table(db, "u", WD_CREATE);
 	wd_txn *a, *b, *c;
 	lock_stats s0, s1;
-	struct put_arg pa;
+	struct dt_put_arg pa;
 	pthread_t th;
 	(void)state;
 	load(db, t);
@@ -139,9 +111,9 @@ static void test_scan_escalates(void **state)
 	OK(wd_commit(c));
 	/* a writer of t waits for the scanner's commit */
 	OK(wd_begin(db, &b));
-	pa = (struct put_arg){.x = b, .t = t, .k = "k0100", .v = "new", .rc = 1};
-	assert_int_equal(pthread_create(&th, NULL, put_thread, &pa), 0);
-	wait_for_waiter(db, s1.waits);
+	pa = (struct dt_put_arg){.x = b, .t = t, .k = "k0100", .v = "new", .rc = 1};
+	assert_int_equal(pthread_create(&th, NULL, dt_put_thread, &pa), 0);
+	dt_wait_for_lock_waiter(db, s1.waits);
 	dt_expect_key(a, t, "k0100", "v100"); /* the scanner's read is unchanged */
 	OK(wd_commit(a));
 	assert_int_equal(pthread_join(th, NULL), 0);
@@ -205,7 +177,7 @@ static void test_deadlock_through_table_lock(void **state)
 	wd_table *t = dt_table(db, "t", WD_CREATE), *u = dt_table(db, "u", WD_CREATE);
 	wd_txn *a, *b, *c;
 	lock_stats s0, s1;
-	struct put_arg pa;
+	struct dt_put_arg pa;
 	pthread_t th;
 	int rc;
 	(void)state;
@@ -215,9 +187,9 @@ static void test_deadlock_through_table_lock(void **state)
 	OK(wd_begin(db, &b));
 	dt_put_str(b, u, "x", "from b");
 	db_lock_stats(db, &s0);
-	pa = (struct put_arg){.x = a, .t = u, .k = "x", .v = "from a", .rc = 1};
-	assert_int_equal(pthread_create(&th, NULL, put_thread, &pa), 0);
-	wait_for_waiter(db, s0.waits);
+	pa = (struct dt_put_arg){.x = a, .t = u, .k = "x", .v = "from a", .rc = 1};
+	assert_int_equal(pthread_create(&th, NULL, dt_put_thread, &pa), 0);
+	dt_wait_for_lock_waiter(db, s0.waits);
 	rc = wd_put(b, t, "k0001", 5, "b", 1);
 	if (rc != WD_EDEADLOCK)
 		fail_msg("the put closing the cycle: %d (%s)", rc, wd_last_error());

@@ -1011,35 +1011,6 @@ static void test_lock_timeout(void **state)
 	free(root);
 }
 
-/* Waits (polling the lock manager's counters) until some transaction has
- * gone to sleep on a row lock beyond `above` waits. */
-static void wait_for_waiter(wd_db *db, uint64_t above)
-{
-	lock_stats st;
-	for (unsigned i = 0;; i++) {
-		db_lock_stats(db, &st);
-		if (st.waits > above)
-			return;
-		if (i == 600000)
-			fail_msg("no transaction blocked on its row lock within a minute");
-		usleep(100);
-	}
-}
-
-struct put_arg {
-	wd_txn *x;
-	wd_table *t;
-	const char *k, *v;
-	int rc;
-};
-
-static void *put_thread(void *p)
-{
-	struct put_arg *a = p;
-	a->rc = wd_put(a->x, a->t, a->k, strlen(a->k), a->v, strlen(a->v));
-	return NULL;
-}
-
 /* A transaction is used by one thread at a time: while thread 1 waits
  * inside wd_put on x, every call on x from another thread is WD_EBUSY. */
 static void test_busy_handle(void **state)
@@ -1051,7 +1022,7 @@ static void test_busy_handle(void **state)
 	wd_cursor *cur;
 	lock_stats st;
 	pthread_t th;
-	struct put_arg pa;
+	struct dt_put_arg pa;
 	char buf[16];
 	size_t vlen;
 	(void)state;
@@ -1066,9 +1037,9 @@ static void test_busy_handle(void **state)
 	OK(wd_begin(db, &x));
 	dt_expect_key(x, t, "other", "o");
 	db_lock_stats(db, &st);
-	pa = (struct put_arg){.x = x, .t = t, .k = "k", .v = "from-x", .rc = 1};
-	assert_int_equal(pthread_create(&th, NULL, put_thread, &pa), 0);
-	wait_for_waiter(db, st.waits); /* thread 1 is inside wd_put(x) */
+	pa = (struct dt_put_arg){.x = x, .t = t, .k = "k", .v = "from-x", .rc = 1};
+	assert_int_equal(pthread_create(&th, NULL, dt_put_thread, &pa), 0);
+	dt_wait_for_lock_waiter(db, st.waits); /* thread 1 is inside wd_put(x) */
 	EXPECT(wd_get(x, t, "other", 5, buf, sizeof buf, &vlen), WD_EBUSY);
 	assert_non_null(strstr(wd_last_error(), "another thread"));
 	EXPECT(wd_put(x, t, "z", 1, "z", 1), WD_EBUSY);
@@ -1109,7 +1080,7 @@ static void test_deadlock_victim(void **state)
 	wd_table *t;
 	lock_stats st, st2;
 	pthread_t th;
-	struct put_arg pa;
+	struct dt_put_arg pa;
 	ot_oracle o;
 	MDB_dbi dbi;
 	MDB_txn *mt;
@@ -1134,9 +1105,9 @@ static void test_deadlock_victim(void **state)
 	dt_put_str(t2, t, "b", "b2");
 	dt_put_str(t2, t, "new", "n2");
 	db_lock_stats(db, &st);
-	pa = (struct put_arg){.x = t1, .t = t, .k = "b", .v = "b1", .rc = 1};
-	assert_int_equal(pthread_create(&th, NULL, put_thread, &pa), 0);
-	wait_for_waiter(db, st.waits);
+	pa = (struct dt_put_arg){.x = t1, .t = t, .k = "b", .v = "b1", .rc = 1};
+	assert_int_equal(pthread_create(&th, NULL, dt_put_thread, &pa), 0);
+	dt_wait_for_lock_waiter(db, st.waits);
 	rc = wd_put(t2, t, "a", 1, "a2", 2);
 	if (rc != WD_EDEADLOCK)
 		fail_msg("the put closing the cycle: %d (%s)", rc, wd_last_error());
@@ -1172,9 +1143,9 @@ static void test_deadlock_victim(void **state)
 	dt_expect_key(t2, t, "c", "c2");
 	dt_put_str(t2, t, "b", "b-lost");
 	db_lock_stats(db, &st);
-	pa = (struct put_arg){.x = t1, .t = t, .k = "c", .v = "c1", .rc = 1};
-	assert_int_equal(pthread_create(&th, NULL, put_thread, &pa), 0);
-	wait_for_waiter(db, st.waits);
+	pa = (struct dt_put_arg){.x = t1, .t = t, .k = "c", .v = "c1", .rc = 1};
+	assert_int_equal(pthread_create(&th, NULL, dt_put_thread, &pa), 0);
+	dt_wait_for_lock_waiter(db, st.waits);
 	EXPECT(wd_put(t2, t, "c", 1, "c-lost", 6), WD_EDEADLOCK);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	OK(pa.rc);
