@@ -146,11 +146,15 @@ static bool needs_overflow(const heap *h, uint32_t klen, uint64_t vlen)
 	return HT_HDR + (uint64_t)klen + vlen > h->max_inline;
 }
 
+/* Tuples of up to this many bytes are built on the caller's stack. */
+#define HEAP_SMALL_TUPLE 512
+
 /* Builds the tuple for (key, val): inline, or pointing at a chain written
- * first (P3). *tuple is malloc'd; *first is the chain or WD_INVALID_BLKNO. */
+ * first (P3). *tuple is the caller's small (HEAP_SMALL_TUPLE bytes) if it
+ * fits there, else malloc'd; *first is the chain or WD_INVALID_BLKNO. */
 static int make_tuple(heap *h, wd_xid xid, wd_lsn *prev, const void *key, uint32_t klen,
-		      const void *val, uint64_t vlen, uint8_t **tuple, uint32_t *tlen,
-		      wd_blkno *first)
+		      const void *val, uint64_t vlen, uint8_t *small, uint8_t **tuple,
+		      uint32_t *tlen, wd_blkno *first)
 {
 	bool ovf = needs_overflow(h, klen, vlen);
 	int rc;
@@ -160,7 +164,9 @@ static int make_tuple(heap *h, wd_xid xid, wd_lsn *prev, const void *key, uint32
 	if (ovf)
 		storage_crash_point("heap-after-overflow-write");
 	*tlen = heap_tuple_len(klen, vlen, ovf);
-	if (!(*tuple = malloc(*tlen))) {
+	if (*tlen <= HEAP_SMALL_TUPLE)
+		*tuple = small;
+	else if (!(*tuple = malloc(*tlen))) {
 		if (ovf)
 			heap_ovf_discard(h, xid, prev, *first, vlen);
 		return err_set(WD_ENOMEM, "heap rel %u: out of memory", h->rel);
@@ -172,13 +178,14 @@ static int make_tuple(heap *h, wd_xid xid, wd_lsn *prev, const void *key, uint32
 int heap_insert(heap *h, wd_xid xid, wd_lsn *xact_prev, const void *key, uint32_t klen,
 		const void *val, uint64_t vlen, heap_tid *tid)
 {
-	uint8_t *tuple = NULL;
+	uint8_t small[HEAP_SMALL_TUPLE], *tuple = NULL;
 	uint32_t tlen;
 	wd_blkno first;
 	int rc = check_sizes(h, key, klen, val, vlen);
 
 	if (rc == 0)
-		rc = make_tuple(h, xid, xact_prev, key, klen, val, vlen, &tuple, &tlen, &first);
+		rc = make_tuple(h, xid, xact_prev, key, klen, val, vlen, small, &tuple, &tlen,
+				&first);
 	if (rc != 0)
 		return rc;
 	rc = place_tuple(h, xid, xact_prev, tuple, tlen, WD_INVALID_BLKNO, tid);
@@ -186,7 +193,8 @@ int heap_insert(heap *h, wd_xid xid, wd_lsn *xact_prev, const void *key, uint32_
 		heap_ovf_discard(h, xid, xact_prev, first, vlen);
 	if (rc == 0)
 		HEAP_COUNT(h, inserts);
-	free(tuple);
+	if (tuple != small)
+		free(tuple);
 	return rc;
 }
 
@@ -516,7 +524,7 @@ out:
 int heap_update(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid, const void *val,
 		uint64_t vlen, heap_tid *newtid)
 {
-	uint8_t *raw = NULL, *tuple = NULL;
+	uint8_t small[HEAP_SMALL_TUPLE], *raw = NULL, *tuple = NULL;
 	bool new_live = false;
 	heap_tuple old;
 	wd_blkno first = WD_INVALID_BLKNO;
@@ -526,8 +534,8 @@ int heap_update(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid, const void
 	*newtid = tid;
 	/* step 1: the key (kept) and the old chain; step 2: the new tuple */
 	if (rc == 0 && (rc = load_tuple(h, tid, &raw, &old)) == 0)
-		rc = make_tuple(h, xid, xact_prev, old.key, old.klen, val, vlen, &tuple, &tlen,
-				&first);
+		rc = make_tuple(h, xid, xact_prev, old.key, old.klen, val, vlen, small, &tuple,
+				&tlen, &first);
 	if (rc != 0)
 		goto out;
 	if ((rc = replace_slot(h, xid, xact_prev, tid, tuple, tlen)) == 0) { /* step 3 */
@@ -546,6 +554,7 @@ int heap_update(heap *h, wd_xid xid, wd_lsn *xact_prev, heap_tid tid, const void
 	}
 out:
 	free(raw);
-	free(tuple);
+	if (tuple != small)
+		free(tuple);
 	return rc;
 }

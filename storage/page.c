@@ -2,10 +2,10 @@
  * page.c - the common page header, the page checksum and the slotted-page
  * helpers shared by heap and btree. Pure byte manipulation: no I/O.
  */
-#include <isa-l/crc.h>
 #include <string.h>
 
 #include "storage/bytes.h"
+#include "storage/crc.h"
 #include "storage/page.h"
 
 static const char *const kind_names[] = {
@@ -43,16 +43,6 @@ void page_init(uint8_t *p, uint32_t page_size, unsigned kind,
 	put_le32(p + PH_SPECIAL, page_size - special_size);
 }
 
-wd_lsn page_lsn(const uint8_t *p) { return get_le64(p + PH_LSN); }
-void page_set_lsn(uint8_t *p, wd_lsn lsn) { put_le64(p + PH_LSN, lsn); }
-unsigned page_kind(const uint8_t *p) { return p[PH_KIND]; }
-uint16_t page_flags(const uint8_t *p) { return get_le16(p + PH_FLAGS); }
-void page_set_flags(uint8_t *p, uint16_t f) { put_le16(p + PH_FLAGS, f); }
-uint32_t page_lower(const uint8_t *p) { return get_le32(p + PH_LOWER); }
-uint32_t page_upper(const uint8_t *p) { return get_le32(p + PH_UPPER); }
-uint32_t page_special(const uint8_t *p) { return get_le32(p + PH_SPECIAL); }
-uint8_t *page_special_ptr(uint8_t *p) { return p + page_special(p); }
-
 static void set_lower(uint8_t *p, uint32_t v) { put_le32(p + PH_LOWER, v); }
 static void set_upper(uint8_t *p, uint32_t v) { put_le32(p + PH_UPPER, v); }
 
@@ -64,10 +54,9 @@ uint32_t page_checksum(const uint8_t *p, uint32_t page_size, wd_blkno blkno)
 	uint8_t blk[4];
 	uint32_t crc;
 	put_le32(blk, blkno);
-	crc = crc32_gzip_refl(0, p, PH_CHECKSUM);
-	crc = crc32_gzip_refl(crc, p + PH_CHECKSUM + 4,
-			      page_size - (PH_CHECKSUM + 4));
-	return crc32_gzip_refl(crc, blk, sizeof blk);
+	crc = storage_crc32(0, p, PH_CHECKSUM);
+	crc = storage_crc32(crc, p + PH_CHECKSUM + 4, page_size - (PH_CHECKSUM + 4));
+	return storage_crc32(crc, blk, sizeof blk);
 }
 
 void page_checksum_set(uint8_t *p, uint32_t page_size, wd_blkno blkno)

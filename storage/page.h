@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/bytes.h"
 #include "storage/error.h"
 #include "storage/types.h"
 
@@ -64,21 +65,23 @@ bool page_size_valid(uint32_t size);
 /* ---- header ---- */
 void page_init(uint8_t *p, uint32_t page_size, unsigned kind,
 	       uint32_t special_size);
-wd_lsn page_lsn(const uint8_t *p);
-void page_set_lsn(uint8_t *p, wd_lsn lsn);
-unsigned page_kind(const uint8_t *p);
-uint16_t page_flags(const uint8_t *p);
-void page_set_flags(uint8_t *p, uint16_t flags);
-uint32_t page_lower(const uint8_t *p);
-uint32_t page_upper(const uint8_t *p);
-uint32_t page_special(const uint8_t *p);
-uint8_t *page_special_ptr(uint8_t *p);
+/* Inline: every page change and search reads them, several times. */
+static inline wd_lsn page_lsn(const uint8_t *p) { return get_le64(p + PH_LSN); }
+static inline void page_set_lsn(uint8_t *p, wd_lsn lsn) { put_le64(p + PH_LSN, lsn); }
+static inline unsigned page_kind(const uint8_t *p) { return p[PH_KIND]; }
+static inline uint16_t page_flags(const uint8_t *p) { return get_le16(p + PH_FLAGS); }
+static inline void page_set_flags(uint8_t *p, uint16_t f) { put_le16(p + PH_FLAGS, f); }
+static inline uint32_t page_lower(const uint8_t *p) { return get_le32(p + PH_LOWER); }
+static inline uint32_t page_upper(const uint8_t *p) { return get_le32(p + PH_UPPER); }
+static inline uint32_t page_special(const uint8_t *p) { return get_le32(p + PH_SPECIAL); }
+static inline uint8_t *page_special_ptr(uint8_t *p) { return p + page_special(p); }
 
 /* ---- checksum ----
  * CRC-32 (the zlib/gzip polynomial 0xEDB88320, reflected) over bytes
  * [0, 8) and [12, page_size) of the page followed by the block number as 4
  * little-endian bytes, so a page written to the wrong block fails too.
- * Computed with ISA-L (bit-identical to zlib's crc32, about 20x faster). */
+ * Computed with ISA-L (bit-identical to zlib's crc32, about 20x faster),
+ * through storage_crc32 (storage/crc.h). */
 uint32_t page_checksum(const uint8_t *p, uint32_t page_size, wd_blkno blkno);
 void page_checksum_set(uint8_t *p, uint32_t page_size, wd_blkno blkno);
 

@@ -12,6 +12,10 @@
 #include "wal/rmgr.h"
 #include "wal/wal.h"
 
+/* Records of up to this many bytes are staged on the stack (one page's
+ * share is copied into append_ctx.bytes before it is logged). */
+#define UNDO_SMALL_SHARE 512
+
 /* The bytes of one record as one stream: header, key, value. */
 typedef struct rec_src {
 	const uint8_t *part[3];
@@ -304,7 +308,7 @@ static int check_args(const undo_chain *c, unsigned kind, const void *key, uint3
 int undo_append(undo_log *u, undo_chain *c, wd_lsn *xact_prev, unsigned kind, wd_relid rel,
 		const void *key, uint32_t klen, const void *val, uint64_t vlen, undo_ptr *out)
 {
-	uint8_t hdr[UNDO_REC_HDR];
+	uint8_t hdr[UNDO_REC_HDR], small[UNDO_SMALL_SHARE];
 	rec_src s = {{hdr, key, val}, {UNDO_REC_HDR, klen, vlen}, UNDO_REC_HDR + klen + vlen};
 	append_ctx a = {.u = u, .c = c, .prev = xact_prev ? *xact_prev : 0};
 	uint64_t pos = 0;
@@ -314,7 +318,10 @@ int undo_append(undo_log *u, undo_chain *c, wd_lsn *xact_prev, unsigned kind, wd
 	if (rc != 0)
 		return rc;
 	encode_header(hdr, kind, rel, klen, vlen, c->head);
-	if (!(a.bytes = malloc(u->ps)))
+	/* one page's share at most: a small record's fits on the stack */
+	if (s.total <= sizeof small)
+		a.bytes = small;
+	else if (!(a.bytes = malloc(u->ps)))
 		return err_set(WD_ENOMEM, "undo log: out of memory");
 	while (rc == 0 && pos < s.total) {
 		rc = append_step(&a, &s, &pos, &rec);
@@ -327,7 +334,8 @@ int undo_append(undo_log *u, undo_chain *c, wd_lsn *xact_prev, unsigned kind, wd
 		UNDO_COUNT(u, bytes, s.total);
 	}
 	walrec_free(&a.b);
-	free(a.bytes);
+	if (a.bytes != small)
+		free(a.bytes);
 	free(a.img[0]);
 	free(a.img[1]);
 	return rc;

@@ -3,7 +3,7 @@
  * walrec_begin/add_block/set_main/assemble/free, walrec_stamp, walrec_decode,
  * walrec_restore_image. Byte layout: wal/format.h and wal/README.md.
  */
-#include <isa-l/crc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "storage/bytes.h"
+#include "storage/crc.h"
 #include "storage/page.h"
 #include "wal/record.h"
 
@@ -60,9 +61,100 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
+/*
+ * The memory of the last builder this thread freed. Every change of a page
+ * builds one record, usually in a builder of its own that lives for one
+ * call (heap_log, undo_append, a btree change): without this each record
+ * would allocate and free its buffers, and write its bytes into memory
+ * that is cold again. walrec_free parks a builder's buffers here (if the
+ * slot is empty and they are not larger than WAL_BUILDER_KEEP); the next
+ * builder that starts empty (walrec_begin) adopts them. The slot belongs
+ * to its thread: no lock. Its buffers are freed when the thread exits (a
+ * pthread key's destructor); the main thread's stay reachable until exit.
+ */
+#define WAL_BUILDER_KEEP (256u << 10)
+
+struct builder_mem {
+	uint8_t *buf, *main, *zbuf;
+	size_t cap, main_cap, zcap;
+};
+
+static __thread struct builder_mem tls_mem;
+static __thread bool tls_mem_keyed; /* the key's value is set: freed at exit */
+static pthread_key_t mem_key;
+static pthread_once_t mem_once = PTHREAD_ONCE_INIT;
+static bool mem_key_ok;
+
+static void mem_release(void *arg)
+{
+	struct builder_mem *m = arg;
+	free(m->buf);
+	free(m->main);
+	free(m->zbuf);
+	memset(m, 0, sizeof *m);
+}
+
+static void mem_key_create(void)
+{
+	mem_key_ok = pthread_key_create(&mem_key, mem_release) == 0;
+}
+
+/* Moves *from (and its capacity) to *to if *to is empty; frees it
+ * otherwise or if it is larger than WAL_BUILDER_KEEP. */
+static void mem_move(uint8_t **to, size_t *to_cap, uint8_t **from, size_t *from_cap)
+{
+	if (!*to && *from_cap <= WAL_BUILDER_KEEP) {
+		*to = *from;
+		*to_cap = *from_cap;
+	} else {
+		free(*from);
+	}
+	*from = NULL;
+	*from_cap = 0;
+}
+
+/* walrec_free's half: parks b's buffers in the thread's slot. Without the
+ * key (pthread_key_create failed) nothing could free them at thread exit,
+ * so they are freed at once. */
+static void mem_park(wal_rec_builder *b)
+{
+	struct builder_mem *m = &tls_mem;
+	if (!tls_mem_keyed)
+		pthread_once(&mem_once, mem_key_create);
+	if (!mem_key_ok) {
+		free(b->buf);
+		free(b->main);
+		free(b->zbuf);
+		return;
+	}
+	if (!tls_mem_keyed && pthread_setspecific(mem_key, m) != 0) {
+		free(b->buf);
+		free(b->main);
+		free(b->zbuf);
+		return;
+	}
+	tls_mem_keyed = true;
+	mem_move(&m->buf, &m->cap, &b->buf, &b->cap);
+	mem_move(&m->main, &m->main_cap, &b->main, &b->main_cap);
+	mem_move(&m->zbuf, &m->zcap, &b->zbuf, &b->zcap);
+}
+
+/* walrec_begin's half: an empty builder adopts the thread's parked buffers. */
+static void mem_adopt(wal_rec_builder *b)
+{
+	struct builder_mem *m = &tls_mem;
+	if (!b->buf && m->buf)
+		mem_move(&b->buf, &b->cap, &m->buf, &m->cap);
+	if (!b->main && m->main)
+		mem_move(&b->main, &b->main_cap, &m->main, &m->main_cap);
+	if (!b->zbuf && m->zbuf)
+		mem_move(&b->zbuf, &b->zcap, &m->zbuf, &m->zcap);
+}
+
 void walrec_begin(wal_rec_builder *b, unsigned rmgr, unsigned type, wd_xid xid,
 		  wd_lsn prev, uint64_t undo, unsigned flags)
 {
+	mem_adopt(b);
 	b->rmgr = (uint8_t)rmgr;
 	b->type = (uint8_t)type;
 	b->flags = (uint8_t)flags;
@@ -258,9 +350,7 @@ int walrec_assemble(wal_rec_builder *b, uint8_t **rec, uint32_t *len)
 
 void walrec_free(wal_rec_builder *b)
 {
-	free(b->buf);
-	free(b->main);
-	free(b->zbuf);
+	mem_park(b);
 	memset(b, 0, sizeof *b);
 }
 
@@ -275,13 +365,13 @@ uint32_t walrec_crc(const uint8_t *rec, uint32_t tot_len)
  * a well-formed record of another database does not check here. */
 uint32_t walrec_crc_seeded(const uint8_t *rec, uint32_t tot_len, uint32_t seed)
 {
-	uint32_t crc = crc32_gzip_refl(seed, rec + WRH_LSN, tot_len - WRH_LSN);
-	return crc32_gzip_refl(crc, rec, WRH_CRC);
+	uint32_t crc = storage_crc32(seed, rec + WRH_LSN, tot_len - WRH_LSN);
+	return storage_crc32(crc, rec, WRH_CRC);
 }
 
 uint32_t wal_crc_seed(const uint8_t db_id[16])
 {
-	return crc32_gzip_refl(0, db_id, 16);
+	return storage_crc32(0, db_id, 16);
 }
 
 /* The horizon goes in before the CRC is computed: the CRC covers it. */

@@ -7,7 +7,9 @@
  *
  * Building a record (no locks needed; the builder belongs to one thread):
  *
- *   wal_rec_builder b = {0};          zero-initialised = empty, no memory
+ *   wal_rec_builder b = {0};          zero-initialised = empty; walrec_begin
+ *                                     adopts the buffers the thread's last
+ *                                     walrec_free kept
  *   walrec_begin(&b, WAL_RMGR_HEAP, HEAP_INSERT, xid, prev, undo, 0);
  *   walrec_add_block(&b, rel, blk, 0, page, page_size, compress, d, n);
  *   walrec_set_main(&b, main, main_len);
@@ -143,7 +145,10 @@ int walrec_set_main(wal_rec_builder *b, const void *data, uint32_t len) WD_MUST_
  */
 int walrec_assemble(wal_rec_builder *b, uint8_t **rec, uint32_t *len) WD_MUST_CHECK;
 
-/* Frees b's memory; b is then empty (zeroed) and may be reused. */
+/* Ends b: b is then empty (zeroed) and may be reused. Its memory is not
+ * freed but kept for the thread's next builder that starts empty (each
+ * thread keeps one builder's buffers, up to 256 KiB each, freed when the
+ * thread exits): a record per page change costs no allocation. */
 void walrec_free(wal_rec_builder *b);
 
 /*
