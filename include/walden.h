@@ -152,10 +152,12 @@ typedef struct wd_options {
 	uint64_t max_value_bytes;
 
 	/* ---- transactions ---- */
-	/* How long a call waits for another transaction's row lock before it
+	/* How long a call waits for another transaction's lock before it
 	 * fails with WD_ETIMEDOUT (the call changes nothing; the transaction
-	 * stays usable). 0: no limit (deadlocks are still detected). A
-	 * setting of the open. Default 0. */
+	 * stays usable): up to this long for its table's intention lock (the
+	 * first row the transaction touches in a table), and again for the
+	 * row. 0: no limit (deadlocks are still detected). A setting of the
+	 * open. Default 0. */
 	uint32_t lock_timeout_ms;
 	/* Lock escalation: once a transaction holds this many row locks on
 	 * one table and asks for a shared one there, it tries, without
@@ -164,8 +166,12 @@ typedef struct wd_options {
 	 * it reads the table's rows without taking more row locks, and writers
 	 * of the table wait until it ends. If the table lock cannot be had at
 	 * once, the transaction goes on with row locks and tries again after
-	 * as many more. 0: never escalate. A setting of the open. Default 5000
-	 * (the threshold SQL Server uses). */
+	 * as many more. The table lock also covers rows nobody read: it can
+	 * make transactions whose rows do not overlap wait for each other,
+	 * or deadlock (two escalated readers of a table that each then write
+	 * a row of it: one is the victim). 0: never escalate (a row lock per
+	 * row read, no such waits). A setting of the open. Default 5000 (the
+	 * threshold SQL Server uses). */
 	uint32_t lock_escalation_rows;
 
 	/* ---- checkpoints (PostgreSQL semantics, DESIGN.md section 5) ---- */

@@ -35,6 +35,9 @@ typedef struct lock_req {
 	const uint8_t *key;
 	uint32_t rel, klen;
 	int mode;
+	/* a conversion that keeps its place behind conflicting waiters
+	 * (escalation, K7 step 4) instead of going before them (L4) */
+	bool behind_waiters;
 } lock_req;
 
 /* ---- hashing ---- */
@@ -309,14 +312,14 @@ static bool granted_conflict(const lock_obj *ob, const lock_ent *self, int want)
 }
 
 /* Whether a new request must wait (K1 step 4): a conflicting holder, or,
- * unless it is a conversion, a waiter of ob whose request conflicts
- * (FIFO). */
-static bool must_wait(const lock_part *p, const lock_ent *e, int want)
+ * unless it is a conversion that may go first (L4; an escalation may not:
+ * K7 step 4), a waiter of ob whose request conflicts (FIFO). */
+static bool must_wait(const lock_part *p, const lock_ent *e, int want, bool behind_waiters)
 {
 	const lock_obj *ob = e->obj;
 	if (granted_conflict(ob, e, want))
 		return true;
-	if (e->mode)
+	if (e->mode && !behind_waiters)
 		return false; /* a conversion goes before every waiter */
 	for (const lock_owner *w = p->whead; w; w = w->wnext)
 		if (w->went->obj == ob && modes_conflict(w->want, want))
@@ -496,7 +499,7 @@ static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent 
 	pthread_mutex_lock(&p->mu);
 	if (!held && (rc = obj_get(p, r, &ob)) == 0)
 		*e = (lock_ent){.obj = ob, .owner = o, .mode = 0};
-	if (rc == 0 && !(wait = must_wait(p, e, r->mode))) {
+	if (rc == 0 && !(wait = must_wait(p, e, r->mode, r->behind_waiters))) {
 		ent_grant(p, e, r->mode);
 	} else if (rc == 0 && timeout_ms == LOCK_NOWAIT) {
 		wait = false; /* the caller waits later, after letting go of pins */
@@ -637,10 +640,13 @@ static const lock_tab *tab_find(const lock_owner *o, uint32_t rel)
 }
 
 /* Raises o's lock on table tb to cover mode (a conversion to the join of
- * both); tb->mode follows on success. timeout_ms as lock_acquire. */
-static int tab_raise(lockmgr *lm, lock_owner *o, lock_tab *tb, int mode, uint32_t timeout_ms)
+ * both); tb->mode follows on success. timeout_ms as lock_acquire;
+ * behind_waiters: the conversion does not go before conflicting waiters. */
+static int tab_raise(lockmgr *lm, lock_owner *o, lock_tab *tb, int mode, uint32_t timeout_ms,
+		     bool behind_waiters)
 {
-	lock_req r = {.rel = tb->rel, .klen = LOCK_TABLE_KLEN, .key = NULL};
+	lock_req r = {.rel = tb->rel, .klen = LOCK_TABLE_KLEN, .key = NULL,
+		      .behind_waiters = behind_waiters};
 	lock_ent *e;
 	int rc;
 	r.hash = lock_hash(tb->rel, NULL, LOCK_TABLE_KLEN);
@@ -664,7 +670,7 @@ int lock_table(lockmgr *lm, lock_owner *o, uint32_t rel, int mode, uint32_t time
 		count_fast(o);
 		return 0;
 	}
-	return tab_raise(lm, o, tb, mode, timeout_ms);
+	return tab_raise(lm, o, tb, mode, timeout_ms, false);
 }
 
 bool lock_table_held(lockmgr *lm, const lock_owner *o, uint32_t rel, int mode)
@@ -675,11 +681,13 @@ bool lock_table_held(lockmgr *lm, const lock_owner *o, uint32_t rel, int mode)
 }
 
 /* K7 step 4: o took its tb->rows'th row lock on the table and asks for S
- * rows there: try the table's S (SIX over IX) without waiting. Best
- * effort: if it cannot be had now, the next try is a threshold later. */
+ * rows there: try the table's S (SIX over IX) without waiting, and behind
+ * any conflicting waiter (a writer queued for IX is not overtaken, so a
+ * stream of scanners cannot starve it). Best effort: if it cannot be had
+ * now, the next try is a threshold later. */
 static void escalate(lockmgr *lm, lock_owner *o, lock_tab *tb)
 {
-	if (tab_raise(lm, o, tb, LOCK_S, LOCK_NOWAIT) == 0) {
+	if (tab_raise(lm, o, tb, LOCK_S, LOCK_NOWAIT, true) == 0) {
 		atomic_fetch_add_explicit(&lm->escalations, 1, memory_order_relaxed);
 		TRACE(TR_TXN, "lock escalation: xid %llu holds %s on table rel %u after %u row locks",
 		      (unsigned long long)o->xid, lock_mode_name(tb->mode), tb->rel, tb->rows);
@@ -689,7 +697,7 @@ static void escalate(lockmgr *lm, lock_owner *o, lock_tab *tb)
 }
 
 /* K7: the table's intention lock, then the row lock, unless a table lock
- * covers the row. */
+ * covers the row. Each of the two may wait up to timeout_ms. */
 int lock_row(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
 	     int mode, uint32_t timeout_ms)
 {
@@ -708,7 +716,8 @@ int lock_row(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t
 	req_hash(&r);
 	/* step 2: the intention lock on the table */
 	if (!mode_covers(tb->mode, mode == LOCK_S ? LOCK_IS : LOCK_IX) &&
-	    (rc = tab_raise(lm, o, tb, mode == LOCK_S ? LOCK_IS : LOCK_IX, timeout_ms)) != 0)
+	    (rc = tab_raise(lm, o, tb, mode == LOCK_S ? LOCK_IS : LOCK_IX, timeout_ms,
+			       false)) != 0)
 		return rc;
 	/* step 3: the row lock (K1) */
 	e = local_find(o, &r);

@@ -117,7 +117,9 @@ bool lock_held(lockmgr *lm, const lock_owner *o, uint32_t rel, const void *key, 
 /*
  * Counters since lockmgr_create (each summed under its own mutex, so a
  * snapshot is not atomic across them while threads run):
- *   acquired  lock_acquire calls that returned 0 (fast ones included)
+ *   acquired  requests granted (fast ones included): lock_acquire and
+ *             lock_table calls, and the intention, row and escalation
+ *             requests of lock_row
  *   fast      of those, answered by a lock the owner already held
  *   waits     calls that went to sleep waiting (deadlock victims do not)
  *   deadlocks calls that returned WD_EDEADLOCK

@@ -310,6 +310,31 @@ static void test_escalation_refused_then_taken(void **state)
 	lock_owner_destroy(lm, b);
 }
 
+/* A writer queued for IX behind an escalated scanner is not overtaken by a
+ * second scanner's escalation (K7 step 4): once the first scanner ends, the
+ * writer runs while the second still scans with row locks. Without this a
+ * stream of overlapping scanners could keep a writer waiting for ever. */
+static void test_escalation_behind_queued_writer(void **state)
+{
+	lock_owner *a = owner(1), *b = owner(2), *c = owner(3);
+	waiter w;
+	(void)state;
+	assert_int_equal(lock_table(lm, a, T1, LOCK_S, 0), 0); /* an escalated scanner */
+	start_waiting(&w, b, T1, 7, LOCK_X);                      /* b queued for IX */
+	for (unsigned i = 0; i < 3 * ESCALATE; i++)
+		assert_int_equal(row(c, T1, 100 + i, LOCK_S, 0), 0);
+	assert_false(lock_table_held(lm, c, T1, LOCK_S));
+	assert_int_equal(stats().escalations, 0);
+	lock_release_all(lm, a);
+	assert_int_equal(finish(&w), 0); /* granted with c still holding */
+	assert_true(row_held(b, T1, 7, LOCK_X));
+	lock_release_all(lm, b);
+	lock_release_all(lm, c);
+	lock_owner_destroy(lm, a);
+	lock_owner_destroy(lm, b);
+	lock_owner_destroy(lm, c);
+}
+
 /* An owner that wrote to the table escalates to SIX: others may still read
  * rows it did not write, and nobody else may write. Then its own write
  * needs no further table lock; a row X still takes its row lock. */
@@ -402,6 +427,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_row_takes_intention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_escalation_blocks_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_escalation_refused_then_taken, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_escalation_behind_queued_writer, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_escalation_six, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_escalation_off, setup, teardown),
