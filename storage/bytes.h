@@ -15,7 +15,9 @@
  * single move, and the order of the bytes in memory is the little-endian
  * one either way.
  */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#if !defined(__BYTE_ORDER__)
+#error "walden needs __BYTE_ORDER__ (gcc or clang) to encode its on-disk integers"
+#elif __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define LE16(v) __builtin_bswap16(v)
 #define LE32(v) __builtin_bswap32(v)
 #define LE64(v) __builtin_bswap64(v)

@@ -28,7 +28,9 @@ static void clear_upper(void)
 }
 #endif
 
-uint32_t storage_crc32(uint32_t crc, const void *p, uint64_t len)
+/* Never inlined: vzeroupper must not land in a caller built with AVX that
+ * keeps values in the upper halves (link-time optimisation could). */
+__attribute__((noinline)) uint32_t storage_crc32(uint32_t crc, const void *p, uint64_t len)
 {
 	crc = crc32_gzip_refl(crc, p, len);
 	clear_upper();

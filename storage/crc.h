@@ -1,6 +1,7 @@
 /*
- * crc.h - the CRC-32 of every checksum walden stores (pages, WAL records,
- * segment headers): storage_crc32, ISA-L's crc32_gzip_refl (the zlib/gzip
+ * crc.h - the CRC-32 of pages and WAL records (segment headers, the control
+ * file and the power-loss journal use zlib's crc32: the same function, on
+ * paths where its speed does not matter): storage_crc32, ISA-L's crc32_gzip_refl (the zlib/gzip
  * polynomial, reflected; bit-identical to zlib's crc32) followed by a
  * clean-up of the vector registers' upper halves.
  */

@@ -85,6 +85,25 @@ static pthread_key_t mem_key;
 static pthread_once_t mem_once = PTHREAD_ONCE_INIT;
 static bool mem_key_ok;
 
+/* Under AddressSanitizer a parked buffer is poisoned until a builder
+ * adopts it, so a use of a record after its walrec_free is still reported
+ * (without the reuse it would be a use after free). */
+#if defined(__SANITIZE_ADDRESS__)
+#define WALDEN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WALDEN_ASAN 1
+#endif
+#endif
+#ifdef WALDEN_ASAN
+#include <sanitizer/asan_interface.h>
+#define PARKED(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define ADOPTED(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define PARKED(p, n) ((void)(p), (void)(n))
+#define ADOPTED(p, n) ((void)(p), (void)(n))
+#endif
+
 static void mem_release(void *arg)
 {
 	struct builder_mem *m = arg;
@@ -92,6 +111,9 @@ static void mem_release(void *arg)
 	free(m->main);
 	free(m->zbuf);
 	memset(m, 0, sizeof *m);
+	/* a later destructor of this thread that frees a builder sets the
+	 * key again (glibc then runs the destructors once more) */
+	tls_mem_keyed = false;
 }
 
 static void mem_key_create(void)
@@ -137,18 +159,30 @@ static void mem_park(wal_rec_builder *b)
 	mem_move(&m->buf, &m->cap, &b->buf, &b->cap);
 	mem_move(&m->main, &m->main_cap, &b->main, &b->main_cap);
 	mem_move(&m->zbuf, &m->zcap, &b->zbuf, &b->zcap);
+	if (m->buf)
+		PARKED(m->buf, m->cap);
+	if (m->main)
+		PARKED(m->main, m->main_cap);
+	if (m->zbuf)
+		PARKED(m->zbuf, m->zcap);
 }
 
 /* walrec_begin's half: an empty builder adopts the thread's parked buffers. */
 static void mem_adopt(wal_rec_builder *b)
 {
 	struct builder_mem *m = &tls_mem;
-	if (!b->buf && m->buf)
+	if (!b->buf && m->buf) {
+		ADOPTED(m->buf, m->cap);
 		mem_move(&b->buf, &b->cap, &m->buf, &m->cap);
-	if (!b->main && m->main)
+	}
+	if (!b->main && m->main) {
+		ADOPTED(m->main, m->main_cap);
 		mem_move(&b->main, &b->main_cap, &m->main, &m->main_cap);
-	if (!b->zbuf && m->zbuf)
+	}
+	if (!b->zbuf && m->zbuf) {
+		ADOPTED(m->zbuf, m->zcap);
 		mem_move(&b->zbuf, &b->zcap, &m->zbuf, &m->zcap);
+	}
 }
 
 void walrec_begin(wal_rec_builder *b, unsigned rmgr, unsigned type, wd_xid xid,

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -31,7 +32,11 @@ uint64_t iol_stride(void)
  * so the files need not reach a disk), unless $TMPDIR names a place. */
 static void scratch_in_memory(void)
 {
-	if (!getenv("TMPDIR") && access("/dev/shm", W_OK) == 0)
+	struct statvfs v;
+	/* a small tmpfs (a container's 64 MiB /dev/shm) would add real
+	 * ENOSPC to the injected ones: 1 GiB free or the default place */
+	if (!getenv("TMPDIR") && access("/dev/shm", W_OK) == 0 &&
+	    statvfs("/dev/shm", &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize >= (1ull << 30))
 		setenv("TMPDIR", "/dev/shm", 1);
 }
 
@@ -74,12 +79,22 @@ void iol_run_part(unsigned part)
 	c.loop_part = part;
 	c.loop_parts = IOL_PARTS;
 	OK(ct_describe(&c, false, &p));
-	/* the loop's k run over the calls of this profile run (the
-	 * campaign's own may make a few more or fewer, I1) */
-	io_calls = p.io_calls;
+	/* the loop's k run over the calls of this profile run and 2% more:
+	 * det's count drifts from run to run (I1; 3,417 to 3,477 in five
+	 * runs), and each part takes its own profile, so without the margin
+	 * a k near the end that one part's profile lacks would be nobody's.
+	 * A k past a run's end never fires: the 10% allowance below. */
+	io_calls = p.io_calls + p.io_calls / 50;
 	n = ct_ioerr_every_k_states(&c, io_calls);
 	ct_profile_free(&p);
-	assert_true(n > 0);
+	if (n == 0) { /* a stride so large that this part has no step */
+		print_message("I/O-error loop, part %u of %d: no step at stride %llu of %llu "
+			      "I/O calls\n", part + 1, IOL_PARTS,
+			      (unsigned long long)c.choose_arg, (unsigned long long)io_calls);
+		tu_rmrf(dir);
+		free(dir);
+		return;
+	}
 	c.states = n;
 	OK(ct_campaign_run(&c, &s));
 	print_summary(part, &c, io_calls, &s);

@@ -14,6 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifdef TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 #include <zlib.h>
 
 #include "bufmgr/bufmgr.h"
@@ -241,9 +251,17 @@ static void test_builder_memory_reused(void **state)
 	first = a.buf;
 	walrec_free(&a);
 	assert_null(a.buf);
+#ifdef TEST_ASAN
+	/* parked memory is poisoned: a record read after its walrec_free is
+	 * still reported, as the use after free it would be without reuse */
+	assert_true(__asan_address_is_poisoned(first));
+#endif
 	build_check(&a, 60, 8, 2, &kept); /* the same memory, adopted */
 	assert_true(kept);
 	assert_ptr_equal(a.buf, first);
+#ifdef TEST_ASAN
+	assert_false(__asan_address_is_poisoned(first));
+#endif
 	walrec_free(&a);
 	build_check(&a, 50000, 3000, 3, &kept); /* grows past it */
 	assert_true(kept);
