@@ -670,6 +670,26 @@ static uint64_t async_window_ns(const ct_workload *wl)
 	return 3ull * o.wal_writer_delay_ms * 1000000ull;
 }
 
+/* V1 for a recovered state: the verdict against the history and the
+ * oracle, and what the result reports of both (counts, the recovered
+ * rows' digest, the recovery child's times). */
+static void judge_state(ct_job *j, ct_history *h, const ct_recovered *rec,
+			bool child_error, size_t max_lines, ct_result *r)
+{
+	ct_judge_in in = {.h = h, .base = j->base, .oracle = &j->oracle, .rec = rec,
+			  .async_window_ns = async_window_ns(j->wl), .wl = j->wl,
+			  .child_error = child_error};
+	r->verdict = ct_judge(&in, max_lines, &r->detail);
+	r->acked = h->acked;
+	r->aborted = h->aborted;
+	r->inflight = h->ntx - h->acked - h->aborted;
+	r->keys = rec->rows.n;
+	r->digest = ct_kvset_digest(&rec->rows);
+	r->recovery_ms = rec->open_ms;
+	r->t_recovery = rec->open_ms / 1000.0;
+	r->t_check = rec->check_s;
+}
+
 int ct_state_run(ct_job *j, const ct_spec *s, size_t max_lines, ct_result *r)
 {
 	bool power = s->res != CT_RES_KILL, hung, ok;
@@ -725,21 +745,10 @@ int ct_state_run(ct_job *j, const ct_spec *s, size_t max_lines, ct_result *r)
 		free(h.error);
 		h.error = strdup(err);
 	}
-	ct_judge_in in = {.h = &h, .base = j->base, .oracle = &j->oracle, .rec = &rec,
-			  .async_window_ns = async_window_ns(j->wl), .wl = j->wl,
-			  .child_error = !ok};
-	r->verdict = ct_judge(&in, max_lines, &r->detail);              /* V1 */
+	judge_state(j, &h, &rec, !ok, max_lines, r);                      /* V1 */
 	ct_ioerr_judge(&h, s, &r->verdict, &r->detail, max_lines);
-	r->acked = h.acked;
-	r->aborted = h.aborted;
-	r->inflight = h.ntx - h.acked - h.aborted;
-	r->keys = rec.rows.n;
-	r->digest = ct_kvset_digest(&rec.rows);
-	r->recovery_ms = rec.open_ms;
 	r->t_workload = t1 - t0;
 	r->t_materialise = t2 - t1;
-	r->t_recovery = rec.open_ms / 1000.0;
-	r->t_check = rec.check_s;
 	r->t_verdict = ct_now_s() - t3;
 	if (r->verdict != CT_OK && j->c->keep_dir)
 		keep_failure(j, r, j->db);                              /* K1 */
@@ -897,21 +906,10 @@ int ct_state_prefix(ct_job *j, ct_runlog *L, const ct_spec *s, size_t max_lines,
 		free(h.error);
 		h.error = strdup(L->error ? L->error : "the workload failed");
 	}
-	ct_judge_in in = {.h = &h, .base = j->base, .oracle = &j->oracle, .rec = &rec,
-			  .async_window_ns = async_window_ns(j->wl), .wl = j->wl,
-			  .child_error = child_error};
-	r->verdict = ct_judge(&in, max_lines, &r->detail);                /* V1 */
-	r->acked = h.acked;
-	r->aborted = h.aborted;
-	r->inflight = h.ntx - h.acked - h.aborted;
-	r->keys = rec.rows.n;
-	r->digest = ct_kvset_digest(&rec.rows);
-	r->recovery_ms = rec.open_ms;
+	judge_state(j, &h, &rec, child_error, max_lines, r);               /* V1 */
 	L->states++;
 	r->t_workload = L->states == 1 ? L->t_workload : 0; /* the run, once */
 	r->t_materialise = t2 - t1;
-	r->t_recovery = rec.open_ms / 1000.0;
-	r->t_check = rec.check_s;
 	r->t_verdict = ct_now_s() - t3;
 	if (r->verdict != CT_OK && j->c->keep_dir)
 		keep_failure(j, r, crash);                                 /* K1 */
