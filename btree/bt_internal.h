@@ -9,6 +9,7 @@
 #define WALDEN_BT_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #include "wal/record.h"
 
 /* ---- the handle ---- */
+
+#define BT_KEEP_SLOTS 64u
 
 struct btree {
 	bufmgr *pool;
@@ -33,6 +36,11 @@ struct btree {
 	 * smo shared or exclusive. */
 	wd_blkno root;
 	uint32_t level;        /* root level; 0 = the root is a leaf */
+	/* Kept upper levels (README "Kept upper levels", I12): slot
+	 * blk % BT_KEEP_SLOTS holds NULL or a buffer of this relation that the
+	 * handle keeps pinned. Filled by descents (CAS from NULL), emptied
+	 * only by btree_close. */
+	_Atomic(bm_buf *) keep[BT_KEEP_SLOTS];
 };
 
 /* ---- page format (README "Formats") ---- */

@@ -84,6 +84,13 @@ void btree_close(btree *t)
 {
 	if (!t)
 		return;
+	for (uint32_t i = 0; i < BT_KEEP_SLOTS; i++) {
+		bm_buf *b = atomic_load(&t->keep[i]);
+		if (b) {
+			bufmgr_unpin(t->pool, b);
+			bufmgr_keep_give(t->pool);
+		}
+	}
 	pthread_rwlock_destroy(&t->smo);
 	free(t);
 }
@@ -192,6 +199,35 @@ static inline int check_child(btree *t, bm_buf *buf, uint32_t level)
 }
 
 /*
+ * I12 (kept upper levels): the buffer kept for blk, or NULL. A kept buffer
+ * is pinned by the handle, so its tag cannot change (bufmgr I2) and the
+ * check against blk is exact; the pool has one buffer per page, so it holds
+ * the page's current bytes.
+ */
+static inline bm_buf *keep_find(btree *t, wd_blkno blk)
+{
+	bm_buf *b = atomic_load_explicit(&t->keep[blk % BT_KEEP_SLOTS],
+					 memory_order_acquire);
+	return b && bufmgr_buf_blkno(b) == blk ? b : NULL;
+}
+
+/* Offers our pin on buf, an internal page, to the kept set. true: the
+ * handle owns the pin now (the caller must not unpin); false: the slot is
+ * taken or the pool's budget of kept pins is spent. */
+static bool keep_offer(btree *t, bm_buf *buf)
+{
+	_Atomic(bm_buf *) *slot = &t->keep[bufmgr_buf_blkno(buf) % BT_KEEP_SLOTS];
+	bm_buf *none = NULL;
+	if (atomic_load_explicit(slot, memory_order_relaxed) || !bufmgr_keep_take(t->pool))
+		return false;
+	if (atomic_compare_exchange_strong_explicit(slot, &none, buf, memory_order_release,
+						    memory_order_relaxed))
+		return true;
+	bufmgr_keep_give(t->pool);
+	return false;
+}
+
+/*
  * P1 (descent): from the root, at each level read the child's block and
  * unpin the parent. Holding smo (shared or exclusive) freezes internal
  * pages (I7): nobody writes their bytes while we hold it, and bufmgr only
@@ -199,6 +235,8 @@ static inline int check_child(btree *t, bm_buf *buf, uint32_t level)
  * read pinned but unlatched, and the child read is still the right child
  * when we get to it. Only the leaf, whose contents change under shared smo,
  * is latched, in leaf_mode: a thread never holds two page latches.
+ * Internal pages come from the kept set when they are in it (I12), and a
+ * page pinned here is offered to it; leaves are always pinned here.
  */
 int bt_descend(btree *t, const void *key, size_t klen, int dir, int leaf_mode,
 	       bm_buf **leaf)
@@ -206,9 +244,11 @@ int bt_descend(btree *t, const void *key, size_t klen, int dir, int leaf_mode,
 	uint32_t level = t->level;
 	wd_blkno blk = t->root;
 	bm_buf *cur;
+	bool kept;
 	int rc;
 	for (;;) {
-		if ((rc = bt_pin_x(t, blk, &cur)) != 0)
+		kept = level > 0 && (cur = keep_find(t, blk)) != NULL;
+		if (!kept && (rc = bt_pin_x(t, blk, &cur)) != 0)
 			return rc;
 		if (level == 0)
 			bufmgr_latch(cur, leaf_mode);
@@ -220,12 +260,14 @@ int bt_descend(btree *t, const void *key, size_t klen, int dir, int leaf_mode,
 		}
 		const uint8_t *p = bufmgr_page(cur);
 		blk = bt_item_child(p, bt_child_search(p, key, klen, dir));
-		bt_unpin(t, cur);
+		if (!kept && !keep_offer(t, cur))
+			bt_unpin(t, cur);
 		level--;
 	}
 	if (level == 0)
 		bufmgr_unlatch(cur);
-	bt_unpin(t, cur);
+	if (!kept)
+		bt_unpin(t, cur);
 	return rc;
 }
 

@@ -77,6 +77,7 @@ void bufmgr_stats(bufmgr *pool, bm_stats *out)
 	out->wal_errors = sum[BMC_WAL_ERRORS];
 	out->extends = sum[BMC_EXTENDS];
 	out->syncs = sum[BMC_SYNCS];
+	out->kept = atomic_load(&pool->kept);
 	for (uint32_t i = 0; i < pool->nbuf; i++) {
 		uint32_t s = atomic_load(&pool->bufs[i].state);
 		out->pinned += BM_REFS(s);
@@ -180,6 +181,7 @@ int bufmgr_create(const bufmgr_opts *o, bufmgr **out)
 	pool->page_size = o->page_size;
 	pool->chunk_pages = o->extend_chunk_pages;
 	pool->nbuf = nbuf;
+	pool->keep_max = nbuf / BM_KEEP_DIV;
 	pthread_rwlock_init(&pool->rels_lock, NULL);
 	for (unsigned i = 0; i < BM_NPARTS; i++)
 		pthread_mutex_init(&pool->parts[i].mu, NULL);
@@ -318,6 +320,23 @@ static inline uint32_t pin_and_use(bm_buf *buf)
 			n += BM_USAGE_ONE;
 	} while (!atomic_compare_exchange_weak(&buf->state, &s, n));
 	return n;
+}
+
+bool bufmgr_keep_take(bufmgr *pool)
+{
+	uint32_t k = atomic_load_explicit(&pool->kept, memory_order_relaxed);
+	do {
+		if (k >= pool->keep_max)
+			return false;
+	} while (!atomic_compare_exchange_weak(&pool->kept, &k, k + 1));
+	return true;
+}
+
+void bufmgr_keep_give(bufmgr *pool)
+{
+	uint32_t old = atomic_fetch_sub(&pool->kept, 1);
+	(void)old;
+	assert(old > 0);
 }
 
 void bufmgr_pin_again(bm_buf *buf)

@@ -171,6 +171,18 @@ void bufmgr_unpin(bufmgr *pool, bm_buf *buf);
 /* Adds one more pin to a buffer the caller has pinned already. */
 void bufmgr_pin_again(bm_buf *buf);
 
+/*
+ * Kept pins: pins held beyond one operation (the B+tree keeps its upper
+ * levels pinned, btree/README "Kept upper levels"). Before keeping a pin a
+ * module takes a share of a pool-wide budget of nbuffers / BM_KEEP_DIV
+ * buffers, so kept pins can never leave the pool without victims; it gives
+ * the share back when it unpins. bufmgr_keep_take: true if a share was
+ * taken, false if the budget is spent (then the caller must not keep it).
+ */
+#define BM_KEEP_DIV 16u
+bool bufmgr_keep_take(bufmgr *pool);
+void bufmgr_keep_give(bufmgr *pool);
+
 /* The page bytes (page_size of them). Valid while pinned; read them under
  * a share latch, change them under the exclusive latch. */
 uint8_t *bufmgr_page(bm_buf *buf);
@@ -270,6 +282,7 @@ typedef struct bm_stats {
 	uint64_t syncs;         /* fdatasync calls made */
 	/* snapshots, not counters */
 	uint64_t pinned;        /* sum of all pin counts right now */
+	uint64_t kept;          /* of those, kept pins (bufmgr_keep_take) */
 	uint64_t dirty;         /* buffers dirty right now */
 	uint64_t valid;         /* buffers holding a page right now */
 } bm_stats;

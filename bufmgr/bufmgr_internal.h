@@ -108,6 +108,8 @@ struct bufmgr {
 	int32_t *buckets;         /* nbuckets chain heads (partition locks) */
 	bm_part parts[BM_NPARTS];
 	_Atomic uint64_t hand;    /* clock hand, counts up forever */
+	_Atomic uint32_t kept;    /* kept pins (bufmgr_keep_take) */
+	uint32_t keep_max;        /* nbuf / BM_KEEP_DIV */
 	bufmgr_wal_flush_fn wal_flush;
 	void *wal_arg;
 	pthread_rwlock_t rels_lock; /* the relation table below */

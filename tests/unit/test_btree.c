@@ -549,6 +549,76 @@ static void test_grow_shrink_reuse(void **state)
 	env_close(&e, true);
 }
 
+/* Looks up every key of the test below; each must carry its tid. */
+static void lookup_all(btree *t, unsigned n, unsigned salt)
+{
+	uint8_t k[MAXK];
+	wd_tid got;
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = num_key(k, i + salt, 20 + (i * 31) % 200);
+		assert_int_equal(btree_lookup(t, k, len, &got), 0);
+		assert_int_equal(got.blk, i);
+	}
+}
+
+/*
+ * Kept upper levels (README I12): descents keep internal pages pinned, at
+ * most BT_KEEP_SLOTS and within the pool's budget; the kept pages follow
+ * the tree through splits, a shrink to a single leaf (kept pages go to the
+ * free list) and regrowth (they come back from it); btree_close gives every
+ * kept pin back. Release about 1 s, ASan about 3 s.
+ */
+static void test_kept_upper_levels(void **state)
+{
+	static const uint32_t pools[] = {4096, 64};
+	const unsigned N = 3000;
+	(void)state;
+	for (size_t pi = 0; pi < sizeof pools / sizeof *pools; pi++) {
+		env e;
+		btree_check_report r;
+		bm_stats st;
+		uint8_t k[MAXK];
+		wd_lsn lsn;
+		uint32_t budget = pools[pi] / BM_KEEP_DIV;
+		env_open(&e, "btree-kept", pools[pi]);
+		for (unsigned round = 0; round < 2; round++) {
+			for (unsigned i = 0; i < N; i++) {
+				size_t len = num_key(k, i + round * 7, 20 + (i * 31) % 200);
+				assert_int_equal(btree_insert(e.t, 1, 0, k, len, (wd_tid){i, 0},
+							      &lsn), 0);
+			}
+			lookup_all(e.t, N, round * 7);
+			check_clean(e.t, &r);
+			assert_true(r.height >= 3);
+			bufmgr_stats(e.pool, &st);
+			/* every pin left is a kept one, within both limits */
+			assert_true(st.kept > 0);
+			assert_true(st.kept <= BT_KEEP_SLOTS && st.kept <= budget);
+			assert_int_equal(st.pinned, st.kept);
+			for (unsigned i = 0; i < N; i++) {
+				size_t len = num_key(k, i + round * 7, 20 + (i * 31) % 200);
+				assert_int_equal(btree_delete(e.t, 1, 0, k, len, NULL, &lsn), 0);
+				if (i % 97 == 0) { /* a lookup of a key still there */
+					size_t l2 = num_key(k, N - 1 + round * 7,
+							    20 + ((N - 1) * 31) % 200);
+					wd_tid got;
+					assert_int_equal(btree_lookup(e.t, k, l2, &got), 0);
+					assert_int_equal(got.blk, N - 1);
+				}
+			}
+			check_clean(e.t, &r);
+			assert_int_equal(r.height, 1);
+		}
+		btree_close(e.t);
+		bufmgr_stats(e.pool, &st);
+		assert_int_equal(st.kept, 0);
+		assert_int_equal(st.pinned, 0);
+		assert_int_equal(btree_open(e.pool, REL, &e.log, &e.t), 0);
+		check_clean(e.t, &r);
+		env_close(&e, true);
+	}
+}
+
 /* Runs random operations against e (no model) for the redo tests. */
 static void churn(env *e, uint64_t seed, size_t nops)
 {
@@ -1300,6 +1370,7 @@ int main(void)
 		cmocka_unit_test(test_dot),
 		cmocka_unit_test(test_random_vs_model),
 		cmocka_unit_test(test_grow_shrink_reuse),
+		cmocka_unit_test(test_kept_upper_levels),
 		cmocka_unit_test(test_positions),
 		cmocka_unit_test(test_ops_fit),
 		cmocka_unit_test(test_redo_twice),
