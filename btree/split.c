@@ -63,11 +63,34 @@ static int alloc_page(btree *t, bt_meta *m, bool *popped, bm_buf **out)
 	return 0;
 }
 
-/* The split point: the first index m where items [0, m) hold at least half
- * the bytes, kept in [1, n-1] so both halves have an item. */
-static uint32_t split_point(const uint8_t *p)
+/*
+ * true if inserting key appends to p: p is the last page of its level
+ * (rightmost: the caller knows it from the descent) and key sorts after
+ * every key on it. Such an insert is a sequential load's; its split keeps
+ * the page full (split_point).
+ */
+static bool appends(const uint8_t *p, bool rightmost, const void *key, size_t klen)
+{
+	uint32_t n = bt_nitems(p), lastlen;
+	const uint8_t *last;
+	if (!rightmost || n < 2)
+		return false;
+	last = bt_key(p, n - 1, &lastlen);
+	return bt_keycmp(last, lastlen, key, klen) < 0;
+}
+
+/*
+ * The split point, kept in [1, n-1] so both halves have an item. An
+ * appending insert (appends) splits at n - 1: the left page stays full and
+ * the right one gets the last item and then the new key, so a sequential
+ * load leaves full pages behind it instead of half-full ones. Otherwise
+ * the first index m where items [0, m) hold at least half the bytes.
+ */
+static uint32_t split_point(const uint8_t *p, bool append)
 {
 	uint32_t n = bt_nitems(p), total = 0, acc = 0, m = n - 1, len;
+	if (append)
+		return m;
 	for (uint32_t i = 0; i < n; i++) {
 		page_item_const(p, i, &len);
 		total += len + PAGE_LP_SIZE;
@@ -145,14 +168,14 @@ static void split_main(bt_bytes *s, wd_blkno l, wd_blkno r, uint32_t level, uint
  * has room for one downlink (P5 step 2).
  */
 static int split_child(btree *t, bm_buf *parent, uint32_t pidx, bm_buf *child,
-		       bm_buf *meta)
+		       bm_buf *meta, bool append)
 {
 	uint8_t item[ITEM_MAX];
 	const uint8_t *p = bufmgr_page(child), *sep;
 	wd_blkno cblk = bufmgr_buf_blkno(child), sib = bt_right(p);
 	bool leaf = bt_flags(p) & BTF_LEAF, popped = false;
 	bm_buf *right = NULL, *sbuf = NULL;
-	uint32_t m = split_point(p), seplen;
+	uint32_t m = split_point(p, append), seplen;
 	bt_meta mm;
 	bt_log lg;
 	wd_lsn lsn;
@@ -195,13 +218,13 @@ out:
  * new root. One BTREE_NEWROOT record. Preconditions: smo exclusive; root
  * and meta pinned.
  */
-static int split_root(btree *t, bm_buf *root, bm_buf *meta)
+static int split_root(btree *t, bm_buf *root, bm_buf *meta, bool append)
 {
 	uint8_t item[ITEM_MAX];
 	const uint8_t *p = bufmgr_page(root), *sep;
 	wd_blkno oblk = bufmgr_buf_blkno(root);
 	bm_buf *right = NULL, *nroot = NULL;
-	uint32_t m = split_point(p), seplen, lvl = bt_level(p);
+	uint32_t m = split_point(p, append), seplen, lvl = bt_level(p);
 	bool popped = false;
 	bt_meta mm;
 	bt_log lg;
@@ -243,7 +266,7 @@ out:
 /* P5 step 1: splits the root while it is too full for this insert. The
  * root is checked to be a live page of the root's level (P1) before its
  * special area is read; WD_ECORRUPT naming it otherwise. */
-static int ensure_root_room(btree *t, size_t klen)
+static int ensure_root_room(btree *t, const void *key, size_t klen)
 {
 	for (;;) {
 		bm_buf *root, *meta;
@@ -259,7 +282,8 @@ static int ensure_root_room(btree *t, size_t klen)
 			return 0;
 		}
 		if ((rc = bt_pin_x(t, BT_META_BLK, &meta)) == 0) {
-			rc = split_root(t, root, meta);
+			rc = split_root(t, root, meta,
+					appends(bufmgr_page(root), true, key, klen));
 			bt_unpin(t, meta);
 		}
 		bt_unpin(t, root);
@@ -275,8 +299,11 @@ static int ensure_root_room(btree *t, size_t klen)
  * split. Splits made higher up on the way down (and root splits by
  * ensure_root_room) stay: each is a complete structure change on its own
  * (P5), so an insert that returns WD_EEXIST may have split pages.
+ * *rightmost: in, whether cur is the last page of its level; out, whether
+ * *next is (the last child of a rightmost page).
  */
-static int step_down(btree *t, bm_buf *cur, const void *key, size_t klen, bm_buf **next)
+static int step_down(btree *t, bm_buf *cur, const void *key, size_t klen, bool *rightmost,
+		     bm_buf **next)
 {
 	const uint8_t *p = bufmgr_page(cur);
 	uint32_t idx = bt_child_search(p, key, klen, 1);
@@ -297,18 +324,22 @@ static int step_down(btree *t, bm_buf *cur, const void *key, size_t klen, bm_buf
 		goto fail;
 	}
 	if (!needs_split(t, c, klen)) {
+		*rightmost = *rightmost && idx == bt_nitems(p) - 1;
 		*next = child;
 		return 0;
 	}
 	if ((rc = bt_pin_x(t, BT_META_BLK, &meta)) != 0)
 		goto fail;
-	rc = split_child(t, cur, idx, child, meta);
+	rc = split_child(t, cur, idx, child, meta,
+			 appends(c, *rightmost && idx == bt_nitems(p) - 1, key, klen));
 	bt_unpin(t, meta);
 	bt_unpin(t, child);
 	if (rc)
 		return rc;
 	/* the parent now has the new downlink: pick the half for key */
-	return bt_pin_x(t, bt_item_child(p, bt_child_search(p, key, klen, 1)), next);
+	idx = bt_child_search(p, key, klen, 1);
+	*rightmost = *rightmost && idx == bt_nitems(p) - 1;
+	return bt_pin_x(t, bt_item_child(p, idx), next);
 fail:
 	bt_unpin(t, child);
 	return rc;
@@ -321,11 +352,12 @@ static int insert_locked(btree *t, wd_xid xid, wd_lsn prev, const void *key,
 	wd_tid none = {WD_INVALID_BLKNO, 0};
 	bm_buf *cur, *next;
 	bool found;
-	int rc = ensure_root_room(t, klen);
+	bool rightmost = true; /* the root is the last page of its level */
+	int rc = ensure_root_room(t, key, klen);
 	if (rc || (rc = bt_pin_x(t, t->root, &cur)) != 0)
 		return rc;
 	while (!(bt_flags(bufmgr_page(cur)) & BTF_LEAF)) {
-		rc = step_down(t, cur, key, klen, &next);
+		rc = step_down(t, cur, key, klen, &rightmost, &next);
 		bt_unpin(t, cur);
 		if (rc)
 			return rc;
