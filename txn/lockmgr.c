@@ -27,7 +27,6 @@
 #define LOCAL_KEEP 1024u      /* a recycled owner keeps a table this small */
 #define DIR_KEEP 16u          /* ... and a chunk directory this small */
 #define OWNER_IDLE_MAX 64u    /* recycled owners kept by the manager */
-#define HASH_TAG(h) ((uint16_t)((h) >> 48))
 
 /* A request, its key hashed once. */
 typedef struct lock_req {
@@ -218,7 +217,7 @@ static lock_ent *local_find(const lock_owner *o, const lock_req *r)
 		return NULL;
 	for (uint32_t i = o->local[local_bucket(r->hash, o->lcap)]; i;) {
 		lock_ent *e = ent_at(o, i - 1);
-		if (e->tag == HASH_TAG(r->hash) && obj_matches(e->obj, r))
+		if (e->hash == r->hash && obj_matches(e->obj, r))
 			return e;
 		i = e->lnext;
 	}
@@ -230,7 +229,7 @@ static void local_insert(lock_owner *o, uint32_t idx, uint64_t hash)
 	uint32_t *b = &o->local[local_bucket(hash, o->lcap)];
 	lock_ent *e = ent_at(o, idx);
 	e->lnext = *b;
-	e->tag = HASH_TAG(hash);
+	e->hash = hash;
 	*b = idx + 1;
 }
 
@@ -246,7 +245,7 @@ static int local_grow(lock_owner *o)
 	o->local = nb;
 	o->lcap = ncap;
 	for (uint32_t i = 0; i < o->nent; i++)
-		local_insert(o, i, obj_hash(ent_at(o, i)->obj));
+		local_insert(o, i, ent_at(o, i)->hash);
 	return 0;
 }
 
@@ -432,7 +431,7 @@ void lockmgr_waiter_leave(lock_owner *o)
 	waiter_remove(p, o);
 	grant_waiters(p, ob);
 	if (!ob->holders)
-		obj_drop_if_unused(p, ob, obj_hash(ob));
+		obj_drop_if_unused(p, ob, o->went->hash);
 }
 
 /* ---- waiting (K3) ---- */
@@ -498,7 +497,7 @@ static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent 
 		return rc;
 	pthread_mutex_lock(&p->mu);
 	if (!held && (rc = obj_get(p, r, &ob)) == 0)
-		*e = (lock_ent){.obj = ob, .owner = o, .mode = 0};
+		*e = (lock_ent){.obj = ob, .owner = o, .hash = r->hash, .mode = 0};
 	if (rc == 0 && !(wait = must_wait(p, e, r->mode, r->behind_waiters))) {
 		ent_grant(p, e, r->mode);
 	} else if (rc == 0 && timeout_ms == LOCK_NOWAIT) {
@@ -773,7 +772,7 @@ void lock_release_all(lockmgr *lm, lock_owner *o)
 	lock_part *cur = NULL;
 	for (uint32_t i = 0; i < o->nent; i++) {
 		lock_ent *e = ent_at(o, i);
-		uint64_t hash = obj_hash(e->obj);
+		uint64_t hash = e->hash;
 		lock_part *p = part_of(lm, hash);
 		if (p != cur) {
 			if (cur)

@@ -64,8 +64,10 @@ struct lock_ent {
 	lock_obj *obj;
 	lock_owner *owner;
 	lock_ent *next, *prev; /* the object's holders (partition mutex) */
+	uint64_t hash;         /* lock_hash of the object's name: compared
+				* first by the local lookup, and it finds the
+				* partition at release without hashing again */
 	uint32_t lnext;        /* owner's local chain: slab index + 1, 0 ends */
-	uint16_t tag;          /* the top bits of the hash: skips most misses */
 	uint8_t mode;          /* 0 while pending, then LOCK_S or LOCK_X */
 };
 
