@@ -329,6 +329,12 @@ int bt_corrupt(btree *t, wd_blkno blk, const char *what);
 int bt_descend(btree *t, const void *key, size_t klen, int dir, int leaf_mode,
 	       bm_buf **leaf) WD_MUST_CHECK;
 
+/* I12: forgets blk's kept buffer, if it has one, and gives its pin back.
+ * For a page that stops being an internal page of the tree (freed by an
+ * unlink or a shrink). Precondition: smo exclusive, so no descent is using
+ * the kept buffer without a pin of its own. */
+void bt_keep_drop(btree *t, wd_blkno blk);
+
 /* smo lock helpers */
 void bt_lock_shared(btree *t);
 void bt_lock_excl(btree *t);

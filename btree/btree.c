@@ -227,6 +227,17 @@ static bool keep_offer(btree *t, bm_buf *buf)
 	return false;
 }
 
+void bt_keep_drop(btree *t, wd_blkno blk)
+{
+	_Atomic(bm_buf *) *slot = &t->keep[blk % BT_KEEP_SLOTS];
+	bm_buf *b = atomic_load_explicit(slot, memory_order_relaxed);
+	if (b && bufmgr_buf_blkno(b) == blk) {
+		atomic_store_explicit(slot, NULL, memory_order_relaxed);
+		bufmgr_unpin(t->pool, b);
+		bufmgr_keep_give(t->pool);
+	}
+}
+
 /*
  * P1 (descent): from the root, at each level read the child's block and
  * unpin the parent. Holding smo (shared or exclusive) freezes internal

@@ -124,6 +124,8 @@ static int unlink_pages(btree *t, bm_buf *ga, uint32_t gidx, bm_buf **bufs, unsi
 	bt_op_meta(bt_log_page(&lg, meta, true), &mm);
 	unlink_main(&lg.main, bufmgr_buf_blkno(bufs[k - 1]), bufmgr_buf_blkno(ga), k);
 	rc = bt_log_commit(&lg, &lsn);
+	for (unsigned i = 0; rc == 0 && i < k; i++) /* freed: no longer kept (I12) */
+		bt_keep_drop(t, bufmgr_buf_blkno(bufs[i]));
 	storage_crash_point("btree-unlink-after-wal");
 out:
 	if (meta)
@@ -195,6 +197,7 @@ static int shrink_once(btree *t, bm_buf *root, bm_buf *child, bm_buf *meta)
 	if ((rc = bt_log_commit(&lg, &lsn)) == 0) {
 		t->root = cblk;
 		t->level = mm.level;
+		bt_keep_drop(t, rblk); /* the old root is freed (I12) */
 	}
 	return rc;
 }

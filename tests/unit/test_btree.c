@@ -611,9 +611,9 @@ static void lookup_all(btree *t, unsigned n, unsigned salt)
 /*
  * Kept upper levels (README I12): descents keep internal pages pinned, at
  * most BT_KEEP_SLOTS and within the pool's budget; the kept pages follow
- * the tree through splits, a shrink to a single leaf (kept pages go to the
- * free list) and regrowth (they come back from it); btree_close gives every
- * kept pin back. Release about 1 s, ASan about 3 s.
+ * the tree through splits; a shrink to a single leaf frees every internal
+ * page and gives its kept pin back; regrowth keeps the new ones;
+ * btree_close gives every kept pin back. Release about 1 s, ASan about 3 s.
  */
 static void test_kept_upper_levels(void **state)
 {
@@ -655,6 +655,10 @@ static void test_kept_upper_levels(void **state)
 			}
 			check_clean(e.t, &r);
 			assert_int_equal(r.height, 1);
+			/* every internal page was freed, and with it its kept pin */
+			bufmgr_stats(e.pool, &st);
+			assert_int_equal(st.kept, 0);
+			assert_int_equal(st.pinned, 0);
 		}
 		btree_close(e.t);
 		bufmgr_stats(e.pool, &st);
