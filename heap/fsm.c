@@ -31,22 +31,25 @@ void heap_fsm_free(heap *h)
 static int fsm_grow_locked(heap *h, wd_blkno blk)
 {
 	size_t e = h->fsm_per_page, cap = h->fsm_cap ? h->fsm_cap : e, old = h->fsm_cap;
+	size_t g, og = (old + FSM_GROUP - 1) / FSM_GROUP;
 	uint8_t *m, *mx, *wh;
 	while (cap <= blk)
 		cap *= 2;
 	if (cap == old)
 		return 0;
+	g = (cap + FSM_GROUP - 1) / FSM_GROUP;
 	if (!(m = realloc(h->fsm, cap)))
 		return err_set(WD_ENOMEM, "heap rel %u: FSM of %zu entries", h->rel, cap);
 	h->fsm = m;
-	if (!(mx = realloc(h->fsm_max, cap / e)))
+	if (!(mx = realloc(h->fsm_max, g)))
 		return err_set(WD_ENOMEM, "heap rel %u: FSM of %zu entries", h->rel, cap);
 	h->fsm_max = mx;
 	if (!(wh = realloc(h->fsm_whole, cap / e)))
 		return err_set(WD_ENOMEM, "heap rel %u: FSM of %zu entries", h->rel, cap);
 	h->fsm_whole = wh;
 	memset(h->fsm + old, 0, cap - old);
-	memset(h->fsm_max + old / e, 0, cap / e - old / e);
+	/* a group split by the old end keeps its max: its new entries are 0 */
+	memset(h->fsm_max + og, 0, g - og);
 	memset(h->fsm_whole + old / e, 1, cap / e - old / e); /* not written yet */
 	h->fsm_cap = cap;
 	return 0;
@@ -77,23 +80,24 @@ bool heap_fsm_set(heap *h, wd_blkno blk, unsigned cat)
 	h->fsm[blk] = v;
 	if (blk >= h->fsm_n)
 		h->fsm_n = blk + 1;
-	if (h->fsm_max[blk / h->fsm_per_page] < v)
-		h->fsm_max[blk / h->fsm_per_page] = v;
+	if (h->fsm_max[blk / FSM_GROUP] < v)
+		h->fsm_max[blk / FSM_GROUP] = v;
 out:
 	pthread_mutex_unlock(&h->fsm_mu);
 	return changed;
 }
 
 /*
- * Scans entries [b, end) of FSM page c for one >= want other than skip.
- * If the scan covered the whole FSM page and found nothing, lowers its
- * max hint to the largest entry seen. Caller holds fsm_mu.
+ * Scans entries [b, end) of group g = b / FSM_GROUP (end at most the
+ * group's end) for one >= want other than skip. If the scan covered the
+ * whole group and found nothing, lowers its max to the largest entry seen.
+ * Caller holds fsm_mu.
  */
-static wd_blkno fsm_scan_chunk(heap *h, wd_blkno b, wd_blkno end, uint8_t want,
+static wd_blkno fsm_scan_group(heap *h, wd_blkno b, wd_blkno end, uint8_t want,
 			       wd_blkno skip)
 {
-	wd_blkno c = b / h->fsm_per_page;
-	bool whole = b == c * h->fsm_per_page;
+	wd_blkno c = b / FSM_GROUP;
+	bool whole = b == c * FSM_GROUP;
 	uint8_t m = 0;
 	for (wd_blkno x = b; x < end; x++) {
 		if (h->fsm[x] >= want && x != skip)
@@ -108,8 +112,8 @@ static wd_blkno fsm_scan_chunk(heap *h, wd_blkno b, wd_blkno end, uint8_t want,
 
 /*
  * A block whose entry is at least min_cat (not skip), searching from the
- * hint onwards and wrapping around, skipping FSM pages whose max hint is
- * too small; WD_INVALID_BLKNO if none. The found block becomes the hint
+ * hint onwards and wrapping around, skipping groups whose max is too
+ * small; WD_INVALID_BLKNO if none. The found block becomes the hint
  * (one per kind of request), so inserts fill one page before moving on.
  */
 wd_blkno heap_fsm_find(heap *h, unsigned min_cat, wd_blkno skip)
@@ -121,10 +125,10 @@ wd_blkno heap_fsm_find(heap *h, unsigned min_cat, wd_blkno skip)
 	n = h->fsm_n;
 	b = *hint < n ? *hint : 0;
 	while (done < n && found == WD_INVALID_BLKNO) {
-		wd_blkno c = b / h->fsm_per_page;
-		wd_blkno end = (c + 1) * h->fsm_per_page < n ? (c + 1) * h->fsm_per_page : n;
+		wd_blkno c = b / FSM_GROUP;
+		wd_blkno end = (c + 1) * FSM_GROUP < n ? (c + 1) * FSM_GROUP : n;
 		if (h->fsm_max[c] >= want)
-			found = fsm_scan_chunk(h, b, end, want, skip);
+			found = fsm_scan_group(h, b, end, want, skip);
 		done += end - b;
 		b = end == n ? 0 : end;
 	}
@@ -292,8 +296,8 @@ int heap_fsm_load(heap *h, bool trust_file)
 		rc = load_file(h, nb, &known);
 	h->fsm_exact = known == 0;
 	for (wd_blkno b = 0; rc == 0 && b < nb; b++)
-		if (h->fsm_max[b / h->fsm_per_page] < h->fsm[b])
-			h->fsm_max[b / h->fsm_per_page] = h->fsm[b];
+		if (h->fsm_max[b / FSM_GROUP] < h->fsm[b])
+			h->fsm_max[b / FSM_GROUP] = h->fsm[b];
 	if (rc == 0)
 		rc = fill_unknown(h, nb);
 	return rc;

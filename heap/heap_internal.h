@@ -63,6 +63,11 @@ struct heap_counters {
 		fsm_rebuilt, fsm_errors, images, chains_orphaned, updates_undone;
 };
 
+/* FSM entries summed up by one fsm_max byte: a search skips a group whose
+ * max is too small, so a sequential load's page-full search reads a few
+ * hundred maxima, not a whole FSM page of entries (README "FSM"). */
+#define FSM_GROUP 64u
+
 struct heap {
 	bufmgr *pool;
 	wal_log_ctx *log;
@@ -76,7 +81,8 @@ struct heap {
 	/* free space map in memory; fsm_mu is a leaf lock (README lock order) */
 	pthread_mutex_t fsm_mu;
 	uint8_t *fsm;          /* one stored byte per heap block */
-	uint8_t *fsm_max;      /* per FSM page: >= every entry of that page */
+	uint8_t *fsm_max;      /* per group of FSM_GROUP entries: >= every
+				* entry of the group */
 	size_t fsm_cap;        /* entries allocated, a multiple of fsm_per_page */
 	wd_blkno fsm_n;        /* entries in use */
 	wd_blkno fsm_hint[2];  /* where the next search starts: [0] for room

@@ -20,6 +20,7 @@
 
 #include "bufmgr/bufmgr.h"
 #include "heap/heap.h"
+#include "heap/heap_internal.h"
 #include "storage/bytes.h"
 #include "storage/page.h"
 #include "storage/storage.h"
@@ -639,6 +640,57 @@ static void test_fsm_finds_room(void **state)
 	check_all(&e, &m);
 	check_fsm(&e);
 	free(saved);
+	model_free(&m);
+	env_free(&e);
+}
+
+/* Adds a row "<prefix><i>" with a vlen-byte value to e and the model. */
+static item *add_row(env *e, model *m, const char *prefix, int i, uint64_t vlen)
+{
+	item *it = model_add(m);
+	it->klen = (uint32_t)snprintf((char *)it->key, sizeof it->key, "%s%06d", prefix, i);
+	it->vlen = vlen;
+	it->val = rand_bytes(m, vlen);
+	assert_int_equal(heap_insert(e->h, 1, NULL, it->key, it->klen, it->val, vlen,
+				     &it->tid), 0);
+	it->live = true;
+	return it;
+}
+
+/* The FSM's search skips groups of FSM_GROUP entries by their max: an
+ * appending load (every page full behind it) leaves the groups' maxima
+ * low, and a page emptied far back, in a group of its own, is still found
+ * at once by the next insert, with no extend and one page tried; the
+ * insert after it, with no room anywhere, extends. Release and ASan well
+ * under a second. */
+static void test_fsm_groups(void **state)
+{
+	env e;
+	model m = {.rng = 21};
+	heap_stats a, b;
+	wd_blkno target = 3 * FSM_GROUP + 5, n0;
+	(void)state;
+	env_create(&e, "heap-fsm-groups", 256);
+	for (int i = 0; nblocks(&e) < 6 * FSM_GROUP; i++)
+		add_row(&e, &m, "load", i, 100);
+	n0 = nblocks(&e);
+	for (size_t i = 0; i < m.n; i++)
+		if (m.it[i].live && m.it[i].tid.blk == target)
+			op_delete(&e, &m, &m.it[i]);
+	/* fill the last page, so only the hole has room */
+	heap_stats_get(e.h, &a);
+	while (1) {
+		item *it = add_row(&e, &m, "fill", (int)m.n, 100);
+		heap_stats_get(e.h, &b);
+		if (it->tid.blk == target)
+			break;
+		assert_true(it->tid.blk == n0 - 1); /* the tail page, until full */
+		assert_int_equal(b.extends, a.extends);
+	}
+	assert_int_equal(b.extends, a.extends);
+	assert_int_equal(nblocks(&e), n0);
+	check_all(&e, &m);
+	check_fsm(&e);
 	model_free(&m);
 	env_free(&e);
 }
@@ -1673,6 +1725,7 @@ int main(void)
 		cmocka_unit_test(test_value_limit),
 		cmocka_unit_test(test_fetch_short_buffers),
 		cmocka_unit_test(test_fsm_finds_room),
+		cmocka_unit_test(test_fsm_groups),
 		cmocka_unit_test(test_fsm_torn),
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_full_page_images),
