@@ -204,10 +204,14 @@ static inline int check_child(btree *t, bm_buf *buf, uint32_t level)
  * check against blk is exact; the pool has one buffer per page, so it holds
  * the page's current bytes.
  */
+static inline _Atomic(bm_buf *) *keep_slot(btree *t, wd_blkno blk)
+{
+	return &t->keep[blk % BT_KEEP_SLOTS];
+}
+
 static inline bm_buf *keep_find(btree *t, wd_blkno blk)
 {
-	bm_buf *b = atomic_load_explicit(&t->keep[blk % BT_KEEP_SLOTS],
-					 memory_order_acquire);
+	bm_buf *b = atomic_load_explicit(keep_slot(t, blk), memory_order_acquire);
 	return b && bufmgr_buf_blkno(b) == blk ? b : NULL;
 }
 
@@ -216,7 +220,7 @@ static inline bm_buf *keep_find(btree *t, wd_blkno blk)
  * taken or the pool's budget of kept pins is spent. */
 static bool keep_offer(btree *t, bm_buf *buf)
 {
-	_Atomic(bm_buf *) *slot = &t->keep[bufmgr_buf_blkno(buf) % BT_KEEP_SLOTS];
+	_Atomic(bm_buf *) *slot = keep_slot(t, bufmgr_buf_blkno(buf));
 	bm_buf *none = NULL;
 	if (atomic_load_explicit(slot, memory_order_relaxed) || !bufmgr_keep_take(t->pool))
 		return false;
@@ -229,7 +233,7 @@ static bool keep_offer(btree *t, bm_buf *buf)
 
 void bt_keep_drop(btree *t, wd_blkno blk)
 {
-	_Atomic(bm_buf *) *slot = &t->keep[blk % BT_KEEP_SLOTS];
+	_Atomic(bm_buf *) *slot = keep_slot(t, blk);
 	bm_buf *b = atomic_load_explicit(slot, memory_order_relaxed);
 	if (b && bufmgr_buf_blkno(b) == blk) {
 		atomic_store_explicit(slot, NULL, memory_order_relaxed);

@@ -1,9 +1,10 @@
 /*
  * crc.h - the CRC-32 of pages and WAL records (segment headers, the control
  * file and the power-loss journal use zlib's crc32: the same function, on
- * paths where its speed does not matter): storage_crc32, ISA-L's crc32_gzip_refl (the zlib/gzip
- * polynomial, reflected; bit-identical to zlib's crc32) followed by a
- * clean-up of the vector registers' upper halves.
+ * paths where its speed does not matter): storage_crc32, ISA-L's
+ * crc32_gzip_refl (the zlib/gzip polynomial, reflected; bit-identical to
+ * zlib's crc32) followed by a clean-up of the vector registers' upper
+ * halves.
  */
 #ifndef WALDEN_STORAGE_CRC_H
 #define WALDEN_STORAGE_CRC_H

@@ -135,6 +135,14 @@ static void mem_move(uint8_t **to, size_t *to_cap, uint8_t **from, size_t *from_
 	*from_cap = 0;
 }
 
+/* One buffer into the thread's slot (or freed), poisoned there. */
+static void park_one(uint8_t **slot, size_t *slot_cap, uint8_t **from, size_t *from_cap)
+{
+	mem_move(slot, slot_cap, from, from_cap);
+	if (*slot)
+		PARKED(*slot, *slot_cap);
+}
+
 /* walrec_free's half: parks b's buffers in the thread's slot. Without the
  * key (pthread_key_create failed) nothing could free them at thread exit,
  * so they are freed at once. */
@@ -143,46 +151,33 @@ static void mem_park(wal_rec_builder *b)
 	struct builder_mem *m = &tls_mem;
 	if (!tls_mem_keyed)
 		pthread_once(&mem_once, mem_key_create);
-	if (!mem_key_ok) {
-		free(b->buf);
-		free(b->main);
-		free(b->zbuf);
-		return;
-	}
-	if (!tls_mem_keyed && pthread_setspecific(mem_key, m) != 0) {
+	if (!mem_key_ok || (!tls_mem_keyed && pthread_setspecific(mem_key, m) != 0)) {
 		free(b->buf);
 		free(b->main);
 		free(b->zbuf);
 		return;
 	}
 	tls_mem_keyed = true;
-	mem_move(&m->buf, &m->cap, &b->buf, &b->cap);
-	mem_move(&m->main, &m->main_cap, &b->main, &b->main_cap);
-	mem_move(&m->zbuf, &m->zcap, &b->zbuf, &b->zcap);
-	if (m->buf)
-		PARKED(m->buf, m->cap);
-	if (m->main)
-		PARKED(m->main, m->main_cap);
-	if (m->zbuf)
-		PARKED(m->zbuf, m->zcap);
+	park_one(&m->buf, &m->cap, &b->buf, &b->cap);
+	park_one(&m->main, &m->main_cap, &b->main, &b->main_cap);
+	park_one(&m->zbuf, &m->zcap, &b->zbuf, &b->zcap);
 }
 
 /* walrec_begin's half: an empty builder adopts the thread's parked buffers. */
+static void adopt_one(uint8_t **to, size_t *to_cap, uint8_t **slot, size_t *slot_cap)
+{
+	if (!*to && *slot) {
+		ADOPTED(*slot, *slot_cap);
+		mem_move(to, to_cap, slot, slot_cap);
+	}
+}
+
 static void mem_adopt(wal_rec_builder *b)
 {
 	struct builder_mem *m = &tls_mem;
-	if (!b->buf && m->buf) {
-		ADOPTED(m->buf, m->cap);
-		mem_move(&b->buf, &b->cap, &m->buf, &m->cap);
-	}
-	if (!b->main && m->main) {
-		ADOPTED(m->main, m->main_cap);
-		mem_move(&b->main, &b->main_cap, &m->main, &m->main_cap);
-	}
-	if (!b->zbuf && m->zbuf) {
-		ADOPTED(m->zbuf, m->zcap);
-		mem_move(&b->zbuf, &b->zcap, &m->zbuf, &m->zcap);
-	}
+	adopt_one(&b->buf, &b->cap, &m->buf, &m->cap);
+	adopt_one(&b->main, &b->main_cap, &m->main, &m->main_cap);
+	adopt_one(&b->zbuf, &b->zcap, &m->zbuf, &m->zcap);
 }
 
 void walrec_begin(wal_rec_builder *b, unsigned rmgr, unsigned type, wd_xid xid,
