@@ -1,9 +1,10 @@
 /*
  * fsm.c - the free space map: one byte per heap page saying how much room
- * it has (README "FSM"), kept in memory for searching and written through
- * to a relation of its own so that opening a heap does not read the heap.
- * Not WAL-logged: a hint, checked on the page before it is trusted.
- * Entry points: heap_fsm_init/free/load/find/set/persist, heap_fsm_check.
+ * it has (README "FSM"), kept in memory for searching and written to a
+ * relation of its own at a clean close (heap_fsm_flush) so that opening a
+ * heap does not read the heap. Not WAL-logged: a hint, checked on the page
+ * before it is trusted, and rebuilt from the heap after a crash.
+ * Entry points: heap_fsm_init/free/load/find/set/flush, heap_fsm_check.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ void heap_fsm_free(heap *h)
 	pthread_mutex_destroy(&h->fsm_mu);
 	free(h->fsm);
 	free(h->fsm_max);
-	free(h->fsm_whole);
+	free(h->fsm_dirty);
 }
 
 /* Grows the map to hold block blk (zeroed = unknown). Caller holds fsm_mu.
@@ -44,13 +45,13 @@ static int fsm_grow_locked(heap *h, wd_blkno blk)
 	if (!(mx = realloc(h->fsm_max, g)))
 		return err_set(WD_ENOMEM, "heap rel %u: FSM of %zu entries", h->rel, cap);
 	h->fsm_max = mx;
-	if (!(wh = realloc(h->fsm_whole, cap / e)))
+	if (!(wh = realloc(h->fsm_dirty, cap / e)))
 		return err_set(WD_ENOMEM, "heap rel %u: FSM of %zu entries", h->rel, cap);
-	h->fsm_whole = wh;
+	h->fsm_dirty = wh;
 	memset(h->fsm + old, 0, cap - old);
 	/* a group split by the old end keeps its max: its new entries are 0 */
 	memset(h->fsm_max + og, 0, g - og);
-	memset(h->fsm_whole + old / e, 1, cap / e - old / e); /* not written yet */
+	memset(h->fsm_dirty + old / e, 1, cap / e - old / e); /* not written yet */
 	h->fsm_cap = cap;
 	return 0;
 }
@@ -63,20 +64,20 @@ unsigned heap_fsm_cat_for(const heap *h, uint32_t tuple_len)
 }
 
 /*
- * Records that blk's category is cat (in memory only; heap_fsm_persist
- * writes it through). Returns true if the entry changed. Takes fsm_mu,
- * which is a leaf lock: callers may hold a page latch.
+ * Records that blk's category is cat, in memory: the FSM page holding the
+ * entry is marked for heap_fsm_flush if it changed. Takes fsm_mu, which is
+ * a leaf lock: callers may hold a page latch.
  */
-bool heap_fsm_set(heap *h, wd_blkno blk, unsigned cat)
+void heap_fsm_set(heap *h, wd_blkno blk, unsigned cat)
 {
 	uint8_t v = (uint8_t)(cat + 1);
-	bool changed = false;
 	pthread_mutex_lock(&h->fsm_mu);
 	if (blk >= h->fsm_cap && fsm_grow_locked(h, blk) != 0) {
 		HEAP_COUNT(h, fsm_errors); /* a hint lost, not an error */
 		goto out;
 	}
-	changed = h->fsm[blk] != v;
+	if (h->fsm[blk] != v)
+		h->fsm_dirty[blk / h->fsm_per_page] = 1;
 	h->fsm[blk] = v;
 	if (blk >= h->fsm_n)
 		h->fsm_n = blk + 1;
@@ -84,7 +85,6 @@ bool heap_fsm_set(heap *h, wd_blkno blk, unsigned cat)
 		h->fsm_max[blk / FSM_GROUP] = v;
 out:
 	pthread_mutex_unlock(&h->fsm_mu);
-	return changed;
 }
 
 /*
@@ -157,52 +157,64 @@ static int fsm_pin(heap *h, wd_blkno fb, bm_buf **buf)
 }
 
 /*
- * Writes blk's entry through to the FSM page holding it (FSM-I2): the one
- * byte, from the map in memory, read under the FSM page's latch (so
- * whichever persist of an entry comes last writes its latest value). The
- * whole FSM page is written instead when whole is set, when the page is
- * no FSM page yet (new, or torn and read as zeroes), and when fsm_whole
- * says so (the first write of each FSM page after open, and after a
- * failed write), so a page that missed an update comes back whole. The
- * page is not logged: it carries pageLSN 0 and is marked dirty with the
- * current WAL position as its recLSN. Failures only count fsm_errors (the
- * map is a hint) and leave the page to be written whole next time.
- * Precondition: no latch held at all (README lock order: the heap page's
- * latch is released before its entry is written through, heap_release_page;
- * open and check hold none), and fsm_mu not held (taken inside, as a leaf,
- * under the FSM page latch).
+ * Writes FSM page fb whole from the map (FSM-I2), if it is marked dirty:
+ * the entries are copied under the FSM page's exclusive latch and fsm_mu,
+ * and the mark cleared there, so an entry changed meanwhile marks the page
+ * again. The page is not logged: it carries pageLSN 0 and is marked dirty
+ * with the current WAL position as its recLSN. A page that cannot be
+ * pinned stays marked. Precondition: no latch held, fsm_mu not held
+ * (taken inside, as a leaf, under the FSM page latch).
  */
-void heap_fsm_persist(heap *h, wd_blkno blk, bool whole)
+static int fsm_write_page(heap *h, wd_blkno fb)
 {
-	wd_blkno fb = blk / h->fsm_per_page;
 	size_t first = (size_t)fb * h->fsm_per_page;
 	bm_buf *buf;
 	uint8_t *p;
-	if (!h->fsm_rel)
-		return;
-	if (fsm_pin(h, fb, &buf) != 0) {
-		pthread_mutex_lock(&h->fsm_mu);
-		h->fsm_whole[fb] = 1;
-		pthread_mutex_unlock(&h->fsm_mu);
-		HEAP_COUNT(h, fsm_errors);
-		return;
-	}
+	int rc = fsm_pin(h, fb, &buf);
+	if (rc != 0)
+		return rc;
 	bufmgr_latch(buf, BM_EXCL);
 	p = bufmgr_page(buf);
-	if (page_kind(p) != PAGE_KIND_FSM) {
+	if (page_kind(p) != PAGE_KIND_FSM)
 		page_init(p, h->ps, PAGE_KIND_FSM, 0);
-		whole = true;
-	}
 	pthread_mutex_lock(&h->fsm_mu);
-	if (whole || h->fsm_whole[fb])
-		memcpy(p + PAGE_HEADER_SIZE, h->fsm + first, h->fsm_per_page);
-	else
-		p[PAGE_HEADER_SIZE + (blk - first)] = h->fsm[blk];
-	h->fsm_whole[fb] = 0;
+	memcpy(p + PAGE_HEADER_SIZE, h->fsm + first, h->fsm_per_page);
+	h->fsm_dirty[fb] = 0;
 	pthread_mutex_unlock(&h->fsm_mu);
 	bufmgr_mark_dirty(buf, wal_insert_pos(h->log->w));
 	bufmgr_unlatch(buf);
 	bufmgr_unpin(h->pool, buf);
+	return 0;
+}
+
+/*
+ * FSM-I2: writes every FSM page marked dirty into the pool, whole; the
+ * caller's close of the FSM relation (or a checkpoint) takes them to the
+ * file. The first failure is returned (counted in fsm_errors); its page
+ * stays marked. No FSM relation: nothing to do.
+ */
+int heap_fsm_flush(heap *h)
+{
+	size_t npages;
+	int rc = 0;
+	if (!h->fsm_rel)
+		return 0;
+	pthread_mutex_lock(&h->fsm_mu);
+	npages = (h->fsm_n + h->fsm_per_page - 1) / h->fsm_per_page;
+	pthread_mutex_unlock(&h->fsm_mu);
+	for (size_t fb = 0; fb < npages; fb++) {
+		bool dirty;
+		int r;
+		pthread_mutex_lock(&h->fsm_mu);
+		dirty = h->fsm_dirty[fb];
+		pthread_mutex_unlock(&h->fsm_mu);
+		if (dirty && (r = fsm_write_page(h, (wd_blkno)fb)) != 0) {
+			HEAP_COUNT(h, fsm_errors);
+			if (rc == 0)
+				rc = r;
+		}
+	}
+	return rc;
 }
 
 /* Reads heap page blk under a share latch and returns its category. */
@@ -237,9 +249,13 @@ static int load_file(heap *h, wd_blkno nb, uint64_t *known)
 			break;
 		bufmgr_latch(buf, BM_SHARE);
 		if (page_kind(bufmgr_page(buf)) == PAGE_KIND_FSM) {
-			memcpy(h->fsm + (size_t)fb * e, bufmgr_page(buf) + PAGE_HEADER_SIZE, n);
+			const uint8_t *src = bufmgr_page(buf) + PAGE_HEADER_SIZE;
+			memcpy(h->fsm + (size_t)fb * e, src, n);
 			for (wd_blkno i = 0; i < n; i++)
 				*known += h->fsm[(size_t)fb * e + i] != FSM_UNKNOWN;
+			/* the map's entries past nb are 0: a page whose bytes
+			 * past them are too needs no write at close */
+			h->fsm_dirty[fb] = memcmp(h->fsm + (size_t)fb * e, src, e) != 0;
 		}
 		bufmgr_unlatch(buf);
 		bufmgr_unpin(h->pool, buf);
@@ -247,28 +263,20 @@ static int load_file(heap *h, wd_blkno nb, uint64_t *known)
 	return rc;
 }
 
-/* Sets every unknown entry of [0, nb) by reading its page, and writes the
- * FSM pages that changed. */
+/* Sets every unknown entry of [0, nb) by reading its page (which marks
+ * its FSM page for the next heap_fsm_flush). */
 static int fill_unknown(heap *h, wd_blkno nb)
 {
-	wd_blkno last_fb = WD_INVALID_BLKNO;
 	unsigned cat;
 	int rc = 0;
 	for (wd_blkno blk = 0; blk < nb && rc == 0; blk++) {
 		if (h->fsm[blk] != FSM_UNKNOWN)
 			continue;
-		if ((rc = read_category(h, blk, &cat)) != 0)
-			break;
-		(void)heap_fsm_set(h, blk, cat);
-		HEAP_COUNT(h, fsm_rebuilt);
-		if (blk / h->fsm_per_page != last_fb) {
-			if (last_fb != WD_INVALID_BLKNO)
-				heap_fsm_persist(h, last_fb * h->fsm_per_page, true);
-			last_fb = blk / h->fsm_per_page;
+		if ((rc = read_category(h, blk, &cat)) == 0) {
+			heap_fsm_set(h, blk, cat);
+			HEAP_COUNT(h, fsm_rebuilt);
 		}
 	}
-	if (rc == 0 && last_fb != WD_INVALID_BLKNO)
-		heap_fsm_persist(h, last_fb * h->fsm_per_page, true);
 	return rc;
 }
 
@@ -276,8 +284,8 @@ static int fill_unknown(heap *h, wd_blkno nb)
  * At open: sizes the map to the relation, loads the FSM file (only if
  * trust_file: heap_opts.fsm_trust), rebuilds the entries it lacks (blocks
  * added after it was written, torn FSM pages, no FSM file, or every entry
- * when the file is not trusted) by reading those heap pages, writes the
- * rebuilt FSM pages whole, and sets the max hints. Afterwards every entry
+ * when the file is not trusted) by reading those heap pages (their FSM
+ * pages are written at the next heap_fsm_flush), and sets the max hints. Afterwards every entry
  * equals its page's category (FSM-I1), provided a trusted file was exact;
  * fsm_exact records whether any entry came from the file.
  */
@@ -328,13 +336,20 @@ static int check_entry(heap *h, wd_blkno blk, heap_fsm_report *r)
 	return 0;
 }
 
-/* Compares FSM page fb of the file with the map in memory for [0, nb). */
+/* Compares FSM page fb of the file with the map in memory for [0, nb),
+ * unless the page is marked for heap_fsm_flush (FSM-I2). */
 static int check_file_page(heap *h, wd_blkno fb, wd_blkno nb, heap_fsm_report *r)
 {
 	wd_blkno e = h->fsm_per_page, n = nb - fb * e < e ? nb - fb * e : e;
 	bm_buf *buf;
-	int rc = bufmgr_pin(h->pool, h->fsm_rel, fb, BM_READ, &buf);
-	if (rc != 0)
+	bool dirty;
+	int rc;
+	pthread_mutex_lock(&h->fsm_mu);
+	dirty = (size_t)fb * e >= h->fsm_cap || h->fsm_dirty[fb];
+	pthread_mutex_unlock(&h->fsm_mu);
+	if (dirty)
+		return 0;
+	if ((rc = bufmgr_pin(h->pool, h->fsm_rel, fb, BM_READ, &buf)) != 0)
 		return rc;
 	bufmgr_latch(buf, BM_SHARE);
 	pthread_mutex_lock(&h->fsm_mu);

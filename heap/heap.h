@@ -79,8 +79,19 @@ int heap_open(bufmgr *pool, wal_log_ctx *log, wd_relid rel, const heap_opts *o,
 	      heap **out) WD_MUST_CHECK;
 
 /* Frees h (pages stay in the pool; the caller flushes and closes the
- * relations). Precondition: no call on h in flight. NULL is ignored. */
+ * relations). Precondition: no call on h in flight. NULL is ignored. A
+ * clean close calls heap_fsm_flush first; without it (a crash) the FSM
+ * file keeps what the last flush wrote. */
 void heap_close(heap *h);
+
+/*
+ * Writes the FSM pages whose entries changed since they were last written
+ * (or loaded) into the pool, whole (README FSM-I2): the map in memory is
+ * the FSM between opens, and the file holds it only after this, at a
+ * clean close. The caller then flushes the FSM relation. Errors: the
+ * pool's (the first; the pages not written stay marked).
+ */
+int heap_fsm_flush(heap *h) WD_MUST_CHECK;
 
 /* Longest key accepted (klen): a quarter page less the tuple header; at
  * least twice the btree's 1/8-page key limit. */
@@ -228,8 +239,8 @@ typedef struct heap_fsm_report {
 } heap_fsm_report;
 
 /*
- * Checks the free space map against every page and the FSM file against
- * the map in memory (FSM-I2). Call with no change in flight. Invariant
+ * Checks the free space map against every page and the FSM file's pages
+ * that need no heap_fsm_flush against the map in memory (FSM-I2). Call with no change in flight. Invariant
  * FSM-I1: no entry promises more than its page has (`over`: always a
  * violation); and no entry promises less (`under`) - a violation when
  * every entry was read from its page at open (fsm_trust off, or no FSM

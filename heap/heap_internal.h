@@ -89,9 +89,10 @@ struct heap {
 				* for a tuple, [1] for an empty page, so
 				* overflow chains do not pull tuple inserts
 				* away from the page they are filling */
-	uint8_t *fsm_whole;    /* per FSM page: 1 = write it whole next time
-				* (heap_fsm_persist), set at open and after a
-				* failed write so the file catches up */
+	uint8_t *fsm_dirty;    /* per FSM page: 1 = the file's page may differ
+				* from the map (an entry changed, or the page
+				* was not loaded from the file); written whole
+				* by heap_fsm_flush, FSM-I2 */
 	/* Blocks known to exist in the heap and the FSM relation: lower
 	 * bounds of bufmgr_rel_nblocks (relations only grow while the heap
 	 * is open), so the hot paths ask the pool only past them. */
@@ -158,8 +159,7 @@ int heap_fsm_init(heap *h) WD_MUST_CHECK;
 void heap_fsm_free(heap *h);
 int heap_fsm_load(heap *h, bool trust_file) WD_MUST_CHECK;
 wd_blkno heap_fsm_find(heap *h, unsigned min_cat, wd_blkno skip);
-bool heap_fsm_set(heap *h, wd_blkno blk, unsigned cat);
-void heap_fsm_persist(heap *h, wd_blkno blk, bool whole);
+void heap_fsm_set(heap *h, wd_blkno blk, unsigned cat);
 unsigned heap_fsm_cat_for(const heap *h, uint32_t tuple_len);
 
 /* ---- overflow.c ---- */

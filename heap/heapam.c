@@ -36,14 +36,12 @@ int heap_take_page(heap *h, unsigned min_cat, wd_blkno skip, wd_blkno *blk, bm_b
 
 /* P1 step 7 and P2 step 5: records the page's true category in the map
  * (under the latch, so the map follows the page's changes in order),
- * unlatches, unpins, and writes the FSM page if the entry changed. */
+ * unlatches and unpins. The FSM page is written at the close (FSM-I2). */
 void heap_release_page(heap *h, wd_blkno blk, bm_buf *buf)
 {
-	bool changed = heap_fsm_set(h, blk, heap_page_category(h, bufmgr_page(buf)));
+	heap_fsm_set(h, blk, heap_page_category(h, bufmgr_page(buf)));
 	bufmgr_unlatch(buf);
 	bufmgr_unpin(h->pool, buf);
-	if (changed)
-		heap_fsm_persist(h, blk, false);
 }
 
 /*

@@ -27,10 +27,11 @@ static void table_rels(const db_table_info *ti, wd_relid rels[3])
 /*
  * Opens one relation file of t in the pool. The heap and the index must
  * exist unless they are being created; the FSM is created when absent.
- * After a crash (fsm_stale) heap_open rebuilds the FSM in place from the
- * heap pages (fsm_trust off, heap README "Open"): rewriting the same file
- * needs no directory fsync, where unlinking and re-creating it could bring
- * the stale file back after a power loss.
+ * After a crash (fsm_stale) heap_open rebuilds the FSM from the heap pages
+ * (fsm_trust off, heap README "Open") and the clean close rewrites the file
+ * in place: rewriting the same file needs no directory fsync, where
+ * unlinking and re-creating it could bring the stale file back after a
+ * power loss.
  */
 static int open_rel(wd_table *t, wd_relid rel, bool is_fsm, bool create)
 {
@@ -61,13 +62,18 @@ static int close_rels(wd_table *t, unsigned nopen, bool drop)
 	return rc;
 }
 
-/* Frees t's memory and access-method handles; nopen relations are open. */
+/* Frees t's memory and access-method handles; nopen relations are open.
+ * A close that keeps the table first writes its free space map into the
+ * pool (heap README FSM-I2), which closing the relations takes to disk. */
 static int table_free(wd_table *t, unsigned nopen, bool drop)
 {
-	int rc;
+	int rc = 0, r;
+	if (!drop && t->h && nopen >= 2)
+		rc = heap_fsm_flush(t->h);
 	heap_close(t->h);
 	btree_close(t->bt);
-	rc = close_rels(t, nopen, drop);
+	if ((r = close_rels(t, nopen, drop)) != 0 && rc == 0)
+		rc = r;
 	free(t->name);
 	free(t);
 	return rc;

@@ -33,8 +33,10 @@
 #include "storage/sim.h"
 #include "storage/storage.h"
 #include "tests/lib/dbtest.h"
+#include "heap/heap.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
+#include "txn/txn_internal.h"
 #include "wal/wal.h"
 #include "walden.h"
 
@@ -309,6 +311,82 @@ static void test_put_get_del(void **state)
 	OK(wd_close(db));
 	free(big);
 	free(out);
+	tu_rmrf(root);
+	free(root);
+}
+
+/* Opens db's table "t" in a transaction of its own and returns the heap
+ * pages its open rebuilt from the heap (not from the FSM file) and the
+ * heap's block count. */
+static void fsm_open_stats(wd_db *db, uint64_t *rebuilt, wd_blkno *nblocks)
+{
+	wd_txn *x;
+	wd_table *t;
+	heap_stats st;
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", 0, &t));
+	heap_stats_get(t->h, &st);
+	*rebuilt = st.fsm_rebuilt;
+	OK(heap_nblocks(t->h, nblocks));
+	OK(wd_commit(x));
+}
+
+/* Puts (or with del, deletes) keys k00000.. from first to end, step by
+ * step, in one transaction. */
+static void fsm_rows(wd_db *db, int first, int end, int step, bool del)
+{
+	uint8_t v[100];
+	char k[16];
+	wd_txn *x;
+	wd_table *t;
+	memset(v, 'v', sizeof v);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", WD_CREATE, &t));
+	for (int i = first; i < end; i += step) {
+		snprintf(k, sizeof k, "k%05d", i);
+		if (del)
+			OK(wd_del(x, t, k, strlen(k)));
+		else
+			OK(wd_put(x, t, k, strlen(k), v, sizeof v));
+	}
+	OK(wd_commit(x));
+}
+
+/*
+ * The free space map lives in memory between opens and reaches its file at
+ * the clean close (heap README FSM-I2): the next open reads no heap page
+ * to rebuild it (fewer than 8: the zero pages reserved past the end), and
+ * its entries are exact - after deletes, entries too low (room the map
+ * would never offer) are a failure of dt_check_all - so the rows put then
+ * fill the holes without growing the heap.
+ */
+static void test_fsm_written_at_close(void **state)
+{
+	char *root = tu_tmpdir("api-fsm");
+	wd_options o;
+	wd_db *db;
+	uint64_t rebuilt;
+	wd_blkno n0, n1;
+	(void)state;
+	dt_opts(&o, 0);
+	OK(wd_open(root, &o, &db));
+	fsm_rows(db, 0, 4000, 1, false);
+	OK(wd_close(db));
+	OK(wd_open(root, &o, &db));
+	fsm_open_stats(db, &rebuilt, &n0);
+	assert_true(n0 >= 40);
+	assert_true(rebuilt < 8);
+	fsm_rows(db, 0, 4000, 2, true);
+	OK(wd_close(db));
+	OK(wd_open(root, &o, &db));
+	fsm_open_stats(db, &rebuilt, &n1);
+	assert_true(rebuilt < 8);
+	dt_check_all(db);
+	fsm_rows(db, 10000, 11800, 1, false);
+	fsm_open_stats(db, &rebuilt, &n1);
+	assert_int_equal(n1, n0);
+	dt_check_all(db);
+	OK(wd_close(db));
 	tu_rmrf(root);
 	free(root);
 }
@@ -1775,6 +1853,7 @@ int main(void)
 		cmocka_unit_test(test_busy_other_process),
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_put_get_del),
+		cmocka_unit_test(test_fsm_written_at_close),
 		cmocka_unit_test(test_cursor_basic),
 		cmocka_unit_test(test_random_vs_lmdb),
 		cmocka_unit_test(test_repair_at_open),

@@ -89,9 +89,11 @@ static void env_create(env *e, const char *tag, uint32_t pool_pages)
 	env_open_heap(e, pool_pages);
 }
 
-/* Clean shutdown: every page written and synced, the WAL closed. */
+/* Clean shutdown: the free space map and every page written and synced,
+ * the WAL closed. */
 static void env_shutdown(env *e)
 {
+	assert_int_equal(heap_fsm_flush(e->h), 0);
 	heap_close(e->h);
 	e->h = NULL;
 	assert_int_equal(bufmgr_flush_all(e->pool), 0);

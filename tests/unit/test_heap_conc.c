@@ -340,6 +340,7 @@ static void test_concurrent_own_tuples(void **state)
 	}
 	assert_int_equal(scan_all(h, ws), live);
 	assert_int_equal(heap_fsm_check(h, &fr), 0);
+	assert_int_equal(heap_fsm_flush(h), 0);
 	heap_close(h);
 	assert_int_equal(bufmgr_flush_all(pool), 0);
 	bufmgr_destroy(pool);
