@@ -422,13 +422,16 @@ static void add_line(struct lines *l, const char *fmt, ...)
 	l->p[l->len] = '\0';
 }
 
-/* The acknowledged transactions requested after message seq `after`. */
-static void acks_after(const ct_history *h, uint64_t after, const char *why, struct lines *l,
-		       ct_verdict *v)
+/* The acknowledged transactions requested after message seq `after` (with
+ * flushed_only, those whose commit had to pass a flush: synchronous, with
+ * a commit record). */
+static void acks_after(const ct_history *h, uint64_t after, bool flushed_only, const char *why,
+		       struct lines *l, ct_verdict *v)
 {
 	for (size_t i = 0; i < h->ntx; i++) {
 		const ct_tx *t = &h->tx[i];
-		if (t->state != CT_TX_ACKED || t->req_seq <= after)
+		if (t->state != CT_TX_ACKED || t->req_seq <= after ||
+		    (flushed_only && !(t->sync && t->wrote)))
 			continue;
 		*v = *v > CT_LOST_ACK ? *v : CT_LOST_ACK;
 		add_line(l, "LOST-ACK: transaction %llu was acknowledged though %s before it was "
@@ -459,19 +462,21 @@ void ct_ioerr_judge(const ct_history *h, const ct_spec *s, ct_verdict *v, char *
 			 io->failure && io->failure[0] ? "; the workload's failure: " : "",
 			 io->failure ? io->failure : "");
 		/* rule E1: no acknowledgement after a failed fsync of the log
-		 * (the commits' durability); one of a data file or base/ panics
-		 * the database a moment later, and E2 and the power loss judge
-		 * the commits of that moment (README "I/O errors") */
+		 * of a commit that had to pass a flush (the commits'
+		 * durability); an asynchronous or read-only one passes none,
+		 * so one in the moment before the log panics is judged, like
+		 * the commits after a failed fsync of a data file or base/, by
+		 * E2 and the power loss (README "I/O errors") */
 		if (io->fault_kind == ST_FAULT_EIO && io->fault_wal &&
 		    (io->fault_op == ST_OP_SYNC || io->fault_op == ST_OP_SYNC_DIR)) {
 			snprintf(why, sizeof why, "an fsync of the log had failed (I/O call %llu)",
 				 (unsigned long long)io->fault_io);
-			acks_after(h, io->fault_seq, why, &l, v);
+			acks_after(h, io->fault_seq, true, why, &l, v);
 		}
 	}
 	/* rule: no acknowledgement after the panic */
 	if (io->panic_seq)
-		acks_after(h, io->panic_seq, "the engine had reported its panic", &l, v);
+		acks_after(h, io->panic_seq, false, "the engine had reported its panic", &l, v);
 	/* rule: work resumes once space returns */
 	if (s->fault == CT_ENOSPC && io->fault && io->panic_seq) {
 		*v = *v > CT_CHILD_ERROR ? *v : CT_CHILD_ERROR;

@@ -46,14 +46,14 @@ static void take(ct_history *h, uint8_t kind, ct_buf *b)
 }
 
 /* REQ of txn id with one write of key k (no oracle: the rules read the
- * history only). */
-static void req(ct_history *h, uint64_t id, const char *k)
+ * history only); flags: bit 0 synchronous, bit 1 wrote a row. */
+static void req_flags(ct_history *h, uint64_t id, const char *k, uint8_t flags)
 {
 	uint8_t ck[CT_MAX_CKEY];
 	size_t cl = ct_ckey("t", k, strlen(k), ck);
 	ct_buf b = {0};
 	ct_put_u64(&b, id);
-	ct_put_u8(&b, 1 | 2);
+	ct_put_u8(&b, flags);
 	ct_put_u64(&b, 1000);
 	ct_put_u32(&b, 1);
 	ct_put_u16(&b, (uint16_t)cl);
@@ -64,6 +64,12 @@ static void req(ct_history *h, uint64_t id, const char *k)
 	ct_put_u32(&b, 40);
 	ct_put_u32(&b, 0);
 	take(h, CT_M_REQ, &b);
+}
+
+/* REQ of a synchronous transaction that wrote. */
+static void req(ct_history *h, uint64_t id, const char *k)
+{
+	req_flags(h, id, k, 1 | 2);
 }
 
 static void ack(ct_history *h, uint64_t id)
@@ -135,13 +141,24 @@ static void test_rule_failed_fsync(void **state)
 	ioend(&h, CT_IOEND_PANICKED, 0);
 	assert_int_equal(judge(&h, CT_IOERR_EIO_ONCE, &d), CT_OK);
 	assert_non_null(strstr(d, "fired at I/O call 10 (sync)"));
-	/* requested after the failed fsync and acknowledged: LOST-ACK */
+	/* asynchronous or read-only, requested after the failed fsync and
+	 * acknowledged before the panic: no flush passed, E2 and the power
+	 * loss judge them */
+	req_flags(&h, 7, "g", 2);
+	ack(&h, 7);
+	req_flags(&h, 8, "h", 1);
+	ack(&h, 8);
+	assert_int_equal(judge(&h, CT_IOERR_EIO_ONCE, &d), CT_OK);
+	/* synchronous, requested after the failed fsync and acknowledged:
+	 * LOST-ACK */
 	req(&h, 3, "c");
 	ack(&h, 3);
 	assert_int_equal(judge(&h, CT_IOERR_EIO_ONCE, &d), CT_LOST_ACK);
 	assert_non_null(strstr(d, "transaction 3 was acknowledged though an fsync of the log "
 				  "had failed"));
 	assert_null(strstr(d, "transaction 2 "));
+	assert_null(strstr(d, "transaction 7 "));
+	assert_null(strstr(d, "transaction 8 "));
 	ct_history_free(&h);
 	/* the same after a failed directory fsync; a failed read is no fsync */
 	ct_history_init(&h, NULL);
@@ -187,6 +204,16 @@ static void test_rule_panic(void **state)
 	ack(&h, 2);
 	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_LOST_ACK);
 	assert_non_null(strstr(d, "transaction 2 was acknowledged though the engine had "
+				  "reported its panic"));
+	ct_history_free(&h);
+	/* E2 holds for asynchronous commits too */
+	ct_history_init(&h, NULL);
+	iofault(&h, 10, ST_OP_SYNC, ST_FAULT_EIO);
+	panic_msg(&h);
+	req_flags(&h, 3, "c", 2);
+	ack(&h, 3);
+	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_LOST_ACK);
+	assert_non_null(strstr(d, "transaction 3 was acknowledged though the engine had "
 				  "reported its panic"));
 	ct_history_free(&h);
 	free(d);
