@@ -157,10 +157,9 @@ static int fsm_pin(heap *h, wd_blkno fb, bm_buf **buf)
 }
 
 /*
- * Writes FSM page fb whole from the map (FSM-I2), if it is marked dirty:
- * the entries are copied under the FSM page's exclusive latch and fsm_mu,
- * and the mark cleared there, so an entry changed meanwhile marks the page
- * again. The page is not logged: it carries pageLSN 0 and is marked dirty
+ * Writes FSM page fb whole from the map (FSM-I2): the entries are copied
+ * under the FSM page's exclusive latch and fsm_mu, and the page's mark
+ * cleared there, so an entry changed meanwhile marks the page again. The page is not logged: it carries pageLSN 0 and is marked dirty
  * with the current WAL position as its recLSN. A page that cannot be
  * pinned stays marked. Precondition: no latch held, fsm_mu not held
  * (taken inside, as a leaf, under the FSM page latch).
@@ -254,7 +253,7 @@ static int load_file(heap *h, wd_blkno nb, uint64_t *known)
 			for (wd_blkno i = 0; i < n; i++)
 				*known += h->fsm[(size_t)fb * e + i] != FSM_UNKNOWN;
 			/* the map's entries past nb are 0: a page whose bytes
-			 * past them are too needs no write at close */
+			 * past them are 0 too needs no write at the close */
 			h->fsm_dirty[fb] = memcmp(h->fsm + (size_t)fb * e, src, e) != 0;
 		}
 		bufmgr_unlatch(buf);
@@ -285,9 +284,10 @@ static int fill_unknown(heap *h, wd_blkno nb)
  * trust_file: heap_opts.fsm_trust), rebuilds the entries it lacks (blocks
  * added after it was written, torn FSM pages, no FSM file, or every entry
  * when the file is not trusted) by reading those heap pages (their FSM
- * pages are written at the next heap_fsm_flush), and sets the max hints. Afterwards every entry
- * equals its page's category (FSM-I1), provided a trusted file was exact;
- * fsm_exact records whether any entry came from the file.
+ * pages are written at the next heap_fsm_flush), and sets the max hints.
+ * Afterwards every entry equals its page's category (FSM-I1), provided a
+ * trusted file was exact; fsm_exact records whether any entry came from
+ * the file.
  */
 int heap_fsm_load(heap *h, bool trust_file)
 {
