@@ -324,13 +324,18 @@ typedef struct ct_oracle {
 	MDB_txn *txn; /* the state's changes over the base */
 } ct_oracle;
 
+/* Where a failed I/O call was (IOFAULT): not on the log, on a WAL segment
+ * file (the one the flush syncs holds the commits), or on another file of
+ * the WAL directory (segment.tmp) or the directory itself. */
+enum { CT_WAL_NONE = 0, CT_WAL_SEGMENT = 1, CT_WAL_OTHER = 2 };
+
 /* What the workload child said about an injected I/O error (ioerr.c). */
 typedef struct ct_ioseen {
 	bool fault;               /* IOFAULT arrived */
 	uint64_t fault_seq;       /* its place in the message order */
 	uint64_t fault_io;        /* the I/O call that failed (as the trigger) */
 	uint8_t fault_op, fault_kind; /* st_op, st_fault_kind */
-	bool fault_wal;           /* the failed call was on the log */
+	uint8_t fault_wal;        /* the failed call was on the log: CT_WAL_* */
 	uint64_t panic_seq;       /* PANIC's place, 0: none */
 	char *panic;              /* its text */
 	bool ended;               /* IOEND arrived */
@@ -438,6 +443,10 @@ void ct_ioerr_arm(ct_run *r, const ct_trigger *t, uint64_t io0);
 bool ct_ioerr_on_error(ct_run *r, const char *what, int rc);
 /* The recorder, before each REQ: reports the error once it has fired. */
 void ct_ioerr_notice(ct_run *r);
+/* Where path lies for the database in dir: CT_WAL_SEGMENT (a file of
+ * DIR/wal named by 16 hexadecimal digits), CT_WAL_OTHER (another file
+ * there, or DIR/wal itself), CT_WAL_NONE. */
+uint8_t ct_wal_class(const char *dir, const char *path);
 /* The child after the workload returned rc: returns if the error never
  * fired; else goes on (commits again), reports IOEND and _exits as a
  * crash (ST_CRASH_EXIT_CODE), or with an ERROR when it cannot commit

@@ -9,6 +9,7 @@
  * ct_ioerr_finish, ct_ioerr_take, ct_ioseen_free, ct_ioerr_judge.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -145,13 +146,18 @@ struct ct_ioerr_child {
 };
 
 
-/* 1 if path is the database's WAL directory or a file in it. */
-static uint8_t on_wal(const char *dir, const char *path)
+uint8_t ct_wal_class(const char *dir, const char *path)
 {
 	char wal[4096];
-	size_t n = (size_t)snprintf(wal, sizeof wal, "%s/wal", dir);
-	return n < sizeof wal && strncmp(path, wal, n) == 0 &&
-	       (path[n] == '\0' || path[n] == '/');
+	size_t n = (size_t)snprintf(wal, sizeof wal, "%s/wal", dir), i;
+	if (n >= sizeof wal || strncmp(path, wal, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+		return CT_WAL_NONE;
+	if (path[n] == '\0' || strlen(path + n + 1) != 16)
+		return CT_WAL_OTHER;
+	for (i = n + 1; path[i]; i++)
+		if (!isxdigit((unsigned char)path[i]))
+			return CT_WAL_OTHER;
+	return CT_WAL_SEGMENT;
 }
 
 void ct_ioerr_notice(ct_run *r)
@@ -167,7 +173,7 @@ void ct_ioerr_notice(ct_run *r)
 	ct_put_u64(&b, e.io - io->io0);
 	ct_put_u8(&b, (uint8_t)e.op);
 	ct_put_u8(&b, (uint8_t)e.kind);
-	ct_put_u8(&b, on_wal(r->dir, e.path));
+	ct_put_u8(&b, ct_wal_class(r->dir, e.path));
 	ct_send_stamped(r, CT_M_IOFAULT, &b);
 	ct_buf_free(&b);
 }
@@ -370,7 +376,7 @@ int ct_ioerr_take(ct_history *h, uint8_t kind, ct_cur *c)
 		io->fault_io = ct_get_u64(c);
 		io->fault_op = ct_get_u8(c);
 		io->fault_kind = ct_get_u8(c);
-		io->fault_wal = ct_get_u8(c) != 0;
+		io->fault_wal = ct_get_u8(c);
 	} else if (kind == CT_M_PANIC) {
 		io->panic_seq = ++h->seq;
 		free(io->panic);
@@ -461,14 +467,16 @@ void ct_ioerr_judge(const ct_history *h, const ct_spec *s, ct_verdict *v, char *
 			 "the next open refuses it)" : "",
 			 io->failure && io->failure[0] ? "; the workload's failure: " : "",
 			 io->failure ? io->failure : "");
-		/* rule E1: no acknowledgement after a failed fsync of the log
-		 * of a commit that had to pass a flush (the commits'
-		 * durability); an asynchronous or read-only one passes none,
-		 * so one in the moment before the log panics is judged, like
-		 * the commits after a failed fsync of a data file or base/, by
-		 * E2 and the power loss (README "I/O errors") */
-		if (io->fault_kind == ST_FAULT_EIO && io->fault_wal &&
-		    (io->fault_op == ST_OP_SYNC || io->fault_op == ST_OP_SYNC_DIR)) {
+		/* rule E1: no acknowledgement after a failed fsync of a log
+		 * segment of a commit that had to pass a flush (the commits'
+		 * durability). An asynchronous or read-only commit passes
+		 * none, and the fsyncs of a segment being prepared and of the
+		 * WAL directory are no flush's: a commit in the moment before
+		 * the log panics is judged then, like the commits after a
+		 * failed fsync of a data file or base/, by E2 and the power
+		 * loss (README "I/O errors") */
+		if (io->fault_kind == ST_FAULT_EIO && io->fault_wal == CT_WAL_SEGMENT &&
+		    io->fault_op == ST_OP_SYNC) {
 			snprintf(why, sizeof why, "an fsync of the log had failed (I/O call %llu)",
 				 (unsigned long long)io->fault_io);
 			acks_after(h, io->fault_seq, true, why, &l, v);

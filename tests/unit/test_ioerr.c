@@ -80,8 +80,8 @@ static void ack(ct_history *h, uint64_t id)
 	take(h, CT_M_ACK, &b);
 }
 
-/* IOFAULT: the call that failed; wal: on the log's directory or files */
-static void iofault_on(ct_history *h, uint64_t io, st_op op, st_fault_kind kind, bool wal)
+/* IOFAULT: the call that failed; wal: where (CT_WAL_*) */
+static void iofault_on(ct_history *h, uint64_t io, st_op op, st_fault_kind kind, uint8_t wal)
 {
 	ct_buf b = {0};
 	ct_put_u64(&b, io);
@@ -93,7 +93,7 @@ static void iofault_on(ct_history *h, uint64_t io, st_op op, st_fault_kind kind,
 
 static void iofault(ct_history *h, uint64_t io, st_op op, st_fault_kind kind)
 {
-	iofault_on(h, io, op, kind, true);
+	iofault_on(h, io, op, kind, CT_WAL_SEGMENT);
 }
 
 static void panic_msg(ct_history *h)
@@ -160,12 +160,21 @@ static void test_rule_failed_fsync(void **state)
 	assert_null(strstr(d, "transaction 7 "));
 	assert_null(strstr(d, "transaction 8 "));
 	ct_history_free(&h);
-	/* the same after a failed directory fsync; a failed read is no fsync */
+	/* the fsyncs of a segment being prepared (segment.tmp) and of the WAL
+	 * directory are no flush's: a commit that passed a flush meanwhile,
+	 * before the log panicked, is judged by E2 and the power loss; a
+	 * failed read is no fsync */
 	ct_history_init(&h, NULL);
-	iofault(&h, 10, ST_OP_SYNC_DIR, ST_FAULT_EIO);
+	iofault_on(&h, 10, ST_OP_SYNC, ST_FAULT_EIO, CT_WAL_OTHER);
 	req(&h, 4, "d");
 	ack(&h, 4);
-	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_LOST_ACK);
+	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_OK);
+	ct_history_free(&h);
+	ct_history_init(&h, NULL);
+	iofault_on(&h, 10, ST_OP_SYNC_DIR, ST_FAULT_EIO, CT_WAL_OTHER);
+	req(&h, 4, "d");
+	ack(&h, 4);
+	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_OK);
 	ct_history_free(&h);
 	ct_history_init(&h, NULL);
 	iofault(&h, 10, ST_OP_READ, ST_FAULT_EIO);
@@ -176,7 +185,7 @@ static void test_rule_failed_fsync(void **state)
 	/* a failed fsync of a data file panics the database a moment later:
 	 * a commit in that moment is judged by the power loss (and E2) */
 	ct_history_init(&h, NULL);
-	iofault_on(&h, 10, ST_OP_SYNC, ST_FAULT_EIO, false);
+	iofault_on(&h, 10, ST_OP_SYNC, ST_FAULT_EIO, CT_WAL_NONE);
 	req(&h, 5, "e");
 	ack(&h, 5);
 	assert_int_equal(judge(&h, CT_IOERR_EIO_ONCE, &d), CT_OK);
@@ -187,6 +196,20 @@ static void test_rule_failed_fsync(void **state)
 	assert_null(strstr(d, "transaction 5 "));
 	ct_history_free(&h);
 	free(d);
+}
+
+/* The place of a failed call, from its path. */
+static void test_wal_class(void **state)
+{
+	(void)state;
+	assert_int_equal(ct_wal_class("/d/db", "/d/db/wal/000000000000001A"), CT_WAL_SEGMENT);
+	assert_int_equal(ct_wal_class("/d/db", "/d/db/wal/segment.tmp"), CT_WAL_OTHER);
+	assert_int_equal(ct_wal_class("/d/db", "/d/db/wal"), CT_WAL_OTHER);
+	assert_int_equal(ct_wal_class("/d/db", "/d/db/wal/000000000000001"), CT_WAL_OTHER);
+	assert_int_equal(ct_wal_class("/d/db", "/d/db/wal/000000000000001G"), CT_WAL_OTHER);
+	assert_int_equal(ct_wal_class("/d/db", "/d/db/base/16"), CT_WAL_NONE);
+	assert_int_equal(ct_wal_class("/d/db", "/d/db/walnut"), CT_WAL_NONE);
+	assert_int_equal(ct_wal_class("/d/db", "/d/db2/wal/000000000000001A"), CT_WAL_NONE);
 }
 
 static void test_rule_panic(void **state)
@@ -384,6 +407,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rule_failed_fsync),
+		cmocka_unit_test(test_wal_class),
 		cmocka_unit_test(test_rule_panic),
 		cmocka_unit_test(test_rule_enospc),
 		cmocka_unit_test(test_trigger_syntax),
