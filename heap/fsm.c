@@ -159,9 +159,10 @@ static int fsm_pin(heap *h, wd_blkno fb, bm_buf **buf)
 /*
  * Writes FSM page fb whole from the map (FSM-I2): the entries are copied
  * under the FSM page's exclusive latch and fsm_mu, and the page's mark
- * cleared there, so an entry changed meanwhile marks the page again. The page is not logged: it carries pageLSN 0 and is marked dirty
- * with the current WAL position as its recLSN. A page that cannot be
- * pinned stays marked. Precondition: no latch held, fsm_mu not held
+ * cleared there, so an entry changed meanwhile marks the page again. The
+ * page is not logged: it carries pageLSN 0 and is marked dirty with the
+ * current WAL position as its recLSN. A page that cannot be pinned stays
+ * marked. Precondition: no latch held, fsm_mu not held
  * (taken inside, as a leaf, under the FSM page latch).
  */
 static int fsm_write_page(heap *h, wd_blkno fb)

@@ -239,16 +239,16 @@ typedef struct heap_fsm_report {
 } heap_fsm_report;
 
 /*
- * Checks the free space map against every page and the FSM file's pages
- * that need no heap_fsm_flush against the map in memory (FSM-I2). Call with no change in flight. Invariant
- * FSM-I1: no entry promises more than its page has (`over`: always a
- * violation); and no entry promises less (`under`) - a violation when
- * every entry was read from its page at open (fsm_trust off, or no FSM
- * file to load), else only counted: `under` entries after an open with
- * fsm_trust mean the FSM file was stale (a crash the caller did not pass
- * on as fsm_trust = false, or an FSM write lost), room that is never
- * offered. Returns 0 if the map holds, else WD_ECORRUPT naming the first
- * bad block; *r always filled.
+ * Checks the free space map against every page, and the FSM file's pages
+ * that need no heap_fsm_flush against the map in memory (FSM-I2). Call
+ * with no change in flight. Invariant FSM-I1: no entry promises more than
+ * its page has (`over`: always a violation); and no entry promises less
+ * (`under`) - a violation when every entry was read from its page at open
+ * (fsm_trust off, or no FSM file to load), else only counted: `under`
+ * entries after an open with fsm_trust mean the FSM file was stale (a
+ * crash the caller did not pass on as fsm_trust = false, or a close that
+ * did not flush), room that is never offered. Returns 0 if the map holds,
+ * else WD_ECORRUPT naming the first bad block; *r always filled.
  */
 int heap_fsm_check(heap *h, heap_fsm_report *r) WD_MUST_CHECK;
 
