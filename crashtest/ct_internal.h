@@ -325,8 +325,8 @@ typedef struct ct_oracle {
 } ct_oracle;
 
 /* Where a failed I/O call was (IOFAULT): not on the log, on a WAL segment
- * file (the one the flush syncs holds the commits), or on another file of
- * the WAL directory (segment.tmp) or the directory itself. */
+ * file (the flush syncs the one that holds the commits), or on another
+ * file of the WAL directory (segment.tmp) or the directory itself. */
 enum { CT_WAL_NONE = 0, CT_WAL_SEGMENT = 1, CT_WAL_OTHER = 2 };
 
 /* What the workload child said about an injected I/O error (ioerr.c). */

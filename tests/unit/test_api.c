@@ -30,10 +30,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "heap/heap.h"
 #include "storage/sim.h"
 #include "storage/storage.h"
 #include "tests/lib/dbtest.h"
-#include "heap/heap.h"
 #include "tests/lib/testutil.h"
 #include "txn/db.h"
 #include "txn/txn_internal.h"
@@ -315,9 +315,9 @@ static void test_put_get_del(void **state)
 	free(root);
 }
 
-/* Opens db's table "t" in a transaction of its own and returns the heap
- * pages its open rebuilt from the heap (not from the FSM file) and the
- * heap's block count. */
+/* Opens db's table "t" in a transaction of its own and returns how many
+ * FSM entries its open rebuilt by reading heap pages (not from the FSM
+ * file) and the heap's block count. */
 static void fsm_open_stats(wd_db *db, uint64_t *rebuilt, wd_blkno *nblocks)
 {
 	wd_txn *x;
