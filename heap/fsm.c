@@ -187,6 +187,17 @@ static int fsm_write_page(heap *h, wd_blkno fb)
 	return 0;
 }
 
+/* Whether FSM page fb is marked for heap_fsm_flush (a page past the map
+ * has no entries to compare and counts as marked). Takes fsm_mu. */
+static bool fsm_page_marked(heap *h, wd_blkno fb)
+{
+	bool marked;
+	pthread_mutex_lock(&h->fsm_mu);
+	marked = (size_t)fb * h->fsm_per_page >= h->fsm_cap || h->fsm_dirty[fb];
+	pthread_mutex_unlock(&h->fsm_mu);
+	return marked;
+}
+
 /*
  * FSM-I2: writes every FSM page marked dirty into the pool, whole; the
  * caller's close of the FSM relation (or a checkpoint) takes them to the
@@ -203,12 +214,8 @@ int heap_fsm_flush(heap *h)
 	npages = (h->fsm_n + h->fsm_per_page - 1) / h->fsm_per_page;
 	pthread_mutex_unlock(&h->fsm_mu);
 	for (size_t fb = 0; fb < npages; fb++) {
-		bool dirty;
 		int r;
-		pthread_mutex_lock(&h->fsm_mu);
-		dirty = h->fsm_dirty[fb];
-		pthread_mutex_unlock(&h->fsm_mu);
-		if (dirty && (r = fsm_write_page(h, (wd_blkno)fb)) != 0) {
+		if (fsm_page_marked(h, (wd_blkno)fb) && (r = fsm_write_page(h, (wd_blkno)fb)) != 0) {
 			HEAP_COUNT(h, fsm_errors);
 			if (rc == 0)
 				rc = r;
@@ -343,12 +350,8 @@ static int check_file_page(heap *h, wd_blkno fb, wd_blkno nb, heap_fsm_report *r
 {
 	wd_blkno e = h->fsm_per_page, n = nb - fb * e < e ? nb - fb * e : e;
 	bm_buf *buf;
-	bool dirty;
 	int rc;
-	pthread_mutex_lock(&h->fsm_mu);
-	dirty = (size_t)fb * e >= h->fsm_cap || h->fsm_dirty[fb];
-	pthread_mutex_unlock(&h->fsm_mu);
-	if (dirty)
+	if (fsm_page_marked(h, fb))
 		return 0;
 	if ((rc = bufmgr_pin(h->pool, h->fsm_rel, fb, BM_READ, &buf)) != 0)
 		return rc;

@@ -126,6 +126,21 @@ static ct_verdict judge(const ct_history *h, ct_ioerr err, char **detail)
 	return v;
 }
 
+/* The verdict on a history of one EIO on op (where: CT_WAL_*), then one
+ * synchronous transaction that wrote, requested and acknowledged. */
+static ct_verdict ack_after_fault(st_op op, uint8_t where, ct_ioerr err, char **detail)
+{
+	ct_history h;
+	ct_verdict v;
+	ct_history_init(&h, NULL);
+	iofault_on(&h, 10, op, ST_FAULT_EIO, where);
+	req(&h, 4, "d");
+	ack(&h, 4);
+	v = judge(&h, err, detail);
+	ct_history_free(&h);
+	return v;
+}
+
 static void test_rule_failed_fsync(void **state)
 {
 	ct_history h;
@@ -164,24 +179,10 @@ static void test_rule_failed_fsync(void **state)
 	 * directory are no flush's: a commit that passed a flush meanwhile,
 	 * before the log panicked, is judged by E2 and the power loss; a
 	 * failed read is no fsync */
-	ct_history_init(&h, NULL);
-	iofault_on(&h, 10, ST_OP_SYNC, ST_FAULT_EIO, CT_WAL_OTHER);
-	req(&h, 4, "d");
-	ack(&h, 4);
-	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_OK);
-	ct_history_free(&h);
-	ct_history_init(&h, NULL);
-	iofault_on(&h, 10, ST_OP_SYNC_DIR, ST_FAULT_EIO, CT_WAL_OTHER);
-	req(&h, 4, "d");
-	ack(&h, 4);
-	assert_int_equal(judge(&h, CT_IOERR_EIO, &d), CT_OK);
-	ct_history_free(&h);
-	ct_history_init(&h, NULL);
-	iofault(&h, 10, ST_OP_READ, ST_FAULT_EIO);
-	req(&h, 4, "d");
-	ack(&h, 4);
-	assert_int_equal(judge(&h, CT_IOERR_EIO_ONCE, &d), CT_OK);
-	ct_history_free(&h);
+	assert_int_equal(ack_after_fault(ST_OP_SYNC, CT_WAL_OTHER, CT_IOERR_EIO, &d), CT_OK);
+	assert_int_equal(ack_after_fault(ST_OP_SYNC_DIR, CT_WAL_OTHER, CT_IOERR_EIO, &d), CT_OK);
+	assert_int_equal(ack_after_fault(ST_OP_READ, CT_WAL_SEGMENT, CT_IOERR_EIO_ONCE, &d),
+			 CT_OK);
 	/* a failed fsync of a data file panics the database a moment later:
 	 * a commit in that moment is judged by the power loss (and E2) */
 	ct_history_init(&h, NULL);
