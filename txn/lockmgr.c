@@ -2,8 +2,8 @@
  * lockmgr.c - row and table locks (strict two-phase S/X locks on (rel,
  * key) under IS/IX/S/SIX/X locks on table rel): lock_acquire, lock_row,
  * lock_table, lock_release_all, lock_held, owners, statistics; a wait runs
- * the deadlock detector of deadlock.c. Invariants L1..L10 and protocols
- * K1..K7: txn/LOCKS.md. The structures: lockmgr_internal.h.
+ * the deadlock detector of deadlock.c. Invariants L1..L11 and protocols
+ * K1..K8: txn/LOCKS.md. The structures: lockmgr_internal.h.
  */
 #define _GNU_SOURCE
 #include <assert.h>
@@ -27,6 +27,7 @@
 #define LOCAL_KEEP 1024u      /* a recycled owner keeps a table this small */
 #define DIR_KEEP 16u          /* ... and a chunk directory this small */
 #define OWNER_IDLE_MAX 64u    /* recycled owners kept by the manager */
+#define NAME_BLK 4096u        /* bytes of an arena block (a longer key: its own) */
 
 /* A request, its key hashed once. */
 typedef struct lock_req {
@@ -197,7 +198,17 @@ static void obj_drop_if_unused(lock_part *p, lock_obj *ob, uint64_t hash)
 		part_resize(p, (p->mask + 1) / 2);
 }
 
-/* ---- an owner's slab and local table (the owner's thread only, L5) ---- */
+/* ---- an owner's slab, local table and arena (its mutex, L5) ---- */
+
+static inline void owner_lock(lock_owner *o)
+{
+	pthread_mutex_lock(&o->mu);
+}
+
+static inline void owner_unlock(lock_owner *o)
+{
+	pthread_mutex_unlock(&o->mu);
+}
 
 static inline lock_ent *ent_at(const lock_owner *o, uint32_t i)
 {
@@ -209,15 +220,24 @@ static inline uint32_t local_bucket(uint64_t hash, uint32_t lcap)
 	return (uint32_t)(hash >> PART_BITS) & (lcap - 1);
 }
 
-/* The entry of r that o holds, or NULL. Reads the entries' objects without
- * a mutex: their names do not change while o holds them (L2, L5). */
+/* Whether e is o's lock on r's row or table: by its object's name, which
+ * does not change while o holds it (L2), or by its own while unshared. */
+static bool ent_matches(const lock_ent *e, const lock_req *r)
+{
+	if (e->obj)
+		return obj_matches(e->obj, r);
+	return e->name.rel == r->rel && e->name.klen == r->klen &&
+	       (r->klen == 0 || memcmp(e->name.key, r->key, r->klen) == 0);
+}
+
+/* The entry of r that o holds, or NULL. Caller holds o->mu (L5). */
 static lock_ent *local_find(const lock_owner *o, const lock_req *r)
 {
 	if (!o->lcap)
 		return NULL;
 	for (uint32_t i = o->local[local_bucket(r->hash, o->lcap)]; i;) {
 		lock_ent *e = ent_at(o, i - 1);
-		if (e->hash == r->hash && obj_matches(e->obj, r))
+		if (e->hash == r->hash && ent_matches(e, r))
 			return e;
 		i = e->lnext;
 	}
@@ -291,6 +311,46 @@ static void ent_commit(lock_owner *o, uint64_t hash)
 	o->nent++;
 }
 
+/* A copy of key[0..klen) in o's arena, where it stays until the arena is
+ * emptied (lock_release_all); NULL without memory. */
+static const uint8_t *name_copy(lock_owner *o, const uint8_t *key, uint32_t klen)
+{
+	name_blk *b = o->names;
+	if (!b || b->cap - b->used < klen) {
+		uint32_t cap = klen > NAME_BLK ? klen : NAME_BLK;
+		if (!(b = malloc(offsetof(name_blk, bytes) + cap)))
+			return NULL;
+		b->cap = cap;
+		b->used = 0;
+		b->next = o->names;
+		o->names = b;
+	}
+	if (klen)
+		memcpy(b->bytes + b->used, key, klen);
+	b->used += klen;
+	return b->bytes + b->used - klen;
+}
+
+/* Empties o's arena, keeping one block of the usual size for the next
+ * transaction. */
+static void names_clear(lock_owner *o)
+{
+	name_blk *keep = NULL;
+	for (name_blk *b = o->names, *next; b; b = next) {
+		next = b->next;
+		if (!keep && b->cap == NAME_BLK) {
+			keep = b;
+			continue;
+		}
+		free(b);
+	}
+	if (keep) {
+		keep->next = NULL;
+		keep->used = 0;
+	}
+	o->names = keep;
+}
+
 /* ---- granting (caller holds the partition mutex) ---- */
 
 /* Whether a request for want through entry self (pending: mode 0, or the
@@ -336,21 +396,27 @@ static void count_mode(lock_obj *ob, int mode, int delta)
 		ob->nx = (uint8_t)(ob->nx + delta);
 }
 
+/* Links e (its object set) into its object's holders. */
+static void holder_link(lock_part *p, lock_ent *e)
+{
+	lock_obj *ob = e->obj;
+	e->prev = NULL;
+	e->next = ob->holders;
+	if (ob->holders)
+		ob->holders->prev = e;
+	ob->holders = e;
+	p->held++;
+}
+
 /* Grants want to e: a new holder, or a conversion (S raised to X; a table
  * mode raised to a stronger one). */
 static void ent_grant(lock_part *p, lock_ent *e, int want)
 {
 	lock_obj *ob = e->obj;
-	if (e->mode) {
+	if (e->mode)
 		count_mode(ob, e->mode, -1);
-	} else {
-		e->prev = NULL;
-		e->next = ob->holders;
-		if (ob->holders)
-			ob->holders->prev = e;
-		ob->holders = e;
-		p->held++;
-	}
+	else
+		holder_link(p, e);
 	count_mode(ob, want, +1);
 	e->mode = (uint8_t)want;
 	p->granted++;
@@ -483,7 +549,8 @@ static int wait_for_grant(lockmgr *lm, lock_owner *o, uint32_t timeout_ms)
 /*
  * K1 steps 2-6: the request is not answered by a lock o holds. held is o's
  * entry on the object if it holds a weaker mode (a conversion to r->mode),
- * else NULL.
+ * else NULL. Called with o->mu held; returns with it released (it is let
+ * go for the wait: a publisher may need it meanwhile, K8).
  */
 static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent *held,
 			uint32_t timeout_ms)
@@ -493,8 +560,10 @@ static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent 
 	lock_obj *ob = NULL;
 	bool wait = false;
 	int rc = 0;
-	if (!held && (rc = ent_reserve(o, &e)) != 0)
+	if (!held && (rc = ent_reserve(o, &e)) != 0) {
+		owner_unlock(o);
 		return rc;
+	}
 	pthread_mutex_lock(&p->mu);
 	if (!held && (rc = obj_get(p, r, &ob)) == 0)
 		*e = (lock_ent){.obj = ob, .owner = o, .hash = r->hash, .mode = 0};
@@ -509,10 +578,89 @@ static int acquire_slow(lockmgr *lm, lock_owner *o, const lock_req *r, lock_ent 
 		waiter_add(p, o, e, r->mode);
 	}
 	pthread_mutex_unlock(&p->mu);
-	if (wait)
+	if (wait) {
+		owner_unlock(o);
 		rc = wait_for_grant(lm, o, timeout_ms);
+		owner_lock(o);
+	}
 	if (rc == 0 && !held)
 		ent_commit(o, r->hash);
+	owner_unlock(o);
+	return rc;
+}
+
+/* ---- unshared S row locks (K8) ---- */
+
+/* K8 step 2: an S request on a row o holds nothing on, while no X request
+ * is counted on its bucket: granted in o alone (an entry without an
+ * object, its name in o's arena). false: the request goes the shared way
+ * (an X request counted, or no memory here - K1 then reports it). Caller
+ * holds o->mu. */
+static bool try_unshared(lockmgr *lm, lock_owner *o, const lock_req *r)
+{
+	uint32_t b = unsh_bucket(r->hash);
+	const uint8_t *name;
+	lock_ent *e;
+	/* raise our count before reading theirs: an X request raises its
+	 * count before reading ours, so one of the two sees the other */
+	atomic_fetch_add(&lm->unshared[b], 1);
+	if (atomic_load(&lm->xreq[b]) != 0 || ent_reserve(o, &e) != 0 ||
+	    !(name = name_copy(o, r->key, r->klen))) {
+		atomic_fetch_sub(&lm->unshared[b], 1);
+		return false;
+	}
+	*e = (lock_ent){.obj = NULL, .owner = o, .name = {name, r->rel, (uint16_t)r->klen},
+			.mode = LOCK_S};
+	ent_commit(o, r->hash);
+	atomic_store_explicit(&o->nunshared,
+			      atomic_load_explicit(&o->nunshared, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&o->ugranted,
+			      atomic_load_explicit(&o->ugranted, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	return true;
+}
+
+/* Moves o's unshared entry e (r's row) into the shared table: the row's
+ * object, found or made, gets e as an S holder. WD_ENOMEM. Caller holds
+ * o->mu, not a partition mutex. */
+static int ent_publish(lockmgr *lm, lock_owner *o, lock_ent *e, const lock_req *r)
+{
+	lock_part *p = part_of(lm, r->hash);
+	lock_obj *ob;
+	int rc;
+	pthread_mutex_lock(&p->mu);
+	if ((rc = obj_get(p, r, &ob)) == 0) {
+		e->obj = ob; /* the name is the object's from here on */
+		holder_link(p, e);
+		count_mode(ob, LOCK_S, +1);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (rc == 0) {
+		atomic_fetch_sub(&lm->unshared[unsh_bucket(r->hash)], 1);
+		atomic_store_explicit(&o->nunshared,
+				      atomic_load_explicit(&o->nunshared, memory_order_relaxed) - 1,
+				      memory_order_relaxed);
+		atomic_fetch_add_explicit(&lm->published, 1, memory_order_relaxed);
+	}
+	return rc;
+}
+
+/* K8 step 3: an X request on r's row, counted on its bucket, found
+ * unshared S locks counted there: publishes every live owner's unshared
+ * lock on the row (the requester's own included). Caller holds no mutex. */
+static int publish_row(lockmgr *lm, const lock_req *r)
+{
+	int rc = 0;
+	pthread_mutex_lock(&lm->mu);
+	for (lock_owner *o = lm->live; o && rc == 0; o = o->next) {
+		lock_ent *e;
+		owner_lock(o);
+		if ((e = local_find(o, r)) != NULL && !e->obj)
+			rc = ent_publish(lm, o, e, r);
+		owner_unlock(o);
+	}
+	pthread_mutex_unlock(&lm->mu);
 	return rc;
 }
 
@@ -577,22 +725,62 @@ static void count_fast(lock_owner *o)
 			      memory_order_relaxed);
 }
 
-/* K1. Step 1 is the fast path: a lock o already holds, found in its local
- * table without a mutex. */
+/*
+ * K1 on a row, with K8: an X request is counted on its row's bucket and
+ * publishes the row's unshared S locks first; step 1 then looks in o's
+ * table; an S request on a row o holds nothing on may be granted unshared;
+ * the rest is K1 steps 2-6 (acquire_slow). *added: a new entry (not a hit,
+ * not a conversion).
+ */
+static int row_acquire(lockmgr *lm, lock_owner *o, const lock_req *r, uint32_t timeout_ms,
+		       bool *added)
+{
+	uint32_t b = unsh_bucket(r->hash);
+	bool x = r->mode == LOCK_X;
+	lock_ent *e;
+	int rc = 0;
+	*added = false;
+	if (x) {
+		/* counted until the release of the X lock, or the failure */
+		atomic_fetch_add(&lm->xreq[b], 1);
+		if (atomic_load(&lm->unshared[b]) != 0 && (rc = publish_row(lm, r)) != 0)
+			goto out;
+	}
+	owner_lock(o);
+	e = local_find(o, r);
+	if (e && mode_covers(e->mode, r->mode)) {
+		owner_unlock(o);
+		count_fast(o);
+		if (x) /* the X held is counted already */
+			atomic_fetch_sub(&lm->xreq[b], 1);
+		return 0;
+	}
+	if (!x && !e && try_unshared(lm, o, r)) {
+		owner_unlock(o);
+		*added = true;
+		return 0;
+	}
+	assert(!e || e->obj); /* an X request published its row's (K8 step 3) */
+	if ((rc = acquire_slow(lm, o, r, e, timeout_ms)) == 0) {
+		*added = !e;
+		return 0;
+	}
+out:
+	if (x)
+		atomic_fetch_sub(&lm->xreq[b], 1);
+	return rc;
+}
+
+/* K1 (and K8): a row lock alone, without the table's intention lock. */
 int lock_acquire(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
 		 int mode, uint32_t timeout_ms)
 {
-	lock_req r;
-	lock_ent *e;
+	lock_req r = {0}; /* gcc cannot tell that req_init fills it on success */
+	bool added;
 	int rc = req_init(&r, rel, key, klen, mode);
 	if (rc != 0)
 		return rc;
-	e = local_find(o, &r);
-	if (e && mode_covers(e->mode, mode)) {
-		count_fast(o);
-		return 0;
-	}
-	return acquire_slow(lm, o, &r, e, timeout_ms);
+	return row_acquire(lm, o, &r, timeout_ms, &added);
 }
 
 /* ---- table locks and escalation (K7) ---- */
@@ -650,6 +838,7 @@ static int tab_raise(lockmgr *lm, lock_owner *o, lock_tab *tb, int mode, uint32_
 	int rc;
 	r.hash = lock_hash(tb->rel, NULL, LOCK_TABLE_KLEN);
 	r.mode = mode_join(tb->mode, mode);
+	owner_lock(o);
 	e = tb->mode ? local_find(o, &r) : NULL;
 	assert(!tb->mode || (e && e->mode == tb->mode));
 	if ((rc = acquire_slow(lm, o, &r, e, timeout_ms)) == 0)
@@ -702,7 +891,7 @@ int lock_row(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t
 {
 	lock_req r;
 	lock_tab *tb;
-	lock_ent *e;
+	bool added;
 	int rc = req_check(&r, rel, key, klen, mode);
 	if (rc != 0 || (rc = tab_get(lm, o, rel, &tb)) != 0)
 		return rc;
@@ -718,16 +907,11 @@ int lock_row(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t
 	    (rc = tab_raise(lm, o, tb, mode == LOCK_S ? LOCK_IS : LOCK_IX, timeout_ms,
 			       false)) != 0)
 		return rc;
-	/* step 3: the row lock (K1) */
-	e = local_find(o, &r);
-	if (e && mode_covers(e->mode, mode)) {
-		count_fast(o);
-		return 0;
-	}
-	if ((rc = acquire_slow(lm, o, &r, e, timeout_ms)) != 0)
+	/* step 3: the row lock (K1, K8) */
+	if ((rc = row_acquire(lm, o, &r, timeout_ms, &added)) != 0)
 		return rc;
 	/* step 4: escalation */
-	if (!e && ++tb->rows >= tb->esc_at && lm->escalate_rows && mode == LOCK_S)
+	if (added && ++tb->rows >= tb->esc_at && lm->escalate_rows && mode == LOCK_S)
 		escalate(lm, o, tb);
 	return 0;
 }
@@ -737,18 +921,19 @@ void lockmgr_set_escalation(lockmgr *lm, uint32_t rows)
 	lm->escalate_rows = rows;
 }
 
-bool lock_held(lockmgr *lm, const lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
+bool lock_held(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
 	       int mode)
 {
 	lock_req r;
 	const lock_ent *e;
-	(void)lm;
+	bool held;
 	if (req_init(&r, rel, key, klen, mode) != 0)
 		return false;
+	owner_lock(o);
 	e = local_find(o, &r);
-	if (e && mode_covers(e->mode, mode))
-		return true;
-	return lock_table_held(lm, o, rel, mode);
+	held = e && mode_covers(e->mode, mode);
+	owner_unlock(o);
+	return held || lock_table_held(lm, o, rel, mode);
 }
 
 /* ---- release (K2) ---- */
@@ -765,30 +950,43 @@ static void release_ent(lock_part *p, lock_ent *e, uint64_t hash)
 		obj_drop_if_unused(p, ob, hash);
 }
 
-/* K2: every entry of the slab in order, keeping a partition's mutex
- * across a run of entries in it; then the slab and the table are empty. */
+/* K2: every entry of the slab in order, under o->mu, keeping a partition's
+ * mutex across a run of entries in it; then the slab, the table and the
+ * arena are empty. */
 void lock_release_all(lockmgr *lm, lock_owner *o)
 {
 	lock_part *cur = NULL;
+	owner_lock(o);
 	for (uint32_t i = 0; i < o->nent; i++) {
 		lock_ent *e = ent_at(o, i);
 		uint64_t hash = e->hash;
 		lock_part *p = part_of(lm, hash);
+		bool x_row;
+		if (!e->obj) { /* unshared: only its count to take back */
+			atomic_fetch_sub(&lm->unshared[unsh_bucket(hash)], 1);
+			continue;
+		}
 		if (p != cur) {
 			if (cur)
 				pthread_mutex_unlock(&cur->mu);
 			pthread_mutex_lock(&p->mu);
 			cur = p;
 		}
+		x_row = e->mode == LOCK_X && !obj_is_table(e->obj);
 		release_ent(p, e, hash);
+		if (x_row) /* K8: counted since its request; the row is free now */
+			atomic_fetch_sub(&lm->xreq[unsh_bucket(hash)], 1);
 	}
 	if (cur)
 		pthread_mutex_unlock(&cur->mu);
 	o->nent = 0;
-	o->ntabs = 0;
-	o->tlast = 0;
+	atomic_store_explicit(&o->nunshared, 0, memory_order_relaxed);
 	if (o->lcap)
 		memset(o->local, 0, o->lcap * sizeof *o->local);
+	names_clear(o);
+	owner_unlock(o);
+	o->ntabs = 0;
+	o->tlast = 0;
 }
 
 /* ---- owners (K6) ---- */
@@ -807,6 +1005,8 @@ static lock_owner *owner_new(void)
 			rc = pthread_cond_init(&o->cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+	if (rc == 0 && (rc = pthread_mutex_init(&o->mu, NULL)) != 0)
+		pthread_cond_destroy(&o->cv);
 	if (rc != 0) {
 		free(o);
 		return NULL;
@@ -821,12 +1021,16 @@ static void owner_free(lock_owner *o)
 	free(o->chunks);
 	free(o->local);
 	free(o->tabs);
+	names_clear(o);
+	free(o->names);
 	pthread_cond_destroy(&o->cv);
+	pthread_mutex_destroy(&o->mu);
 	free(o);
 }
 
 /* Gives back what a big transaction made o grow, keeping the first chunk
- * and a small table for the next transaction. */
+ * and a small table for the next transaction. Caller holds o->mu (o is
+ * still live: a publisher may look into it). */
 static void owner_trim(lock_owner *o)
 {
 	while (o->nchunks > 1)
@@ -892,11 +1096,15 @@ void lock_owner_destroy(lockmgr *lm, lock_owner *o)
 		return;
 	assert(!o->waiting);
 	lock_release_all(lm, o);
+	owner_lock(o);
 	owner_trim(o);
+	owner_unlock(o);
 	pthread_mutex_lock(&lm->mu);
 	live_unlink(lm, o);
 	lm->fast_done += atomic_load_explicit(&o->fast, memory_order_relaxed);
 	atomic_store_explicit(&o->fast, 0, memory_order_relaxed);
+	lm->ugranted_done += atomic_load_explicit(&o->ugranted, memory_order_relaxed);
+	atomic_store_explicit(&o->ugranted, 0, memory_order_relaxed);
 	keep = lm->nidle < OWNER_IDLE_MAX;
 	if (keep) {
 		o->next = lm->idle;
@@ -974,7 +1182,7 @@ void lockmgr_destroy(lockmgr *lm)
 
 void lockmgr_stats(lockmgr *lm, lock_stats *out)
 {
-	uint64_t fast;
+	uint64_t fast, unshared, nunshared = 0;
 	memset(out, 0, sizeof *out);
 	for (uint32_t i = 0; i < NPARTS; i++) {
 		lock_part *p = &lm->parts[i];
@@ -988,10 +1196,17 @@ void lockmgr_stats(lockmgr *lm, lock_stats *out)
 	}
 	pthread_mutex_lock(&lm->mu);
 	fast = lm->fast_done;
-	for (lock_owner *o = lm->live; o; o = o->next)
+	unshared = lm->ugranted_done;
+	for (lock_owner *o = lm->live; o; o = o->next) {
 		fast += atomic_load_explicit(&o->fast, memory_order_relaxed);
+		unshared += atomic_load_explicit(&o->ugranted, memory_order_relaxed);
+		nunshared += atomic_load_explicit(&o->nunshared, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&lm->mu);
 	out->fast = fast;
-	out->acquired += fast;
+	out->unshared = unshared;
+	out->acquired += fast + unshared;
+	out->held_now += nunshared;
+	out->published = atomic_load_explicit(&lm->published, memory_order_relaxed);
 	out->escalations = atomic_load_explicit(&lm->escalations, memory_order_relaxed);
 }

@@ -62,7 +62,10 @@ void lock_owner_destroy(lockmgr *lm, lock_owner *o);
  * else conflicts; an owner never conflicts with itself; S then X by the same
  * owner is an upgrade, which waits for the other S holders and goes before
  * every other waiter). Already holding an equal or stronger mode: 0 at once,
- * without taking a mutex or allocating. Waiters are granted in FIFO order.
+ * without a shared mutex or an allocation. An S request with no X request
+ * on its bucket of rows is granted unshared, in o alone (LOCKS.md
+ * "Unshared S locks"); an X request first publishes the unshared S locks
+ * of its row, so it sees them like any other. Waiters are granted in FIFO order.
  * timeout_ms 0 = wait without limit; LOCK_NOWAIT = do not wait: WD_EBUSY
  * (nothing changed, no detail set) if the lock cannot be granted at once.
  *
@@ -111,7 +114,7 @@ void lock_release_all(lockmgr *lm, lock_owner *o);
 /* Whether o holds at least mode on (rel, key), by a row lock or by a table
  * lock on rel that covers it (assertions and tests). Call from o's thread,
  * or while o is not running. */
-bool lock_held(lockmgr *lm, const lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
+bool lock_held(lockmgr *lm, lock_owner *o, uint32_t rel, const void *key, uint32_t klen,
 	       int mode);
 
 /*
@@ -121,14 +124,18 @@ bool lock_held(lockmgr *lm, const lock_owner *o, uint32_t rel, const void *key, 
  *             lock_table calls, and the intention, row and escalation
  *             requests of lock_row
  *   fast      of those, answered by a lock the owner already held
+ *   unshared  of those, S row locks granted unshared (in the owner alone)
+ *   published unshared S locks an X request moved to the shared table
  *   waits     calls that went to sleep waiting (deadlock victims do not)
  *   deadlocks calls that returned WD_EDEADLOCK
  *   timeouts  calls that returned WD_ETIMEDOUT
- *   held_now  (owner, lock) pairs held at this moment (table locks too)
+ *   held_now  (owner, lock) pairs held at this moment (table locks and
+ *             unshared ones too)
  *   escalations  table S (or SIX) locks taken by escalation (K7)
  */
 typedef struct lock_stats {
-	uint64_t acquired, fast, waits, deadlocks, timeouts, held_now, escalations;
+	uint64_t acquired, fast, unshared, published, waits, deadlocks, timeouts, held_now,
+		escalations;
 } lock_stats;
 void lockmgr_stats(lockmgr *lm, lock_stats *out);
 

@@ -1,12 +1,15 @@
 /*
  * lockmgr_internal.h - what lockmgr.c and deadlock.c share and nobody else
  * includes: the lock manager's structures and the calls between the two
- * files. Invariants L1..L10 and protocols K1..K7: txn/LOCKS.md.
+ * files. Invariants L1..L11 and protocols K1..K8: txn/LOCKS.md.
  *
  * Map: a lock_obj per locked (rel, key) lives in one of NPARTS partitions
  * (hash chains, a FIFO of waiters, counters, one mutex each); a lock_ent
  * per (owner, object) pair lives in its owner's slab and is found again
- * through the owner's local hash table, without any mutex.
+ * through the owner's local hash table, under the owner's own mutex. An
+ * S row lock with no X request in its bucket (UNSH_BUCKETS by hash) is
+ * unshared: an entry without an object, its name in the owner's arena,
+ * until an X request on the row publishes it (LOCKS.md "Unshared S locks").
  */
 #ifndef WALDEN_TXN_LOCKMGR_INTERNAL_H
 #define WALDEN_TXN_LOCKMGR_INTERNAL_H
@@ -20,6 +23,16 @@
 
 #define PART_BITS 6u
 #define NPARTS (1u << PART_BITS)
+
+/* The buckets of the unshared-S and X-request counts: bits 40.. of the
+ * hash, which neither the partition (bits 0..5) nor a bucket table (bits
+ * 6..) of fewer than 2^34 buckets uses. */
+#define UNSH_BITS 12u
+#define UNSH_BUCKETS (1u << UNSH_BITS)
+static inline uint32_t unsh_bucket(uint64_t hash)
+{
+	return (uint32_t)(hash >> 40) & (UNSH_BUCKETS - 1);
+}
 
 typedef struct lock_obj lock_obj;
 typedef struct lock_ent lock_ent;
@@ -59,11 +72,22 @@ typedef struct lock_tab {
 } lock_tab;
 
 /* One owner's lock on one object: allocated from the owner's slab, linked
- * into the object's holders while granted. */
+ * into the object's holders while granted. An unshared S lock has no
+ * object: its name (key bytes in the owner's arena) takes the place of the
+ * links until a publication gives it both (owner's mutex, L5). */
 struct lock_ent {
-	lock_obj *obj;
+	lock_obj *obj;         /* NULL: unshared */
 	lock_owner *owner;
-	lock_ent *next, *prev; /* the object's holders (partition mutex) */
+	union {
+		struct {
+			lock_ent *next, *prev; /* the object's holders (partition mutex) */
+		};
+		struct {
+			const uint8_t *key;
+			uint32_t rel;
+			uint16_t klen;
+		} name;                /* unshared: what the entry locks */
+	};
 	uint64_t hash;         /* lock_hash of the object's name: compared
 				* first by the local lookup, and it finds the
 				* partition at release without hashing again */
@@ -71,17 +95,32 @@ struct lock_ent {
 	uint8_t mode;          /* 0 while pending, then LOCK_S or LOCK_X */
 };
 
+/* A block of the owner's name arena: the key bytes of its unshared
+ * entries, which stay where they are until lock_release_all. */
+typedef struct name_blk name_blk;
+struct name_blk {
+	name_blk *next;
+	uint32_t cap, used;
+	uint8_t bytes[];
+};
+
 struct lock_owner {
 	uint64_t xid;
-	/* The slab and the local table: the owner's thread only (L5). */
+	/* The slab, the local table and the arena: written by the owner's
+	 * thread, read by publishers, all under mu (L5). */
+	pthread_mutex_t mu;
 	lock_ent **chunks;       /* chunk directory */
 	uint32_t nchunks, dircap;
 	uint32_t nent;           /* entries in use = locks held */
 	uint32_t *local;         /* lcap buckets (a power of two): index + 1 */
 	uint32_t lcap;
-	lock_tab *tabs;          /* the tables locked (K7), ntabs of tabcap */
+	name_blk *names;         /* the arena, newest block first */
+	_Atomic uint32_t nunshared; /* entries still unshared (mu; read relaxed) */
+	lock_tab *tabs;          /* the tables locked (K7), ntabs of tabcap:
+				  * the owner's thread only */
 	uint32_t ntabs, tabcap, tlast;
 	_Atomic uint64_t fast;   /* one writer: the owner's thread */
+	_Atomic uint64_t ugranted; /* unshared grants; one writer, the owner's */
 	/* Waiting: guarded by wpart's mutex (K3). */
 	pthread_cond_t cv;       /* on CLOCK_MONOTONIC */
 	lock_part *wpart;
@@ -108,10 +147,18 @@ struct lock_part {
 
 struct lockmgr {
 	lock_part parts[NPARTS];
-	pthread_mutex_t mu;        /* the owner lists and fast_done */
+	/* Per bucket of row hashes (unsh_bucket): X row requests pending or
+	 * granted, and S row locks held unshared. Sequentially consistent, so
+	 * of an X request and an unshared S on one bucket at least one sees
+	 * the other's count (LOCKS.md "Unshared S locks"). */
+	_Atomic uint32_t xreq[UNSH_BUCKETS];
+	_Atomic uint32_t unshared[UNSH_BUCKETS];
+	_Atomic uint64_t published; /* unshared entries moved to the table */
+	pthread_mutex_t mu;        /* the owner lists, fast_done, ugranted_done */
 	lock_owner *live, *idle;
 	uint32_t nidle;
 	uint64_t fast_done;        /* fast acquires of destroyed owners */
+	uint64_t ugranted_done;    /* unshared grants of destroyed owners */
 	uint64_t epoch;            /* detector visits; every partition mutex */
 	uint32_t escalate_rows;    /* K7 threshold, 0 = off; set before use */
 	_Atomic uint64_t escalations;

@@ -3,7 +3,9 @@
  * conflicts (a second thread blocks until the release), timeouts, free
  * re-acquisition, upgrades, FIFO wake-ups, a million locks in one owner,
  * keys of 0..8192 bytes, deadlocks of two and three owners and of two
- * upgraders, and no false deadlock in a chain.
+ * upgraders, and no false deadlock in a chain; unshared S locks (counted,
+ * published by an X request, shared while an X is counted on their
+ * bucket, in a deadlock like any other lock; a million of them).
  *
  * Waiter threads never call cmocka asserts: they store their result, and
  * the main thread checks it after joining.
@@ -307,39 +309,52 @@ static size_t heap_in_use(void)
 #endif
 }
 
-static void take_many(lock_owner *a)
+static void take_many(lock_owner *a, int mode)
 {
 	for (uint32_t i = 0; i < MANY; i++) {
 		uint64_t k = i;
-		assert_int_equal(lock_acquire(lm, a, REL, &k, sizeof k, LOCK_X, 0), 0);
+		assert_int_equal(lock_acquire(lm, a, REL, &k, sizeof k, mode, 0), 0);
 	}
 }
 
-/* One owner holds a million locks: memory stays near 100 bytes a lock, the
- * release gives it back, and a second round costs no more. */
-static void test_million_locks(void **state)
+/* One owner holds a million locks of mode: memory stays under `limit`
+ * bytes a lock, the release gives it back, and a second round costs no
+ * more. */
+static void million_locks(int mode, size_t limit)
 {
 	lock_owner *a = owner(1);
 	size_t base = heap_in_use(), peak;
 	uint64_t k = 123456;
-	(void)state;
 	for (int round = 0; round < 2; round++) {
-		take_many(a);
+		take_many(a, mode);
 		peak = heap_in_use();
 		assert_int_equal(stats().held_now, MANY);
-		assert_true(lock_held(lm, a, REL, &k, sizeof k, LOCK_X));
+		assert_true(lock_held(lm, a, REL, &k, sizeof k, mode));
 		assert_int_equal(lock_acquire(lm, a, REL, &k, sizeof k, LOCK_S, 0), 0);
-		if (base) { /* about 100 bytes in all for an 8-byte key */
-			print_message("%zu bytes a lock (8-byte keys)\n", (peak - base) / MANY);
-			assert_true(peak - base < (size_t)MANY * 108);
+		if (base) {
+			print_message("%zu bytes per %s lock (8-byte keys)\n", (peak - base) / MANY,
+				      mode == LOCK_X ? "X" : "unshared S");
+			assert_true(peak - base < (size_t)MANY * limit);
 		}
 		lock_release_all(lm, a);
 		assert_int_equal(stats().held_now, 0);
-		assert_false(lock_held(lm, a, REL, &k, sizeof k, LOCK_X));
+		assert_false(lock_held(lm, a, REL, &k, sizeof k, LOCK_S));
 	}
 	lock_owner_destroy(lm, a);
 	if (base)
 		assert_true(heap_in_use() < base + 1024 * 1024);
+}
+
+/* X locks: about 100 bytes in all for an 8-byte key (entry, object, both
+ * tables); unshared S ones have no object: about 64 (entry, local table,
+ * the key in the arena). */
+static void test_million_locks(void **state)
+{
+	(void)state;
+	million_locks(LOCK_X, 108);
+	assert_int_equal(stats().unshared, 0);
+	million_locks(LOCK_S, 72);
+	assert_int_equal(stats().unshared, 2 * MANY);
 }
 
 /* Keys of every length 0..8192, each a prefix of the next, are distinct
@@ -461,6 +476,100 @@ static void test_chain_is_no_deadlock(void **state)
 	drop(a, b, c);
 }
 
+/* ---- unshared S locks (K8) ---- */
+
+/* With no X request on their bucket, S locks are unshared: counted as
+ * held, compatible with each other. An X request publishes every one of
+ * its row and waits for them like for any holder; while an X is held or
+ * waits, S requests of its bucket go the shared way and wait behind it;
+ * once it is released (or its request failed) they are unshared again. */
+static void test_unshared_s_locks(void **state)
+{
+	lock_owner *a = owner(1), *b = owner(2), *c = owner(3), *d = owner(4);
+	lock_stats s;
+	waiter w;
+	(void)state;
+	assert_int_equal(get(a, "k", LOCK_S, 0), 0);
+	assert_int_equal(get(b, "k", LOCK_S, 0), 0);
+	assert_int_equal(get(a, "k", LOCK_S, 0), 0); /* held: a re-acquisition */
+	s = stats();
+	assert_int_equal(s.unshared, 2);
+	assert_int_equal(s.fast, 1);
+	assert_int_equal(s.acquired, 3);
+	assert_int_equal(s.held_now, 2);
+	assert_int_equal(s.published, 0);
+	assert_true(held(a, "k", LOCK_S) && held(b, "k", LOCK_S));
+	assert_false(held(a, "k", LOCK_X));
+
+	/* c's X publishes both, waits, and names both when it times out */
+	assert_int_equal(get(c, "k", LOCK_X, 20), WD_ETIMEDOUT);
+	assert_non_null(strstr(wd_last_error(), "xid 1 (holds S)"));
+	assert_non_null(strstr(wd_last_error(), "xid 2 (holds S)"));
+	s = stats();
+	assert_int_equal(s.published, 2);
+	assert_int_equal(s.held_now, 2);
+	assert_true(held(a, "k", LOCK_S) && held(b, "k", LOCK_S));
+	/* the failed X is no longer counted: d's S is unshared */
+	assert_int_equal(get(d, "k", LOCK_S, 0), 0);
+	assert_int_equal(stats().unshared, 3);
+	lock_release_all(lm, d);
+
+	/* c waits for X; d's S now goes the shared way and queues behind it */
+	start_waiting(&w, c, "k", LOCK_X, 0);
+	assert_int_equal(get(d, "k", LOCK_S, 20), WD_ETIMEDOUT);
+	assert_non_null(strstr(wd_last_error(), "xid 3 (waits for X)"));
+	lock_release_all(lm, a);
+	sleep_ms(5);
+	assert_false(atomic_load(&w.done));
+	lock_release_all(lm, b);
+	assert_int_equal(finish(&w), 0);
+	assert_true(held(c, "k", LOCK_X));
+	/* held X: S requests are shared and wait for it */
+	assert_int_equal(get(d, "k", LOCK_S, 20), WD_ETIMEDOUT);
+	assert_non_null(strstr(wd_last_error(), "blocked by xid 3 (holds X)"));
+	s = stats();
+	assert_int_equal(s.unshared, 3);
+	/* released: unshared again */
+	lock_release_all(lm, c);
+	assert_int_equal(get(d, "k", LOCK_S, 0), 0);
+	s = stats();
+	assert_int_equal(s.unshared, 4);
+	assert_int_equal(s.published, 2);
+	assert_int_equal(s.held_now, 1);
+	/* its owner's own X publishes it and converts it in place */
+	assert_int_equal(get(d, "k", LOCK_X, 0), 0);
+	s = stats();
+	assert_int_equal(s.published, 3);
+	assert_int_equal(s.held_now, 1);
+	assert_true(held(d, "k", LOCK_X));
+	lock_owner_destroy(lm, d);
+	drop(a, b, c);
+}
+
+/* Two readers each hold an unshared S and each asks for X on the other's
+ * row: the first waits (having published the second's S), the second's
+ * request publishes the first's, closes the cycle and is the victim. */
+static void test_deadlock_through_unshared(void **state)
+{
+	lock_owner *a = owner(1), *b = owner(2);
+	waiter wa;
+	(void)state;
+	assert_int_equal(get(a, "k1", LOCK_S, 0), 0);
+	assert_int_equal(get(b, "k2", LOCK_S, 0), 0);
+	assert_int_equal(stats().unshared, 2);
+	start_waiting(&wa, a, "k2", LOCK_X, 0);
+	assert_int_equal(get(b, "k1", LOCK_X, 0), WD_EDEADLOCK);
+	assert_string_equal(wd_last_error(),
+			    "deadlock: xid 2 waits for xid 1 (wants X on rel 16 key 0x6b31)"
+			    " which waits for xid 2 (wants X on rel 16 key 0x6b32)");
+	assert_int_equal(stats().published, 2);
+	assert_true(held(b, "k2", LOCK_S));
+	lock_release_all(lm, b);
+	assert_int_equal(finish(&wa), 0);
+	assert_true(held(a, "k2", LOCK_X) && held(a, "k1", LOCK_S));
+	drop(a, b, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +586,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_three_owner_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_deadlock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_is_no_deadlock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unshared_s_locks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deadlock_through_unshared, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("lockmgr", tests, NULL, NULL);
 }

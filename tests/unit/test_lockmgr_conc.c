@@ -2,7 +2,8 @@
  * test_lockmgr_conc.c - the row lock manager under several threads (also
  * run under ThreadSanitizer): random S/X transactions on a small hot key
  * set, checked against a shared count of holders per key (never two owners
- * in conflict), with deadlock victims and timed-out transactions retrying;
+ * in conflict), with deadlock victims and timed-out transactions retrying
+ * (S locks unshared and published as X requests come and go);
  * the same through table locks (row locks with their intention locks,
  * escalation after two rows, and whole-table S and X requests: a table
  * lock counts as that lock on every key of the table); and rings of owners
@@ -218,10 +219,11 @@ static void check_totals(lockmgr *lm, const struct worker *ws, bool tables)
 		granted += ws[i].granted;
 	}
 	lockmgr_stats(lm, &s);
-	print_message("%llu transactions, %llu grants (%llu fast), %llu waits, "
-		      "%llu deadlocks, %llu timeouts\n",
+	print_message("%llu transactions, %llu grants (%llu fast, %llu unshared), "
+		      "%llu published, %llu waits, %llu deadlocks, %llu timeouts\n",
 		      (unsigned long long)commits, (unsigned long long)granted,
-		      (unsigned long long)s.fast, (unsigned long long)s.waits,
+		      (unsigned long long)s.fast, (unsigned long long)s.unshared,
+		      (unsigned long long)s.published, (unsigned long long)s.waits,
 		      (unsigned long long)deadlocks, (unsigned long long)timeouts);
 	assert_int_equal(commits, (uint64_t)NTHREADS * TXNS);
 	if (tables)
@@ -234,6 +236,9 @@ static void check_totals(lockmgr *lm, const struct worker *ws, bool tables)
 	assert_true(deadlocks > 0);
 	assert_true(timeouts > 0);
 	assert_true(s.waits > 0);
+	/* both ways of an S lock were taken, and X requests published some */
+	assert_true(s.unshared > 0 && s.unshared < s.acquired);
+	assert_true(s.published > 0);
 }
 
 static void run_random(bool tables)
