@@ -312,8 +312,9 @@ static void print_block_details(struct dump *d, const wal_decoded *rec)
 {
 	for (unsigned i = 0; i < rec->nblocks; i++) {
 		const wal_block_ref *b = &rec->blocks[i];
-		printf("    block %u: rel %u blk %u%s data %u", i, b->rel, b->blk,
-		       b->flags & WAL_BLK_WILL_INIT ? " will-init" : "", b->data_len);
+		printf("    block %u: rel %u blk %u%s header %u data %u", i, b->rel, b->blk,
+		       b->flags & WAL_BLK_WILL_INIT ? " will-init" : "", wal_block_header_len(b),
+		       b->data_len);
 		if (b->flags & WAL_BLK_HAS_IMAGE) {
 			int rc = walrec_restore_image(rec, i, d->page, d->cd.page_size);
 			printf(" image %u bytes%s hole %u+%u: %s", b->image_len,
@@ -363,13 +364,14 @@ static void count(struct dump *d, const wal_decoded *rec)
 		k->rmgr = rec->rmgr;
 		k->type = rec->type;
 	}
+	k->header += WAL_REC_HEADER_SIZE;
 	for (unsigned i = 0; i < rec->nblocks; i++) {
+		k->header += wal_block_header_len(&rec->blocks[i]);
 		image += rec->blocks[i].image_len;
 		data += rec->blocks[i].data_len;
 	}
 	k->count++;
 	k->total += rec->tot_len;
-	k->header += WAL_REC_HEADER_SIZE + rec->nblocks * WAL_BLK_HEADER_SIZE;
 	k->image += image;
 	k->data += data;
 }

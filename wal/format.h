@@ -26,9 +26,10 @@
 #include "storage/types.h"
 
 /* Version 2: record CRCs are seeded with the database id and XACT records
- * carry the durable horizon (wal/README.md "Formats"); a version-1 segment
- * is still read (wal/README.md "Older segments"). */
-#define WAL_FORMAT_VERSION 2u
+ * carry the durable horizon (wal/README.md "Formats"). Version 3: a block
+ * reference without an image has a 12-byte short header. Segments of
+ * versions 1 and 2 are still read (wal/README.md "Older segments"). */
+#define WAL_FORMAT_VERSION 3u
 #define WAL_FORMAT_VERSION_MIN 1u
 #define WAL_SEG_HEADER_SIZE 64u
 #define WAL_SEG_SIZE_MIN (64u * 1024)          /* tests use small segments */
@@ -114,7 +115,7 @@ int wal_seg_header_decode(const uint8_t *buf, const char *path,
 #define WAL_REC_HORIZON 0x02u
 #define WAL_HORIZON_SIZE 8u
 
-/* ---- block reference header (32 bytes) ----
+/* ---- block reference header (32 bytes; short: 12) ----
  *  0  4  rel        relation id
  *  4  4  blk        block number
  *  8  2  flags      WAL_BLK_* below
@@ -126,8 +127,15 @@ int wal_seg_header_decode(const uint8_t *buf, const char *path,
  * 24  4  hole_len   length of that hole (0: none); the image expands to
  *                   page_size = stored (uncompressed) + hole_len bytes
  * 28  4  reserved   zero
+ * Short (format 3; flag WAL_BLK_SHORT), for a block without an image and
+ * with less than 64 KiB of data - most of them:
+ *  0  4  rel, 4  4  blk, 8  2  flags (as above)
+ * 10  2  data_len
  */
 #define WAL_BLK_HEADER_SIZE 32u
+#define WAL_BLK_SHORT_SIZE 12u
+#define WAL_BLK_SHORT_DATA_MAX 0xFFFFu
+#define WBH_SHORT_DATA_LEN 10
 #define WBH_REL 0
 #define WBH_BLK 4
 #define WBH_FLAGS 8
@@ -139,6 +147,7 @@ int wal_seg_header_decode(const uint8_t *buf, const char *path,
 #define WAL_BLK_HAS_IMAGE 0x01u  /* a full-page image follows */
 #define WAL_BLK_COMPRESSED 0x02u /* the image is zlib-compressed */
 #define WAL_BLK_WILL_INIT 0x04u  /* redo rebuilds the page from nothing */
+#define WAL_BLK_SHORT 0x08u      /* the 12-byte header: no image fields */
 
 /* ---- position arithmetic ---- */
 

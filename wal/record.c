@@ -3,6 +3,7 @@
  * walrec_begin/add_block/set_main/assemble/free, walrec_stamp, walrec_decode,
  * walrec_restore_image. Byte layout: wal/format.h and wal/README.md.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -192,6 +193,7 @@ void walrec_begin(wal_rec_builder *b, unsigned rmgr, unsigned type, wd_xid xid,
 	b->xid = xid;
 	b->prev = prev;
 	b->undo = undo;
+	b->hdr_len = 0;
 	b->len = WAL_REC_PREFIX;
 	b->main_len = 0;
 }
@@ -199,8 +201,14 @@ void walrec_begin(wal_rec_builder *b, unsigned rmgr, unsigned type, wd_xid xid,
 /* Bytes the record would have if assembled now, plus extra more. */
 static uint64_t projected_len(const wal_rec_builder *b, uint64_t extra)
 {
-	return WAL_REC_HEADER_SIZE + (uint64_t)b->nblocks * WAL_BLK_HEADER_SIZE +
-	       (b->len - WAL_REC_PREFIX) + b->main_len + extra;
+	return WAL_REC_HEADER_SIZE + (uint64_t)b->hdr_len + (b->len - WAL_REC_PREFIX) +
+	       b->main_len + extra;
+}
+
+/* Whether bl gets the 12-byte header: no image, data under 64 KiB. */
+static bool block_is_short(const walrec_block *bl)
+{
+	return !(bl->flags & WAL_BLK_HAS_IMAGE) && bl->data_len <= WAL_BLK_SHORT_DATA_MAX;
 }
 
 /*
@@ -306,6 +314,7 @@ int walrec_add_block(wal_rec_builder *b, wd_relid rel, wd_blkno blk,
 		memcpy(b->buf + b->len, data, data_len);
 	b->len += data_len;
 	bl->data_len = data_len;
+	b->hdr_len += block_is_short(bl) ? WAL_BLK_SHORT_SIZE : WAL_BLK_HEADER_SIZE;
 	b->nblocks++;
 	return 0;
 }
@@ -325,17 +334,23 @@ int walrec_set_main(wal_rec_builder *b, const void *data, uint32_t len)
 	return 0;
 }
 
-/* Encodes block header i at p. */
-static void put_block_header(uint8_t *p, const walrec_block *bl)
+/* Encodes bl's header at p, short if it can be; returns its length. */
+static uint32_t put_block_header(uint8_t *p, const walrec_block *bl)
 {
-	memset(p, 0, WAL_BLK_HEADER_SIZE);
 	put_le32(p + WBH_REL, bl->rel);
 	put_le32(p + WBH_BLK, bl->blk);
+	if (block_is_short(bl)) {
+		put_le16(p + WBH_FLAGS, (uint16_t)(bl->flags | WAL_BLK_SHORT));
+		put_le16(p + WBH_SHORT_DATA_LEN, (uint16_t)bl->data_len);
+		return WAL_BLK_SHORT_SIZE;
+	}
+	memset(p + WBH_FLAGS, 0, WAL_BLK_HEADER_SIZE - WBH_FLAGS);
 	put_le16(p + WBH_FLAGS, bl->flags);
 	put_le32(p + WBH_DATA_LEN, bl->data_len);
 	put_le32(p + WBH_IMAGE_LEN, bl->image_len);
 	put_le32(p + WBH_HOLE_OFF, bl->hole_off);
 	put_le32(p + WBH_HOLE_LEN, bl->hole_len);
+	return WAL_BLK_HEADER_SIZE;
 }
 
 /* Encodes the record header at p (lsn and crc zero). */
@@ -358,7 +373,7 @@ static void put_record_header(uint8_t *p, const wal_rec_builder *b, uint32_t tot
  * the payload. lsn and crc stay zero until walrec_stamp. */
 int walrec_assemble(wal_rec_builder *b, uint8_t **rec, uint32_t *len)
 {
-	size_t start = (WAL_MAX_BLOCKS - b->nblocks) * WAL_BLK_HEADER_SIZE;
+	size_t start = WAL_REC_PREFIX - WAL_REC_HEADER_SIZE - b->hdr_len, at;
 	uint64_t tot = projected_len(b, 0);
 	int rc;
 	if (tot > WAL_MAX_RECORD_SIZE)
@@ -368,10 +383,10 @@ int walrec_assemble(wal_rec_builder *b, uint8_t **rec, uint32_t *len)
 	if (b->main_len)
 		memcpy(b->buf + b->len, b->main, b->main_len);
 	put_record_header(b->buf + start, b, (uint32_t)tot);
+	at = start + WAL_REC_HEADER_SIZE;
 	for (unsigned i = 0; i < b->nblocks; i++)
-		put_block_header(b->buf + start + WAL_REC_HEADER_SIZE +
-					 i * WAL_BLK_HEADER_SIZE,
-				 &b->blocks[i]);
+		at += put_block_header(b->buf + at, &b->blocks[i]);
+	assert(at == WAL_REC_PREFIX);
 	*rec = b->buf + start;
 	*len = (uint32_t)tot;
 	return 0;
@@ -450,13 +465,19 @@ static int bad(wal_decoded *out, wal_end_reason why, const char *fmt, ...)
 		       what);
 }
 
-/* Parses block header i of rec into out->blocks[i]; false if its flags,
- * reserved fields or image fields are inconsistent. */
+/* Parses the block header at p into bl; false if its flags, reserved
+ * fields or image fields are inconsistent. A short one (12 bytes) has no
+ * image; the caller checked that the header's bytes are there. */
 static bool parse_block(const uint8_t *p, wal_block_ref *bl)
 {
 	bl->rel = get_le32(p + WBH_REL);
 	bl->blk = get_le32(p + WBH_BLK);
 	bl->flags = get_le16(p + WBH_FLAGS);
+	if (bl->flags & WAL_BLK_SHORT) {
+		bl->data_len = get_le16(p + WBH_SHORT_DATA_LEN);
+		bl->image_len = bl->hole_off = bl->hole_len = 0;
+		return !(bl->flags & ~(WAL_BLK_SHORT | WAL_BLK_WILL_INIT));
+	}
 	bl->data_len = get_le32(p + WBH_DATA_LEN);
 	bl->image_len = get_le32(p + WBH_IMAGE_LEN);
 	bl->hole_off = get_le32(p + WBH_HOLE_OFF);
@@ -472,23 +493,31 @@ static bool parse_block(const uint8_t *p, wal_block_ref *bl)
 	       bl->hole_len <= PAGE_SIZE_MAX;
 }
 
-/* Parses the block headers and points blocks and main data into rec,
- * checking that every length adds up to tot_len exactly. */
+/* Parses the block headers (short or not) and points blocks and main data
+ * into rec, checking that every length adds up to tot_len exactly. */
 static int parse_body(const uint8_t *rec, wal_decoded *out)
 {
-	uint64_t pos = WAL_REC_HEADER_SIZE + (uint64_t)out->nblocks * WAL_BLK_HEADER_SIZE;
+	uint64_t pos = WAL_REC_HEADER_SIZE;
 	if (out->nblocks > WAL_MAX_BLOCKS)
 		return bad(out, WAL_END_BAD_BLOCKS, "%u block references (at most %u)",
 			   out->nblocks, WAL_MAX_BLOCKS);
-	if (pos > out->tot_len)
-		return bad(out, WAL_END_BAD_BLOCKS, "block headers exceed tot_len %u",
-			   out->tot_len);
 	for (unsigned i = 0; i < out->nblocks; i++) {
 		wal_block_ref *bl = &out->blocks[i];
-		if (!parse_block(rec + WAL_REC_HEADER_SIZE + i * WAL_BLK_HEADER_SIZE, bl))
+		/* the flags say how long the header is: read them only once the
+		 * short form's bytes are known to be there */
+		if (pos + WAL_BLK_SHORT_SIZE > out->tot_len ||
+		    (!(get_le16(rec + pos + WBH_FLAGS) & WAL_BLK_SHORT) &&
+		     pos + WAL_BLK_HEADER_SIZE > out->tot_len))
+			return bad(out, WAL_END_BAD_BLOCKS, "block headers exceed tot_len %u",
+				   out->tot_len);
+		if (!parse_block(rec + pos, bl))
 			return bad(out, WAL_END_BAD_BLOCKS, "block %u: inconsistent header "
 				   "(flags 0x%x, image %u, hole %u+%u)", i, bl->flags,
 				   bl->image_len, bl->hole_off, bl->hole_len);
+		pos += wal_block_header_len(bl);
+	}
+	for (unsigned i = 0; i < out->nblocks; i++) {
+		wal_block_ref *bl = &out->blocks[i];
 		bl->image = bl->image_len ? rec + pos : NULL;
 		pos += bl->image_len;
 		bl->data = rec + pos;

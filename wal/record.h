@@ -93,6 +93,7 @@ typedef struct wal_rec_builder {
 	wd_lsn prev;
 	uint64_t undo;
 	walrec_block blocks[WAL_MAX_BLOCKS];
+	uint32_t hdr_len;    /* bytes of the block headers (short or not) */
 	/* buf holds, from offset WAL_REC_PREFIX: every block's image and data
 	 * in order, then (at assemble) the main data. The headers are written
 	 * backwards into the prefix so the record is contiguous. */
@@ -188,7 +189,7 @@ uint32_t walrec_crc_seeded(const uint8_t *rec, uint32_t tot_len, uint32_t seed);
 typedef struct wal_block_ref {
 	wd_relid rel;
 	wd_blkno blk;
-	uint16_t flags;        /* WAL_BLK_* */
+	uint16_t flags;        /* WAL_BLK_* (SHORT: the header was 12 bytes) */
 	uint32_t data_len;
 	const uint8_t *data;
 	uint32_t image_len;    /* stored bytes (0: no image) */
@@ -196,6 +197,12 @@ typedef struct wal_block_ref {
 	uint32_t hole_off;
 	uint32_t hole_len;
 } wal_block_ref;
+
+/* The bytes of b's header in its record: 12 short, else 32. */
+static inline uint32_t wal_block_header_len(const wal_block_ref *b)
+{
+	return b->flags & WAL_BLK_SHORT ? WAL_BLK_SHORT_SIZE : WAL_BLK_HEADER_SIZE;
+}
 
 /* A checked record. Pointers point into the bytes given to walrec_decode
  * (or the reader's buffer) and live as long as those do. */

@@ -578,10 +578,10 @@ static void test_read_on_after_growth(void **state)
 	wal_reader_close(r);
 }
 
-/* Format 1 (records CRC'd from 0) is still read, and so is a format-2
- * record appended to a format-1 segment after an upgrade; in a format-2
- * segment a record CRC'd from 0 - as another database's would not be
- * either - is a bad CRC. */
+/* Segments of formats 1 (records CRC'd from 0) and 2 are still read by
+ * this format-3 reader, and so is a format-2 record appended to a format-1
+ * segment after an upgrade; in a format-2 segment a record CRC'd from 0 -
+ * as another database's would not be either - is a bad CRC. */
 static void test_format_versions(void **state)
 {
 	wd_lsn end, bad_at;

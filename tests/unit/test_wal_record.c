@@ -1,7 +1,8 @@
 /*
  * test_wal_record.c - WAL records: builder, stamp and decoder round trips
  * with 0..8 blocks, images with and without a hole, compressed or not;
- * every single-bit flip detected; self-LSN and length checks; exact page
+ * short block headers (format 3) and long ones, and format 2's long header
+ * of a block without an image still read; every single-bit flip detected; self-LSN and length checks; exact page
  * restoration; the CRC definition of wal/format.h; redo refuses a
  * full-page image that is not a sound page; the memory a freed builder
  * leaves to the thread's next one.
@@ -98,6 +99,7 @@ static void check_block(const wal_decoded *d, unsigned i, const struct blk_case 
 	if (c->data_len)
 		assert_memory_equal(bl->data, c->data, c->data_len);
 	assert_int_equal(!!(bl->flags & WAL_BLK_HAS_IMAGE), c->page != NULL);
+	assert_int_equal(!!(bl->flags & WAL_BLK_SHORT), c->page == NULL); /* data < 64 KiB */
 	assert_int_equal(!!(bl->flags & WAL_BLK_WILL_INIT), i % 2);
 	if (c->page) {
 		bool hole = page_kind(c->page) == PAGE_KIND_HEAP ||
@@ -205,9 +207,12 @@ static void build_check(wal_rec_builder *b, uint32_t data_len, uint32_t main_len
 	assert_int_equal(walrec_add_block(b, 1, 2, 0, NULL, PS, false, data, data_len), 0);
 	assert_int_equal(walrec_set_main(b, main_data, main_len), 0);
 	assert_int_equal(walrec_assemble(b, &rec, &len), 0);
-	assert_int_equal(len, WAL_REC_HEADER_SIZE + WAL_BLK_HEADER_SIZE + data_len + main_len);
+	assert_int_equal(len, WAL_REC_HEADER_SIZE + data_len + main_len +
+				      (data_len <= WAL_BLK_SHORT_DATA_MAX ? WAL_BLK_SHORT_SIZE
+									  : WAL_BLK_HEADER_SIZE));
 	walrec_stamp(rec, len, 0x40);
 	assert_int_equal(walrec_decode(rec, len, 0x40, &d), 0);
+	assert_int_equal(!!(d.blocks[0].flags & WAL_BLK_SHORT), data_len <= WAL_BLK_SHORT_DATA_MAX);
 	assert_int_equal(d.blocks[0].data_len, data_len);
 	assert_memory_equal(d.blocks[0].data, data, data_len);
 	assert_int_equal(d.main_len, main_len);
@@ -412,6 +417,85 @@ static void test_inconsistent_structure(void **state)
 	put_le16(rec + WAL_REC_HEADER_SIZE + WBH_FLAGS, WAL_BLK_HAS_IMAGE);
 	walrec_stamp(rec, len, 0x40);
 	assert_int_equal(walrec_decode(rec, len, 0x40, &d), 0);
+	walrec_free(&b);
+}
+
+/* Stamps rec (len bytes) at 0x40 and decodes it: 0, or the end reason
+ * (WAL_END_*) of a refusal. */
+static int restamp_decode(uint8_t *rec, uint32_t len, wal_decoded *d)
+{
+	walrec_stamp(rec, len, 0x40);
+	if (walrec_decode(rec, len, 0x40, d) == 0)
+		return 0;
+	assert_int_not_equal(d->status, WAL_END_NONE);
+	return (int)d->status;
+}
+
+/*
+ * Format 3 gives a block without an image (and under 64 KiB of data) the
+ * 12-byte header: rel, blk, flags with SHORT, a 16-bit data length. The
+ * same block in format 2's 32-byte header - as a segment written before
+ * format 3 holds it - still decodes, to the same reference. A short header
+ * with image flags or unknown ones, and a header (short or long) that does
+ * not fit in tot_len, are bad block references.
+ */
+static void test_short_block_headers(void **state)
+{
+	wal_rec_builder b = {0};
+	uint8_t data[10] = "abcdefghij", *rec, buf[WAL_REC_HEADER_SIZE + WAL_BLK_HEADER_SIZE + 10];
+	uint32_t len, long_len = sizeof buf;
+	wal_decoded d;
+	(void)state;
+	walrec_begin(&b, WAL_RMGR_XLOG, XLOG_NOOP, 7, 0, 0, 0);
+	assert_int_equal(walrec_add_block(&b, 16, 33, WAL_BLK_WILL_INIT, NULL, PS, false, data,
+					  sizeof data), 0);
+	assert_int_equal(walrec_assemble(&b, &rec, &len), 0);
+	assert_int_equal(len, WAL_REC_HEADER_SIZE + WAL_BLK_SHORT_SIZE + sizeof data);
+	assert_int_equal(get_le16(rec + WAL_REC_HEADER_SIZE + WBH_FLAGS),
+			 WAL_BLK_SHORT | WAL_BLK_WILL_INIT);
+	assert_int_equal(get_le16(rec + WAL_REC_HEADER_SIZE + WBH_SHORT_DATA_LEN), sizeof data);
+	assert_int_equal(restamp_decode(rec, len, &d), 0);
+	assert_true(d.blocks[0].rel == 16 && d.blocks[0].blk == 33);
+	assert_int_equal(d.blocks[0].flags, WAL_BLK_SHORT | WAL_BLK_WILL_INIT);
+	assert_int_equal(d.blocks[0].data_len, sizeof data);
+	assert_memory_equal(d.blocks[0].data, data, sizeof data);
+	assert_null(d.blocks[0].image);
+
+	/* the format-2 form of the same record */
+	memset(buf, 0, sizeof buf);
+	memcpy(buf, rec, WAL_REC_HEADER_SIZE);
+	put_le32(buf + WRH_TOT_LEN, long_len);
+	put_le32(buf + WAL_REC_HEADER_SIZE + WBH_REL, 16);
+	put_le32(buf + WAL_REC_HEADER_SIZE + WBH_BLK, 33);
+	put_le16(buf + WAL_REC_HEADER_SIZE + WBH_FLAGS, WAL_BLK_WILL_INIT);
+	put_le32(buf + WAL_REC_HEADER_SIZE + WBH_DATA_LEN, sizeof data);
+	memcpy(buf + WAL_REC_HEADER_SIZE + WAL_BLK_HEADER_SIZE, data, sizeof data);
+	assert_int_equal(restamp_decode(buf, long_len, &d), 0);
+	assert_true(d.blocks[0].rel == 16 && d.blocks[0].blk == 33);
+	assert_int_equal(d.blocks[0].flags, WAL_BLK_WILL_INIT);
+	assert_int_equal(d.blocks[0].data_len, sizeof data);
+	assert_memory_equal(d.blocks[0].data, data, sizeof data);
+
+	/* a short header may carry WILL_INIT only */
+	put_le16(rec + WAL_REC_HEADER_SIZE + WBH_FLAGS, WAL_BLK_SHORT | WAL_BLK_HAS_IMAGE);
+	assert_int_equal(restamp_decode(rec, len, &d), WAL_END_BAD_BLOCKS);
+	put_le16(rec + WAL_REC_HEADER_SIZE + WBH_FLAGS, WAL_BLK_SHORT | WAL_BLK_COMPRESSED);
+	assert_int_equal(restamp_decode(rec, len, &d), WAL_END_BAD_BLOCKS);
+	put_le16(rec + WAL_REC_HEADER_SIZE + WBH_FLAGS, WAL_BLK_SHORT | 0x10);
+	assert_int_equal(restamp_decode(rec, len, &d), WAL_END_BAD_BLOCKS);
+	put_le16(rec + WAL_REC_HEADER_SIZE + WBH_FLAGS, WAL_BLK_SHORT);
+	assert_int_equal(restamp_decode(rec, len, &d), 0);
+	/* a data length past tot_len */
+	put_le16(rec + WAL_REC_HEADER_SIZE + WBH_SHORT_DATA_LEN, sizeof data + 1);
+	assert_int_equal(restamp_decode(rec, len, &d), WAL_END_BAD_BLOCKS);
+	put_le16(rec + WAL_REC_HEADER_SIZE + WBH_SHORT_DATA_LEN, sizeof data);
+	/* without SHORT the same 22 bytes are a long header cut short */
+	put_le16(rec + WAL_REC_HEADER_SIZE + WBH_FLAGS, 0);
+	assert_int_equal(restamp_decode(rec, len, &d), WAL_END_BAD_BLOCKS);
+	/* a short header itself cut short: 8 of its 12 bytes */
+	put_le16(rec + WAL_REC_HEADER_SIZE + WBH_FLAGS, WAL_BLK_SHORT);
+	put_le32(rec + WRH_TOT_LEN, WAL_REC_HEADER_SIZE + 8);
+	assert_int_equal(restamp_decode(rec, WAL_REC_HEADER_SIZE + 8, &d), WAL_END_BAD_BLOCKS);
 	walrec_free(&b);
 }
 
@@ -634,6 +718,7 @@ int main(void)
 		cmocka_unit_test(test_self_lsn_checked),
 		cmocka_unit_test(test_length_bounds),
 		cmocka_unit_test(test_inconsistent_structure),
+		cmocka_unit_test(test_short_block_headers),
 		cmocka_unit_test(test_restore_errors),
 		cmocka_unit_test(test_crc_definition),
 		cmocka_unit_test(test_limits),
