@@ -63,9 +63,9 @@ void lock_owner_destroy(lockmgr *lm, lock_owner *o);
  * owner is an upgrade, which waits for the other S holders and goes before
  * every other waiter). Already holding an equal or stronger mode: 0 at once,
  * without a shared mutex or an allocation. An S request with no X request
- * on its bucket of rows is granted unshared, in o alone (LOCKS.md
- * "Unshared S locks"); an X request first publishes the unshared S locks
- * of its row, so it sees them like any other. Waiters are granted in FIFO order.
+ * on its bucket of rows is granted unshared, in o alone (LOCKS.md K8); an
+ * X request first publishes the unshared S locks of its row, so it sees
+ * them like any other. Waiters are granted in FIFO order.
  * timeout_ms 0 = wait without limit; LOCK_NOWAIT = do not wait: WD_EBUSY
  * (nothing changed, no detail set) if the lock cannot be granted at once.
  *

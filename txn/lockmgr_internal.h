@@ -9,7 +9,7 @@
  * through the owner's local hash table, under the owner's own mutex. An
  * S row lock with no X request in its bucket (UNSH_BUCKETS by hash) is
  * unshared: an entry without an object, its name in the owner's arena,
- * until an X request on the row publishes it (LOCKS.md "Unshared S locks").
+ * until an X request on the row publishes it (LOCKS.md K8).
  */
 #ifndef WALDEN_TXN_LOCKMGR_INTERNAL_H
 #define WALDEN_TXN_LOCKMGR_INTERNAL_H
@@ -150,7 +150,7 @@ struct lockmgr {
 	/* Per bucket of row hashes (unsh_bucket): X row requests pending or
 	 * granted, and S row locks held unshared. Sequentially consistent, so
 	 * of an X request and an unshared S on one bucket at least one sees
-	 * the other's count (LOCKS.md "Unshared S locks"). */
+	 * the other's count (LOCKS.md K8). */
 	_Atomic uint32_t xreq[UNSH_BUCKETS];
 	_Atomic uint32_t unshared[UNSH_BUCKETS];
 	_Atomic uint64_t published; /* unshared entries moved to the table */

@@ -346,7 +346,7 @@ static void million_locks(int mode, size_t limit)
 }
 
 /* X locks: about 100 bytes in all for an 8-byte key (entry, object, both
- * tables); unshared S ones have no object: about 64 (entry, local table,
+ * tables); unshared S ones have no object: about 60 (entry, local table,
  * the key in the arena). */
 static void test_million_locks(void **state)
 {

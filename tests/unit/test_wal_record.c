@@ -2,10 +2,10 @@
  * test_wal_record.c - WAL records: builder, stamp and decoder round trips
  * with 0..8 blocks, images with and without a hole, compressed or not;
  * short block headers (format 3) and long ones, and format 2's long header
- * of a block without an image still read; every single-bit flip detected; self-LSN and length checks; exact page
- * restoration; the CRC definition of wal/format.h; redo refuses a
- * full-page image that is not a sound page; the memory a freed builder
- * leaves to the thread's next one.
+ * of a block without an image still read; every single-bit flip detected;
+ * self-LSN and length checks; exact page restoration; the CRC definition
+ * of wal/format.h; redo refuses a full-page image that is not a sound page;
+ * the memory a freed builder leaves to the thread's next one.
  */
 #include <pthread.h>
 #include <setjmp.h>
