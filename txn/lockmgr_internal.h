@@ -106,8 +106,9 @@ struct name_blk {
 
 struct lock_owner {
 	uint64_t xid;
-	/* The slab, the local table and the arena: written by the owner's
-	 * thread, read by publishers, all under mu (L5). */
+	/* The slab, the local table and the arena: changed by the owner's
+	 * thread, looked into by publishers (which turn an unshared entry
+	 * into a holder), all under mu (L5). */
 	pthread_mutex_t mu;
 	lock_ent **chunks;       /* chunk directory */
 	uint32_t nchunks, dircap;
