@@ -210,6 +210,21 @@ static inline void owner_unlock(lock_owner *o)
 	pthread_mutex_unlock(&o->mu);
 }
 
+/* Adds delta to one of o's counters. Each has a single writer at a time
+ * (the owner's thread, or whoever holds o->mu), so no read-modify-write is
+ * needed; lockmgr_stats reads them from other threads (L8). */
+static inline void count_add64(_Atomic uint64_t *c, int64_t delta)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)delta,
+			      memory_order_relaxed);
+}
+
+static inline void count_add32(_Atomic uint32_t *c, int32_t delta)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint32_t)delta,
+			      memory_order_relaxed);
+}
+
 static inline lock_ent *ent_at(const lock_owner *o, uint32_t i)
 {
 	return &o->chunks[i >> ENT_CHUNK_SHIFT][i & (ENT_CHUNK - 1)];
@@ -612,12 +627,8 @@ static bool try_unshared(lockmgr *lm, lock_owner *o, const lock_req *r)
 	*e = (lock_ent){.obj = NULL, .owner = o, .name = {name, r->rel, (uint16_t)r->klen},
 			.mode = LOCK_S};
 	ent_commit(o, r->hash);
-	atomic_store_explicit(&o->nunshared,
-			      atomic_load_explicit(&o->nunshared, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	atomic_store_explicit(&o->ugranted,
-			      atomic_load_explicit(&o->ugranted, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	count_add32(&o->nunshared, 1);
+	count_add64(&o->ugranted, 1);
 	return true;
 }
 
@@ -638,9 +649,7 @@ static int ent_publish(lockmgr *lm, lock_owner *o, lock_ent *e, const lock_req *
 	pthread_mutex_unlock(&p->mu);
 	if (rc == 0) {
 		atomic_fetch_sub(&lm->unshared[unsh_bucket(r->hash)], 1);
-		atomic_store_explicit(&o->nunshared,
-				      atomic_load_explicit(&o->nunshared, memory_order_relaxed) - 1,
-				      memory_order_relaxed);
+		count_add32(&o->nunshared, -1);
 		atomic_fetch_add_explicit(&lm->published, 1, memory_order_relaxed);
 	}
 	return rc;
@@ -721,8 +730,7 @@ static int mode_join(int a, int b)
 
 static void count_fast(lock_owner *o)
 {
-	atomic_store_explicit(&o->fast, atomic_load_explicit(&o->fast, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	count_add64(&o->fast, 1);
 }
 
 /*
@@ -950,13 +958,12 @@ static void release_ent(lock_part *p, lock_ent *e, uint64_t hash)
 		obj_drop_if_unused(p, ob, hash);
 }
 
-/* K2: every entry of the slab in order, under o->mu, keeping a partition's
- * mutex across a run of entries in it; then the slab, the table and the
- * arena are empty. */
-void lock_release_all(lockmgr *lm, lock_owner *o)
+/* K2: every entry of the slab in order, keeping a partition's mutex
+ * across a run of entries in it; then the slab, the local table and the
+ * arena are empty. Caller holds o->mu. */
+static void release_locked(lockmgr *lm, lock_owner *o)
 {
 	lock_part *cur = NULL;
-	owner_lock(o);
 	for (uint32_t i = 0; i < o->nent; i++) {
 		lock_ent *e = ent_at(o, i);
 		uint64_t hash = e->hash;
@@ -984,9 +991,15 @@ void lock_release_all(lockmgr *lm, lock_owner *o)
 	if (o->lcap)
 		memset(o->local, 0, o->lcap * sizeof *o->local);
 	names_clear(o);
-	owner_unlock(o);
 	o->ntabs = 0;
 	o->tlast = 0;
+}
+
+void lock_release_all(lockmgr *lm, lock_owner *o)
+{
+	owner_lock(o);
+	release_locked(lm, o);
+	owner_unlock(o);
 }
 
 /* ---- owners (K6) ---- */
@@ -1095,8 +1108,8 @@ void lock_owner_destroy(lockmgr *lm, lock_owner *o)
 	if (!o)
 		return;
 	assert(!o->waiting);
-	lock_release_all(lm, o);
-	owner_lock(o);
+	owner_lock(o); /* K2, then the trim: a publisher may still look in */
+	release_locked(lm, o);
 	owner_trim(o);
 	owner_unlock(o);
 	pthread_mutex_lock(&lm->mu);
