@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bufmgr/bufmgr_internal.h"
 #include "storage/page.h"
@@ -78,6 +79,7 @@ void bufmgr_stats(bufmgr *pool, bm_stats *out)
 	out->extends = sum[BMC_EXTENDS];
 	out->syncs = sum[BMC_SYNCS];
 	out->kept = atomic_load(&pool->kept);
+	out->huge_bytes = pool->huge_bytes;
 	for (uint32_t i = 0; i < pool->nbuf; i++) {
 		uint32_t s = atomic_load(&pool->bufs[i].state);
 		out->pinned += BM_REFS(s);
@@ -93,6 +95,7 @@ void bufmgr_opts_default(bufmgr_opts *o)
 	o->pool_bytes = 64ull << 20;
 	o->page_size = PAGE_SIZE_DEFAULT;
 	o->extend_chunk_pages = 8;
+	o->huge_pages = true;
 }
 
 /* Checks o and computes the buffer count. WD_EINVAL names the bad field. */
@@ -133,22 +136,40 @@ static void init_buf(bufmgr *pool, uint32_t i)
 	pthread_rwlockattr_destroy(&ra);
 }
 
-/* Allocates the frames, descriptors and hash buckets of a pool with nbuf
- * buffers. WD_ENOMEM. */
-static int alloc_pool(bufmgr *pool, uint32_t nbuf)
+/*
+ * len bytes for the frames or the descriptors, page aligned. With huge and
+ * at least one huge page's worth, 2 MiB aligned and advised for transparent
+ * huge pages before anything touches them (README "Memory"); the bytes the
+ * kernel took the advice for are added to pool->huge_bytes. NULL if out of
+ * memory. Freed with free().
+ */
+static void *alloc_big(bufmgr *pool, size_t len, bool huge)
 {
-	void *frames = NULL;
+	void *p = NULL;
+	huge = huge && len >= BM_HUGE_PAGE;
+	if (posix_memalign(&p, huge ? BM_HUGE_PAGE : 4096, len) != 0)
+		return NULL;
+	if (huge && madvise(p, len, MADV_HUGEPAGE) == 0)
+		pool->huge_bytes += len;
+	return p;
+}
+
+/* Allocates the frames, descriptors (zeroed) and hash buckets of a pool
+ * with nbuf buffers. WD_ENOMEM. */
+static int alloc_pool(bufmgr *pool, uint32_t nbuf, bool huge)
+{
+	size_t dlen = (size_t)nbuf * sizeof *pool->bufs;
 	pool->nbuckets = BM_NPARTS;
 	while (pool->nbuckets < 2 * nbuf)
 		pool->nbuckets *= 2;
-	if (posix_memalign(&frames, 4096, (size_t)nbuf * pool->page_size) != 0)
+	if (!(pool->frames = alloc_big(pool, (size_t)nbuf * pool->page_size, huge)))
 		return err_set(WD_ENOMEM, "bufmgr: cannot allocate %u pages of %u bytes",
 			      nbuf, pool->page_size);
-	pool->frames = frames;
-	pool->bufs = calloc(nbuf, sizeof *pool->bufs);
+	pool->bufs = alloc_big(pool, dlen, huge);
 	pool->buckets = malloc(pool->nbuckets * sizeof *pool->buckets);
 	if (!pool->bufs || !pool->buckets)
 		return err_set(WD_ENOMEM, "bufmgr: cannot allocate %u descriptors", nbuf);
+	memset(pool->bufs, 0, dlen);
 	for (uint32_t i = 0; i < pool->nbuckets; i++)
 		pool->buckets[i] = BM_NONE;
 	return 0;
@@ -185,7 +206,7 @@ int bufmgr_create(const bufmgr_opts *o, bufmgr **out)
 	pthread_rwlock_init(&pool->rels_lock, NULL);
 	for (unsigned i = 0; i < BM_NPARTS; i++)
 		pthread_mutex_init(&pool->parts[i].mu, NULL);
-	if ((rc = alloc_pool(pool, nbuf)) != 0)
+	if ((rc = alloc_pool(pool, nbuf, o->huge_pages)) != 0)
 		goto out;
 	for (uint32_t i = 0; i < nbuf; i++)
 		init_buf(pool, i);

@@ -46,6 +46,9 @@ typedef struct bufmgr_opts {
 	/* Relation files grow this many pages at a time (bufmgr_extend);
 	 * 1..65536. Default 8. */
 	uint32_t extend_chunk_pages;
+	/* Frames and descriptors on 2 MiB pages where the kernel has
+	 * transparent huge pages (README "Memory"). Default true. */
+	bool huge_pages;
 } bufmgr_opts;
 
 #define BM_MIN_BUFFERS 16u
@@ -285,6 +288,7 @@ typedef struct bm_stats {
 	uint64_t kept;          /* of those, kept pins (bufmgr_keep_take) */
 	uint64_t dirty;         /* buffers dirty right now */
 	uint64_t valid;         /* buffers holding a page right now */
+	uint64_t huge_bytes;    /* bytes advised for huge pages at creation */
 } bm_stats;
 
 void bufmgr_stats(bufmgr *pool, bm_stats *out);

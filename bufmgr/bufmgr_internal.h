@@ -45,6 +45,7 @@
 
 #define BM_NPARTS 128u  /* hash partitions, each with its own mutex */
 #define BM_NSTRIPES 16u /* statistics stripes (per-thread counters) */
+#define BM_HUGE_PAGE (2u << 20) /* a transparent huge page on x86-64 and arm64 */
 #define BM_NONE (-1)    /* end of a hash chain */
 
 typedef struct bm_tag {
@@ -105,6 +106,7 @@ struct bufmgr {
 	uint32_t nbuckets;        /* power of two >= 2 * nbuf */
 	uint8_t *frames;          /* nbuf * page_size bytes, page aligned */
 	bm_buf *bufs;             /* nbuf descriptors */
+	uint64_t huge_bytes;      /* of frames and bufs, advised huge (README "Memory") */
 	int32_t *buckets;         /* nbuckets chain heads (partition locks) */
 	bm_part parts[BM_NPARTS];
 	_Atomic uint64_t hand;    /* clock hand, counts up forever */

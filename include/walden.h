@@ -89,6 +89,13 @@ typedef struct wd_options {
 	/* Size of the buffer pool in bytes (rounded down to whole pages, at
 	 * least 16 pages). Default 64 MiB. */
 	uint64_t buffer_pool_bytes;
+	/* Non-zero: ask the kernel to back the buffer pool with 2 MiB pages
+	 * (transparent huge pages, madvise MADV_HUGEPAGE), so that random
+	 * page accesses seldom miss the TLB. The pool works the same if the
+	 * kernel declines (THP off or absent). A 2 MiB page is resident
+	 * whole, so the pool's memory grows in 2 MiB steps. 0: ordinary
+	 * pages. Default 1. */
+	uint32_t huge_pages;
 
 	/* ---- write-ahead log (PostgreSQL semantics, DESIGN.md section 4) ---- */
 	/* Bytes per WAL segment file, fixed at creation: a power of two from

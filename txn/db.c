@@ -122,6 +122,7 @@ static int pool_start(wd_db *db)
 	bufmgr_opts_default(&bo);
 	bo.page_size = db->opts.page_size;
 	bo.pool_bytes = db->opts.buffer_pool_bytes;
+	bo.huge_pages = db->opts.huge_pages != 0;
 	if ((rc = bufmgr_create(&bo, &db->pool)) != 0)
 		return rc;
 	bufmgr_set_wal_hook(db->pool, wal_bufmgr_hook, db->w);

@@ -9,6 +9,7 @@ void wd_options_default(wd_options *o)
 {
 	o->page_size = PAGE_SIZE_DEFAULT;
 	o->buffer_pool_bytes = 64ull << 20;
+	o->huge_pages = 1;
 	o->wal_segment_size = 16u << 20;
 	o->wal_buffers_bytes = 16ull << 20;
 	o->wal_writer_delay_ms = 200;

@@ -3,17 +3,20 @@
  * pool, data many times the pool, WAL before data (and a refused write when
  * the WAL hook fails), checksum failures naming file and block, new pages,
  * WD_ENOBUFS, extension and the file size, drop_rel, BM_ZERO beyond the end,
- * write and sync errors, crash points, and the statistics equations.
+ * write and sync errors, crash points, the statistics equations, and the
+ * huge-page advice on the frames as the kernel records it.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -653,6 +656,99 @@ static void test_dirty_pages_and_reclsn(void **state)
 	bufmgr_destroy(pool);
 }
 
+/*
+ * The VmFlags of the mapping holding addr, from /proc/self/smaps, into
+ * flags (cap bytes); false if no mapping holds it or smaps is unreadable.
+ */
+static bool vm_flags_of(const void *addr, char *flags, size_t cap)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, found = false;
+	uintptr_t a = (uintptr_t)addr;
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = a >= lo && a < hi;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			snprintf(flags, cap, "%s", line + 8);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Whether the VmFlags line has the two-letter flag f (" hg"). */
+static bool has_vm_flag(const char *flags, const char *f)
+{
+	for (const char *p = flags; (p = strstr(p, f)) != NULL; p += 2)
+		if ((p == flags || p[-1] == ' ') && (p[2] == ' ' || p[2] == '\n' || !p[2]))
+			return true;
+	return false;
+}
+
+/* Whether this kernel takes MADV_HUGEPAGE on anonymous memory (THP built
+ * in); asked on a 2 MiB region of our own. */
+static bool kernel_takes_huge_advice(void)
+{
+	void *p = NULL;
+	bool ok;
+	assert_int_equal(posix_memalign(&p, 2u << 20, 2u << 20), 0);
+	ok = madvise(p, 2u << 20, MADV_HUGEPAGE) == 0;
+	free(p);
+	return ok;
+}
+
+/*
+ * README "Memory": with huge_pages, frames of at least 2 MiB are advised
+ * MADV_HUGEPAGE, which the kernel records as the flag "hg" of their
+ * mapping, and huge_bytes counts them; without it, or for a pool under
+ * 2 MiB, neither. A kernel without THP refuses the advice (asked first
+ * on a region of the test's own): then huge_bytes is 0, the flag absent.
+ */
+static void test_huge_pages(void **state)
+{
+	static const struct {
+		uint32_t npages;
+		bool huge;
+	} cases[] = {{1024, true}, {1024, false}, {256, true}};
+	bool takes = kernel_takes_huge_advice();
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		bufmgr_opts o;
+		bufmgr *pool = NULL;
+		bm_stats st;
+		bm_buf *b;
+		wd_blkno blk;
+		char flags[512];
+		bufmgr_opts_default(&o);
+		assert_true(o.huge_pages); /* the default */
+		o.page_size = PS;
+		o.pool_bytes = (uint64_t)cases[i].npages * PS;
+		o.huge_pages = cases[i].huge;
+		assert_int_equal(bufmgr_create(&o, &pool), 0);
+		assert_int_equal(bufmgr_rel_open(pool, REL, relpath, BM_REL_CREATE), 0);
+		assert_int_equal(bufmgr_extend(pool, REL, &blk, &b), 0);
+		assert_true(vm_flags_of(bufmgr_page(b), flags, sizeof flags));
+		bufmgr_stats(pool, &st);
+		if (cases[i].huge && cases[i].npages * PS >= (2u << 20)) {
+			/* the frames, at least; the descriptors too if 2 MiB */
+			assert_int_equal(st.huge_bytes > 0, takes);
+			assert_true(st.huge_bytes == 0 || st.huge_bytes >= cases[i].npages * PS);
+			assert_int_equal(has_vm_flag(flags, "hg"), takes);
+		} else {
+			assert_int_equal(st.huge_bytes, 0);
+			assert_false(has_vm_flag(flags, "hg"));
+		}
+		bufmgr_unpin(pool, b);
+		bufmgr_destroy(pool);
+		assert_int_equal(unlink(relpath), 0);
+	}
+}
+
 /* Bad options are refused with WD_EINVAL. */
 static void test_bad_options(void **state)
 {
@@ -690,6 +786,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_points, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_pages_and_reclsn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_pages, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("bufmgr", tests, NULL, NULL);
 }
