@@ -108,6 +108,8 @@ static void tables_usage(FILE *f, const char *name)
 		"  -u, --updates N       W5 overwrites (default N/5)\n"
 		"  -d, --dir DIR         scratch directory base (default $TMPDIR or\n"
 		"                        /var/tmp; must be a real disk, not tmpfs)\n"
+		"  -H, --no-huge-pages   walden's pool on ordinary pages (huge_pages 0;\n"
+		"                        default: 2 MiB pages where the kernel has THP)\n"
 		"  -j, --json            print only the JSON line\n"
 		"  -h, --help            this text\n"
 		"Each engine and run is a forked child; its peak RSS (VmHWM) and the\n"
@@ -120,7 +122,7 @@ static void tables_usage(FILE *f, const char *name)
 static bool tables_opt(void *opts, int c, const char *arg)
 {
 	struct tables_opts *o = opts;
-	long long v = c == 'd' || c == 'j' ? 1 : bench_parse_count(arg);
+	long long v = c == 'd' || c == 'j' || c == 'H' ? 1 : bench_parse_count(arg);
 	if (v <= 0)
 		return false;
 	switch (c) {
@@ -132,6 +134,7 @@ static bool tables_opt(void *opts, int c, const char *arg)
 	case 'u': o->updates = v; return true;
 	case 'd': o->base = arg; return true;
 	case 'j': o->json = true; return true;
+	case 'H': o->no_huge = true; return true;
 	}
 	return false;
 }
@@ -148,10 +151,11 @@ static int tables_parse(int argc, char **argv, struct tables_opts *o)
 		{"updates", required_argument, NULL, 'u'},
 		{"dir", required_argument, NULL, 'd'},
 		{"json", no_argument, NULL, 'j'},
+		{"no-huge-pages", no_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	int rc = bench_getopt(argc, argv, "n:r:m:v:R:u:d:jh", longopts, tables_opt, o, tables_usage);
+	int rc = bench_getopt(argc, argv, "n:r:m:v:R:u:d:jHh", longopts, tables_opt, o, tables_usage);
 	if (rc != 0)
 		return rc;
 	if (!o->reads)
@@ -426,10 +430,10 @@ static void report_table(const struct tables_opts *o, const char *dir, const cha
 {
 	char label[64];
 
-	printf("walden bench %s: N=%lld, %d B keys, %zu B values, pool %llu MiB, %d run(s), "
+	printf("walden bench %s: N=%lld, %d B keys, %zu B values, pool %llu MiB%s, %d run(s), "
 	       "medians\nscratch %s (%s)\n",
-	       o->cmd, o->n, KEY_BYTES, o->value_bytes, (unsigned long long)o->pool_mb, o->runs,
-	       dir, fs);
+	       o->cmd, o->n, KEY_BYTES, o->value_bytes, (unsigned long long)o->pool_mb,
+	       o->no_huge ? " on ordinary pages" : "", o->runs, dir, fs);
 	printf("  %-31s %13s %13s %8s %8s\n", "workload", "walden ops/s", "LMDB ops/s",
 	       "ratio", "target");
 	for (int w = 0; w < W__N; w++) {
@@ -471,10 +475,10 @@ static void report_json(const struct tables_opts *o, const char *dir, const char
 {
 	bool first = true;
 	printf("{\"bench\":\"%s\",\"n\":%lld,\"key_bytes\":%d,\"value_bytes\":%zu,"
-	       "\"pool_mb\":%llu,\"reads\":%lld,\"updates\":%lld,\"runs\":%d,\"dir\":\"%s\","
-	       "\"fs\":\"%s\",\"workloads\":{",
-	       o->cmd, o->n, KEY_BYTES, o->value_bytes, (unsigned long long)o->pool_mb, o->reads,
-	       o->updates, o->runs, dir, fs);
+	       "\"pool_mb\":%llu,\"huge_pages\":%d,\"reads\":%lld,\"updates\":%lld,\"runs\":%d,"
+	       "\"dir\":\"%s\",\"fs\":\"%s\",\"workloads\":{",
+	       o->cmd, o->n, KEY_BYTES, o->value_bytes, (unsigned long long)o->pool_mb,
+	       !o->no_huge, o->reads, o->updates, o->runs, dir, fs);
 	for (int w = 0; w < W__N; w++) {
 		const struct med *x = &m[job_of(w)][E_WALDEN];
 		if (!(o->mask & WL(w)))

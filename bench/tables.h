@@ -33,6 +33,7 @@ struct tables_opts {
 		      * off, LMDB MDB_NOSYNC); bench_tables leaves it false */
 	const wd_options *wd; /* walden's settings before pool_mb and nosync
 			       * apply; NULL: wd_options_default */
+	bool no_huge; /* walden's pool on ordinary pages (huge_pages 0) */
 };
 
 /* One open database of either engine. Calls return 0, 1 for "not found" or

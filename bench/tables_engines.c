@@ -42,6 +42,8 @@ static int w_open(struct eh *h, const char *dir)
 		wd_options_default(&wo);
 	wo.buffer_pool_bytes = h->o->pool_mb << 20;
 	wo.synchronous_commit = !h->o->nosync;
+	if (h->o->no_huge)
+		wo.huge_pages = 0;
 	if ((rc = w_buf(h)) != 0)
 		return rc;
 	if ((rc = wd_open(dir, &wo, &h->db)) != 0)

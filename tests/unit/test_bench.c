@@ -8,7 +8,8 @@
  * and holds sane values: all the WAL written was replayed, pages were
  * applied, images appear with full_page_writes only and shrink with
  * compression. Never a time compared with anything: speed is what the
- * benchmarks measure, not what the tests check. Also their options and
+ * benchmarks measure, not what the tests check. Also `walden bench read`
+ * at a small scale with and without huge pages, their options and
  * usage errors, and the JSON reader these checks rely on. Runs the binary
  * named by WALDEN_BIN (set by the Makefile).
  */
@@ -230,6 +231,33 @@ static void test_fpw(void **state)
 	free(r);
 }
 
+/*
+ * `walden bench read` at a small scale, with the pool on huge pages (the
+ * default) and on ordinary pages: both runs measure both engines, and the
+ * JSON line says which pages walden's pool was given.
+ */
+static void test_read_huge_pages(void **state)
+{
+	struct run *r = malloc(sizeof *r);
+	const char *j;
+	(void)state;
+	for (int huge = 1; huge >= 0; huge--) {
+		run_tool(r, (const char *[]){"bench", "read", "--n", "3000", "--runs", "1", "--dir",
+					     base, huge ? NULL : "--no-huge-pages", NULL});
+		j = json_of(r);
+		assert_true(num(j, "huge_pages") == huge);
+		assert_int_equal(strstr(r->out, "on ordinary pages") != NULL, !huge);
+		expect_range(j, "workloads.point_read.walden", 1e-9, 1e12);
+		expect_range(j, "workloads.point_read.lmdb", 1e-9, 1e12);
+		expect_range(j, "workloads.point_read.ratio", 1e-9, 1e6);
+		expect_cleaned();
+	}
+	run_tool(r, (const char *[]){"bench", "read", "--help", NULL});
+	if (r->status != 0 || !strstr(r->out, "--no-huge-pages"))
+		fail_msg("read --help:\n%s", r->out);
+	free(r);
+}
+
 /* --help of each on stdout with exit 0; misuse exits 2; the list of
  * benchmarks names the new ones. */
 static void test_usage(void **state)
@@ -273,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_redo),
 		cmocka_unit_test(test_recovery),
 		cmocka_unit_test(test_fpw),
+		cmocka_unit_test(test_read_huge_pages),
 		cmocka_unit_test(test_usage),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
