@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -152,4 +153,15 @@ int tu_run_tool(const char *const *args, char *out, size_t out_cap, char *err,
 	close(errfd);
 	unlink(errpath);
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+bool tu_kernel_takes_huge_advice(void)
+{
+	void *p = NULL;
+	bool ok;
+	if (posix_memalign(&p, 2u << 20, 2u << 20) != 0)
+		abort();
+	ok = madvise(p, 2u << 20, MADV_HUGEPAGE) == 0;
+	free(p);
+	return ok;
 }

@@ -21,6 +21,11 @@ void tu_rmrf(const char *path);
  * must not exist. Aborts on an error. */
 void tu_copy_tree(const char *from, const char *to);
 
+/* Whether this kernel takes madvise(MADV_HUGEPAGE) on anonymous memory
+ * (transparent huge pages built in), asked on a 2 MiB region of its own:
+ * what the buffer pool's huge_pages should then get (bufmgr README). */
+bool tu_kernel_takes_huge_advice(void);
+
 /* dir + "/" + name in a malloc'd string. */
 char *tu_path(const char *dir, const char *name);
 

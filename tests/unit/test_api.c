@@ -69,6 +69,50 @@ static size_t count_tables(wd_db *db)
 	return count_tables_cb_n;
 }
 
+/*
+ * huge_pages reaches the pool: on by default, the pool advised for huge
+ * pages when the kernel takes the advice (bufmgr README "Memory"); 0 keeps
+ * it on ordinary pages. Data written either way reads back the same.
+ */
+static void test_huge_pages_option(void **state)
+{
+	char *root = tu_tmpdir("api");
+	char *dir = tu_path(root, "db");
+	bool takes = tu_kernel_takes_huge_advice();
+	wd_options o;
+	char buf[16];
+	size_t vlen;
+	(void)state;
+	wd_options_default(&o);
+	assert_int_equal(o.huge_pages, 1);
+	for (int huge = 1; huge >= 0; huge--) {
+		wd_db *db;
+		wd_txn *x;
+		wd_table *t;
+		bm_stats st;
+		dt_opts(&o, 1);
+		o.buffer_pool_bytes = 4u << 20;
+		o.huge_pages = (uint32_t)huge;
+		OK(wd_open(dir, &o, &db));
+		bufmgr_stats(db_pool(db), &st);
+		assert_int_equal(st.huge_bytes >= o.buffer_pool_bytes, huge && takes);
+		if (!(huge && takes))
+			assert_int_equal(st.huge_bytes, 0);
+		OK(wd_begin(db, &x));
+		OK(wd_table_open(x, "t", WD_CREATE, &t));
+		if (huge)
+			OK(wd_put(x, t, "k", 1, "on huge", 7));
+		OK(wd_get(x, t, "k", 1, buf, sizeof buf, &vlen));
+		assert_int_equal(vlen, 7);
+		assert_memory_equal(buf, "on huge", 7);
+		OK(wd_commit(x));
+		OK(wd_close(db));
+	}
+	tu_rmrf(root);
+	free(dir);
+	free(root);
+}
+
 /* ---- databases -------------------------------------------------------- */
 
 static void test_create_reopen(void **state)
@@ -1849,6 +1893,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_reopen),
+		cmocka_unit_test(test_huge_pages_option),
 		cmocka_unit_test(test_busy_same_process),
 		cmocka_unit_test(test_busy_other_process),
 		cmocka_unit_test(test_tables),

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -690,18 +689,6 @@ static bool has_vm_flag(const char *flags, const char *f)
 	return false;
 }
 
-/* Whether this kernel takes MADV_HUGEPAGE on anonymous memory (THP built
- * in); asked on a 2 MiB region of our own. */
-static bool kernel_takes_huge_advice(void)
-{
-	void *p = NULL;
-	bool ok;
-	assert_int_equal(posix_memalign(&p, 2u << 20, 2u << 20), 0);
-	ok = madvise(p, 2u << 20, MADV_HUGEPAGE) == 0;
-	free(p);
-	return ok;
-}
-
 /*
  * README "Memory": with huge_pages, frames of at least 2 MiB are advised
  * MADV_HUGEPAGE, which the kernel records as the flag "hg" of their
@@ -715,7 +702,7 @@ static void test_huge_pages(void **state)
 		uint32_t npages;
 		bool huge;
 	} cases[] = {{1024, true}, {1024, false}, {256, true}};
-	bool takes = kernel_takes_huge_advice();
+	bool takes = tu_kernel_takes_huge_advice();
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		bufmgr_opts o;
