@@ -40,12 +40,53 @@ const uint8_t *bt_key(const uint8_t *p, uint32_t i, uint32_t *klen)
 }
 
 /*
+ * Search warm-up. On a page that is not in the CPU caches, every probe of a
+ * binary search waits for two misses in turn: the line pointer, then the
+ * key it points at. Nine probes of a full 8 KiB leaf are eighteen waits.
+ * This issues the misses the first probes will take all at once instead:
+ * prefetches of the whole line-pointer array, then of the keys at the
+ * positions the first BT_WARM_LEVELS levels of the search can probe (the
+ * mids of [lo, hi) exactly as the loop computes them: 1 + 2 + 4 + 8 = 15).
+ * They arrive together, in about the time of one miss each round, and the
+ * search then finds its first four probes in cache. Prefetches are hints:
+ * they change nothing and fault on nothing; an offset that points past the
+ * special area (a damaged page) is not prefetched.
+ */
+#define BT_WARM_LEVELS 4u
+#define BT_WARM_MIN_ITEMS 64u /* below: a line-pointer array of 4 lines */
+
+static void warm_keys(const uint8_t *p, uint32_t lo, uint32_t hi, unsigned levels,
+		      uint32_t special)
+{
+	while (lo < hi && levels-- > 0) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		uint32_t off = get_le16(p + PAGE_HEADER_SIZE + mid * PAGE_LP_SIZE);
+		if (off + BT_TID_SIZE < special)
+			__builtin_prefetch(p + off + BT_TID_SIZE);
+		warm_keys(p, mid + 1, hi, levels, special); /* the upper half */
+		hi = mid;                                    /* the lower half */
+	}
+}
+
+static void warm_search(const uint8_t *p, uint32_t n)
+{
+	const uint8_t *lps = p + PAGE_HEADER_SIZE;
+	if (n < BT_WARM_MIN_ITEMS)
+		return;
+	for (uint32_t off = 0; off < n * PAGE_LP_SIZE; off += 64)
+		__builtin_prefetch(lps + off);
+	warm_keys(p, 0, n, BT_WARM_LEVELS, get_le32(p + PH_SPECIAL));
+}
+
+/*
  * Leaf search: a binary search that stops at an equal key, so a lookup that
- * finds its key compares no more keys than it must.
+ * finds its key compares no more keys than it must. It starts with the
+ * warm-up above; internal pages do not (few, and hot: measured no gain).
  */
 uint32_t bt_leaf_search(const uint8_t *p, const void *key, size_t klen, bool *found)
 {
 	uint32_t lo = 0, hi = bt_nitems(p);
+	warm_search(p, hi);
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2, ml;
 		const uint8_t *mk = item_key(p, mid, BT_TID_SIZE, &ml);

@@ -343,6 +343,36 @@ static int hold_block(heap *h, heap_hold *hold, wd_blkno blk, bool *past_end)
 	return rc;
 }
 
+/*
+ * A fetch by tid on a page out of the CPU caches waits for misses in turn:
+ * the header (page kind), the line pointer, then each line of the tuple as
+ * the parse, the key compare and the copy reach it. The first two are
+ * prefetched before the latch is taken (the latch's own atomic operation
+ * then overlaps them), the tuple's lines as soon as the line pointer gives
+ * them. Hints only: they read nothing and fault on nothing; nothing past
+ * the page is prefetched.
+ */
+#define HEAP_PREFETCH_TUPLE_BYTES 256u
+
+static inline void prefetch_slot(const heap *h, const uint8_t *p, uint32_t slot)
+{
+	__builtin_prefetch(p);
+	if (PAGE_HEADER_SIZE + (uint64_t)slot * PAGE_LP_SIZE < h->ps)
+		__builtin_prefetch(p + PAGE_HEADER_SIZE + slot * PAGE_LP_SIZE);
+}
+
+static inline void prefetch_tuple(const heap *h, const uint8_t *p, const uint8_t *item,
+				  uint32_t len)
+{
+	uint32_t off = (uint32_t)(item - p), end = off + len;
+	if (end > h->ps)
+		end = h->ps;
+	if (end > off + HEAP_PREFETCH_TUPLE_BYTES)
+		end = off + HEAP_PREFETCH_TUPLE_BYTES;
+	for (uint32_t o = off + 64; o < end; o += 64)
+		__builtin_prefetch(p + o);
+}
+
 int heap_fetch_key(heap *h, heap_hold *hold, heap_tid tid, const void *key, uint32_t klen,
 		   void *vbuf, uint64_t vcap, uint64_t *vlen)
 {
@@ -353,12 +383,16 @@ int heap_fetch_key(heap *h, heap_hold *hold, heap_tid tid, const void *key, uint
 	int rc = hold_block(h, hold, tid.blk, &past_end);
 	if (rc != 0 || past_end)
 		return rc != 0 ? rc : WD_NOTFOUND;
-	bufmgr_latch(hold->buf, BM_SHARE);
 	p = bufmgr_page(hold->buf);
-	if (page_kind(p) != PAGE_KIND_HEAP || !(item = page_item_const(p, tid.slot, &len)))
+	prefetch_slot(h, p, tid.slot);
+	bufmgr_latch(hold->buf, BM_SHARE);
+	if (page_kind(p) != PAGE_KIND_HEAP || !(item = page_item_const(p, tid.slot, &len))) {
 		rc = WD_NOTFOUND;
-	else if ((rc = heap_tuple_parse(item, len, &t)) == 0)
-		same = t.klen == klen && memcmp(t.key, key, klen) == 0;
+	} else {
+		prefetch_tuple(h, p, item, len);
+		if ((rc = heap_tuple_parse(item, len, &t)) == 0)
+			same = t.klen == klen && memcmp(t.key, key, klen) == 0;
+	}
 	if (rc == 0 && same && !(t.flags & HT_F_OVERFLOW)) {
 		if (vcap && t.vlen)
 			memcpy(vbuf, t.val, (size_t)(t.vlen < vcap ? t.vlen : vcap));

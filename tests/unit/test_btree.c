@@ -462,6 +462,93 @@ static void test_positions(void **state)
 }
 
 /*
+ * bt_leaf_search on leaves built as the tree builds them: keys of 1 to 24
+ * random bytes arrive in random order, each at its sorted index, so the
+ * items lie on the page in arrival order while the line pointers are in
+ * key order. Every key is found at its index, and keys that are absent
+ * (drawn at random, and each present key with a byte appended) report the
+ * index a linear scan gives, for item counts on both sides of the search
+ * warm-up's threshold (64) and up to a full 8 KiB page.
+ */
+static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : (al > bl) - (al < bl);
+}
+
+static void test_leaf_search_page(void **state)
+{
+	enum { LPS = 8192, KMAX = 24, NMAX = 500 };
+	static const unsigned counts[] = {1, 2, 63, 64, 65, 100, 250, NMAX};
+	static uint8_t page[LPS], keys[NMAX][KMAX];
+	static size_t klen[NMAX];
+	uint8_t item[BT_TID_SIZE + KMAX + 1], probe[KMAX + 1];
+	uint64_t rs = 4242;
+	unsigned searched = 0;
+	(void)state;
+	for (unsigned c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+		unsigned n = 0;
+		page_init(page, LPS, PAGE_KIND_BTREE, BT_SPECIAL);
+		while (n < counts[c]) {
+			size_t l = 1 + (size_t)(tu_rand(&rs) % KMAX);
+			uint8_t k[KMAX];
+			unsigned at = 0;
+			bool dup = false;
+			for (size_t i = 0; i < l; i++)
+				k[i] = (uint8_t)(tu_rand(&rs) % 4 ? 'a' + tu_rand(&rs) % 3 : tu_rand(&rs));
+			while (at < n && !dup) {
+				int r = key_cmp(keys[at], klen[at], k, l);
+				dup = r == 0;
+				if (r >= 0)
+					break;
+				at++;
+			}
+			if (dup)
+				continue;
+			uint32_t il = bt_leaf_item(item, k, l, (wd_tid){at, 1});
+			if (page_item_add(page, item, il, at) < 0)
+				break; /* the page is full */
+			memmove(keys[at + 1], keys[at], (n - at) * sizeof keys[0]);
+			memmove(&klen[at + 1], &klen[at], (n - at) * sizeof klen[0]);
+			memcpy(keys[at], k, l);
+			klen[at] = l;
+			n++;
+		}
+		assert_int_equal(bt_nitems(page), n);
+		assert_true(n == counts[c] || n > 250);
+		for (unsigned i = 0; i < n; i++) {
+			bool found = false;
+			assert_int_equal(bt_leaf_search(page, keys[i], klen[i], &found), i);
+			assert_true(found);
+			searched++;
+			/* the key with a byte appended sorts right after it */
+			if (klen[i] < KMAX) {
+				memcpy(probe, keys[i], klen[i]);
+				probe[klen[i]] = 0;
+				unsigned want = i + 1;
+				if (want < n && key_cmp(keys[want], klen[want], probe, klen[i] + 1) == 0)
+					continue;
+				assert_int_equal(bt_leaf_search(page, probe, klen[i] + 1, &found), want);
+				assert_false(found);
+			}
+		}
+		for (unsigned t = 0; t < 200; t++) {
+			size_t l = (size_t)(tu_rand(&rs) % (KMAX + 1));
+			unsigned want = 0;
+			bool found = false, present = false;
+			for (size_t i = 0; i < l; i++)
+				probe[i] = (uint8_t)('a' + tu_rand(&rs) % 3);
+			while (want < n && key_cmp(keys[want], klen[want], probe, l) < 0)
+				want++;
+			present = want < n && key_cmp(keys[want], klen[want], probe, l) == 0;
+			assert_int_equal(bt_leaf_search(page, probe, l, &found), want);
+			assert_int_equal(found, present);
+		}
+	}
+	assert_true(searched > 800);
+}
+
+/*
  * bt_ops_fit (README P2 in place) promises that bt_ops_apply will not fail:
  * random single ops against pages of every fill, with indexes and lengths
  * around the limits. A promise that apply breaks would leave a logged
@@ -1425,6 +1512,7 @@ int main(void)
 		cmocka_unit_test(test_append_splits_fill_pages),
 		cmocka_unit_test(test_positions),
 		cmocka_unit_test(test_ops_fit),
+		cmocka_unit_test(test_leaf_search_page),
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_fpi_repairs_torn_pages),
 		cmocka_unit_test(test_fpi_race),
