@@ -70,11 +70,12 @@ static void warm_keys(const uint8_t *p, uint32_t lo, uint32_t hi, unsigned level
 
 static void warm_search(const uint8_t *p, uint32_t n)
 {
-	const uint8_t *lps = p + PAGE_HEADER_SIZE;
+	const uint8_t *lps = p + PAGE_HEADER_SIZE, *end = lps + n * PAGE_LP_SIZE;
 	if (n < BT_WARM_MIN_ITEMS)
 		return;
-	for (uint32_t off = 0; off < n * PAGE_LP_SIZE; off += 64)
-		__builtin_prefetch(lps + off);
+	for (const uint8_t *a = lps; a < end; a += 64)
+		__builtin_prefetch(a);
+	__builtin_prefetch(end - 1); /* the array need not start a line */
 	warm_keys(p, 0, n, BT_WARM_LEVELS, get_le32(p + PH_SPECIAL));
 }
 

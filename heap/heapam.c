@@ -349,7 +349,7 @@ static int hold_block(heap *h, heap_hold *hold, wd_blkno blk, bool *past_end)
  * the parse, the key compare and the copy reach it. The first two are
  * prefetched before the latch is taken (the latch's own atomic operation
  * then overlaps them), the tuple's lines as soon as the line pointer gives
- * them. Hints only: they read nothing and fault on nothing; nothing past
+ * them. Hints only: they change nothing and fault on nothing; nothing past
  * the page is prefetched.
  */
 #define HEAP_PREFETCH_TUPLE_BYTES 256u
