@@ -470,12 +470,6 @@ static void test_positions(void **state)
  * index a linear scan gives, for item counts on both sides of the search
  * warm-up's threshold (64) and up to a full 8 KiB page.
  */
-static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-	int c = memcmp(a, b, al < bl ? al : bl);
-	return c ? c : (al > bl) - (al < bl);
-}
-
 static void test_leaf_search_page(void **state)
 {
 	enum { LPS = 8192, KMAX = 24, NMAX = 500 };
@@ -497,7 +491,7 @@ static void test_leaf_search_page(void **state)
 			for (size_t i = 0; i < l; i++)
 				k[i] = (uint8_t)(tu_rand(&rs) % 4 ? 'a' + tu_rand(&rs) % 3 : tu_rand(&rs));
 			while (at < n && !dup) {
-				int r = key_cmp(keys[at], klen[at], k, l);
+				int r = kcmp(keys[at], klen[at], k, l);
 				dup = r == 0;
 				if (r >= 0)
 					break;
@@ -526,7 +520,7 @@ static void test_leaf_search_page(void **state)
 				memcpy(probe, keys[i], klen[i]);
 				probe[klen[i]] = 0;
 				unsigned want = i + 1;
-				if (want < n && key_cmp(keys[want], klen[want], probe, klen[i] + 1) == 0)
+				if (want < n && kcmp(keys[want], klen[want], probe, klen[i] + 1) == 0)
 					continue;
 				assert_int_equal(bt_leaf_search(page, probe, klen[i] + 1, &found), want);
 				assert_false(found);
@@ -538,9 +532,9 @@ static void test_leaf_search_page(void **state)
 			bool found = false, present = false;
 			for (size_t i = 0; i < l; i++)
 				probe[i] = (uint8_t)('a' + tu_rand(&rs) % 3);
-			while (want < n && key_cmp(keys[want], klen[want], probe, l) < 0)
+			while (want < n && kcmp(keys[want], klen[want], probe, l) < 0)
 				want++;
-			present = want < n && key_cmp(keys[want], klen[want], probe, l) == 0;
+			present = want < n && kcmp(keys[want], klen[want], probe, l) == 0;
 			assert_int_equal(bt_leaf_search(page, probe, l, &found), want);
 			assert_int_equal(found, present);
 		}
