@@ -40,7 +40,9 @@ static const struct command commands[] = {
 	 "what each ARIES pass did"},
 	{"crashtest", crashtest_main,
 	 "crash-injection campaigns checked against an LMDB oracle (--help)"},
-	{"bench", bench_main, "benchmarks: pin, pool, commit, walinsert (walden beside its peers)"},
+	{"bench", bench_main,
+	 "benchmarks beside LMDB and other peers: the table workloads W1-W5, "
+	 "commits, transactions, recovery, the pool and the log (--help)"},
 	{"version", version_main, "print the version"},
 	{"help", help_main, "this list, or a subcommand's help"},
 };
