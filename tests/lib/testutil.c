@@ -92,6 +92,17 @@ char *tu_path(const char *dir, const char *name)
 	return p;
 }
 
+uint64_t tu_seed(uint64_t dflt)
+{
+	const char *env = getenv("WALDEN_TEST_SEED");
+	uint64_t x;
+	if (!env || !*env)
+		return dflt;
+	x = strtoull(env, NULL, 0) ^ (dflt * 0xD6E8FEB86659FD93ull);
+	x = tu_rand(&x);
+	return x ? x : 1;
+}
+
 int tu_run_child(void (*fn)(void *arg), void *arg)
 {
 	int status;

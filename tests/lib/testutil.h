@@ -39,6 +39,15 @@ static inline uint64_t tu_rand(uint64_t *state)
 }
 
 /*
+ * A randomized test's seed: dflt, or, when WALDEN_TEST_SEED=S is set, dflt
+ * mixed with S (never 0), so that a soak run with S = 1, 2, 3, ... walks
+ * sequences the default run never takes while each test keeps a stream of
+ * its own. A failure under S is reproduced by running the suite with the
+ * same S (and WALDEN_TEST_SCALE, which sets the lengths).
+ */
+uint64_t tu_seed(uint64_t dflt);
+
+/*
  * Runs fn(arg) in a forked child and waits for it. Returns the child's exit
  * status (0..255), or 128 + signal number if a signal ended it.
  */

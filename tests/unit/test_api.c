@@ -723,7 +723,7 @@ static void test_random_vs_lmdb(void **state)
 	if (per_seed < 2000)
 		per_seed = 2000;
 	for (uint64_t seed = 1; seed <= 7; seed++)
-		run_seed(seed, per_seed, &total);
+		run_seed(tu_seed(seed), per_seed, &total);
 	print_message("random vs LMDB: %llu operations in %.1f s (%.0f ops/s)\n",
 		      (unsigned long long)total, dt_now_s() - t0, total / (dt_now_s() - t0));
 }
@@ -1130,7 +1130,8 @@ static void test_crash_acknowledged(void **state)
 {
 	char *root = tu_tmpdir("api-crash");
 	char *dir = tu_path(root, "db");
-	uint64_t seed = 42, acked = 0, rounds = SANITIZED ? 12 : 24, s = 99, crashes = 0;
+	uint64_t seed = tu_seed(42), acked = 0, rounds = SANITIZED ? 12 : 24, s = tu_seed(99),
+		 crashes = 0;
 	(void)state;
 	for (uint64_t round = 0; round < rounds; round++) {
 		int status;
@@ -1862,13 +1863,14 @@ static void test_power_loss_acknowledged(void **state)
 {
 	char *root = tu_tmpdir("api-power");
 	char *dir = tu_path(root, "db"), *jdir = tu_path(root, "journal");
-	uint64_t seed = 7, acked = 0, rounds = SANITIZED ? 6 : 12, s = 5, dropped = 0;
+	uint64_t seed = tu_seed(7), acked = 0, rounds = SANITIZED ? 6 : 12, s = tu_seed(5),
+		 dropped = 0;
 	(void)state;
 	pl_jdir = jdir;
 	assert_int_equal(mkdir(jdir, 0755), 0);
 	for (uint64_t round = 0; round < rounds; round++) {
 		st_sim_opts so = {.mode = round % 2 ? ST_SIM_DROP_ALL : ST_SIM_TORN,
-				  .seed = 1000 + round};
+				  .seed = tu_seed(1000 + round)};
 		st_sim_report rep;
 		struct cr_child c = {.dir = dir, .seed = seed, .first_txn = acked + 1,
 				     .crash_after = 200 + tu_rand(&s) % 1500};

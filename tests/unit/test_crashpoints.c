@@ -31,7 +31,8 @@
  * or both - never a part of one.
  *
  * Scale: WALDEN_TEST_SCALE (default 1, 0.2 under ASan, where only the
- * first hit of each point is tried). WALDEN_TEST_SEED changes the seed.
+ * first hit of each point is tried). WALDEN_TEST_SEED changes the seed
+ * (tu_seed).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -815,9 +816,8 @@ static void run_free(struct run *r, const char *tag)
 
 static int setup(void **state)
 {
-	const char *s = getenv("WALDEN_TEST_SEED");
 	(void)state;
-	g_seed = s && *s ? strtoull(s, NULL, 0) : 20240611;
+	g_seed = tu_seed(20240611);
 	g_root = tu_tmpdir("crashpoints");
 	for (int c = 0; c < 2; c++) {
 		struct run r = {.seed = g_seed + (uint64_t)c, .recycle = c, .mode = RUN_COUNT};

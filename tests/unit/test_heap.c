@@ -343,7 +343,7 @@ static void test_model_round_trip(void **state)
 	(void)state;
 	for (uint64_t seed = 1; seed <= 3; seed++) {
 		env e;
-		model m = {.rng = seed * 1000003};
+		model m = {.rng = tu_seed(seed * 1000003)};
 		heap_stats st;
 		env_create(&e, "heap-model", 32);
 		run_ops(&e, &m, 500, seed == 1 ? 1500000 : 200000);

@@ -718,7 +718,7 @@ struct wl_args {
 static void wl_child(void *arg)
 {
 	struct wl_args *a = arg;
-	struct wl w = {.s = 4242, .steps = a->steps, .v = malloc(WL_VMAX)};
+	struct wl w = {.s = tu_seed(4242), .steps = a->steps, .v = malloc(WL_VMAX)};
 	wd_options o;
 	int rc;
 	MDB_txn *mt;

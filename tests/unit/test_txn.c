@@ -608,7 +608,7 @@ static void test_savepoints_random(void **state)
 	memcpy(committed, r->model, sizeof r->model);
 	sp_to_oracle(committed, &o, dbi, r->v);
 	for (uint64_t seed = 1; seed <= 6; seed++) {
-		r->s = seed * 1000003u;
+		r->s = tu_seed(seed * 1000003u);
 		memcpy(r->model, committed, sizeof r->model);
 		OK(wd_begin(db, &r->x));
 		OK(wd_table_open(r->x, "sp", 0, &r->t));
@@ -776,7 +776,7 @@ static void test_million_rollback(void **state)
 	char *root = tu_tmpdir("txn-million");
 	char *dir = tu_path(root, "db"), *odir = tu_path(root, "lmdb");
 	const char *env = getenv("WALDEN_TEST_SCALE");
-	uint64_t n = (uint64_t)(1000000 * dt_scale()), keys, s = 4242, changes = 0;
+	uint64_t n = (uint64_t)(1000000 * dt_scale()), keys, s = tu_seed(4242), changes = 0;
 	uint64_t puts = 0, dels = 0;
 	uint8_t v[64];
 	char k[32];
