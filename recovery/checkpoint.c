@@ -25,7 +25,15 @@ struct checkpointer {
 	pthread_cond_t cv;
 	bool stop, started;
 	pthread_t thread;
-	atomic_bool hurry;       /* finish the running checkpoint at full speed */
+	/* Forced checkpoints asked for and not finished (wd_checkpoint, the
+	 * shutdown's): while one is, a paced checkpoint writes at full speed.
+	 * A count, raised before run_mu is taken and lowered after the forced
+	 * run: nobody clears another's request (a flag that each run cleared
+	 * once it held run_mu lost a request made just before the checkpointer
+	 * took run_mu, and that forced caller then waited the whole paced
+	 * schedule, up to checkpoint_timeout_s). */
+	atomic_uint forced;
+	atomic_bool closing;     /* checkpointer_stop: finish at full speed */
 	atomic_uint_fast64_t done;
 	_Atomic uint64_t last_ns; /* when the last checkpoint ended (or start) */
 };
@@ -92,7 +100,7 @@ static bool ahead(const struct pacing *p, double done)
 }
 
 /* After the nth write: naps (10 ms at a time) while ahead of schedule,
- * unless told to hurry (close, wd_checkpoint). */
+ * unless a forced checkpoint waits or the checkpointer stops. */
 static void pace(void *arg, uint64_t n)
 {
 	struct pacing *p = arg;
@@ -101,7 +109,8 @@ static void pace(void *arg, uint64_t n)
 	if (p->forced)
 		return;
 	done = (double)n / (double)(p->total ? p->total : 1);
-	while (!atomic_load(&p->cp->hurry) && ahead(p, done))
+	while (atomic_load(&p->cp->forced) == 0 && !atomic_load(&p->cp->closing) &&
+	       ahead(p, done))
 		nanosleep(&(struct timespec){0, 10000000L}, NULL);
 }
 
@@ -229,15 +238,19 @@ int checkpoint_run(checkpointer *cp, bool forced, ckpt_result *out)
 {
 	ckpt_result r = {0};
 	int rc;
-	if (forced)
-		atomic_store(&cp->hurry, true); /* a paced one running: finish it */
+	if (forced) {
+		/* a paced one running, or about to take run_mu: it hurries */
+		atomic_fetch_add(&cp->forced, 1);
+		storage_crash_point("ckpt-requested");
+	}
 	pthread_mutex_lock(&cp->run_mu);
-	atomic_store(&cp->hurry, false);
 	rc = run_locked(cp, forced, &r);
 	atomic_store(&cp->last_ns, now_ns());
 	if (rc == 0)
 		atomic_fetch_add(&cp->done, 1);
 	pthread_mutex_unlock(&cp->run_mu);
+	if (forced)
+		atomic_fetch_sub(&cp->forced, 1);
 	TRACE(TR_RECOVERY, "checkpoint%s redo=" LSN_FMT " lsn=" LSN_FMT " written=%llu "
 	      "att=%u dpt=%u rc=%d", forced ? " (forced)" : "", LSN_ARGS(r.redo),
 	      LSN_ARGS(r.lsn), (unsigned long long)r.written, r.natt, r.ndpt, rc);
@@ -293,6 +306,7 @@ int checkpointer_start(checkpointer *cp)
 	pthread_cond_destroy(&cp->cv);
 	pthread_cond_init(&cp->cv, &a);
 	pthread_condattr_destroy(&a);
+	atomic_store(&cp->closing, false);
 	if (pthread_create(&cp->thread, NULL, checkpointer_main, cp) != 0)
 		return err_set(WD_EIO, "checkpointer: cannot start its thread");
 	cp->started = true;
@@ -305,7 +319,7 @@ void checkpointer_stop(checkpointer *cp)
 		return;
 	pthread_mutex_lock(&cp->mu);
 	cp->stop = true;
-	atomic_store(&cp->hurry, true);
+	atomic_store(&cp->closing, true);
 	pthread_cond_signal(&cp->cv);
 	pthread_mutex_unlock(&cp->mu);
 	pthread_join(cp->thread, NULL);

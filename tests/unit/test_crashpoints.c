@@ -112,6 +112,7 @@ static const struct point points[] = {
 	{"txn-loser-after-abort", PH_RECOVERY, CF_ANY},
 	{"control-before-rename", PH_WORK, CF_ANY},
 	{"control-before-dir-sync", PH_WORK, CF_ANY},
+	{"ckpt-requested", PH_WORK, CF_ANY},
 	{"ckpt-begin", PH_WORK, CF_ANY},
 	{"ckpt-after-flush", PH_WORK, CF_ANY},
 	{"ckpt-after-record", PH_WORK, CF_ANY},
