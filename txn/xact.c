@@ -354,20 +354,25 @@ int xact_log(wd_db *db, unsigned type, wd_xid xid, wd_lsn *prev)
  * the changes must not stay - released locks would show them, and a later
  * crash would find a loser whose undo pages were reused. The transaction
  * is rolled back (P13) and the call returns the insert's error; if the
- * rollback fails too, the database panics.
+ * rollback fails too, the database panics. A rollback that went through
+ * and an ABORT record that did not (the log full again) is no panic, as
+ * in wd_abort: the last CLR says nothing is left to undo, and the next
+ * open writes the ABORT (recovery README P7).
  */
 static int commit_failed(wd_txn *txn, int rc)
 {
 	char why[512];
+	bool undone;
 	int r;
 	snprintf(why, sizeof why, "%s", wd_last_error());
 	txn_op_begin(txn);
-	if ((r = txn_rollback(txn, 0)) == 0)
+	undone = (r = txn_rollback(txn, 0)) == 0;
+	if (undone && (r = txn_fault_point("txn-abort-record")) == 0)
 		r = xact_log(txn->db, XACT_ABORT, txn->xid, &txn->prev);
-	txn_op_end(txn, r == 0);
-	if (r != 0)
+	txn_op_end(txn, undone && r == 0);
+	if (!undone)
 		(void)db_panic_why(txn->db, r, "rolling back a transaction whose commit failed");
-	txn_end(txn, TXN_ABORTED, r == 0);
+	txn_end(txn, TXN_ABORTED, undone);
 	return err_set(rc, "%s; transaction rolled back", why);
 }
 
@@ -397,7 +402,8 @@ static int commit_txn(wd_txn *txn, bool wait_space)
 		return commit_failed(txn, check_not_failed(txn));
 	if (txn->prev != 0) {
 		txn_op_begin(txn);
-		rc = xact_log(txn->db, XACT_COMMIT, txn->xid, &txn->prev);
+		if ((rc = txn_fault_point("txn-commit-record")) == 0)
+			rc = xact_log(txn->db, XACT_COMMIT, txn->xid, &txn->prev);
 		txn_op_end(txn, rc == 0);
 		if (rc != 0)
 			return commit_failed(txn, rc);
@@ -449,7 +455,7 @@ int wd_abort(wd_txn *txn)
 	undone = rc == 0;
 	if (!undone)
 		rc = db_panic_why(txn->db, rc, "a rollback failed");
-	else if (txn->prev != 0)
+	else if (txn->prev != 0 && (rc = txn_fault_point("txn-abort-record")) == 0)
 		rc = xact_log(txn->db, XACT_ABORT, txn->xid, &txn->prev);
 	txn_op_end(txn, undone && rc == 0);
 	TRACE(TR_TXN, "abort xid=%llu rc=%d", (unsigned long long)txn->xid, rc);

@@ -1680,6 +1680,75 @@ static void test_abort_waits_for_space(void **state)
 }
 
 /*
+ * A commit whose COMMIT record cannot go in is rolled back; when the ABORT
+ * record after that rollback cannot go in either, the rollback stands and
+ * the database goes on (it once panicked here, unlike wd_abort in the same
+ * place). The same for wd_abort. In a child, killed afterwards: the next
+ * open finds both transactions undone (a loser whose last CLR says nothing
+ * is left) and the commits around them kept.
+ */
+static void abort_record_child(void *arg)
+{
+	wd_db *db = NULL;
+	wd_txn *x;
+	wd_table *t;
+	int rc = 0;
+	if (wd_open(arg, NULL, &db) || wd_begin(db, &x) ||
+	    wd_table_open(x, "t", WD_CREATE, &t) || wd_put(x, t, "before", 6, "b", 1) ||
+	    wd_commit(x))
+		_exit(1);
+	/* the commit's record fails, then the ABORT after its rollback */
+	db_fault_arm("txn-commit-record", 1);
+	db_fault_arm("txn-abort-record", 1);
+	if (wd_begin(db, &x) || wd_put(x, t, "lost-commit", 11, "c", 1) ||
+	    wd_put(x, t, "before", 6, "changed", 7))
+		_exit(2);
+	if (wd_commit(x) != WD_EIO || !strstr(wd_last_error(), "rolled back"))
+		_exit(3);
+	/* wd_abort whose ABORT record fails */
+	db_fault_arm("txn-abort-record", 1);
+	if (wd_begin(db, &x) || wd_put(x, t, "lost-abort", 10, "a", 1) || wd_abort(x) != WD_EIO)
+		_exit(4);
+	/* the database goes on: not panicked, the rolled-back rows gone */
+	rc |= wd_begin(db, &x);
+	rc |= wd_get(x, t, "lost-commit", 11, NULL, 0, &(size_t){0}) != WD_NOTFOUND;
+	rc |= wd_get(x, t, "lost-abort", 10, NULL, 0, &(size_t){0}) != WD_NOTFOUND;
+	rc |= wd_put(x, t, "after", 5, "a", 1);
+	rc |= wd_commit(x);
+	if (rc)
+		_exit(5);
+	_exit(0); /* killed: no close */
+}
+
+static void test_abort_record_fails(void **state)
+{
+	char *root = tu_tmpdir("api-abortrec");
+	char *dir = tu_path(root, "db");
+	char v[16];
+	size_t vlen;
+	wd_db *db;
+	wd_txn *x;
+	wd_table *t;
+	(void)state;
+	assert_int_equal(tu_run_child(abort_record_child, dir), 0);
+	db = dt_open_db(dir, 0);
+	dt_check_all(db);
+	OK(wd_begin(db, &x));
+	OK(wd_table_open(x, "t", 0, &t));
+	OK(wd_get(x, t, "before", 6, v, sizeof v, &vlen));
+	assert_memory_equal(v, "b", 1);
+	assert_int_equal(vlen, 1);
+	OK(wd_get(x, t, "after", 5, v, sizeof v, &vlen));
+	assert_int_equal(wd_get(x, t, "lost-commit", 11, v, sizeof v, &vlen), WD_NOTFOUND);
+	assert_int_equal(wd_get(x, t, "lost-abort", 10, v, sizeof v, &vlen), WD_NOTFOUND);
+	OK(wd_commit(x));
+	OK(wd_close(db));
+	tu_rmrf(root);
+	free(dir);
+	free(root);
+}
+
+/*
  * A table create on a full disk (from each write or allocation it makes in
  * turn; space freed once the create has met it) either fails with
  * WD_ENOSPC, leaving nothing that stops a second create of the same name,
@@ -1914,6 +1983,7 @@ int main(void)
 		cmocka_unit_test(test_control_write_panics),
 		cmocka_unit_test(test_data_fsync_failure_panics),
 		cmocka_unit_test(test_abort_waits_for_space),
+		cmocka_unit_test(test_abort_record_fails),
 		cmocka_unit_test(test_control_enospc_goes_on),
 		cmocka_unit_test(test_create_enospc_then_again),
 		cmocka_unit_test(test_drop_leftovers),
