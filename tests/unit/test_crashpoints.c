@@ -25,8 +25,9 @@
  * transaction's changes to its pending list in the oracle, and after
  * wd_commit returns it applies them to the oracle's tables and clears the
  * list, in one LMDB transaction. An asynchronous commit stays pending
- * (group 0) until the thread's next commit, which is always durable
- * (group 1) and, once acknowledged, settles both. So after a crash each
+ * (group 0) until the thread's next commit that changed something, which
+ * is always durable (group 1) and, once acknowledged, settles both; a
+ * commit that changed nothing flushes nothing and settles nothing. So after a crash each
  * thread's pending groups may have landed as a prefix: none, the first,
  * or both - never a part of one.
  *
@@ -396,6 +397,7 @@ struct th {
 	uint64_t s;
 	struct pop ops[MAXOPS];
 	unsigned nops;
+	bool wrote;         /* the transaction changed a row (logged something) */
 	bool async_pending; /* group 0 holds an asynchronous commit */
 	uint8_t *v;
 };
@@ -444,10 +446,18 @@ static void th_settle(struct th *h)
 }
 
 /* Commits x: its changes pending first, then wd_commit, then (durable)
- * into the oracle's tables. */
+ * into the oracle's tables. A transaction that changed nothing (only
+ * deletes of absent keys) logs no commit record and flushes nothing (txn
+ * README P7), so its commit settles nothing: an asynchronous commit before
+ * it stays pending. */
 static void th_commit(struct th *h, wd_txn *x, bool async)
 {
 	int rc;
+	if (!h->wrote) {
+		if ((rc = wd_commit(x)) != 0)
+			die("commit", rc);
+		return;
+	}
 	th_pend(h, h->async_pending ? 1 : 0);
 	if ((rc = wd_commit(x)) != 0)
 		die("commit", rc);
@@ -468,9 +478,12 @@ static void th_change(struct th *h, wd_txn *x, unsigned tab, uint32_t id, bool d
 			  .thread = (uint8_t)h->id, .id = id};
 	if (del) {
 		rc = wd_del(x, h->w->t[tab], k, kl);
-		if (rc == WD_NOTFOUND)
+		if (rc == 0)
+			h->wrote = true;
+		else if (rc == WD_NOTFOUND)
 			rc = 0;
 	} else {
+		h->wrote = true;
 		p->vlen = dt_mixed_vlen(&h->s, 2 * PS, VMAX);
 		p->vseed = tu_rand(&h->s);
 		ot_fill(h->v, p->vlen, p->vseed);
@@ -535,6 +548,7 @@ static void th_txn(struct th *h, unsigned i)
 	if (async && (rc = wd_txn_set_synchronous(x, 0)) != 0)
 		die("set_synchronous", rc);
 	h->nops = 0;
+	h->wrote = false;
 	if (r <= 1) {
 		unsigned tab = th_table(h);
 		uint32_t a = (uint32_t)(tu_rand(&h->s) % RANGE);
@@ -589,10 +603,12 @@ static void image_end(struct th *h)
 	if ((rc = wd_begin(h->w->db, &loser)) != 0)
 		die("begin", rc);
 	h->nops = 0;
+	h->wrote = false;
 	for (unsigned j = 0; j < 60; j++)
 		th_change(h, loser, (unsigned)(j % 2), (uint32_t)(tu_rand(&h->s) % RANGE),
 			  j % 4 == 3);
 	h->nops = 0;
+	h->wrote = false;
 	{
 		wd_txn *x;
 		if ((rc = wd_begin(h->w->db, &x)) != 0)
