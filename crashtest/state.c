@@ -1,5 +1,5 @@
 /*
- * state.c - one crash state (README "State protocol"): the workload child
+ * state.c - one crash state (README "Protocols" P2): the workload child
  * with its trigger, the driver reading its REQ/ACK messages into the
  * history and the oracle, the power-loss materialisation, the recovery
  * child (wd_open, every row, the checks), the verdict, and a failing
@@ -169,11 +169,13 @@ struct wchild {
 	struct ct_runlog *log;  /* keep every message (a recorded run) */
 };
 
-static _Noreturn void child_error(int fd, const char *msg)
+/* ERROR, stamped like every workload message (I9): the driver reads the
+ * stamp first, and in a recorded run dates the failure by it. */
+static _Noreturn void child_error(ct_run *r, const char *msg)
 {
 	ct_buf b = {0};
 	ct_put_str(&b, msg);
-	(void)ct_send(fd, CT_M_ERROR, &b);
+	ct_send_stamped(r, CT_M_ERROR, &b);
 	_exit(4);
 }
 
@@ -189,14 +191,15 @@ static void workload_child(void *arg, int fd)
 		     .plant = a->plant, .fd = fd, .prepare = a->prepare,
 		     .describe = a->describe, .no_fpw = a->no_fpw};
 	pthread_mutex_init(&r.mu, NULL);
+	r.io0 = storage_io_count(); /* an ERROR before START is stamped near 0 */
 	atomic_store(&r.next_txn, a->prepare ? 1 : CT_BASE_TXN_LIMIT + 1);
 	if (!a->wl->threaded)
 		r.threads = 1;
 	if (!hits0)
-		child_error(fd, "out of memory");
+		child_error(&r, "out of memory");
 	if (a->jdir && (rc = storage_sim_start(a->jdir)) != 0) {
 		snprintf(msg, sizeof msg, "storage_sim_start: %s", wd_last_error());
-		child_error(fd, msg);
+		child_error(&r, msg);
 	}
 	for (size_t i = 0; i < ct_point_count(); i++)
 		hits0[i] = storage_crash_hits(ct_point_name(i));
@@ -213,7 +216,7 @@ static void workload_child(void *arg, int fd)
 		storage_crash_arm_io(io0 + a->trig->n);
 	if (a->io_faults && (rc = storage_fault_parse(a->io_faults)) != 0) {
 		snprintf(msg, sizeof msg, "injected faults: %s", wd_last_error());
-		child_error(fd, msg);
+		child_error(&r, msg);
 	}
 	rc = ct_run_open(&r);
 	if (rc == 0)
@@ -226,9 +229,9 @@ static void workload_child(void *arg, int fd)
 		_exit(ST_CRASH_EXIT_CODE);
 	ct_ioerr_finish(&r, rc); /* returns only if no I/O error fired */
 	if (rc != 0)
-		child_error(fd, r.error[0] ? r.error : wd_last_error());
+		child_error(&r, r.error[0] ? r.error : wd_last_error());
 	if (ct_run_done(&r, hits0, io0) != 0)
-		child_error(fd, r.error);
+		child_error(&r, r.error);
 	_exit(0); /* the end of the workload is a crash too: no wd_close */
 }
 
