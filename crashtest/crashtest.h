@@ -124,6 +124,9 @@ typedef enum ct_plant {
 				 * first value it reads */
 	CT_PLANT_DROP_KEY,      /* the recovery child hides the first key of
 				 * the workload's first table */
+	CT_PLANT_BAD_READ,      /* the workload child's 20th read reports its
+				 * value damaged (WD_ECORRUPT) while its
+				 * transaction holds row locks */
 } ct_plant;
 
 /* ---- configuration ------------------------------------------------------- */

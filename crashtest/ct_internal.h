@@ -27,7 +27,7 @@
 #define CT_BASE_TXN_LIMIT (1ull << 40) /* ids of the preparation are below */
 #define CT_EXTRA_TABLE (CT_MAX_TABLES - 1) /* a table no workload declares */
 
-/* ---- value.c: the values every workload writes (README "Values") -------- */
+/* ---- value.c: the values every workload writes (README "Formats") -------- */
 
 #define CT_VAL_HDR 24u
 #define CT_VAL_MAGIC 0x31565443u /* "CTV1" little-endian */
@@ -75,7 +75,7 @@ static inline uint64_t ct_rand(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-/* ---- wire.c: messages through a pipe (README "State protocol") ---------- */
+/* ---- wire.c: messages through a pipe (README "Protocols" P2) ---------- */
 
 enum ct_msg_kind {
 	/* workload child -> driver */
@@ -118,7 +118,7 @@ void ct_put_str(ct_buf *b, const char *s); /* u32 length, bytes */
 int ct_send(int fd, uint8_t kind, const ct_buf *body);
 
 /* Reads whole messages from a pipe; a message cut short by the writer's
- * death is dropped (README "State protocol"). */
+ * death is dropped (README "Protocols" P2). */
 typedef struct ct_reader {
 	int fd;
 	ct_buf in;
@@ -217,6 +217,7 @@ struct ct_run {
 	wd_table *tables[CT_MAX_TABLES];
 	_Atomic uint64_t commits, async_commits, aborts, sp_rollbacks, deadlocks;
 	_Atomic uint64_t big_values, checkpoints, open_at_end, ops;
+	_Atomic uint64_t reads; /* ct_get calls (CT_PLANT_BAD_READ) */
 	struct ct_walscan *scan; /* describe */
 	const char *extra_table; /* ioerr.c's table, at index CT_EXTRA_TABLE */
 	struct ct_ioerr_child *io; /* an injected I/O error (ioerr.c), or NULL */
@@ -226,7 +227,7 @@ struct ct_run {
 	atomic_bool failed;
 };
 
-/* A transaction as the recorder follows it (README "State protocol"). */
+/* A transaction as the recorder follows it (README "Protocols" P2). */
 typedef struct ct_w {
 	uint16_t table;
 	uint32_t koff, klen, poff, plen, total, op;
@@ -269,6 +270,10 @@ void ct_leave_open(ct_txn *t);
 int ct_checkpoint(ct_run *r) WD_MUST_CHECK;
 /* Records the first failure of the workload (what, rc) and returns rc. */
 int ct_fail(ct_run *r, const char *what, int rc);
+/* ct_fail, and ends t (rolled back if it is still open): a workload that
+ * gives up on a transaction must not leave it holding row locks that
+ * other threads would wait on for ever (README "Invariants", I10). */
+int ct_give_up(ct_txn *t, const char *what, int rc);
 /* Runs fn(r, thread) on r->threads threads and returns the first error. */
 int ct_run_threads(ct_run *r, int (*fn)(ct_run *r, int thread));
 

@@ -1,6 +1,6 @@
 /*
  * history.c - the driver's record of what the workload child said (README
- * "State protocol", steps D1-D3): every commit requested with its final
+ * "Protocols" P2, steps D1-D3): every commit requested with its final
  * writes (values rebuilt from the message) and undone operations, every
  * acknowledgement applied to the LMDB oracle, every abort, and the DONE
  * counters; and the LMDB oracle itself: the base state committed once per

@@ -6,10 +6,10 @@
  * the DONE message with what the workload did; the WAL scan of
  * `--describe`. Entry points: ct_begin, ct_put, ct_del, ct_get,
  * ct_savepoint, ct_rollback_to, ct_commit, ct_abort, ct_leave_open,
- * ct_checkpoint, ct_fail, ct_run_threads, ct_run_open, ct_run_done,
- * ct_walscan_step. README "State protocol", steps W1-W4; after an
- * injected I/O error each failed call goes to ioerr.c (README "I/O
- * errors", P4 step 2).
+ * ct_checkpoint, ct_fail, ct_give_up, ct_run_threads, ct_run_open,
+ * ct_run_done, ct_walscan_step. README "Protocols" P2, steps W1-W4;
+ * after an injected I/O error each failed call goes to ioerr.c (README
+ * "I/O errors", P4 step 2).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -123,8 +123,11 @@ int ct_begin(ct_run *r, ct_txn *t, bool sync)
 		return rc;
 	}
 	/* the planted fault: a commit reported as durable is not */
-	if (!sync || r->plant == CT_PLANT_ACK_UNDURABLE)
-		rc = wd_txn_set_synchronous(t->x, 0);
+	if ((!sync || r->plant == CT_PLANT_ACK_UNDURABLE) &&
+	    (rc = wd_txn_set_synchronous(t->x, 0)) != 0) {
+		(void)wd_abort(t->x); /* t is not begun: the caller fails */
+		t->x = NULL;
+	}
 	return rc;
 }
 
@@ -247,6 +250,8 @@ int ct_get(ct_txn *t, int table, const void *k, size_t klen, uint8_t *payload,
 	}
 	if (rc != 0)
 		return on_error(t, rc);
+	if (t->r->plant == CT_PLANT_BAD_READ && atomic_fetch_add(&t->r->reads, 1) == 19)
+		return err_set(WD_ECORRUPT, "crashtest: a value read back: planted damage");
 	if (!ct_value_check(ck, cklen, t->vbuf, vlen, &tag, &why) || tag.plen > cap)
 		return err_set(WD_ECORRUPT, "crashtest: a value read back: %s",
 			       tag.plen > cap ? "payload too long" : why);
@@ -389,6 +394,16 @@ int ct_abort(ct_txn *t)
 	} else if (rc != 0) {
 		(void)ct_ioerr_on_error(t->r, "wd_abort", rc);
 	}
+	free_txn(t);
+	return rc;
+}
+
+int ct_give_up(ct_txn *t, const char *what, int rc)
+{
+	(void)ct_fail(t->r, what, rc);
+	if (t->x && wd_abort(t->x) == 0) /* else the run has failed anyway */
+		send_id(t->r, CT_M_ABORT, t->id);
+	t->x = NULL;
 	free_txn(t);
 	return rc;
 }

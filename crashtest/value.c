@@ -1,5 +1,5 @@
 /*
- * value.c - the self-describing values of the workloads (README "Values"):
+ * value.c - the self-describing values of the workloads (README "Formats"):
  * each value names the transaction and operation that wrote it and is
  * filled with bytes derived from its key, header and payload, so that the
  * verdict can say whose value a key shows and notice a damaged one.

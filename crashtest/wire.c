@@ -1,6 +1,6 @@
 /*
  * wire.c - the messages between the driver and its children (README
- * "State protocol"): growing buffers, whole-message sends, a reader that
+ * "Protocols" P2): growing buffers, whole-message sends, a reader that
  * drops a message cut short by its writer's death, body parsing, and the
  * monotonic clock both sides stamp with. Entry points: ct_put_*, ct_send,
  * ct_recv, ct_get_*, ct_now_ns.

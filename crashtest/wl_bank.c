@@ -83,7 +83,7 @@ static int retry_txn(ct_run *r, uint64_t *rng, body_fn body, bool leave_open)
 			continue;
 		}
 		if (rc != 0)
-			return ct_fail(r, r->wl->name, rc);
+			return ct_give_up(&t, r->wl->name, rc);
 		if (leave_open) {
 			ct_leave_open(&t);
 			return 0;
@@ -105,7 +105,7 @@ static int bank_prepare(ct_run *r)
 		return ct_fail(r, "bank: begin", rc);
 	for (unsigned i = 0; i < BANK_N; i++)
 		if ((rc = put_num(&t, "acct-%03u", i, BANK_START, &rng)) != 0)
-			return ct_fail(r, "bank: put", rc);
+			return ct_give_up(&t, "bank: put", rc);
 	return (rc = ct_commit(&t)) ? ct_fail(r, "bank: commit", rc) : 0;
 }
 
@@ -222,7 +222,7 @@ static int ring_prepare(ct_run *r)
 		return ct_fail(r, "ring: begin", rc);
 	for (unsigned i = 0; i < RING_N; i++)
 		if ((rc = put_num(&t, "node-%03u", i, (i + 1) % RING_N, &rng)) != 0)
-			return ct_fail(r, "ring: put", rc);
+			return ct_give_up(&t, "ring: put", rc);
 	return (rc = ct_commit(&t)) ? ct_fail(r, "ring: commit", rc) : 0;
 }
 

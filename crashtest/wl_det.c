@@ -61,15 +61,15 @@ static int put_key(struct det *d, ct_txn *t, unsigned i)
 	size_t kl = det_key(i, k);
 	bool big = ++d->puts % 40 == 0;
 	int rc = ct_put(t, 0, k, kl, NULL, 0, det_len(&d->rng, big));
-	return rc ? ct_fail(d->r, "det: put", rc) : 0;
+	return rc ? ct_give_up(t, "det: put", rc) : 0;
 }
 
-static int del_key(struct det *d, ct_txn *t, unsigned i)
+static int del_key(ct_txn *t, unsigned i)
 {
 	uint8_t k[DET_KLEN];
 	size_t kl = det_key(i, k);
 	int rc = ct_del(t, 0, k, kl);
-	return rc && rc != WD_NOTFOUND ? ct_fail(d->r, "det: del", rc) : 0;
+	return rc && rc != WD_NOTFOUND ? ct_give_up(t, "det: del", rc) : 0;
 }
 
 /* Ends t: abort when abort_it, else commit. */
@@ -79,10 +79,10 @@ static int finish(struct det *d, ct_txn *t, bool abort_it)
 	return rc ? ct_fail(d->r, abort_it ? "det: abort" : "det: commit", rc) : 0;
 }
 
-static int sp(struct det *d, ct_txn *t, const char *name, bool back)
+static int sp(ct_txn *t, const char *name, bool back)
 {
 	int rc = back ? ct_rollback_to(t, name) : ct_savepoint(t, name);
-	return rc ? ct_fail(d->r, "det: savepoint", rc) : 0;
+	return rc ? ct_give_up(t, "det: savepoint", rc) : 0;
 }
 
 /* Phase 1: every key in a shuffled order, 20 a transaction; some batches
@@ -99,13 +99,13 @@ static int det_load(struct det *d)
 			if ((rc = put_key(d, &t, d->perm[b * DET_BATCH + i])) != 0)
 				return rc;
 			if (b % 6 == 3 && i == 9) { /* 4 puts taken back */
-				if ((rc = sp(d, &t, "half", false)) != 0)
+				if ((rc = sp(&t, "half", false)) != 0)
 					return rc;
 				for (unsigned j = 0; j < 4; j++)
 					if ((rc = put_key(d, &t, d->perm[(b * DET_BATCH + 40 + j) %
 									   DET_KEYS])) != 0)
 						return rc;
-				if ((rc = sp(d, &t, "half", true)) != 0)
+				if ((rc = sp(&t, "half", true)) != 0)
 					return rc;
 			}
 		}
@@ -127,12 +127,12 @@ static int det_update(struct det *d)
 		if ((rc = ct_begin(d->r, &t, true)) != 0)
 			return ct_fail(d->r, "det: begin", rc);
 		for (unsigned i = 0; i < 8; i++) {
-			if (n % 4 == 1 && i == 4 && (rc = sp(d, &t, "upd", false)) != 0)
+			if (n % 4 == 1 && i == 4 && (rc = sp(&t, "upd", false)) != 0)
 				return rc;
 			if ((rc = put_key(d, &t, (unsigned)(ct_rand(&d->rng) % DET_KEYS))) != 0)
 				return rc;
 		}
-		if (n % 4 == 1 && (rc = sp(d, &t, "upd", true)) != 0)
+		if (n % 4 == 1 && (rc = sp(&t, "upd", true)) != 0)
 			return rc;
 		if ((rc = finish(d, &t, n % 4 == 2)) != 0)
 			return rc;
@@ -151,12 +151,12 @@ static int det_delete(struct det *d)
 		if ((rc = ct_begin(d->r, &t, true)) != 0)
 			return ct_fail(d->r, "det: begin", rc);
 		for (unsigned i = 0; i < 25; i++) {
-			if (n % 4 == 3 && i == 20 && (rc = sp(d, &t, "del", false)) != 0)
+			if (n % 4 == 3 && i == 20 && (rc = sp(&t, "del", false)) != 0)
 				return rc;
-			if ((rc = del_key(d, &t, 300 + n * 25 + i)) != 0)
+			if ((rc = del_key(&t, 300 + n * 25 + i)) != 0)
 				return rc;
 		}
-		if (n % 4 == 3 && (rc = sp(d, &t, "del", true)) != 0)
+		if (n % 4 == 3 && (rc = sp(&t, "del", true)) != 0)
 			return rc;
 		if ((rc = finish(d, &t, n % 5 == 4)) != 0)
 			return rc;
@@ -185,7 +185,7 @@ static int det_refill(struct det *d)
 		return ct_fail(d->r, "det: begin", rc);
 	for (unsigned i = 0; i < 10; i++)
 		if ((rc = put_key(d, &t, (unsigned)(ct_rand(&d->rng) % DET_KEYS))) != 0 ||
-		    (rc = del_key(d, &t, (unsigned)(ct_rand(&d->rng) % DET_KEYS))) != 0)
+		    (rc = del_key(&t, (unsigned)(ct_rand(&d->rng) % DET_KEYS))) != 0)
 			return rc;
 	ct_leave_open(&t);
 	return 0;

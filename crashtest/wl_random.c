@@ -81,7 +81,7 @@ static int rnd_txn(ct_run *r, uint64_t *rng, bool leave_open)
 	if (rc == WD_EDEADLOCK)
 		return (rc = ct_abort(&t)) ? ct_fail(r, "random: abort", rc) : 0;
 	if (rc != 0)
-		return ct_fail(r, "random: operation", rc);
+		return ct_give_up(&t, "random: operation", rc);
 	if (leave_open) {
 		ct_leave_open(&t);
 		return 0;

@@ -585,6 +585,37 @@ static uint64_t campaign_planted(const char *workload, ct_plant plant, unsigned 
 	return failed;
 }
 
+/*
+ * The 20th read of a bank run fails (WD_ECORRUPT) while its transaction
+ * holds row locks; the workload gives up on it (I10), so the other thread
+ * goes on, and the states the failure precedes are CHILD-ERROR naming it.
+ * Had the transaction stayed open, the other thread would wait for its
+ * locks until the child is killed as hung (120 s), and the states would
+ * say so instead.
+ */
+static void planted_bad_read(void)
+{
+	char *dir = tu_tmpdir("ct-badread");
+	ct_config c = config("bank", 1u << CT_KILL, 16, dir);
+	ct_summary s;
+	c.plant = CT_PLANT_BAD_READ;
+	OK(ct_campaign_run(&c, &s));
+	print_message("bank, a failed read: %llu of %llu states fail\n",
+		      (unsigned long long)s.failed, (unsigned long long)s.states);
+	if (s.failed == 0 || s.by_verdict[CT_CHILD_ERROR] != s.failed)
+		ct_summary_print(&s, &c, stderr);
+	assert_true(s.failed > 0);
+	assert_int_equal(s.by_verdict[CT_CHILD_ERROR], s.failed);
+	for (size_t i = 0; i < s.nviol; i++) {
+		if (!strstr(s.viol[i].first, "planted damage") || strstr(s.viol[i].first, "hung"))
+			fail_msg("state %llu: %s", (unsigned long long)s.viol[i].spec.index,
+				 s.viol[i].first);
+	}
+	ct_summary_free(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 static void test_planted_faults(void **state)
 {
 	(void)state;
@@ -604,6 +635,8 @@ static void test_planted_faults(void **state)
 	/* the same with two threads, asynchronous commits, power losses */
 	campaign_planted("random", CT_PLANT_DROP_KEY, CT_FAULTS_ALL, scaled(6), CT_LOST_ACK,
 			 CT_PARTIAL, NULL);
+	/* a read that fails while its transaction holds row locks */
+	planted_bad_read();
 }
 
 /* --max-failures: a campaign that fails from its first states stops taking
