@@ -252,9 +252,10 @@ int ct_get(ct_txn *t, int table, const void *k, size_t klen, uint8_t *payload,
 		return on_error(t, rc);
 	if (t->r->plant == CT_PLANT_BAD_READ && atomic_fetch_add(&t->r->reads, 1) == 19)
 		return err_set(WD_ECORRUPT, "crashtest: a value read back: planted damage");
-	if (!ct_value_check(ck, cklen, t->vbuf, vlen, &tag, &why) || tag.plen > cap)
-		return err_set(WD_ECORRUPT, "crashtest: a value read back: %s",
-			       tag.plen > cap ? "payload too long" : why);
+	if (!ct_value_check(ck, cklen, t->vbuf, vlen, &tag, &why))
+		return err_set(WD_ECORRUPT, "crashtest: a value read back: %s", why);
+	if (tag.plen > cap)
+		return err_set(WD_ECORRUPT, "crashtest: a value read back: payload too long");
 	memcpy(payload, tag.payload, tag.plen);
 	*plen = tag.plen;
 	return 0;

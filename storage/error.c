@@ -72,9 +72,14 @@ int err_code_from_errno(int errnum)
 	}
 }
 
+/* Formats into a copy first: an argument may be wd_last_error() itself
+ * ("...: %s", wd_last_error()), and vsnprintf must not read the buffer it
+ * writes. */
 static void set_msg(const char *fmt, va_list ap)
 {
-	vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+	char msg[ERRMSG_MAX];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	memcpy(errmsg, msg, sizeof errmsg);
 }
 
 int err_set(int code, const char *fmt, ...)

@@ -14,6 +14,7 @@
 /*
  * Records a detail message for the calling thread and returns code, so
  * that a failure reads:   return err_set(WD_ECORRUPT, "%s: bad magic", path);
+ * An argument may be wd_last_error() itself (the old detail, quoted).
  */
 int err_set(int code, const char *fmt, ...) WD_PRINTF(2, 3);
 

@@ -224,6 +224,20 @@ static void test_fault_spec_parsing(void **state)
 	assert_int_equal(storage_close(f), 0);
 }
 
+/* A detail may quote the one before it: err_set's arguments may point
+ * into the buffer it writes (the formatted text is built apart first). */
+static void test_detail_quotes_the_last(void **state)
+{
+	(void)state;
+	assert_int_equal(err_set(WD_EIO, "first cause %d", 7), WD_EIO);
+	assert_int_equal(err_set(WD_ENOSPC, "second (%s), again (%s)", wd_last_error(),
+				 wd_last_error()), WD_ENOSPC);
+	assert_string_equal(wd_last_error(), "second (first cause 7), again (first cause 7)");
+	assert_int_equal(err_wrap(WD_EIO, "outer"), WD_EIO);
+	assert_string_equal(wd_last_error(),
+			    "outer: second (first cause 7), again (first cause 7)");
+}
+
 /* Every error code has its own message; unknown codes say so. */
 static void test_every_error_has_a_message(void **state)
 {
@@ -405,6 +419,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_os_errors_name_the_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_spec_parsing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_error_has_a_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_detail_quotes_the_last, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trace_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_point_fires_on_nth_hit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unfired_crash_point_is_harmless, setup, teardown),
