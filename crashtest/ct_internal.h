@@ -225,6 +225,8 @@ struct ct_run {
 				* are stamped with the calls made since */
 	char error[512];       /* the first failure */
 	atomic_bool failed;
+	char own_error[512];   /* the first one no injected error explains */
+	atomic_bool own_failed;
 };
 
 /* A transaction as the recorder follows it (README "Protocols" P2). */
@@ -268,7 +270,8 @@ int ct_abort(ct_txn *t) WD_MUST_CHECK;  /* ends t */
 void ct_leave_open(ct_txn *t);
 /* wd_checkpoint, counted (and the WAL scanned first with describe). */
 int ct_checkpoint(ct_run *r) WD_MUST_CHECK;
-/* Records the first failure of the workload (what, rc) and returns rc. */
+/* Records the first failure of the workload (what, rc) and returns rc;
+ * and the first one no injected I/O error explains (own_error, I11). */
 int ct_fail(ct_run *r, const char *what, int rc);
 /* ct_fail, and ends t (rolled back if it is still open): a workload that
  * gives up on a transaction must not leave it holding row locks that
@@ -446,6 +449,10 @@ void ct_ioerr_arm(ct_run *r, const ct_trigger *t, uint64_t io0);
  * panic, frees space (enospc); true when rc follows the injected error
  * (the caller then ends the transaction as an application would). */
 bool ct_ioerr_on_error(ct_run *r, const char *what, int rc);
+/* Whether the calling thread's last ct_ioerr_on_error found its error
+ * explained by an injected one (also a --inject fault that fired); reading
+ * it clears it. ct_fail takes it (README I11). */
+bool ct_ioerr_explained(void);
 /* The recorder, before each REQ: reports the error once it has fired. */
 void ct_ioerr_notice(ct_run *r);
 /* Where path lies for the database in dir: CT_WAL_SEGMENT (a file of
@@ -453,9 +460,10 @@ void ct_ioerr_notice(ct_run *r);
  * there, or DIR/wal itself), CT_WAL_NONE. */
 uint8_t ct_wal_class(const char *dir, const char *path);
 /* The child after the workload returned rc: returns if the error never
- * fired; else goes on (commits again), reports IOEND and _exits as a
- * crash (ST_CRASH_EXIT_CODE), or with an ERROR when it cannot commit
- * again once space returned. */
+ * fired; else ends with an ERROR if the workload failed by itself (I11),
+ * or goes on (commits again), reports IOEND and _exits as a crash
+ * (ST_CRASH_EXIT_CODE), or with an ERROR when it cannot commit again once
+ * space returned. */
 void ct_ioerr_finish(ct_run *r, int rc);
 
 /* The driver: takes IOFAULT, PANIC, IOEND (0, or -1 if malformed). */

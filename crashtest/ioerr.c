@@ -233,15 +233,32 @@ void ct_ioerr_arm(ct_run *r, const ct_trigger *t, uint64_t io0)
 		io.watching = pthread_create(&io.watchdog, NULL, watchdog_main, r) == 0;
 }
 
+/* Whether this thread's last failed engine call followed an injected
+ * error (ct_ioerr_explained takes it). */
+static _Thread_local bool explained;
+
+bool ct_ioerr_explained(void)
+{
+	bool e = explained;
+	explained = false;
+	return e;
+}
+
 bool ct_ioerr_on_error(ct_run *r, const char *what, int rc)
 {
 	struct ct_ioerr_child *io = r->io;
 	bool expected = false;
-	if (!io || rc == 0)
+	explained = false;
+	if (rc == 0)
 		return false;
+	if (!io) { /* the tests' injected faults (--inject): blamed, no more */
+		explained = storage_fault_fired() > 0;
+		return false;
+	}
 	ct_ioerr_notice(r);
 	if (!atomic_load(&io->noticed))
 		return false; /* not ours: the workload's own failure */
+	explained = true;
 	if (rc == WD_EPANIC && atomic_compare_exchange_strong(&io->panicked, &expected, true)) {
 		ct_buf b = {0};
 		char msg[600];
@@ -346,6 +363,14 @@ void ct_ioerr_finish(ct_run *r, int rc)
 	if (!atomic_load(&io->noticed)) {
 		storage_fault_clear(); /* never fired: the state ran to its end */
 		return;
+	}
+	if (atomic_load(&r->own_failed)) { /* I11: not the error's doing */
+		char msg[sizeof r->own_error + 64];
+		snprintf(msg, sizeof msg, "after the injected error, a failure of its own: %s",
+			 r->own_error);
+		ct_put_str(&b, msg);
+		ct_send_stamped(r, CT_M_ERROR, &b);
+		_exit(4);
 	}
 	if (io->err == CT_IOERR_ENOSPC)
 		free_space(r);

@@ -27,10 +27,14 @@
 
 int ct_fail(ct_run *r, const char *what, int rc)
 {
-	bool expected = false;
+	bool expected = false, own = !ct_ioerr_explained();
 	if (atomic_compare_exchange_strong(&r->failed, &expected, true))
 		snprintf(r->error, sizeof r->error, "%s: %s (%s)", what, wd_strerror(rc),
 			 wd_last_error());
+	expected = false;
+	if (own && atomic_compare_exchange_strong(&r->own_failed, &expected, true))
+		snprintf(r->own_error, sizeof r->own_error, "%s: %s (%s)", what,
+			 wd_strerror(rc), wd_last_error());
 	return rc;
 }
 

@@ -225,7 +225,7 @@ static void workload_child(void *arg, int fd)
 		ct_fail(&r, "wd_close", rc);
 	/* a failed I/O call the campaign injected ends the workload as the
 	 * panic state would end a server: a crash, not the workload's fault */
-	if (rc != 0 && a->io_faults && storage_fault_fired() > 0)
+	if (rc != 0 && a->io_faults && storage_fault_fired() > 0 && !atomic_load(&r.own_failed))
 		_exit(ST_CRASH_EXIT_CODE);
 	ct_ioerr_finish(&r, rc); /* returns only if no I/O error fired */
 	if (rc != 0)

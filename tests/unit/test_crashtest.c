@@ -616,6 +616,44 @@ static void planted_bad_read(void)
 	free(dir);
 }
 
+/*
+ * The same plant in eio-once states of bank (one thread), the error
+ * injected at each of the run's first 80 I/O calls: where the engine
+ * absorbed the error and the workload went on to its failed read, the
+ * failure is the workload's own (I11) and the state CHILD-ERROR. Blamed
+ * on the injected error, the child would go on as after an engine
+ * failure and the state would pass.
+ */
+static void planted_bad_read_after_eio(void)
+{
+	char *dir = tu_tmpdir("ct-badread-eio");
+	ct_config c = config("bank", CT_FAULTS_ALL, 1, dir);
+	unsigned own = 0, child_errors = 0;
+	c.plant = CT_PLANT_BAD_READ;
+	c.threads = 1;
+	for (unsigned k = 1; k <= 80; k++) {
+		char trig[32];
+		ct_spec spec;
+		ct_trigger t;
+		ct_result r;
+		bool has_seed;
+		snprintf(trig, sizeof trig, "eio-once:%u", k);
+		OK(ct_parse_replay("3:0:drop-all", &spec, &has_seed));
+		OK(ct_parse_trigger(trig, &t));
+		OK(ct_replay(&c, &spec, has_seed, &t, &r));
+		if (strstr(r.detail, "planted damage") && r.verdict != CT_CHILD_ERROR)
+			fail_msg("%s: %s", trig, r.detail);
+		own += strstr(r.detail, "a failure of its own") != NULL;
+		child_errors += r.verdict == CT_CHILD_ERROR;
+		ct_result_free(&r);
+	}
+	print_message("bank, a failed read after eio-once at calls 1-80: %u CHILD-ERROR, "
+		      "%u after an absorbed error\n", child_errors, own);
+	assert_true(own > 0);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 static void test_planted_faults(void **state)
 {
 	(void)state;
@@ -637,6 +675,7 @@ static void test_planted_faults(void **state)
 			 CT_PARTIAL, NULL);
 	/* a read that fails while its transaction holds row locks */
 	planted_bad_read();
+	planted_bad_read_after_eio();
 }
 
 /* --max-failures: a campaign that fails from its first states stops taking
