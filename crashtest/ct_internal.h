@@ -199,6 +199,10 @@ typedef struct ct_workload {
 const ct_workload *ct_workload_find(const char *name);
 extern const ct_workload ct_wl_det, ct_wl_random, ct_wl_bank, ct_wl_ring;
 
+/* What wd_open says of a database whose creation never finished
+ * (txn/db.c read_control): the one refusal rule O1 accepts. */
+#define CT_UNFINISHED_CREATION "the creation of this database never finished"
+
 /* State of the workload in its child (one per process). */
 struct ct_run {
 	const ct_workload *wl;

@@ -308,7 +308,7 @@ static uint64_t go_on(ct_run *r, bool *uncreated)
 		/* A database whose creation failed is refused by the next open
 		 * until its directory is removed (txn/README.md P1 step 3; the
 		 * error says so): README "I/O errors", like O1. */
-		if (!r->db && strstr(r->error, "never finished")) {
+		if (!r->db && strstr(r->error, CT_UNFINISHED_CREATION)) {
 			*uncreated = true;
 			return 0;
 		}

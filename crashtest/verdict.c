@@ -601,9 +601,12 @@ ct_verdict ct_judge(ct_judge_in *in, size_t max_lines, char **detail)
 			in->h->error ? in->h->error : "(no message)");
 	if (in->h->oracle_rc != 0)
 		problem(&j, CT_CHILD_ERROR, "the LMDB oracle failed");
-	if (!rec->opened && !in->h->ready && rec->refused) {
-		/* O1: the crash came before the database was created: refusing it
-		 * with a clear error is right (txn/README.md P1) */
+	if (!rec->opened && !in->h->ready && rec->refused && in->base->n == 0 &&
+	    rec->open_error && strstr(rec->open_error, CT_UNFINISHED_CREATION)) {
+		/* O1: the crash came before the database was created (a workload
+		 * with no base: bank's and ring's were closed cleanly before):
+		 * refusing it with this clear error is right (txn/README.md P1
+		 * step 3); any other refusal is NO-RECOVERY */
 		say(&j, "OK: the crash came before the database's creation finished; the open "
 		    "refused it with a clear error: %s", rec->open_error ? rec->open_error : "");
 	} else if (!rec->opened) {

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "crashtest/ct_internal.h"
+#include "recovery/control.h"
 #include "tests/lib/dbtest.h"
 #include "tests/lib/testutil.h"
 
@@ -291,16 +292,36 @@ static void test_verdict_corrupt_and_recovery(void **state)
 	value_of("a", 100, 2, 80, f.rec.rows.kv[1].v); /* "b" holds bytes made for "a" */
 	expect(&f, CT_SILENT_CORRUPT, "t/'b'");
 	fx_free(&f);
-	/* the open failed: NO-RECOVERY, unless the database never got created */
-	for (int ready = 0; ready < 2; ready++) {
-		fx_init(&f, NULL, 0);
+	/* the open failed: NO-RECOVERY, unless the database never got created
+	 * and the open says so (O1); any other refusal, or one of a database
+	 * that had a base, is NO-RECOVERY even before READY */
+	for (int c = 0; c < 4; c++) {
+		static const struct cw base[] = {{"z", 1, 60, false}};
+		bool ready = c == 1, other = c == 2, has_base = c == 3;
+		fx_init(&f, base, has_base ? 1 : 0);
 		if (ready)
 			take(&f, CT_M_READY, &(ct_buf){0});
 		f.rec.opened = false;
 		f.rec.refused = true;
-		f.rec.open_error = strdup("wd_open: data corrupted on disk (control)");
-		expect(&f, ready ? CT_NO_RECOVERY : CT_OK, "wd_open");
+		f.rec.open_error = strdup(other ? "wd_open: data corrupted on disk (control: "
+					  "checksum mismatch)"
+					: "wd_open: data corrupted on disk (db: the creation of this "
+					  "database never finished (control file without a "
+					  "catalog); remove the directory and create it again)");
+		expect(&f, c == 0 ? CT_OK : CT_NO_RECOVERY, "wd_open");
 		fx_free(&f);
+	}
+	/* O1's text is what wd_open says of a creation that never finished */
+	{
+		char *d = tu_tmpdir("ct-unfinished");
+		wd_options o;
+		wd_db *db;
+		wd_options_default(&o);
+		OK(control_create(d, o.page_size, NULL));
+		EXPECT(wd_open(d, &o, &db), WD_ECORRUPT);
+		assert_non_null(strstr(wd_last_error(), CT_UNFINISHED_CREATION));
+		tu_rmrf(d);
+		free(d);
 	}
 	/* a check failed: STRUCT */
 	fx_init(&f, NULL, 0);
