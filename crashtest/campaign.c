@@ -554,6 +554,9 @@ static void collect(struct campaign *cp, ct_reader *rd, int n, bool tty)
 				if (kind == JOB_RESULT) {
 					if (get_result(body, len, &r))
 						record(cp, &r);
+					else if (!cp->err)
+						cp->err = err_set(WD_EIO, "crashtest job %d: a result "
+								  "that does not parse", i);
 					ct_result_free(&r);
 				}
 				if (kind == JOB_ERROR && !cp->err) {
@@ -658,9 +661,19 @@ int ct_campaign_run(const ct_config *c, ct_summary *s)
 	}
 	started = start_jobs(&cp, rd, pid);
 	collect(&cp, rd, started, tty);
-	for (int i = 0; i < started; i++)
-		while (waitpid(pid[i], NULL, 0) < 0 && errno == EINTR)
+	for (int i = 0; i < started; i++) {
+		int status = 0;
+		while (waitpid(pid[i], &status, 0) < 0 && errno == EINTR)
 			;
+		/* a job ends with _exit(0), its failures sent as JOB_ERROR: any
+		 * other end lost the states of the block it had taken */
+		if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && !cp.err)
+			cp.err = err_set(WD_EIO, "crashtest job %d died (%s %d): the states it "
+					 "had taken did not run", i,
+					 WIFSIGNALED(status) ? "signal" : "exit status",
+					 WIFSIGNALED(status) ? WTERMSIG(status)
+							     : WEXITSTATUS(status));
+	}
 	progress(&cp, tty, true);
 	s->profile = su.prof;
 	su.prof = (ct_profile){0};

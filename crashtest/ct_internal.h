@@ -380,6 +380,7 @@ typedef struct ct_history {
 	ct_profile prof; /* DONE's counters */
 	ct_oracle *oracle;
 	int oracle_rc;   /* first LMDB failure */
+	uint64_t malformed; /* messages that did not parse (none is ignored) */
 	ct_ioseen io;    /* states with an injected I/O error */
 } ct_history;
 
@@ -414,6 +415,7 @@ typedef struct ct_recovered {
 	bool refused;      /* wd_open returned an error (the child lived on) */
 	char *open_error;  /* wd_open's failure, or how the child died */
 	char *struct_msg;  /* the first failed check */
+	uint64_t malformed; /* messages that did not parse */
 	ct_kvset rows;     /* sorted */
 	double open_ms, check_s;
 	uint64_t records, applied, images, losers, undo_steps;

@@ -270,8 +270,8 @@ static int drive_workload(struct wchild *w, ct_history *h, bool *hung, int *err)
 		return 0;
 	}
 	while ((rc = ct_recv(&rd, 1000, &kind, &body, &len)) != 0) {
-		if (rc == 1 && ct_history_take_stamped(h, kind, body, len) != 0 && !h->error)
-			h->error = strdup("a malformed message from the workload child");
+		if (rc == 1 && ct_history_take_stamped(h, kind, body, len) != 0)
+			h->malformed++;
 		if (rc == 1 && w->log)
 			log_msg(w->log, kind, body, len, h->stamp);
 		if (rc == 2 && ct_now_s() - t0 > CHILD_TIMEOUT_S) {
@@ -417,6 +417,9 @@ static void recovery_child(void *arg, int fd)
 		ct_put_u64(&b, rr->images);
 		ct_put_u64(&b, rr->losers);
 		ct_put_u64(&b, rr->undo_steps);
+	} else { /* no report: zeros, so that the message has its length */
+		for (int i = 0; i < 5; i++)
+			ct_put_u64(&b, 0);
 	}
 	(void)ct_send(fd, CT_M_OPENED, &b);
 	ct_buf_free(&b);
@@ -489,7 +492,11 @@ static void take_recovery_msg(ct_recovered *r, uint8_t kind, const uint8_t *body
 	} else if (kind == CT_M_RDONE) {
 		r->complete = ct_get_u8(&c) != 0;
 		r->check_s = ct_get_f64(&c);
+	} else {
+		c.bad = true;
 	}
+	if (c.bad) /* a row dropped, a count lost: the verdict says so */
+		r->malformed++;
 }
 
 /* Runs the recovery child on dir and collects what it says into *r. */
@@ -881,9 +888,8 @@ int ct_state_prefix(ct_job *j, ct_runlog *L, const ct_spec *s, size_t max_lines,
 	t1 = ct_now_s();
 	for (size_t i = 0; i < L->nmsg && L->msg[i].stamp < s->at; i++) /* D1, D2 */
 		if (L->msg[i].kind != CT_M_DONE &&
-		    ct_history_take_stamped(&h, L->msg[i].kind, L->msg[i].body, L->msg[i].len) != 0 &&
-		    !h.error)
-			h.error = strdup("a malformed message from the workload child");
+		    ct_history_take_stamped(&h, L->msg[i].kind, L->msg[i].body, L->msg[i].len) != 0)
+			h.malformed++;
 	rc = storage_sim_materialize_prefix(L->journal, L->io0 + s->at, &o, L->db, crash,
 					    &rep);                 /* M1 */
 	if (rc != 0) {
@@ -954,6 +960,11 @@ int ct_profile_run(const ct_config *c, const ct_workload *wl, const char *dir,
 		rc = err_set(WD_ESTATE, "the %s workload failed on its own, before any crash "
 			     "(%s): %s", wl->name, hung ? "hung" : st,
 			     h.error ? h.error : "no message");
+		goto out;
+	}
+	if (h.malformed) {
+		rc = err_set(WD_ESTATE, "the %s workload's profile run: %llu malformed messages",
+			     wl->name, (unsigned long long)h.malformed);
 		goto out;
 	}
 	*p = h.prof;

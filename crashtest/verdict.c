@@ -601,6 +601,10 @@ ct_verdict ct_judge(ct_judge_in *in, size_t max_lines, char **detail)
 			in->h->error ? in->h->error : "(no message)");
 	if (in->h->oracle_rc != 0)
 		problem(&j, CT_CHILD_ERROR, "the LMDB oracle failed");
+	if (in->h->malformed || rec->malformed) /* what was not read cannot be judged */
+		problem(&j, CT_CHILD_ERROR, "malformed messages: %llu from the workload child, "
+			"%llu from the recovery child", (unsigned long long)in->h->malformed,
+			(unsigned long long)rec->malformed);
 	if (!rec->opened && !in->h->ready && rec->refused && in->base->n == 0 &&
 	    rec->open_error && strstr(rec->open_error, CT_UNFINISHED_CREATION)) {
 		/* O1: the crash came before the database was created (a workload

@@ -23,7 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "crashtest/ct_internal.h"
@@ -327,6 +333,31 @@ static void test_verdict_corrupt_and_recovery(void **state)
 	fx_init(&f, NULL, 0);
 	f.rec.struct_msg = strdup("table t: heap and index disagree");
 	expect(&f, CT_STRUCT, "disagree");
+	fx_free(&f);
+}
+
+/*
+ * A message that does not parse is never ignored. An acknowledgement cut
+ * short (its time missing) would leave its commit in flight, so a lost
+ * row of it would pass; the count the driver keeps of such messages makes
+ * the state CHILD-ERROR. The same for the recovery child's (a row).
+ */
+static void test_verdict_malformed(void **state)
+{
+	struct fixture f;
+	ct_buf b = {0};
+	(void)state;
+	fx_init(&f, NULL, 0);
+	req(&f, 100, true, NOW, W({"a", 1, 80, false}), NULL, 0);
+	ct_put_u64(&b, 100); /* an ACK without its time */
+	assert_int_equal(ct_history_take(&f.h, CT_M_ACK, b.p, b.len), -1);
+	ct_buf_free(&b);
+	f.h.malformed++; /* as drive_workload counts it */
+	expect(&f, CT_CHILD_ERROR, "malformed messages: 1 from the workload child");
+	fx_free(&f);
+	fx_init(&f, NULL, 0);
+	f.rec.malformed = 1;
+	expect(&f, CT_CHILD_ERROR, "0 from the workload child, 1 from the recovery child");
 	fx_free(&f);
 }
 
@@ -761,6 +792,83 @@ static void test_keep_failures(void **state)
 	free(keep);
 }
 
+/* The pids of parent's children (from /proc), up to cap. */
+static int children_of(pid_t parent, pid_t *out, int cap)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+	while (d && n < cap && (e = readdir(d))) {
+		char path[300], buf[512], *rp;
+		FILE *f;
+		size_t len;
+		int ppid;
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		len = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[len] = 0;
+		if ((rp = strrchr(buf, ')')) && sscanf(rp + 1, " %*c %d", &ppid) == 1 &&
+		    ppid == parent)
+			out[n++] = (pid_t)atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/*
+ * A job process that dies takes the states of its block with it: the
+ * campaign fails and names it, instead of summing up the states that did
+ * run as if they were all. The job is the driver's child that has
+ * children (the workload and recovery children); the profile run's child
+ * has none.
+ */
+static void test_job_death(void **state)
+{
+	char *dir = tu_tmpdir("ct-jobdeath"), *errpath = tu_path(dir, "stderr");
+	const char *bin = getenv("WALDEN_BIN") ? getenv("WALDEN_BIN") : "build/release/walden";
+	char text[4096] = "";
+	bool killed = false;
+	int status = 0;
+	pid_t drv;
+	FILE *f;
+	(void)state;
+	assert_true((drv = fork()) >= 0);
+	if (drv == 0) {
+		int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		execl(bin, bin, "crashtest", "--workload", "det", "--minutes", "0.1", "--jobs", "2",
+		      "--quiet", "--dir", dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 1200 && !killed; i++) { /* up to 2 minutes under sanitizers */
+		pid_t c[16], g[4];
+		int n = children_of(drv, c, 16);
+		for (int k = 0; k < n && !killed; k++)
+			if (children_of(c[k], g, 4) > 0)
+				killed = kill(c[k], SIGKILL) == 0;
+		if (!killed)
+			usleep(100000);
+	}
+	while (waitpid(drv, &status, 0) < 0 && errno == EINTR)
+		;
+	assert_non_null(f = fopen(errpath, "r"));
+	text[fread(text, 1, sizeof text - 1, f)] = 0;
+	fclose(f);
+	print_message("a job killed: %s", text);
+	assert_true(killed);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+	assert_non_null(strstr(text, "died (signal 9)"));
+	tu_rmrf(dir);
+	free(errpath);
+	free(dir);
+}
+
 /* ---- the command line ----------------------------------------------------------------- */
 
 static void test_cli(void **state)
@@ -811,6 +919,7 @@ int main(void)
 		cmocka_unit_test(test_verdict_dirty),
 		cmocka_unit_test(test_verdict_corrupt_and_recovery),
 		cmocka_unit_test(test_verdict_async),
+		cmocka_unit_test(test_verdict_malformed),
 		cmocka_unit_test(test_verdict_invariant),
 		cmocka_unit_test(test_det_describe),
 		cmocka_unit_test(test_campaigns),
@@ -819,6 +928,7 @@ int main(void)
 		cmocka_unit_test(test_planted_faults),
 		cmocka_unit_test(test_max_failures),
 		cmocka_unit_test(test_keep_failures),
+		cmocka_unit_test(test_job_death),
 		cmocka_unit_test(test_cli),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
