@@ -830,7 +830,12 @@ int ct_run_record_in(const ct_config *c, const ct_workload *wl, const char *db,
 	h.prof = (ct_profile){0};
 	if ((rc = storage_sim_journal_open(jdir, &L->journal)) != 0)
 		goto out;
-	L->n_io = L->ok ? L->prof.io_calls : storage_sim_journal_last_io(L->journal) - L->io0;
+	if (L->ok) {
+		L->n_io = L->prof.io_calls;
+	} else { /* a run that journaled nothing after START has made no call */
+		uint64_t last = storage_sim_journal_last_io(L->journal);
+		L->n_io = last > L->io0 ? last - L->io0 : 0;
+	}
 	if (!L->ok && L->nmsg && L->msg[L->nmsg - 1].stamp > L->n_io)
 		L->n_io = L->msg[L->nmsg - 1].stamp;
 out:
