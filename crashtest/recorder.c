@@ -129,6 +129,8 @@ int ct_begin(ct_run *r, ct_txn *t, bool sync)
 	/* the planted fault: a commit reported as durable is not */
 	if ((!sync || r->plant == CT_PLANT_ACK_UNDURABLE) &&
 	    (rc = wd_txn_set_synchronous(t->x, 0)) != 0) {
+		/* a panicked database refuses it too (I11: explained) */
+		(void)ct_ioerr_on_error(r, "wd_txn_set_synchronous", rc);
 		(void)wd_abort(t->x); /* t is not begun: the caller fails */
 		t->x = NULL;
 	}
