@@ -281,6 +281,10 @@ int ct_fail(ct_run *r, const char *what, int rc);
  * gives up on a transaction must not leave it holding row locks that
  * other threads would wait on for ever (README "Invariants", I10). */
 int ct_give_up(ct_txn *t, const char *what, int rc);
+/* Ends the workload child with ERROR (msg), stamped like every workload
+ * message (I9: the driver reads the stamp first, and a recorded run dates
+ * the failure by it), and exit status 4. */
+_Noreturn void ct_child_error(ct_run *r, const char *msg);
 /* Runs fn(r, thread) on r->threads threads and returns the first error. */
 int ct_run_threads(ct_run *r, int (*fn)(ct_run *r, int thread));
 

@@ -276,12 +276,9 @@ bool ct_ioerr_on_error(ct_run *r, const char *what, int rc)
 static _Noreturn void no_resume(ct_run *r, const char *what, int rc)
 {
 	char msg[700];
-	ct_buf b = {0};
 	snprintf(msg, sizeof msg, "no commit once space returned (DESIGN.md section 6): %s: "
 		 "%s (%s)", what, wd_strerror(rc), wd_last_error());
-	ct_put_str(&b, msg);
-	ct_send_stamped(r, CT_M_ERROR, &b);
-	_exit(4);
+	ct_child_error(r, msg);
 }
 
 /* A failure while going on: enospc must not fail once space is back; eio
@@ -368,9 +365,7 @@ void ct_ioerr_finish(ct_run *r, int rc)
 		char msg[sizeof r->own_error + 64];
 		snprintf(msg, sizeof msg, "after the injected error, a failure of its own: %s",
 			 r->own_error);
-		ct_put_str(&b, msg);
-		ct_send_stamped(r, CT_M_ERROR, &b);
-		_exit(4);
+		ct_child_error(r, msg);
 	}
 	if (io->err == CT_IOERR_ENOSPC)
 		free_space(r);

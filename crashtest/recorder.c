@@ -6,8 +6,8 @@
  * the DONE message with what the workload did; the WAL scan of
  * `--describe`. Entry points: ct_begin, ct_put, ct_del, ct_get,
  * ct_savepoint, ct_rollback_to, ct_commit, ct_abort, ct_leave_open,
- * ct_checkpoint, ct_fail, ct_give_up, ct_run_threads, ct_run_open,
- * ct_run_done, ct_walscan_step. README "Protocols" P2, steps W1-W4;
+ * ct_checkpoint, ct_fail, ct_give_up, ct_child_error, ct_run_threads,
+ * ct_run_open, ct_run_done, ct_walscan_step. README "Protocols" P2, steps W1-W4;
  * after an injected I/O error each failed call goes to ioerr.c (README
  * "I/O errors", P4 step 2).
  */
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crashtest/ct_internal.h"
 #include "recovery/control.h"
@@ -39,6 +40,14 @@ int ct_fail(ct_run *r, const char *what, int rc)
 }
 
 static void send_id(ct_run *r, uint8_t kind, uint64_t id);
+
+_Noreturn void ct_child_error(ct_run *r, const char *msg)
+{
+	ct_buf b = {0};
+	ct_put_str(&b, msg);
+	ct_send_stamped(r, CT_M_ERROR, &b);
+	_exit(4);
+}
 
 /*
  * Sends one message stamped with the I/O calls made so far (README
@@ -408,9 +417,8 @@ int ct_abort(ct_txn *t)
 int ct_give_up(ct_txn *t, const char *what, int rc)
 {
 	(void)ct_fail(t->r, what, rc);
-	if (t->x && wd_abort(t->x) == 0) /* else the run has failed anyway */
-		send_id(t->r, CT_M_ABORT, t->id);
-	t->x = NULL;
+	if (t->x)
+		end_failed(t);
 	free_txn(t);
 	return rc;
 }

@@ -169,16 +169,6 @@ struct wchild {
 	struct ct_runlog *log;  /* keep every message (a recorded run) */
 };
 
-/* ERROR, stamped like every workload message (I9): the driver reads the
- * stamp first, and in a recorded run dates the failure by it. */
-static _Noreturn void child_error(ct_run *r, const char *msg)
-{
-	ct_buf b = {0};
-	ct_put_str(&b, msg);
-	ct_send_stamped(r, CT_M_ERROR, &b);
-	_exit(4);
-}
-
 /* W0-W4: sim on, trigger armed, the workload, DONE. Dies at the trigger. */
 static void workload_child(void *arg, int fd)
 {
@@ -196,10 +186,10 @@ static void workload_child(void *arg, int fd)
 	if (!a->wl->threaded)
 		r.threads = 1;
 	if (!hits0)
-		child_error(&r, "out of memory");
+		ct_child_error(&r, "out of memory");
 	if (a->jdir && (rc = storage_sim_start(a->jdir)) != 0) {
 		snprintf(msg, sizeof msg, "storage_sim_start: %s", wd_last_error());
-		child_error(&r, msg);
+		ct_child_error(&r, msg);
 	}
 	for (size_t i = 0; i < ct_point_count(); i++)
 		hits0[i] = storage_crash_hits(ct_point_name(i));
@@ -216,7 +206,7 @@ static void workload_child(void *arg, int fd)
 		storage_crash_arm_io(io0 + a->trig->n);
 	if (a->io_faults && (rc = storage_fault_parse(a->io_faults)) != 0) {
 		snprintf(msg, sizeof msg, "injected faults: %s", wd_last_error());
-		child_error(&r, msg);
+		ct_child_error(&r, msg);
 	}
 	rc = ct_run_open(&r);
 	if (rc == 0)
@@ -229,9 +219,9 @@ static void workload_child(void *arg, int fd)
 		_exit(ST_CRASH_EXIT_CODE);
 	ct_ioerr_finish(&r, rc); /* returns only if no I/O error fired */
 	if (rc != 0)
-		child_error(&r, r.error[0] ? r.error : wd_last_error());
+		ct_child_error(&r, r.error[0] ? r.error : wd_last_error());
 	if (ct_run_done(&r, hits0, io0) != 0)
-		child_error(&r, r.error);
+		ct_child_error(&r, r.error);
 	_exit(0); /* the end of the workload is a crash too: no wd_close */
 }
 

@@ -27,9 +27,9 @@
  * list, in one LMDB transaction. An asynchronous commit stays pending
  * (group 0) until the thread's next commit that changed something, which
  * is always durable (group 1) and, once acknowledged, settles both; a
- * commit that changed nothing flushes nothing and settles nothing. So after a crash each
- * thread's pending groups may have landed as a prefix: none, the first,
- * or both - never a part of one.
+ * commit that changed nothing flushes nothing and settles nothing. So
+ * after a crash each thread's pending groups may have landed as a prefix:
+ * none, the first, or both - never a part of one.
  *
  * Scale: WALDEN_TEST_SCALE (default 1, 0.2 under ASan, where only the
  * first hit of each point is tried). WALDEN_TEST_SEED changes the seed
