@@ -127,7 +127,19 @@ typedef enum ct_plant {
 	CT_PLANT_BAD_READ,      /* the workload child's 20th read reports its
 				 * value damaged (WD_ECORRUPT) while its
 				 * transaction holds row locks */
+	CT_PLANT_STALL,         /* the workload child, after START, waits
+				 * CT_PLANT_STALL_S in silence before its
+				 * work */
+	CT_PLANT_CHATTER,       /* the workload child, after START, sends
+				 * START again every 10 ms for
+				 * CT_PLANT_STALL_S before its work */
+	CT_PLANT_CHATTER_RECOVERY, /* the recovery child does the same
+				    * with STRUCT before wd_open */
+	CT_PLANT_FOREIGN_JOURNAL, /* the workload child overwrites its
+				   * power-loss journal's magic */
 } ct_plant;
+
+#define CT_PLANT_STALL_S 90 /* the stall and chatter plants' length, s */
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -160,6 +172,9 @@ typedef struct ct_config {
 	bool no_full_page_writes; /* the workload runs with full_page_writes
 				   * off (no torn writes then) */
 	ct_plant plant;        /* tests only */
+	/* tests only: a workload or recovery child alive this long is hung
+	 * and killed (0: 120 s) */
+	double child_timeout_s;
 	/* tests only: a WALDEN_FAULT spec (storage/storage.h) armed in each
 	 * state's workload child (not the profile run); a workload that then
 	 * fails ends as a crash (the panic state), not CHILD-ERROR */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +28,12 @@
 #include "txn/db.h"
 
 #define CHILD_TIMEOUT_S 120.0 /* a child that takes longer is hung */
+
+/* A child's time limit: its own (ct_config.child_timeout_s), else the default. */
+static double child_limit(double own)
+{
+	return own > 0 ? own : CHILD_TIMEOUT_S;
+}
 
 /* ---- files --------------------------------------------------------------------- */
 
@@ -108,17 +115,21 @@ int ct_copy_tree(const char *src, const char *dst)
 /*
  * Forks fn(arg, write end of a pipe) and returns the read end in *rfd.
  * Called by single-threaded processes only (I6): the child may then use
- * malloc, stdio and the engine freely.
+ * malloc, stdio and the engine freely. The child dies with its parent
+ * (I13): it holds a copy of the job's result pipe, and an orphan that
+ * hung would keep the driver waiting on that pipe for ever.
  */
 static pid_t spawn(void (*fn)(void *arg, int fd), void *arg, int *rfd)
 {
 	int p[2];
-	pid_t pid;
+	pid_t pid, parent = getpid();
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return err_errno(errno, "crashtest: pipe");
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(1); /* the parent is gone already: no one reads */
 		close(p[0]);
 		setenv("WALDEN_CRASH_QUIET", "1", 1);
 		fn(arg, p[1]);
@@ -167,7 +178,42 @@ struct wchild {
 	bool prepare, describe;
 	bool log_hits;          /* note where each crash point hit falls */
 	struct ct_runlog *log;  /* keep every message (a recorded run) */
+	double timeout_s;       /* hung after this long (0: CHILD_TIMEOUT_S) */
 };
+
+/* The planted stalls (README "Planted faults"): CT_PLANT_STALL_S seconds
+ * of silence, or of one message every 10 ms (send it, kind: START or
+ * STRUCT), as a child stuck in a loop would. */
+static void plant_stall(bool chatty, void (*send)(void *arg), void *arg)
+{
+	const struct timespec tick = {0, 10 * 1000000L};
+	double t0 = ct_now_s();
+	while (ct_now_s() - t0 < CT_PLANT_STALL_S) {
+		if (chatty)
+			send(arg);
+		nanosleep(&tick, NULL);
+	}
+}
+
+static void send_start(void *arg)
+{
+	ct_run_start(arg);
+}
+
+/* CT_PLANT_FOREIGN_JOURNAL: the journal's magic overwritten, so that the
+ * materialiser refuses it (not a journal). */
+static void plant_foreign_journal(ct_run *r, const char *jdir)
+{
+	char *path;
+	int fd;
+	if (asprintf(&path, "%s/journal", jdir) < 0)
+		abort();
+	fd = open(path, O_WRONLY);
+	free(path);
+	if (fd < 0 || pwrite(fd, "FOREIGN!", 8, 0) != 8)
+		ct_child_error(r, "the planted foreign journal: cannot write it");
+	close(fd);
+}
 
 /* W0-W4: sim on, trigger armed, the workload, DONE. Dies at the trigger. */
 static void workload_child(void *arg, int fd)
@@ -191,11 +237,15 @@ static void workload_child(void *arg, int fd)
 		snprintf(msg, sizeof msg, "storage_sim_start: %s", wd_last_error());
 		ct_child_error(&r, msg);
 	}
+	if (a->jdir && a->plant == CT_PLANT_FOREIGN_JOURNAL)
+		plant_foreign_journal(&r, a->jdir);
 	for (size_t i = 0; i < ct_point_count(); i++)
 		hits0[i] = storage_crash_hits(ct_point_name(i));
 	io0 = storage_io_count();
 	r.io0 = io0;
 	ct_run_start(&r);
+	if (a->plant == CT_PLANT_STALL || a->plant == CT_PLANT_CHATTER)
+		plant_stall(a->plant == CT_PLANT_CHATTER, send_start, &r);
 	if (a->log_hits)
 		ct_run_log_hits(&r);
 	if (a->trig && a->trig->kind == CT_TRIG_POINT)
@@ -243,7 +293,8 @@ static void log_msg(ct_runlog *L, uint8_t kind, const uint8_t *body, size_t len,
 }
 
 /* Reads the workload child's messages into h until it ends. *hung: it
- * outlived CHILD_TIMEOUT_S and was killed. Returns the wait status. */
+ * outlived its time limit and was killed, whether it went silent or kept
+ * sending. Returns the wait status. */
 static int drive_workload(struct wchild *w, ct_history *h, bool *hung, int *err)
 {
 	ct_reader rd = {0};
@@ -264,7 +315,7 @@ static int drive_workload(struct wchild *w, ct_history *h, bool *hung, int *err)
 			h->malformed++;
 		if (rc == 1 && w->log)
 			log_msg(w->log, kind, body, len, h->stamp);
-		if (rc == 2 && ct_now_s() - t0 > CHILD_TIMEOUT_S) {
+		if (ct_now_s() - t0 > child_limit(w->timeout_s)) {
 			*hung = true;
 			break;
 		}
@@ -284,6 +335,7 @@ struct rchild {
 	ct_plant plant;
 	ct_check_fn full_check;
 	bool no_fpw; /* full_page_writes off */
+	double timeout_s; /* hung after this long (0: CHILD_TIMEOUT_S) */
 };
 
 struct dump {
@@ -306,6 +358,11 @@ static void send_text(int fd, uint8_t kind, const char *fmt, ...)
 	ct_put_str(&b, msg);
 	(void)ct_send(fd, kind, &b);
 	ct_buf_free(&b);
+}
+
+static void send_chatter(void *arg)
+{
+	send_text(*(int *)arg, CT_M_STRUCT, "planted chatter");
 }
 
 /* One row to the driver, with the planted faults of the recovery side. */
@@ -393,6 +450,8 @@ static void recovery_child(void *arg, int fd)
 	a->wl->options(&o);
 	if (a->no_fpw)
 		o.full_page_writes = 0;
+	if (a->plant == CT_PLANT_CHATTER_RECOVERY)
+		plant_stall(true, send_chatter, &fd);
 	if ((rc = wd_open(a->dir, &o, &db)) != 0) {
 		ct_put_u32(&b, (uint32_t)-rc);
 		ct_put_str(&b, wd_last_error());
@@ -506,7 +565,7 @@ static int drive_recovery(const struct rchild *a, ct_recovered *r)
 	while ((rc = ct_recv(&rd, 1000, &kind, &body, &len)) != 0) {
 		if (rc == 1)
 			take_recovery_msg(r, kind, body, len);
-		if (rc == 2 && ct_now_s() - t0 > CHILD_TIMEOUT_S) {
+		if (ct_now_s() - t0 > child_limit(a->timeout_s)) {
 			hung = true;
 			break;
 		}
@@ -599,18 +658,18 @@ static const st_sim_mode sim_modes[CT_NRES] = {
 	[CT_RES_RANDOM] = ST_SIM_RANDOM, [CT_RES_TORN] = ST_SIM_TORN,
 };
 
-/* M1: the crash state of a power loss, from the journal. */
-static int materialise(ct_job *j, const ct_spec *s, ct_result *r, char *err, size_t cap)
+/* M1: the crash state of a power loss, from the journal. A failure is
+ * the harness's (the files never got the power loss): no verdict. */
+static int materialise(ct_job *j, const ct_spec *s, ct_result *r)
 {
 	st_sim_opts o = {.mode = sim_modes[s->res], .seed = s->res_seed,
 			 .sector_bytes = s->res == CT_RES_TORN ? j->c->tear_bytes : 512};
 	st_sim_report rep;
 	int rc;
 	rc = storage_sim_materialize(j->jdir, &o, &rep);
-	if (rc != 0) {
-		snprintf(err, cap, "materialising the power loss: %s", wd_last_error());
-		return rc;
-	}
+	if (rc != 0)
+		return err_set(rc, "crashtest: materialising the power loss: %s",
+			       wd_last_error());
 	r->data_kept = rep.data_kept;
 	r->data_dropped = rep.data_dropped;
 	r->data_torn = rep.data_torn;
@@ -696,9 +755,10 @@ int ct_state_run(ct_job *j, const ct_spec *s, size_t max_lines, ct_result *r)
 	struct wchild w = {.wl = j->wl, .dir = j->db, .jdir = power ? j->jdir : NULL,
 			   .seed = s->seed, .threads = j->c->threads, .plant = j->c->plant,
 			   .io_faults = j->c->io_faults, .no_fpw = j->c->no_full_page_writes,
-			   .trig = &s->trig};
+			   .trig = &s->trig, .timeout_s = j->c->child_timeout_s};
 	struct rchild rc_arg = {.wl = j->wl, .plant = j->c->plant, .full_check = j->c->full_check,
-				.no_fpw = j->c->no_full_page_writes};
+				.no_fpw = j->c->no_full_page_writes,
+				.timeout_s = j->c->child_timeout_s};
 	ct_recovered rec = {0};
 	ct_history h;
 	char err[700] = "";
@@ -723,9 +783,8 @@ int ct_state_run(ct_job *j, const ct_spec *s, size_t max_lines, ct_result *r)
 	}
 	t1 = ct_now_s();
 	ok = workload_ended_well(status, hung, &h, &r->fired, err, sizeof err);
-	if (power && materialise(j, s, r, err + strlen(err),           /* M1 */
-				 sizeof err - strlen(err)) != 0)
-		ok = false;
+	if (power && (rc = materialise(j, s, r)) != 0)                 /* M1 */
+		goto out;
 	t2 = ct_now_s();
 	rc_arg.dir = j->db;
 	if (j->c->keep_dir) { /* recover a copy: the crash state stays for K1 */
@@ -784,7 +843,8 @@ int ct_run_record_in(const ct_config *c, const ct_workload *wl, const char *db,
 {
 	struct wchild w = {.wl = wl, .dir = db, .jdir = jdir, .seed = c->seed,
 			   .threads = c->threads, .plant = c->plant, .log_hits = true,
-			   .log = L, .no_fpw = c->no_full_page_writes};
+			   .log = L, .no_fpw = c->no_full_page_writes,
+			   .timeout_s = c->child_timeout_s};
 	ct_history h;
 	char err[700] = "";
 	double t0 = ct_now_s();
@@ -858,7 +918,8 @@ int ct_state_prefix(ct_job *j, ct_runlog *L, const ct_spec *s, size_t max_lines,
 {
 	const char *crash = j->c->keep_dir ? j->crash : j->rec;
 	struct rchild ra = {.wl = j->wl, .dir = j->rec, .plant = j->c->plant,
-			    .full_check = j->c->full_check, .no_fpw = j->c->no_full_page_writes};
+			    .full_check = j->c->full_check, .no_fpw = j->c->no_full_page_writes,
+			    .timeout_s = j->c->child_timeout_s};
 	st_sim_opts o = {.mode = s->res == CT_RES_KILL ? ST_SIM_KEEP_ALL : sim_modes[s->res],
 			 .seed = s->res_seed,
 			 .sector_bytes = s->res == CT_RES_TORN ? j->c->tear_bytes : 512};

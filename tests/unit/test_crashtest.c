@@ -13,6 +13,10 @@
  *    failing state's files are kept with the line that replays it;
  *  - --max-failures stops a failing campaign early; --no-full-page-writes
  *    campaigns pass and refuse torn writes;
+ *  - the harness's own limits: a job that dies fails the campaign, also
+ *    while its child stalls; a child that keeps sending past its time
+ *    limit is killed as hung; a journal that does not load fails the
+ *    campaign instead of giving a verdict;
  *  - the command line: help, usage errors, a run.
  */
 #define _GNU_SOURCE
@@ -820,6 +824,22 @@ static int children_of(pid_t parent, pid_t *out, int cap)
 	return n;
 }
 
+/* SIGKILLs a job of the campaign driver drv: its child that has children
+ * of its own (a workload or recovery child), waiting for one up to 2
+ * minutes (sanitizers). Returns whether it killed one. */
+static bool kill_a_job(pid_t drv)
+{
+	for (int i = 0; i < 1200; i++) {
+		pid_t c[16], g[4];
+		int n = children_of(drv, c, 16);
+		for (int k = 0; k < n; k++)
+			if (children_of(c[k], g, 4) > 0 && kill(c[k], SIGKILL) == 0)
+				return true;
+		usleep(100000);
+	}
+	return false;
+}
+
 /*
  * A job process that dies takes the states of its block with it: the
  * campaign fails and names it, instead of summing up the states that did
@@ -832,7 +852,7 @@ static void test_job_death(void **state)
 	char *dir = tu_tmpdir("ct-jobdeath"), *errpath = tu_path(dir, "stderr");
 	const char *bin = getenv("WALDEN_BIN") ? getenv("WALDEN_BIN") : "build/release/walden";
 	char text[4096] = "";
-	bool killed = false;
+	bool killed;
 	int status = 0;
 	pid_t drv;
 	FILE *f;
@@ -846,15 +866,7 @@ static void test_job_death(void **state)
 		      "--quiet", "--dir", dir, (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 1200 && !killed; i++) { /* up to 2 minutes under sanitizers */
-		pid_t c[16], g[4];
-		int n = children_of(drv, c, 16);
-		for (int k = 0; k < n && !killed; k++)
-			if (children_of(c[k], g, 4) > 0)
-				killed = kill(c[k], SIGKILL) == 0;
-		if (!killed)
-			usleep(100000);
-	}
+	killed = kill_a_job(drv);
 	while (waitpid(drv, &status, 0) < 0 && errno == EINTR)
 		;
 	assert_non_null(f = fopen(errpath, "r"));
@@ -863,6 +875,128 @@ static void test_job_death(void **state)
 	print_message("a job killed: %s", text);
 	assert_true(killed);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+	assert_non_null(strstr(text, "died (signal 9)"));
+	tu_rmrf(dir);
+	free(errpath);
+	free(dir);
+}
+
+/* ---- the harness's own limits ------------------------------------------------------ */
+
+/* One state of det (kill) with a planted stall and a limit of 2 s: its
+ * verdict must be want and its detail must say what hung. */
+static void stalled_state(ct_plant plant, ct_verdict want, const char *says)
+{
+	char *dir = tu_tmpdir("ct-stall");
+	ct_config c = config("det", 1u << CT_KILL, 1, dir);
+	ct_summary s;
+	c.plant = plant;
+	c.child_timeout_s = 2;
+	OK(ct_campaign_run(&c, &s));
+	print_message("det, planted fault %d: %llu of %llu states fail: %s\n", (int)plant,
+		      (unsigned long long)s.failed, (unsigned long long)s.states,
+		      s.nviol ? s.viol[0].first : "");
+	assert_int_equal(s.failed, 1);
+	assert_int_equal(s.by_verdict[want], 1);
+	assert_non_null(strstr(s.viol[0].first, says));
+	ct_summary_free(&s);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/*
+ * A child that keeps sending is killed at its time limit as surely as one
+ * that went silent: the planted chatter sends for 90 s, the limit is 2 s.
+ * Were the limit checked only in seconds without a message, the state
+ * would take the 90 s and end otherwise.
+ */
+static void test_chatty_child(void **state)
+{
+	(void)state;
+	stalled_state(CT_PLANT_CHATTER, CT_CHILD_ERROR, "the workload hung and was killed");
+	stalled_state(CT_PLANT_CHATTER_RECOVERY, CT_NO_RECOVERY,
+		      "the recovery process hung and was killed");
+}
+
+/*
+ * A power-loss state whose journal the materialiser refuses is the
+ * harness's failure, not a verdict: the files never got the power loss.
+ * Both ways to a state: a run of its own (P2) and a recorded run (P4).
+ */
+static void test_materialise_failure(void **state)
+{
+	char *dir = tu_tmpdir("ct-foreign");
+	ct_config c = config("det", 1u << CT_POWER, 1, dir);
+	(void)state;
+	c.plant = CT_PLANT_FOREIGN_JOURNAL;
+	for (int rerun = 0; rerun < 2; rerun++) {
+		ct_spec spec;
+		ct_result r;
+		bool has_seed;
+		int rc;
+		c.rerun = rerun;
+		OK(ct_parse_replay("3:12:drop-all", &spec, &has_seed));
+		rc = ct_replay(&c, &spec, has_seed, NULL, &r);
+		print_message("a foreign journal, %s: %d %s\n", rerun ? "P2" : "P4", rc,
+			      rc ? wd_last_error() : r.detail);
+		assert_int_equal(rc, WD_ECORRUPT);
+		assert_non_null(strstr(wd_last_error(), rerun ? "materialising the power loss"
+							       : "journal"));
+		ct_result_free(&r);
+	}
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/*
+ * A job that dies while its workload child stalls (90 s, silent, below
+ * the 120 s limit) must not keep the campaign waiting: the child dies
+ * with the job (I13). It holds a copy of the job's result pipe, so
+ * otherwise the driver would wait on that pipe until the stall ended.
+ * The driver here is a forked process running the campaign; it gets 45 s.
+ */
+static void test_orphan_dies(void **state)
+{
+	char *dir = tu_tmpdir("ct-orphan"), *errpath = tu_path(dir, "error");
+	char text[1024] = "";
+	bool killed, ended = false;
+	int status = 0;
+	pid_t drv;
+	FILE *f;
+	(void)state;
+	assert_true((drv = fork()) >= 0);
+	if (drv == 0) {
+		ct_config c = config("det", 1u << CT_KILL, 1, dir);
+		ct_summary s;
+		int rc;
+		c.plant = CT_PLANT_STALL;
+		c.jobs = 1;
+		rc = ct_campaign_run(&c, &s);
+		if ((f = fopen(errpath, "w"))) {
+			fputs(rc ? wd_last_error() : "the campaign ended well", f);
+			fclose(f);
+		}
+		_exit(rc ? 3 : 0);
+	}
+	killed = kill_a_job(drv);
+	for (int i = 0; i < 450 && !ended; i++) {
+		pid_t w = waitpid(drv, &status, WNOHANG);
+		ended = w == drv;
+		if (!ended)
+			usleep(100000);
+	}
+	if (!ended) { /* still waiting on the stalled child's pipe */
+		kill(drv, SIGKILL);
+		waitpid(drv, &status, 0);
+	}
+	if ((f = fopen(errpath, "r"))) {
+		text[fread(text, 1, sizeof text - 1, f)] = 0;
+		fclose(f);
+	}
+	print_message("a job killed while its child stalls: %s\n", ended ? text : "hangs");
+	assert_true(killed);
+	assert_true(ended);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 3);
 	assert_non_null(strstr(text, "died (signal 9)"));
 	tu_rmrf(dir);
 	free(errpath);
@@ -929,6 +1063,9 @@ int main(void)
 		cmocka_unit_test(test_max_failures),
 		cmocka_unit_test(test_keep_failures),
 		cmocka_unit_test(test_job_death),
+		cmocka_unit_test(test_chatty_child),
+		cmocka_unit_test(test_materialise_failure),
+		cmocka_unit_test(test_orphan_dies),
 		cmocka_unit_test(test_cli),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
