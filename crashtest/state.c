@@ -201,7 +201,9 @@ static void send_start(void *arg)
 }
 
 /* CT_PLANT_FOREIGN_JOURNAL: the journal's magic overwritten, so that the
- * materialiser refuses it (not a journal). */
+ * materialiser refuses it (not a journal). "journal" is the file name
+ * storage/ gives it (storage/README.md, the journal format; SIM_JOURNAL in
+ * storage_internal.h, not exported by storage/sim.h). */
 static void plant_foreign_journal(ct_run *r, const char *jdir)
 {
 	char *path;

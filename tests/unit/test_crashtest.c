@@ -824,6 +824,18 @@ static int children_of(pid_t parent, pid_t *out, int cap)
 	return n;
 }
 
+/* The text of the file at path into buf (cap bytes with the NUL).
+ * Returns false if it cannot be opened. */
+static bool read_text(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	buf[fread(buf, 1, cap - 1, f)] = 0;
+	fclose(f);
+	return true;
+}
+
 /* SIGKILLs a job of the campaign driver drv: its child that has children
  * of its own (a workload or recovery child), waiting for one up to 2
  * minutes (sanitizers). Returns whether it killed one. */
@@ -855,7 +867,6 @@ static void test_job_death(void **state)
 	bool killed;
 	int status = 0;
 	pid_t drv;
-	FILE *f;
 	(void)state;
 	assert_true((drv = fork()) >= 0);
 	if (drv == 0) {
@@ -869,9 +880,7 @@ static void test_job_death(void **state)
 	killed = kill_a_job(drv);
 	while (waitpid(drv, &status, 0) < 0 && errno == EINTR)
 		;
-	assert_non_null(f = fopen(errpath, "r"));
-	text[fread(text, 1, sizeof text - 1, f)] = 0;
-	fclose(f);
+	assert_true(read_text(errpath, text, sizeof text));
 	print_message("a job killed: %s", text);
 	assert_true(killed);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
@@ -962,12 +971,12 @@ static void test_orphan_dies(void **state)
 	bool killed, ended = false;
 	int status = 0;
 	pid_t drv;
-	FILE *f;
 	(void)state;
 	assert_true((drv = fork()) >= 0);
 	if (drv == 0) {
 		ct_config c = config("det", 1u << CT_KILL, 1, dir);
 		ct_summary s;
+		FILE *f;
 		int rc;
 		c.plant = CT_PLANT_STALL;
 		c.jobs = 1;
@@ -989,10 +998,7 @@ static void test_orphan_dies(void **state)
 		kill(drv, SIGKILL);
 		waitpid(drv, &status, 0);
 	}
-	if ((f = fopen(errpath, "r"))) {
-		text[fread(text, 1, sizeof text - 1, f)] = 0;
-		fclose(f);
-	}
+	(void)read_text(errpath, text, sizeof text);
 	print_message("a job killed while its child stalls: %s\n", ended ? text : "hangs");
 	assert_true(killed);
 	assert_true(ended);
