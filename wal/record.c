@@ -156,6 +156,8 @@ static void mem_park(wal_rec_builder *b)
 		free(b->buf);
 		free(b->main);
 		free(b->zbuf);
+		b->buf = b->main = b->zbuf = NULL;
+		b->cap = b->main_cap = b->zcap = 0;
 		return;
 	}
 	tls_mem_keyed = true;
@@ -392,10 +394,23 @@ int walrec_assemble(wal_rec_builder *b, uint8_t **rec, uint32_t *len)
 	return 0;
 }
 
+/*
+ * Parks the memory and empties the record. The block array (320 of the
+ * builder's 432 bytes) is left as it is: walrec_add_block fills each entry
+ * it adds, and nothing reads an entry at or past nblocks. Clearing it was
+ * a tenth of the instructions of logging a small record.
+ */
 void walrec_free(wal_rec_builder *b)
 {
 	mem_park(b);
-	memset(b, 0, sizeof *b);
+	b->rmgr = b->type = b->flags = b->nblocks = 0;
+	b->fpw_lsn = 0;
+	b->xid = 0;
+	b->prev = 0;
+	b->undo = 0;
+	b->hdr_len = 0;
+	b->len = 0;
+	b->main_len = 0;
 }
 
 /* CRC-32 of [8, tot_len) then [0, 4): the length, self-LSN and everything

@@ -146,15 +146,16 @@ int walrec_set_main(wal_rec_builder *b, const void *data, uint32_t len) WD_MUST_
  */
 int walrec_assemble(wal_rec_builder *b, uint8_t **rec, uint32_t *len) WD_MUST_CHECK;
 
-/* Ends b: b is then empty (zeroed) and may be reused. Its memory is not
- * freed but kept for the thread's next builder that starts empty (each
- * thread keeps one builder's buffers, up to 256 KiB each, freed when the
- * thread exits): a record per page change costs no allocation. Under
- * AddressSanitizer the kept memory is poisoned until adopted, so a record
- * read after its walrec_free is still reported. A child forked from a
- * threaded process inherits the other threads' kept buffers with no
- * thread to free them: such children end with _exit (as walden's tests
- * and crashtest do), or a leak checker at exit reports them. */
+/* Ends b: b is then empty (no memory, blocks or main data) and may be
+ * reused. Its memory is not freed but kept for the thread's next builder
+ * that starts empty (each thread keeps one builder's buffers, up to 256
+ * KiB each, freed when the thread exits): a record per page change costs
+ * no allocation. Under AddressSanitizer the kept memory is poisoned until
+ * adopted, so a record read after its walrec_free is still reported. A
+ * child forked from a threaded process inherits the other threads' kept
+ * buffers with no thread to free them: such children end with _exit (as
+ * walden's tests and crashtest do), or a leak checker at exit reports
+ * them. */
 void walrec_free(wal_rec_builder *b);
 
 /*
