@@ -68,11 +68,21 @@ static void warm_keys(const uint8_t *p, uint32_t lo, uint32_t hi, unsigned level
 	}
 }
 
+/*
+ * The leaf page this thread searched last. Searched again, it is in cache
+ * (a sequential load searches its rightmost leaf at every put), and the
+ * warm-up would only prefetch lines already there: about 450 instructions.
+ * A hint per thread, never shared: a frame that holds another page by
+ * now costs at most one search without its warm-up.
+ */
+static __thread const uint8_t *last_searched;
+
 static void warm_search(const uint8_t *p, uint32_t n)
 {
 	const uint8_t *lps = p + PAGE_HEADER_SIZE, *end = lps + n * PAGE_LP_SIZE;
-	if (n < BT_WARM_MIN_ITEMS)
+	if (n < BT_WARM_MIN_ITEMS || p == last_searched)
 		return;
+	last_searched = p;
 	for (const uint8_t *a = lps; a < end; a += 64)
 		__builtin_prefetch(a);
 	__builtin_prefetch(end - 1); /* the array need not start a line */
