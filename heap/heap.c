@@ -158,7 +158,9 @@ void heap_change_apply(const heap *h, uint8_t *p, const heap_change *c)
 	lower = page_lower(p);
 	upper = page_upper(p);
 	if (c->op == HC_INSERT) {
-		rc = page_item_add(p, c->item, c->len, PAGE_SLOT_NEW);
+		/* c->slot is the page's first unused slot (insert_slot, under
+		 * this latch; 0 on a page just formatted) */
+		rc = page_item_add_first_unused(p, c->item, c->len, c->slot);
 		assert(rc == c->slot);
 	} else if (c->op == HC_REPLACE) {
 		rc = page_item_replace(p, c->slot, c->item, c->len);

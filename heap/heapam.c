@@ -46,21 +46,17 @@ void heap_release_page(heap *h, wd_blkno blk, bm_buf *buf)
 
 /*
  * P1 step 2 of an insert: whether a tlen-byte tuple fits on heap page p,
- * and *slot, the slot page_item_add(PAGE_SLOT_NEW) will give it: the first
- * unused slot (line pointer length 0), else a new one at the end
- * (storage/page.c's rule, which heap_change_apply asserts). The line
- * pointers are read in place (storage/README "Page format": u16 offset,
- * u16 length at 32 + 4i): this runs on every insert.
+ * and *slot, the slot it will get: the first unused slot (line pointer
+ * length 0), else a new one at the end (page_first_unused, the rule of
+ * page_item_add(PAGE_SLOT_NEW), which redo uses). heap_change_apply puts
+ * the tuple there without looking for it again.
  */
 static bool insert_slot(const uint8_t *p, uint32_t tlen, uint16_t *slot)
 {
 	uint32_t n = page_nslots(p), s;
-	const uint8_t *lp = p + PAGE_HEADER_SIZE;
 	if (tlen > page_free_space_noslot(p))
 		return false;
-	for (s = 0; s < n; s++, lp += PAGE_LP_SIZE)
-		if (get_le16(lp + 2) == 0)
-			break;
+	s = page_first_unused(p);
 	*slot = (uint16_t)s;
 	return s < n || tlen <= page_free_space(p); /* a new slot needs a pointer */
 }

@@ -184,8 +184,7 @@ uint32_t page_free_space(const uint8_t *p)
 	return f > PAGE_LP_SIZE ? f - PAGE_LP_SIZE : 0;
 }
 
-/* The first unused slot, or nslots if every slot is in use. */
-static uint32_t find_unused(const uint8_t *p)
+uint32_t page_first_unused(const uint8_t *p)
 {
 	uint32_t n = page_nslots(p), i;
 	for (i = 0; i < n; i++)
@@ -194,22 +193,11 @@ static uint32_t find_unused(const uint8_t *p)
 	return i;
 }
 
-int page_item_add(uint8_t *p, const void *item, uint32_t len, uint32_t slot)
+/* Puts item into slot: a new line pointer there (later ones shift up; none
+ * when appending) if new_lp, else the unused slot's own. */
+static int add_at(uint8_t *p, const void *item, uint32_t len, uint32_t slot, bool new_lp)
 {
-	uint32_t n = page_nslots(p);
-	bool new_lp;
-	uint32_t upper;
-
-	if (len == 0 || len > 0xFFFFu)
-		return err_set(WD_EINVAL, "page item of %u bytes", len);
-	if (slot == PAGE_SLOT_NEW) {
-		slot = find_unused(p);
-		new_lp = slot == n;
-	} else if (slot <= n) {
-		new_lp = true;
-	} else {
-		return err_set(WD_EINVAL, "page item slot %u beyond %u slots", slot, n);
-	}
+	uint32_t n = page_nslots(p), upper;
 	if (len > (new_lp ? page_free_space(p) : page_free_space_noslot(p)))
 		return WD_ENOSPC; /* routine: the caller picks another page */
 	if (new_lp) {
@@ -222,6 +210,36 @@ int page_item_add(uint8_t *p, const void *item, uint32_t len, uint32_t slot)
 	set_upper(p, upper);
 	lp_set(p, slot, upper, len);
 	return (int)slot;
+}
+
+static int bad_len(uint32_t len)
+{
+	return err_set(WD_EINVAL, "page item of %u bytes", len);
+}
+
+int page_item_add(uint8_t *p, const void *item, uint32_t len, uint32_t slot)
+{
+	uint32_t n = page_nslots(p);
+	if (len == 0 || len > 0xFFFFu)
+		return bad_len(len);
+	if (slot == PAGE_SLOT_NEW) {
+		slot = page_first_unused(p);
+		return add_at(p, item, len, slot, slot == n);
+	}
+	if (slot > n)
+		return err_set(WD_EINVAL, "page item slot %u beyond %u slots", slot, n);
+	return add_at(p, item, len, slot, true);
+}
+
+int page_item_add_first_unused(uint8_t *p, const void *item, uint32_t len, uint32_t slot)
+{
+	uint32_t n = page_nslots(p);
+	if (len == 0 || len > 0xFFFFu)
+		return bad_len(len);
+	if (slot > n || (slot < n && get_le16(lp_const(p, slot) + 2) != 0))
+		return err_set(WD_EINVAL, "page item slot %u is neither unused nor the next of %u",
+			       slot, n);
+	return add_at(p, item, len, slot, slot == n);
 }
 
 uint8_t *page_item(uint8_t *p, uint32_t slot, uint32_t *len)

@@ -118,6 +118,19 @@ uint32_t page_free_space_noslot(const uint8_t *p);
  */
 int page_item_add(uint8_t *p, const void *item, uint32_t len, uint32_t slot);
 
+/* The first unused slot of p, or page_nslots(p) if every slot is in use:
+ * the slot page_item_add(PAGE_SLOT_NEW) would take. */
+uint32_t page_first_unused(const uint8_t *p);
+
+/*
+ * page_item_add(PAGE_SLOT_NEW) for a caller that already asked
+ * page_first_unused (slot) and has not changed p since: the same result
+ * and bytes without scanning the line pointers again (a heap insert looks
+ * for its slot before it logs the change, then applies it). Only that slot
+ * being unused, or nslots, is checked: WD_EINVAL otherwise.
+ */
+int page_item_add_first_unused(uint8_t *p, const void *item, uint32_t len, uint32_t slot);
+
 /* The item in slot (NULL if the slot is out of range or unused). */
 uint8_t *page_item(uint8_t *p, uint32_t slot, uint32_t *len);
 const uint8_t *page_item_const(const uint8_t *p, uint32_t slot, uint32_t *len);

@@ -229,6 +229,34 @@ static void check_model(const uint8_t *p, const struct model *m)
 	assert_int_equal(page_special(p) - page_upper(p), used);
 }
 
+/*
+ * A heap-style add, made twice: by page_item_add(PAGE_SLOT_NEW) on p and
+ * by page_first_unused + page_item_add_first_unused on a copy (the heap's
+ * insert path). The same slot and the same bytes, or the same refusal.
+ * The second also refuses a slot in use and one past the end.
+ */
+static int add_both_ways(uint8_t *p, uint32_t ps, const uint8_t *item, uint32_t len)
+{
+	uint8_t *q = malloc(ps);
+	uint32_t n = page_nslots(p), s;
+	int rc;
+	memcpy(q, p, ps);
+	s = page_first_unused(q);
+	assert_true(s <= n);
+	if (s < n)
+		assert_null(page_item_const(q, s, NULL));
+	rc = page_item_add(p, item, len, PAGE_SLOT_NEW);
+	assert_int_equal(page_item_add_first_unused(q, item, len, s), rc);
+	assert_memory_equal(p, q, ps);
+	assert_int_equal(page_item_add_first_unused(q, item, len, page_nslots(q) + 1), WD_EINVAL);
+	for (uint32_t i = 0; i < n && i < 4; i++)
+		if (page_item_const(q, i, NULL))
+			assert_int_equal(page_item_add_first_unused(q, item, len, i), WD_EINVAL);
+	assert_memory_equal(p, q, ps);
+	free(q);
+	return rc;
+}
+
 /* Random add / insert-at / clear / remove / replace against a model. */
 static void test_slotted_random_against_model(void **state)
 {
@@ -244,7 +272,7 @@ static void test_slotted_random_against_model(void **state)
 		memset(item, (int)(step & 0xFF), len);
 		item[0] = (uint8_t)op;
 		if (op == 0 || m->n == 0) { /* heap-style add */
-			rc = page_item_add(p, item, len, PAGE_SLOT_NEW);
+			rc = add_both_ways(p, sizeof p, item, len);
 			if (rc == WD_ENOSPC)
 				continue;
 			assert_true(rc >= 0);
