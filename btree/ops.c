@@ -83,25 +83,31 @@ void bt_op_init(bt_bytes *s, uint32_t level, uint32_t flags, wd_blkno left,
 	put_u32(s, next);
 }
 
+/* The head of an op on one item: code, index and (with_len) the item's
+ * length, in one append (every leaf insert, delete and tid update). */
+static void put_item_op(bt_bytes *s, unsigned op, uint32_t idx, bool with_len, uint32_t len)
+{
+	uint8_t h[5];
+	h[0] = (uint8_t)op;
+	put_le16(h + 1, (uint16_t)idx);
+	put_le16(h + 3, (uint16_t)len);
+	bt_bytes_put(s, h, with_len ? 5 : 3);
+}
+
 void bt_op_add(bt_bytes *s, uint32_t idx, const void *item, uint32_t len)
 {
-	put_u8(s, BTOP_ADD);
-	put_u16(s, idx);
-	put_u16(s, len);
+	put_item_op(s, BTOP_ADD, idx, true, len);
 	bt_bytes_put(s, item, len);
 }
 
 void bt_op_remove(bt_bytes *s, uint32_t idx)
 {
-	put_u8(s, BTOP_REMOVE);
-	put_u16(s, idx);
+	put_item_op(s, BTOP_REMOVE, idx, false, 0);
 }
 
 void bt_op_replace(bt_bytes *s, uint32_t idx, const void *item, uint32_t len)
 {
-	put_u8(s, BTOP_REPLACE);
-	put_u16(s, idx);
-	put_u16(s, len);
+	put_item_op(s, BTOP_REPLACE, idx, true, len);
 	bt_bytes_put(s, item, len);
 }
 

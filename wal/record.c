@@ -45,13 +45,11 @@ bool wal_end_reason_clean(wal_end_reason r)
 
 /* ---- builder ------------------------------------------------------------ */
 
-/* Makes *buf hold at least need bytes, keeping its contents; doubles. */
-static int grow(uint8_t **buf, size_t *cap, size_t need)
+/* grow's allocation, out of line. */
+static int grow_slow(uint8_t **buf, size_t *cap, size_t need)
 {
 	size_t n = *cap ? *cap : 1024;
 	uint8_t *p;
-	if (need <= *cap)
-		return 0;
 	while (n < need)
 		n *= 2;
 	p = realloc(*buf, n);
@@ -60,6 +58,15 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
 	*buf = p;
 	*cap = n;
 	return 0;
+}
+
+/* Makes *buf hold at least need bytes, keeping its contents; doubles. A
+ * record's buffers are nearly always big enough already (builders reuse
+ * their thread's memory): that test is inline, at every step of a
+ * record. */
+static inline int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	return need <= *cap ? 0 : grow_slow(buf, cap, need);
 }
 
 /*
