@@ -196,8 +196,9 @@ static int commit_in_place(bt_log *lg, wd_lsn *lsn)
 {
 	btree *t = lg->t;
 	bt_chg *c = &lg->c[0];
-	wal_rec_builder b = {0};
+	wal_rec_builder b;
 	int rc;
+	walrec_init(&b);
 	walrec_begin(&b, WAL_RMGR_BTREE, lg->type, lg->xid, lg->prev, 0, 0);
 	rc = wal_log_add_block(t->log, &b, t->rel, bufmgr_buf_blkno(c->buf), 0,
 			       bufmgr_page(c->buf), NULL, c->ops.b, c->ops.len); /* step 3 */

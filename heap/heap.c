@@ -246,13 +246,14 @@ static int decide_image(heap *h, const uint8_t *page, const heap_change *c, uint
  */
 int heap_log(heap *h, bm_buf *buf, const heap_change *c, wd_xid xid, wd_lsn *xact_prev)
 {
-	wal_rec_builder b = {0};
+	wal_rec_builder b;
 	uint8_t *rec, *page = bufmgr_page(buf), *copy = NULL;
 	const uint8_t *image;
 	uint32_t len;
 	wd_lsn lsn;
 	int rc;
 
+	walrec_init(&b);
 	do {
 		/* step 3, image case only: the change on a private copy */
 		rc = decide_image(h, page, c, &copy, &image);

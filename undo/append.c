@@ -23,7 +23,8 @@ typedef struct rec_src {
 	uint64_t total;
 } rec_src;
 
-/* What one undo_append carries from page to page. */
+/* What one undo_append carries from page to page; undo_append sets each
+ * field (a new one must be set there too). */
 typedef struct append_ctx {
 	undo_log *u;
 	undo_chain *c;
@@ -310,13 +311,20 @@ int undo_append(undo_log *u, undo_chain *c, wd_lsn *xact_prev, unsigned kind, wd
 {
 	uint8_t hdr[UNDO_REC_HDR], small[UNDO_SMALL_SHARE];
 	rec_src s = {{hdr, key, val}, {UNDO_REC_HDR, klen, vlen}, UNDO_REC_HDR + klen + vlen};
-	append_ctx a = {.u = u, .c = c, .prev = xact_prev ? *xact_prev : 0};
+	append_ctx a;
 	uint64_t pos = 0;
 	undo_ptr rec = 0;
 	int rc = check_args(c, kind, key, klen, val, vlen);
 
 	if (rc != 0)
 		return rc;
+	/* field by field: = {...} would clear the builder's block array too */
+	a.u = u;
+	a.c = c;
+	walrec_init(&a.b);
+	a.bytes = NULL;
+	a.img[0] = a.img[1] = NULL;
+	a.prev = xact_prev ? *xact_prev : 0;
 	encode_header(hdr, kind, rel, klen, vlen, c->head);
 	/* one page's share at most: a small record's fits on the stack */
 	if (s.total <= sizeof small)

@@ -221,6 +221,49 @@ static void build_check(wal_rec_builder *b, uint32_t data_len, uint32_t main_len
 	free(main_data);
 }
 
+/*
+ * walrec_init makes an empty builder of any bytes, and an emptied builder
+ * keeps its block array: a record with fewer blocks than the last one
+ * built in it must not show the old ones. The same records built in
+ * zero-initialised builders are the reference.
+ */
+static void test_builder_init(void **state)
+{
+	wal_rec_builder b, ref = {0};
+	uint8_t data[3][40], *rec, *want;
+	uint32_t len, want_len;
+	wal_decoded d;
+	(void)state;
+	memset(&b, 0xA5, sizeof b);
+	walrec_init(&b);
+	assert_null(b.buf);
+	assert_int_equal(b.nblocks, 0);
+	build_check(&b, 100, 20, 5, NULL); /* fills it, as any use would */
+	walrec_free(&b);
+	for (unsigned i = 0; i < 3; i++)
+		fill_random(data[i], sizeof data[i], 40 + i);
+	walrec_begin(&b, WAL_RMGR_XLOG, XLOG_NOOP, 9, 0, 0, 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(walrec_add_block(&b, 1, 10 + i, 0, NULL, PS, false, data[i], 40),
+				 0);
+	assert_int_equal(walrec_assemble(&b, &rec, &len), 0);
+	walrec_free(&b); /* the block array still holds three entries */
+	walrec_begin(&b, WAL_RMGR_XLOG, XLOG_NOOP, 9, 0, 0, 0);
+	assert_int_equal(walrec_add_block(&b, 1, 20, 0, NULL, PS, false, data[2], 40), 0);
+	assert_int_equal(walrec_assemble(&b, &rec, &len), 0);
+	walrec_begin(&ref, WAL_RMGR_XLOG, XLOG_NOOP, 9, 0, 0, 0);
+	assert_int_equal(walrec_add_block(&ref, 1, 20, 0, NULL, PS, false, data[2], 40), 0);
+	assert_int_equal(walrec_assemble(&ref, &want, &want_len), 0);
+	assert_int_equal(len, want_len);
+	assert_memory_equal(rec, want, len);
+	walrec_stamp(rec, len, 0x40);
+	assert_int_equal(walrec_decode(rec, len, 0x40, &d), 0);
+	assert_int_equal(d.nblocks, 1);
+	assert_int_equal(d.blocks[0].blk, 20);
+	walrec_free(&b);
+	walrec_free(&ref);
+}
+
 /* One thread's share of test_builder_memory_reused: small and large
  * records in turn, each in a builder of its own. */
 static void *build_in_thread(void *arg)
@@ -714,6 +757,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_hole_left_out),
 		cmocka_unit_test(test_builder_memory_reused),
+		cmocka_unit_test(test_builder_init),
 		cmocka_unit_test(test_every_bit_flip_detected),
 		cmocka_unit_test(test_self_lsn_checked),
 		cmocka_unit_test(test_length_bounds),
