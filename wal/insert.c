@@ -353,7 +353,7 @@ static int copy_record(wal *w, struct wal_slot *s, uint64_t pos, const uint8_t *
 	uint64_t done = 0, max_chunk = w->buf_size / 2;
 	while (done < alen) {
 		wd_lsn at = wal_lsn_from_usable(pos + done, w->seg_size);
-		uint64_t n = w->seg_size - at % w->seg_size;
+		uint64_t n = w->seg_size - wal_seg_offset(at, w->seg_size);
 		int rc;
 		if (n > alen - done)
 			n = alen - done;
@@ -452,7 +452,7 @@ int wal_insert_fpw(wal *w, uint8_t *rec, uint32_t len, wd_lsn fpw_lsn, wd_lsn *l
 	      rec[WRH_RMGR], rec[WRH_TYPE]);
 	/* step 6: entering a new segment: let the writer prepare the next */
 	if (wal_segno(start, w->seg_size) != wal_segno(end - 1, w->seg_size) ||
-	    start % w->seg_size == WAL_SEG_HEADER_SIZE)
+	    wal_seg_offset(start, w->seg_size) == WAL_SEG_HEADER_SIZE)
 		wal_writer_wake(w);
 	*lsn = start;
 	return 0;

@@ -264,6 +264,36 @@ static void test_builder_init(void **state)
 	walrec_free(&ref);
 }
 
+/*
+ * The position arithmetic of wal/format.h (shifts and masks for the
+ * power-of-two segment size) against the plain divisions it replaces, for
+ * every segment size walden accepts: positions at and around segment
+ * boundaries and at random, and the round trip usable -> LSN -> usable.
+ */
+static void test_position_arithmetic(void **state)
+{
+	uint64_t seed = 77;
+	(void)state;
+	for (uint64_t seg = WAL_SEG_SIZE_MIN; seg <= WAL_SEG_SIZE_MAX; seg *= 2) {
+		uint64_t u = seg - WAL_SEG_HEADER_SIZE;
+		for (unsigned i = 0; i < 4000; i++) {
+			uint64_t k = i % 1000, pos, lsn;
+			if (i < 1000) /* around the k-th boundary */
+				pos = k * u + (tu_rand(&seed) % 3) - (k ? 1 : 0);
+			else
+				pos = tu_rand(&seed) % (u << 20);
+			lsn = wal_lsn_from_usable(pos, (uint32_t)seg);
+			assert_int_equal(lsn, (pos / u) * seg + WAL_SEG_HEADER_SIZE + pos % u);
+			assert_int_equal(wal_segno(lsn, (uint32_t)seg), lsn / seg);
+			assert_int_equal(wal_seg_offset(lsn, (uint32_t)seg), lsn % seg);
+			assert_int_equal(wal_usable_from_lsn(lsn, (uint32_t)seg), pos);
+			/* an LSN in a segment header maps to the next usable byte */
+			lsn = (lsn / seg) * seg + tu_rand(&seed) % WAL_SEG_HEADER_SIZE;
+			assert_int_equal(wal_usable_from_lsn(lsn, (uint32_t)seg), (lsn / seg) * u);
+		}
+	}
+}
+
 /* One thread's share of test_builder_memory_reused: small and large
  * records in turn, each in a builder of its own. */
 static void *build_in_thread(void *arg)
@@ -758,6 +788,7 @@ int main(void)
 		cmocka_unit_test(test_hole_left_out),
 		cmocka_unit_test(test_builder_memory_reused),
 		cmocka_unit_test(test_builder_init),
+		cmocka_unit_test(test_position_arithmetic),
 		cmocka_unit_test(test_every_bit_flip_detected),
 		cmocka_unit_test(test_self_lsn_checked),
 		cmocka_unit_test(test_length_bounds),
