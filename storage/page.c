@@ -184,13 +184,21 @@ uint32_t page_free_space(const uint8_t *p)
 	return f > PAGE_LP_SIZE ? f - PAGE_LP_SIZE : 0;
 }
 
+/* Two line pointers a step: a heap page without unused slots (every
+ * page of a load) is scanned to its end at each insert. */
 uint32_t page_first_unused(const uint8_t *p)
 {
-	uint32_t n = page_nslots(p), i;
-	for (i = 0; i < n; i++)
-		if (get_le16(lp_const(p, i) + 2) == 0)
-			break;
-	return i;
+	uint32_t n = page_nslots(p), i = 0;
+	for (; i + 2 <= n; i += 2) {
+		uint64_t two = get_le64(lp_const(p, i)); /* lengths in bits 16-31, 48-63 */
+		if ((two & 0xFFFF0000u) == 0)
+			return i;
+		if ((two >> 48) == 0)
+			return i + 1;
+	}
+	if (i < n && get_le16(lp_const(p, i) + 2) == 0)
+		return i;
+	return n;
 }
 
 /* Puts item into slot: a new line pointer there (later ones shift up; none

@@ -332,12 +332,15 @@ static void buf_put(wal *w, wd_lsn lsn, const uint8_t *src, uint64_t len)
 {
 	uint64_t off = lsn & (w->buf_size - 1);
 	uint64_t first = len < w->buf_size - off ? len : w->buf_size - off;
+	/* the second piece (past the wrap) and padding are usually empty */
 	if (src) {
 		memcpy(w->buf + off, src, first);
-		memcpy(w->buf, src + first, len - first);
-	} else {
+		if (len > first)
+			memcpy(w->buf, src + first, len - first);
+	} else if (len > 0) {
 		memset(w->buf + off, 0, first);
-		memset(w->buf, 0, len - first);
+		if (len > first)
+			memset(w->buf, 0, len - first);
 	}
 }
 

@@ -232,7 +232,9 @@ static void check_model(const uint8_t *p, const struct model *m)
 /*
  * A heap-style add, made twice: by page_item_add(PAGE_SLOT_NEW) on p and
  * by page_first_unused + page_item_add_first_unused on a copy (the heap's
- * insert path). The same slot and the same bytes, or the same refusal.
+ * insert path). page_first_unused is the first slot without an item (odd
+ * and even ones: it reads two line pointers a step). The same slot and the
+ * same bytes, or the same refusal.
  * The second also refuses a slot in use and one past the end.
  */
 static int add_both_ways(uint8_t *p, uint32_t ps, const uint8_t *item, uint32_t len)
@@ -242,9 +244,17 @@ static int add_both_ways(uint8_t *p, uint32_t ps, const uint8_t *item, uint32_t 
 	int rc;
 	memcpy(q, p, ps);
 	s = page_first_unused(q);
+	for (uint32_t i = 0; i < n; i++) /* the first slot without an item */
+		if (!page_item_const(q, i, NULL)) {
+			assert_int_equal(s, i);
+			break;
+		}
 	assert_true(s <= n);
 	if (s < n)
 		assert_null(page_item_const(q, s, NULL));
+	else
+		for (uint32_t i = 0; i < n; i++)
+			assert_non_null(page_item_const(q, i, NULL));
 	rc = page_item_add(p, item, len, PAGE_SLOT_NEW);
 	assert_int_equal(page_item_add_first_unused(q, item, len, s), rc);
 	assert_memory_equal(p, q, ps);
