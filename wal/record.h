@@ -82,6 +82,8 @@ typedef struct walrec_block {
  * image (wal_insert_fpw never refuses it). */
 #define WAL_FPW_NONE ((wd_lsn)UINT64_MAX)
 
+/* A new field must be emptied in walrec_init and walrec_free (record.c,
+ * empty_fields), which clear every field but blocks[]. */
 typedef struct wal_rec_builder {
 	uint8_t rmgr, type, flags, nblocks;
 	/* The smallest pageLSN of a page this record changes without a

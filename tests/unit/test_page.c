@@ -234,8 +234,8 @@ static void check_model(const uint8_t *p, const struct model *m)
  * by page_first_unused + page_item_add_first_unused on a copy (the heap's
  * insert path). page_first_unused is the first slot without an item (odd
  * and even ones: it reads two line pointers a step). The same slot and the
- * same bytes, or the same refusal.
- * The second also refuses a slot in use and one past the end.
+ * same bytes, or the same refusal; the second way also refuses a slot in
+ * use and one past the end.
  */
 static int add_both_ways(uint8_t *p, uint32_t ps, const uint8_t *item, uint32_t len)
 {
