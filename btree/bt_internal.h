@@ -41,6 +41,12 @@ struct btree {
 	 * handle keeps pinned. Filled by descents (CAS from NULL), emptied
 	 * only by btree_close. */
 	_Atomic(bm_buf *) keep[BT_KEEP_SLOTS];
+	/* The rightmost leaf as a change's lookup last found it, or
+	 * INVALID: a hint, checked against the page before use (README P8).
+	 * rightmost_hits counts its uses (tests; approximate when threads
+	 * race, exact in one thread). */
+	_Atomic wd_blkno rightmost;
+	_Atomic uint64_t rightmost_hits;
 };
 
 /* ---- page format (README "Formats") ---- */

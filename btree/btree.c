@@ -71,6 +71,7 @@ static int handle_new(bufmgr *pool, wd_relid rel, wal_log_ctx *log, btree **out)
 	t->log = log;
 	t->ps = bufmgr_page_size(pool);
 	t->max_key = t->ps / 8;
+	atomic_init(&t->rightmost, WD_INVALID_BLKNO);
 	pthread_rwlockattr_init(&a);
 	/* writers first: a structure change is never starved by readers */
 	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -330,6 +331,70 @@ static void pos_set(btree_pos *pos, bm_buf *leaf, uint32_t idx, bool found)
 	pos->found = found;
 }
 
+/*
+ * P8 (the rightmost leaf): the leaf of the hint, share-latched, if key
+ * belongs there; else false, holding nothing, and the hint is dropped.
+ * Under smo shared no page joins or leaves the tree and no key range moves
+ * (I7), and a live leaf is a reachable one (I6), so a live leaf without a
+ * right link is the rightmost leaf (I5); its range runs from its lower
+ * bound, at or below its first key (I4), to the end of the key space. A
+ * key at or after its first key belongs there: the leaf a descent would
+ * reach. Precondition: smo shared.
+ */
+static bool rightmost_leaf(btree *t, const void *key, size_t klen, bm_buf **leaf)
+{
+	wd_blkno blk = atomic_load_explicit(&t->rightmost, memory_order_relaxed);
+	const uint8_t *p, *first;
+	uint32_t flen;
+	if (blk == WD_INVALID_BLKNO)
+		return false;
+	if (bt_pin(t, blk, BM_SHARE, leaf) == 0) {
+		p = bufmgr_page(*leaf);
+		if (bt_page_live_at(p, t->ps, 0) && bt_right(p) == WD_INVALID_BLKNO &&
+		    bt_nitems(p) > 0) {
+			first = bt_key(p, 0, &flen);
+			if (bt_keycmp(key, klen, first, flen) >= 0) {
+				atomic_store_explicit(&t->rightmost_hits,
+						      atomic_load_explicit(&t->rightmost_hits,
+									   memory_order_relaxed) + 1,
+						      memory_order_relaxed);
+				return true;
+			}
+		}
+		bt_release(t, *leaf);
+	}
+	atomic_store_explicit(&t->rightmost, WD_INVALID_BLKNO, memory_order_relaxed);
+	return false;
+}
+
+/* P8: a descent of a change's lookup that ended in the rightmost leaf
+ * (no right link) names it in the hint. */
+static void rightmost_note(btree *t, bm_buf *leaf)
+{
+	wd_blkno blk = bufmgr_buf_blkno(leaf);
+	if (bt_right(bufmgr_page(leaf)) == WD_INVALID_BLKNO &&
+	    atomic_load_explicit(&t->rightmost, memory_order_relaxed) != blk)
+		atomic_store_explicit(&t->rightmost, blk, memory_order_relaxed);
+}
+
+/* The leaf for key, share-latched: for a change's lookup (pos given) the
+ * rightmost leaf when key belongs there (P8), else a descent (P1). */
+static int lookup_leaf(btree *t, const void *key, size_t klen, bool change, bm_buf **leaf)
+{
+	int rc;
+	if (change && rightmost_leaf(t, key, klen, leaf))
+		return 0;
+	rc = bt_descend(t, key, klen, 1, BM_SHARE, leaf);
+	if (rc == 0 && change)
+		rightmost_note(t, *leaf);
+	return rc;
+}
+
+uint64_t btree_rightmost_hits(const btree *t)
+{
+	return atomic_load_explicit(&t->rightmost_hits, memory_order_relaxed);
+}
+
 int btree_lookup_pos(btree *t, const void *key, size_t klen, wd_tid *tid,
 		     btree_pos *pos)
 {
@@ -342,7 +407,7 @@ int btree_lookup_pos(btree *t, const void *key, size_t klen, wd_tid *tid,
 	if (rc)
 		return rc;
 	bt_lock_shared(t);
-	if ((rc = bt_descend(t, key, klen, 1, BM_SHARE, &leaf)) == 0) {
+	if ((rc = lookup_leaf(t, key, klen, pos != NULL, &leaf)) == 0) {
 		i = bt_leaf_search(bufmgr_page(leaf), key, klen, &found);
 		if (found)
 			*tid = bt_item_tid(bufmgr_page(leaf), i);

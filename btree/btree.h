@@ -103,9 +103,14 @@ typedef struct btree_pos {
 	bool found;      /* key was present */
 } btree_pos;
 
-/* btree_lookup that also fills *pos (may be NULL), found or not. */
+/* btree_lookup that also fills *pos (may be NULL), found or not. With a
+ * pos it is a change's lookup: it goes straight to the rightmost leaf when
+ * key belongs there (README P8). */
 int btree_lookup_pos(btree *t, const void *key, size_t klen, wd_tid *tid,
 		     btree_pos *pos) WD_MUST_CHECK;
+
+/* How many lookups the rightmost-leaf hint answered (P8; for tests). */
+uint64_t btree_rightmost_hits(const btree *t);
 
 /* btree_insert at pos (from btree_lookup_pos of the same key; NULL: none). */
 int btree_insert_at(btree *t, const btree_pos *pos, wd_xid xid, wd_lsn prev,

@@ -6,7 +6,8 @@
  * grows, shrinks and grows again; redo rebuilding the same pages, twice;
  * full-page images repairing torn pages after a redo point; positioned
  * changes (lookup_pos, then insert_at / update_tid_at) with positions made
- * stale by splits, deletes and page reuse; bt_ops_fit never promising an
+ * stale by splits, deletes and page reuse; the rightmost-leaf hint used by
+ * a sequential load and refused when stale; bt_ops_fit never promising an
  * in-place change that bt_ops_apply would refuse.
  */
 #define _GNU_SOURCE
@@ -458,6 +459,100 @@ static void test_positions(void **state)
 	assert_int_equal(btree_insert_at(e.t, NULL, 1, 0, k, len, (wd_tid){5003, 1}, &lsn), 0);
 	check_clean(e.t, &r);
 	assert_int_equal(r.items, 1002);
+	env_close(&e, true);
+}
+
+/* Appends key n (num_key, 40 bytes) the way a put does: a change's
+ * lookup, then the insert at its position. Returns how many lookups the
+ * rightmost-leaf hint answered meanwhile (0 or 1). */
+static uint64_t put_at(env *e, unsigned n)
+{
+	uint8_t k[MAXK];
+	size_t len = num_key(k, n, 40);
+	uint64_t before = btree_rightmost_hits(e->t);
+	btree_pos pos;
+	wd_tid tid;
+	wd_lsn lsn;
+	assert_int_equal(btree_lookup_pos(e->t, k, len, &tid, &pos), WD_NOTFOUND);
+	assert_int_equal(btree_insert_at(e->t, &pos, 1, 0, k, len, (wd_tid){n, 1}, &lsn), 0);
+	return btree_rightmost_hits(e->t) - before;
+}
+
+/* The hits of one change's lookup of key n, which must find it (or not). */
+static uint64_t lookup_at(env *e, unsigned n, bool present)
+{
+	uint8_t k[MAXK];
+	size_t len = num_key(k, n, 40);
+	uint64_t before = btree_rightmost_hits(e->t);
+	btree_pos pos;
+	wd_tid tid;
+	assert_int_equal(btree_lookup_pos(e->t, k, len, &tid, &pos), present ? 0 : WD_NOTFOUND);
+	assert_int_equal(pos.found, present);
+	if (present)
+		assert_int_equal(tid.blk, n);
+	return btree_rightmost_hits(e->t) - before;
+}
+
+/*
+ * The rightmost leaf (README P8): an ascending load finds its leaf through
+ * the hint, not by descent, except right after the leaf splits; the hint is
+ * not used, and is dropped, when the leaf is empty, when the key sorts
+ * before the leaf's first key, when the leaf has split (a right link) and
+ * when it was freed. The tree stays valid throughout, and each answer is
+ * the model's (btree_insert_at trusts a fresh position's index, so a wrong
+ * leaf would show in btree_check).
+ */
+static void test_rightmost_leaf(void **state)
+{
+	const unsigned N = 3000;
+	btree_check_report r;
+	uint64_t hits = 0;
+	uint8_t k[MAXK];
+	wd_lsn lsn;
+	env e;
+	(void)state;
+	env_open(&e, "btree-rightmost", 1024);
+	/* the empty root leaf is noted, then refused (no first key) */
+	assert_int_equal(lookup_at(&e, 0, false), 0);
+	assert_int_equal(lookup_at(&e, 0, false), 0);
+	for (unsigned n = 0; n < N; n++)
+		hits += put_at(&e, n);
+	check_clean(e.t, &r);
+	assert_int_equal(r.items, N);
+	assert_true(r.height >= 2);
+	/* a leaf holds about 70 keys of 40 bytes: a descent after each split of
+	 * the rightmost leaf and at the first put, the hint for the others */
+	assert_true(hits < N && hits > N - N / 20);
+	for (unsigned n = 0; n < N; n += 7)
+		assert_int_equal(tid_of(&e, n).blk, n);
+	/* a key before the leaf's first: a descent, and the hint goes */
+	assert_int_equal(lookup_at(&e, 5, true), 0);
+	assert_int_equal(lookup_at(&e, N - 1, true), 0);
+	assert_int_equal(lookup_at(&e, N - 1, true), 1);
+	assert_int_equal(lookup_at(&e, N + 1, false), 1);
+	/* the hinted leaf splits under plain inserts: it has a right link now */
+	for (unsigned n = N; n < N + 200; n++) {
+		size_t len = num_key(k, n, 40);
+		assert_int_equal(btree_insert(e.t, 1, 0, k, len, (wd_tid){n, 1}, &lsn), 0);
+	}
+	assert_int_equal(put_at(&e, N + 200), 0);
+	assert_int_equal(put_at(&e, N + 201), 1);
+	/* the hinted leaf is freed: the top 301 keys deleted */
+	for (unsigned n = N + 201; n >= N - 99; n--) {
+		size_t len = num_key(k, n, 40);
+		assert_int_equal(btree_delete(e.t, 1, 0, k, len, NULL, &lsn), 0);
+	}
+	assert_int_equal(lookup_at(&e, N + 500, false), 0);
+	assert_int_equal(lookup_at(&e, N - 100, true), 1);
+	/* the freed pages come back into the tree as the load goes on */
+	hits = 0;
+	for (unsigned n = N + 1000; n < N + 2000; n++)
+		hits += put_at(&e, n);
+	assert_true(hits > 1000 - 1000 / 20);
+	check_clean(e.t, &r);
+	assert_int_equal(r.items, N - 99 + 1000);
+	for (unsigned n = 0; n < N + 2000; n += 3)
+		(void)lookup_at(&e, n, n < N - 99 || n >= N + 1000);
 	env_close(&e, true);
 }
 
@@ -1505,6 +1600,7 @@ int main(void)
 		cmocka_unit_test(test_kept_upper_levels),
 		cmocka_unit_test(test_append_splits_fill_pages),
 		cmocka_unit_test(test_positions),
+		cmocka_unit_test(test_rightmost_leaf),
 		cmocka_unit_test(test_ops_fit),
 		cmocka_unit_test(test_leaf_search_page),
 		cmocka_unit_test(test_redo_twice),
