@@ -41,11 +41,17 @@ struct btree {
 	 * handle keeps pinned. Filled by descents (CAS from NULL), emptied
 	 * only by btree_close. */
 	_Atomic(bm_buf *) keep[BT_KEEP_SLOTS];
-	/* The rightmost leaf as a change's lookup last found it, or
-	 * INVALID: a hint, checked against the page before use (README P8).
-	 * rightmost_hits counts its uses (tests; approximate when threads
-	 * race, exact in one thread). */
-	_Atomic wd_blkno rightmost;
+	/* The rightmost leaf (README P8, I13): NULL or a buffer the handle
+	 * keeps pinned (a kept pin, as keep[]). Set by a change's lookup under
+	 * smo shared (CAS from NULL); emptied only under smo exclusive
+	 * (bt_lock_excl) and by btree_close. So while a thread holds smo
+	 * shared the buffer stays pinned and is the rightmost leaf, and the
+	 * thread latches it without a pin of its own. rightmost_on: worth
+	 * trying (cleared when a lookup's key sorted before its first key,
+	 * set when a descent ended there). rightmost_hits counts its uses
+	 * (tests; approximate when threads race, exact in one thread). */
+	_Atomic(bm_buf *) rightmost;
+	atomic_bool rightmost_on;
 	_Atomic uint64_t rightmost_hits;
 };
 

@@ -12,7 +12,25 @@
 #include "wal/rmgr.h"
 
 void bt_lock_shared(btree *t) { pthread_rwlock_rdlock(&t->smo); }
-void bt_lock_excl(btree *t) { pthread_rwlock_wrlock(&t->smo); }
+
+/* P8: the kept pin on the rightmost leaf goes. Under smo exclusive (no
+ * thread is using it) or at close. */
+static void rightmost_drop(btree *t)
+{
+	bm_buf *b = atomic_exchange_explicit(&t->rightmost, NULL, memory_order_relaxed);
+	if (b) {
+		bufmgr_unpin(t->pool, b);
+		bufmgr_keep_give(t->pool);
+	}
+}
+
+/* Exclusive: the structure may change, so the rightmost leaf may stop
+ * being that (I13). */
+void bt_lock_excl(btree *t)
+{
+	pthread_rwlock_wrlock(&t->smo);
+	rightmost_drop(t);
+}
 void bt_unlock(btree *t) { pthread_rwlock_unlock(&t->smo); }
 
 int bt_pin(btree *t, wd_blkno blk, int mode, bm_buf **buf)
@@ -71,7 +89,6 @@ static int handle_new(bufmgr *pool, wd_relid rel, wal_log_ctx *log, btree **out)
 	t->log = log;
 	t->ps = bufmgr_page_size(pool);
 	t->max_key = t->ps / 8;
-	atomic_init(&t->rightmost, WD_INVALID_BLKNO);
 	pthread_rwlockattr_init(&a);
 	/* writers first: a structure change is never starved by readers */
 	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -92,6 +109,7 @@ void btree_close(btree *t)
 			bufmgr_keep_give(t->pool);
 		}
 	}
+	rightmost_drop(t);
 	pthread_rwlock_destroy(&t->smo);
 	free(t);
 }
@@ -332,57 +350,84 @@ static void pos_set(btree_pos *pos, bm_buf *leaf, uint32_t idx, bool found)
 }
 
 /*
- * P8 (the rightmost leaf): the leaf of the hint, share-latched, if key
- * belongs there; else false, holding nothing, and the hint is dropped.
- * Under smo shared no page joins or leaves the tree and no key range moves
- * (I7), and a live leaf is a reachable one (I6), so a live leaf without a
- * right link is the rightmost leaf (I5); its range runs from its lower
- * bound, at or below its first key (I4), to the end of the key space. A
- * key at or after its first key belongs there: the leaf a descent would
- * reach. Precondition: smo shared.
+ * P8 (the rightmost leaf): the kept rightmost leaf, share-latched, if key
+ * belongs there (*leaf; the caller unlatches it and must not unpin it);
+ * else false, holding nothing, and the hint is switched off. Under smo
+ * shared no page joins or leaves the tree and no key range moves (I7), and
+ * the kept buffer is the rightmost leaf (I13). Its range runs from its
+ * lower bound, at or below its first key (I4), to the end of the key
+ * space: a key at or after its first key belongs there, the leaf a descent
+ * would reach. The page is checked all the same (a live leaf without a
+ * right link). Precondition: smo shared.
  */
 static bool rightmost_leaf(btree *t, const void *key, size_t klen, bm_buf **leaf)
 {
-	wd_blkno blk = atomic_load_explicit(&t->rightmost, memory_order_relaxed);
 	const uint8_t *p, *first;
 	uint32_t flen;
-	if (blk == WD_INVALID_BLKNO)
+	bm_buf *b;
+	if (!atomic_load_explicit(&t->rightmost_on, memory_order_relaxed) ||
+	    !(b = atomic_load_explicit(&t->rightmost, memory_order_acquire)))
 		return false;
-	if (bt_pin(t, blk, BM_SHARE, leaf) == 0) {
-		p = bufmgr_page(*leaf);
-		if (bt_page_live_at(p, t->ps, 0) && bt_right(p) == WD_INVALID_BLKNO &&
-		    bt_nitems(p) > 0) {
-			first = bt_key(p, 0, &flen);
-			if (bt_keycmp(key, klen, first, flen) >= 0) {
-				atomic_store_explicit(&t->rightmost_hits,
-						      atomic_load_explicit(&t->rightmost_hits,
-									   memory_order_relaxed) + 1,
-						      memory_order_relaxed);
-				return true;
-			}
+	bufmgr_latch(b, BM_SHARE);
+	p = bufmgr_page(b);
+	if (bt_page_live_at(p, t->ps, 0) && bt_right(p) == WD_INVALID_BLKNO && bt_nitems(p) > 0) {
+		first = bt_key(p, 0, &flen);
+		if (bt_keycmp(key, klen, first, flen) >= 0) {
+			atomic_store_explicit(&t->rightmost_hits,
+					      atomic_load_explicit(&t->rightmost_hits,
+								   memory_order_relaxed) + 1,
+					      memory_order_relaxed);
+			*leaf = b;
+			return true;
 		}
-		bt_release(t, *leaf);
 	}
-	atomic_store_explicit(&t->rightmost, WD_INVALID_BLKNO, memory_order_relaxed);
+	bufmgr_unlatch(b);
+	atomic_store_explicit(&t->rightmost_on, false, memory_order_relaxed);
 	return false;
 }
 
-/* P8: a descent of a change's lookup that ended in the rightmost leaf
- * (no right link) names it in the hint. */
+/* P8: a descent of a change's lookup ended in leaf, pinned by us. If it is
+ * the rightmost leaf (no right link) the handle keeps a pin of its own on
+ * it, within the pool's budget of kept pins, and the hint is switched on. */
 static void rightmost_note(btree *t, bm_buf *leaf)
 {
-	wd_blkno blk = bufmgr_buf_blkno(leaf);
-	if (bt_right(bufmgr_page(leaf)) == WD_INVALID_BLKNO &&
-	    atomic_load_explicit(&t->rightmost, memory_order_relaxed) != blk)
-		atomic_store_explicit(&t->rightmost, blk, memory_order_relaxed);
+	bm_buf *none = NULL, *b;
+	if (bt_right(bufmgr_page(leaf)) != WD_INVALID_BLKNO)
+		return;
+	b = atomic_load_explicit(&t->rightmost, memory_order_relaxed);
+	if (!b && bufmgr_keep_take(t->pool)) {
+		bufmgr_pin_again(leaf);
+		if (atomic_compare_exchange_strong_explicit(&t->rightmost, &none, leaf,
+							    memory_order_release,
+							    memory_order_relaxed)) {
+			b = leaf;
+		} else {
+			bufmgr_unpin(t->pool, leaf);
+			bufmgr_keep_give(t->pool);
+		}
+	}
+	if (b == leaf && !atomic_load_explicit(&t->rightmost_on, memory_order_relaxed))
+		atomic_store_explicit(&t->rightmost_on, true, memory_order_relaxed);
+}
+
+/* Unlatches leaf; unpins it unless it is the kept rightmost leaf we used
+ * without a pin of our own (kept). */
+static void leaf_release(btree *t, bm_buf *leaf, bool kept)
+{
+	bufmgr_unlatch(leaf);
+	if (!kept)
+		bufmgr_unpin(t->pool, leaf);
 }
 
 /* The leaf for key, share-latched: for a change's lookup (pos given) the
- * rightmost leaf when key belongs there (P8), else a descent (P1). */
-static int lookup_leaf(btree *t, const void *key, size_t klen, bool change, bm_buf **leaf)
+ * kept rightmost leaf when key belongs there (P8, *kept), else a descent
+ * (P1). */
+static int lookup_leaf(btree *t, const void *key, size_t klen, bool change, bm_buf **leaf,
+		       bool *kept)
 {
 	int rc;
-	if (change && rightmost_leaf(t, key, klen, leaf))
+	*kept = change && rightmost_leaf(t, key, klen, leaf);
+	if (*kept)
 		return 0;
 	rc = bt_descend(t, key, klen, 1, BM_SHARE, leaf);
 	if (rc == 0 && change)
@@ -399,7 +444,7 @@ int btree_lookup_pos(btree *t, const void *key, size_t klen, wd_tid *tid,
 		     btree_pos *pos)
 {
 	bm_buf *leaf;
-	bool found;
+	bool found, kept;
 	uint32_t i;
 	int rc = bt_key_ok(t, klen);
 	if (pos)
@@ -407,14 +452,14 @@ int btree_lookup_pos(btree *t, const void *key, size_t klen, wd_tid *tid,
 	if (rc)
 		return rc;
 	bt_lock_shared(t);
-	if ((rc = lookup_leaf(t, key, klen, pos != NULL, &leaf)) == 0) {
+	if ((rc = lookup_leaf(t, key, klen, pos != NULL, &leaf, &kept)) == 0) {
 		i = bt_leaf_search(bufmgr_page(leaf), key, klen, &found);
 		if (found)
 			*tid = bt_item_tid(bufmgr_page(leaf), i);
 		else
 			rc = WD_NOTFOUND;
 		pos_set(pos, leaf, i, found);
-		bt_release(t, leaf);
+		leaf_release(t, leaf, kept);
 	}
 	bt_unlock(t);
 	return rc;
@@ -434,16 +479,26 @@ int btree_lookup(btree *t, const void *key, size_t klen, wd_tid *tid)
  * holding nothing, if it changed or cannot be pinned: the caller descends
  * (and meets any error there). Precondition: smo shared.
  */
-static bool revisit(btree *t, const btree_pos *pos, bm_buf **leaf)
+static bool revisit(btree *t, const btree_pos *pos, bm_buf **leaf, bool *kept)
 {
 	const uint8_t *p;
-	if (!pos || pos->leaf == WD_INVALID_BLKNO || bt_pin(t, pos->leaf, BM_EXCL, leaf) != 0)
+	bm_buf *b;
+	if (!pos || pos->leaf == WD_INVALID_BLKNO)
 		return false;
+	/* the kept rightmost leaf needs no pin of ours (P8) */
+	b = atomic_load_explicit(&t->rightmost, memory_order_acquire);
+	*kept = b && bufmgr_buf_blkno(b) == pos->leaf;
+	if (*kept) {
+		bufmgr_latch(b, BM_EXCL);
+		*leaf = b;
+	} else if (bt_pin(t, pos->leaf, BM_EXCL, leaf) != 0) {
+		return false;
+	}
 	p = bufmgr_page(*leaf);
 	if (page_lsn(p) == pos->lsn && bt_page_live(p, t->ps) && (bt_flags(p) & BTF_LEAF) &&
 	    pos->idx <= bt_nitems(p))
 		return true;
-	bt_release(t, *leaf);
+	leaf_release(t, *leaf, *kept);
 	return false;
 }
 
@@ -473,14 +528,15 @@ static int insert_in_leaf(btree *t, bm_buf *leaf, uint32_t i, bool found, wd_xid
  * the caller releases *leaf with bt_release.
  */
 static int find_leaf(btree *t, const btree_pos *pos, const void *key, size_t klen,
-		     bm_buf **leaf, uint32_t *i, bool *found)
+		     bm_buf **leaf, bool *kept, uint32_t *i, bool *found)
 {
 	int rc;
-	if (revisit(t, pos, leaf)) {
+	if (revisit(t, pos, leaf, kept)) {
 		*i = pos->idx;
 		*found = pos->found;
 		return 0;
 	}
+	*kept = false;
 	if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, leaf)) == 0)
 		*i = bt_leaf_search(bufmgr_page(*leaf), key, klen, found);
 	return rc;
@@ -495,16 +551,16 @@ static int find_leaf(btree *t, const btree_pos *pos, const void *key, size_t kle
 int btree_insert_at(btree *t, const btree_pos *pos, wd_xid xid, wd_lsn prev,
 		    const void *key, size_t klen, wd_tid tid, wd_lsn *lsn)
 {
-	bool found, split = false;
+	bool found, kept, split = false;
 	bm_buf *leaf;
 	uint32_t i;
 	int rc = bt_key_ok(t, klen);
 	if (rc)
 		return rc;
 	bt_lock_shared(t);
-	if ((rc = find_leaf(t, pos, key, klen, &leaf, &i, &found)) == 0) {
+	if ((rc = find_leaf(t, pos, key, klen, &leaf, &kept, &i, &found)) == 0) {
 		rc = insert_in_leaf(t, leaf, i, found, xid, prev, key, klen, tid, lsn, &split);
-		bt_release(t, leaf);
+		leaf_release(t, leaf, kept);
 	}
 	bt_unlock(t);
 	if (split)
@@ -552,21 +608,21 @@ int btree_delete(btree *t, wd_xid xid, wd_lsn prev, const void *key, size_t klen
 int btree_update_tid_at(btree *t, const btree_pos *pos, wd_xid xid, wd_lsn prev,
 			const void *key, size_t klen, wd_tid tid, wd_lsn *lsn)
 {
-	bool found;
+	bool found, kept;
 	bm_buf *leaf;
 	uint32_t i;
 	int rc = bt_key_ok(t, klen);
 	if (rc)
 		return rc;
 	bt_lock_shared(t);
-	if ((rc = find_leaf(t, pos, key, klen, &leaf, &i, &found)) == 0) {
+	if ((rc = find_leaf(t, pos, key, klen, &leaf, &kept, &i, &found)) == 0) {
 		uint8_t *p = bufmgr_page(leaf);
 		if (!found)
 			rc = WD_NOTFOUND;
 		else
 			rc = bt_leaf_change(t, leaf, true, BTREE_UPDATE_TID, xid, prev, i, key,
 					    klen, tid, bt_item_tid(p, i), lsn);
-		bt_release(t, leaf);
+		leaf_release(t, leaf, kept);
 	}
 	bt_unlock(t);
 	return rc;

@@ -6,8 +6,8 @@
  * grows, shrinks and grows again; redo rebuilding the same pages, twice;
  * full-page images repairing torn pages after a redo point; positioned
  * changes (lookup_pos, then insert_at / update_tid_at) with positions made
- * stale by splits, deletes and page reuse; the rightmost-leaf hint used by
- * a sequential load and refused when stale; bt_ops_fit never promising an
+ * stale by splits, deletes and page reuse; the kept rightmost leaf used by
+ * a sequential load and not when stale; bt_ops_fit never promising an
  * in-place change that bt_ops_apply would refuse.
  */
 #define _GNU_SOURCE
@@ -494,18 +494,21 @@ static uint64_t lookup_at(env *e, unsigned n, bool present)
 }
 
 /*
- * The rightmost leaf (README P8): an ascending load finds its leaf through
- * the hint, not by descent, except right after the leaf splits; the hint is
- * not used, and is dropped, when the leaf is empty, when the key sorts
- * before the leaf's first key, when the leaf has split (a right link) and
- * when it was freed. The tree stays valid throughout, and each answer is
- * the model's (btree_insert_at trusts a fresh position's index, so a wrong
- * leaf would show in btree_check).
+ * The kept rightmost leaf (README P8, I13): an ascending load finds its
+ * leaf there, not by descent, except right after the leaf splits; it is not
+ * used when the leaf is empty or the key sorts before the leaf's first key
+ * (the hint switched off until a descent ends there again), and it is
+ * dropped when the leaf splits, is freed, or the tree is checked (smo
+ * exclusive). The tree stays valid throughout, and each answer is the
+ * model's (btree_insert_at trusts a fresh position's index, so a wrong leaf
+ * would show in btree_check). Its pin is counted as a kept one and given
+ * back at close.
  */
 static void test_rightmost_leaf(void **state)
 {
 	const unsigned N = 3000;
 	btree_check_report r;
+	bm_stats st;
 	uint64_t hits = 0;
 	uint8_t k[MAXK];
 	wd_lsn lsn;
@@ -525,19 +528,20 @@ static void test_rightmost_leaf(void **state)
 	assert_true(hits < N && hits > N - N / 20);
 	for (unsigned n = 0; n < N; n += 7)
 		assert_int_equal(tid_of(&e, n).blk, n);
-	/* a key before the leaf's first: a descent, and the hint goes */
+	/* a key before the leaf's first: a descent, and the hint is off until a
+	 * descent ends in the rightmost leaf again */
 	assert_int_equal(lookup_at(&e, 5, true), 0);
 	assert_int_equal(lookup_at(&e, N - 1, true), 0);
 	assert_int_equal(lookup_at(&e, N - 1, true), 1);
 	assert_int_equal(lookup_at(&e, N + 1, false), 1);
-	/* the hinted leaf splits under plain inserts: it has a right link now */
+	/* the kept leaf splits under plain inserts (smo exclusive: dropped) */
 	for (unsigned n = N; n < N + 200; n++) {
 		size_t len = num_key(k, n, 40);
 		assert_int_equal(btree_insert(e.t, 1, 0, k, len, (wd_tid){n, 1}, &lsn), 0);
 	}
 	assert_int_equal(put_at(&e, N + 200), 0);
 	assert_int_equal(put_at(&e, N + 201), 1);
-	/* the hinted leaf is freed: the top 301 keys deleted */
+	/* the kept leaf is freed: the top 301 keys deleted */
 	for (unsigned n = N + 201; n >= N - 99; n--) {
 		size_t len = num_key(k, n, 40);
 		assert_int_equal(btree_delete(e.t, 1, 0, k, len, NULL, &lsn), 0);
@@ -549,10 +553,21 @@ static void test_rightmost_leaf(void **state)
 	for (unsigned n = N + 1000; n < N + 2000; n++)
 		hits += put_at(&e, n);
 	assert_true(hits > 1000 - 1000 / 20);
-	check_clean(e.t, &r);
+	/* every pin left is a kept one, the rightmost leaf's among them */
+	bufmgr_stats(e.pool, &st);
+	assert_true(st.kept >= 1);
+	assert_int_equal(st.pinned, st.kept);
+	check_clean(e.t, &r); /* smo exclusive: the kept leaf goes */
 	assert_int_equal(r.items, N - 99 + 1000);
+	assert_int_equal(put_at(&e, N + 2000), 0);
+	assert_int_equal(put_at(&e, N + 2001), 1);
 	for (unsigned n = 0; n < N + 2000; n += 3)
 		(void)lookup_at(&e, n, n < N - 99 || n >= N + 1000);
+	btree_close(e.t);
+	bufmgr_stats(e.pool, &st);
+	assert_int_equal(st.kept, 0);
+	assert_int_equal(st.pinned, 0);
+	assert_int_equal(btree_open(e.pool, REL, &e.log, &e.t), 0);
 	env_close(&e, true);
 }
 

@@ -4,7 +4,9 @@
  * own ranges (plainly, and in alternate rounds by position: lookup_pos then
  * insert_at, and update_tid_at on present keys, README P7), emptying whole
  * runs of leaves so that splits and page deletions happen all the time,
- * while two readers look up keys that are
+ * and all four append ascending keys of one shared tail range by position,
+ * so that they contend for the kept rightmost leaf (README P8) while its
+ * splits drop it, while two readers look up keys that are
  * stably present and scan with cursors both ways. Readers must never see
  * keys out of order or miss a stable key; at the end the tree holds
  * exactly the union of the writers' models and btree_check is clean.
@@ -34,11 +36,14 @@
 #define RANGE 3000u   /* keys per writer */
 #define STABLE 100u   /* every STABLE-th key is stable */
 #define ROUNDS 4
+#define TAIL 150u     /* tail keys each writer appends a round */
+_Static_assert(ROUNDS * TAIL * WRITERS <= RANGE, "the tail range holds every append");
 
 static btree *tree;
 static atomic_int writers_left;
 static atomic_uint reader_errors;
-static bool present[WRITERS][RANGE];
+/* present[WRITERS]: the tail range, key n appended by writer n % WRITERS */
+static bool present[WRITERS + 1][RANGE];
 
 /* "w<w>-<n, 8 digits>" then n-dependent padding of 0..90 bytes: ordered by
  * (w, n) whatever the padding. */
@@ -107,6 +112,12 @@ static void *writer(void *arg)
 			}
 			present[w][n] = true;
 		}
+		/* the tail: ascending, interleaved with the other writers' */
+		for (unsigned j = 0; j < TAIL; j++) {
+			unsigned n = ((unsigned)round * TAIL + j) * WRITERS + w;
+			positioned_insert(k, WRITERS, n);
+			present[WRITERS][n] = true;
+		}
 		/* repoint present keys (to the same tid, so readers' checks
 		 * hold) through positions that other writers' splits and page
 		 * deletions may have made stale */
@@ -158,7 +169,8 @@ static void reader_scan(uint64_t *rs, int dir)
 			if (cmp * dir >= 0)
 				atomic_fetch_add(&reader_errors, 1); /* out of order */
 			unsigned lo = dir > 0 ? pn : n, hi = dir > 0 ? n : pn;
-			if (w == pw && hi > lo && (hi - 1) / STABLE * STABLE > lo)
+			if (w == pw && w < WRITERS && hi > lo &&
+			    (hi - 1) / STABLE * STABLE > lo)
 				atomic_fetch_add(&reader_errors, 1); /* a stable key missed */
 		}
 		memcpy(prev, ck, cl);
@@ -242,12 +254,12 @@ static void test_concurrent_writers_readers(void **state)
 	const void *ck;
 	size_t cl, expect = 0, seen = 0;
 	wd_tid tid;
-	for (unsigned ww = 0; ww < WRITERS; ww++)
+	for (unsigned ww = 0; ww <= WRITERS; ww++)
 		for (unsigned n = 0; n < RANGE; n++)
 			expect += present[ww][n];
 	assert_int_equal(btree_cursor_open(tree, &c), 0);
 	assert_int_equal(btree_cursor_seek(c, NULL, 0, BT_FORWARD), 0);
-	for (unsigned ww = 0; ww < WRITERS; ww++)
+	for (unsigned ww = 0; ww <= WRITERS; ww++)
 		for (unsigned n = 0; n < RANGE; n++) {
 			if (!present[ww][n])
 				continue;
@@ -260,6 +272,9 @@ static void test_concurrent_writers_readers(void **state)
 	btree_cursor_close(c);
 	assert_int_equal(seen, expect);
 	assert_int_equal(r.items, expect);
+	assert_true(btree_rightmost_hits(tree) > 0);
+	if (getenv("BT_DEBUG"))
+		print_message("rightmost hits %llu\n", (unsigned long long)btree_rightmost_hits(tree));
 	btree_close(tree);
 	assert_int_equal(bufmgr_flush_all(pool), 0);
 	bufmgr_destroy(pool);
