@@ -217,6 +217,13 @@ static inline int bt_keycmp(const void *a, size_t alen, const void *b, size_t bl
  * key >= key (nitems if none); *found if equal. */
 uint32_t bt_leaf_search(const uint8_t *p, const void *key, size_t klen, bool *found);
 
+/* The search warm-up (README "Search warm-up"): the probes of the first
+ * BT_WARM_LEVELS levels of bt_leaf_search over n items, level by level,
+ * into mids; returns how many. */
+#define BT_WARM_LEVELS 4u
+#define BT_WARM_NODES ((1u << BT_WARM_LEVELS) - 1)
+uint32_t bt_warm_probes(uint32_t n, uint32_t mids[BT_WARM_NODES]);
+
 /* Internal: the index of the child whose range holds key (the last item
  * whose key <= key; item 0 is minus infinity). key NULL: dir < 0 the last
  * child, else the first. */

@@ -572,6 +572,49 @@ static void test_rightmost_leaf(void **state)
 }
 
 /*
+ * The search warm-up prefetches the keys of exactly the probes the first
+ * BT_WARM_LEVELS levels of bt_leaf_search can make: for n items from 1 to
+ * 400, a binary search (the loop of bt_leaf_search) for every key and every
+ * gap between keys probes, in its first levels, only positions that
+ * bt_warm_probes lists, and every listed position is probed by some
+ * search; the first listed is the first probe, and none is listed twice.
+ */
+static void test_warm_probes(void **state)
+{
+	(void)state;
+	for (uint32_t n = 1; n <= 400; n++) {
+		uint32_t mids[BT_WARM_NODES], k = bt_warm_probes(n, mids);
+		bool listed[400] = {false}, probed[400] = {false};
+		assert_true(k >= 1 && k <= BT_WARM_NODES);
+		assert_int_equal(mids[0], n / 2);
+		for (uint32_t i = 0; i < k; i++) {
+			assert_true(mids[i] < n);
+			assert_false(listed[mids[i]]);
+			listed[mids[i]] = true;
+		}
+		/* key i is 2i + 1; a search for v in [0, 2n] */
+		for (uint32_t v = 0; v <= 2 * n; v++) {
+			uint32_t lo = 0, hi = n;
+			for (unsigned d = 0; d < BT_WARM_LEVELS && lo < hi; d++) {
+				uint32_t mid = lo + (hi - lo) / 2, key = 2 * mid + 1;
+				assert_true(listed[mid]);
+				probed[mid] = true;
+				if (key < v)
+					lo = mid + 1;
+				else if (key > v)
+					hi = mid;
+				else
+					break;
+			}
+		}
+		for (uint32_t i = 0; i < n; i++)
+			assert_int_equal(listed[i], probed[i]);
+		if (n >= BT_WARM_NODES)
+			assert_int_equal(k, BT_WARM_NODES);
+	}
+}
+
+/*
  * bt_leaf_search on leaves built as the tree builds them: keys of 1 to 24
  * random bytes arrive in random order, each at its sorted index, so the
  * items lie on the page in arrival order while the line pointers are in
@@ -1618,6 +1661,7 @@ int main(void)
 		cmocka_unit_test(test_rightmost_leaf),
 		cmocka_unit_test(test_ops_fit),
 		cmocka_unit_test(test_leaf_search_page),
+		cmocka_unit_test(test_warm_probes),
 		cmocka_unit_test(test_redo_twice),
 		cmocka_unit_test(test_fpi_repairs_torn_pages),
 		cmocka_unit_test(test_fpi_race),
