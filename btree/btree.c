@@ -471,13 +471,14 @@ int btree_lookup(btree *t, const void *key, size_t klen, wd_tid *tid)
 }
 
 /*
- * P7 step 2: pins pos's leaf and latches it exclusively; true if its
- * pageLSN is still the one the lookup saw. Then (I8) not a byte of it has
- * changed, and neither has its key range (a split or unlink that moves
- * keys into or out of a leaf changes that leaf, README P7), so the leaf is
- * where a descent would lead and pos->idx is still key's place. false,
- * holding nothing, if it changed or cannot be pinned: the caller descends
- * (and meets any error there). Precondition: smo shared.
+ * P7 step 2: pins pos's leaf (unless it is the kept rightmost leaf, P8:
+ * *kept) and latches it exclusively; true if its pageLSN is still the one
+ * the lookup saw. Then (I8) not a byte of it has changed, and neither has
+ * its key range (a split or unlink that moves keys into or out of a leaf
+ * changes that leaf, README P7), so the leaf is where a descent would lead
+ * and pos->idx is still key's place. false, holding nothing, if it changed
+ * or cannot be pinned: the caller descends (and meets any error there).
+ * Precondition: smo shared.
  */
 static bool revisit(btree *t, const btree_pos *pos, bm_buf **leaf, bool *kept)
 {
@@ -525,7 +526,7 @@ static int insert_in_leaf(btree *t, bm_buf *leaf, uint32_t i, bool found, wd_xid
  * The exclusively latched leaf for key and the key's index in it: the
  * remembered position if it is still current (revisit), else a descent and
  * a search. Precondition: the shared structure lock is held. On success
- * the caller releases *leaf with bt_release.
+ * the caller releases *leaf with leaf_release(t, *leaf, *kept).
  */
 static int find_leaf(btree *t, const btree_pos *pos, const void *key, size_t klen,
 		     bm_buf **leaf, bool *kept, uint32_t *i, bool *found)

@@ -109,7 +109,7 @@ typedef struct btree_pos {
 int btree_lookup_pos(btree *t, const void *key, size_t klen, wd_tid *tid,
 		     btree_pos *pos) WD_MUST_CHECK;
 
-/* How many lookups the rightmost-leaf hint answered (P8; for tests). */
+/* How many lookups the kept rightmost leaf answered (P8; for tests). */
 uint64_t btree_rightmost_hits(const btree *t);
 
 /* btree_insert at pos (from btree_lookup_pos of the same key; NULL: none). */
