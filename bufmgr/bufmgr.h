@@ -176,11 +176,12 @@ void bufmgr_pin_again(bm_buf *buf);
 
 /*
  * Kept pins: pins held beyond one operation (the B+tree keeps its upper
- * levels pinned, btree/README "Kept upper levels"). Before keeping a pin a
- * module takes a share of a pool-wide budget of nbuffers / BM_KEEP_DIV
- * buffers, so kept pins can never leave the pool without victims; it gives
- * the share back when it unpins. bufmgr_keep_take: true if a share was
- * taken, false if the budget is spent (then the caller must not keep it).
+ * levels and its rightmost leaf pinned, btree/README I12, I13). Before
+ * keeping a pin a module takes a share of a pool-wide budget of
+ * nbuffers / BM_KEEP_DIV buffers, so kept pins can never leave the pool
+ * without victims; it gives the share back when it unpins.
+ * bufmgr_keep_take: true if a share was taken, false if the budget is
+ * spent (then the caller must not keep it).
  */
 #define BM_KEEP_DIV 16u
 bool bufmgr_keep_take(bufmgr *pool);
