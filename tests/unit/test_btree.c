@@ -464,7 +464,7 @@ static void test_positions(void **state)
 
 /* Appends key n (num_key, 40 bytes) the way a put does: a change's
  * lookup, then the insert at its position. Returns how many lookups the
- * rightmost-leaf hint answered meanwhile (0 or 1). */
+ * kept rightmost leaf answered meanwhile (0 or 1). */
 static uint64_t put_at(env *e, unsigned n)
 {
 	uint8_t k[MAXK];
@@ -524,7 +524,7 @@ static void test_rightmost_leaf(void **state)
 	assert_int_equal(r.items, N);
 	assert_true(r.height >= 2);
 	/* a leaf holds about 70 keys of 40 bytes: a descent after each split of
-	 * the rightmost leaf and at the first put, the hint for the others */
+	 * the rightmost leaf and at the first put, the kept leaf for the others */
 	assert_true(hits < N && hits > N - N / 20);
 	for (unsigned n = 0; n < N; n += 7)
 		assert_int_equal(tid_of(&e, n).blk, n);
