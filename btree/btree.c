@@ -13,15 +13,20 @@
 
 void bt_lock_shared(btree *t) { pthread_rwlock_rdlock(&t->smo); }
 
+/* A kept pin (I12, I13) goes, with its share of the pool's budget. */
+static void keep_release(btree *t, bm_buf *b)
+{
+	bufmgr_unpin(t->pool, b);
+	bufmgr_keep_give(t->pool);
+}
+
 /* P8: the kept pin on the rightmost leaf goes. Under smo exclusive (no
  * thread is using it) or at close. */
 static void rightmost_drop(btree *t)
 {
 	bm_buf *b = atomic_exchange_explicit(&t->rightmost, NULL, memory_order_relaxed);
-	if (b) {
-		bufmgr_unpin(t->pool, b);
-		bufmgr_keep_give(t->pool);
-	}
+	if (b)
+		keep_release(t, b);
 }
 
 /* Exclusive: the structure may change, so the rightmost leaf may stop
@@ -104,10 +109,8 @@ void btree_close(btree *t)
 		return;
 	for (uint32_t i = 0; i < BT_KEEP_SLOTS; i++) {
 		bm_buf *b = atomic_load(&t->keep[i]);
-		if (b) {
-			bufmgr_unpin(t->pool, b);
-			bufmgr_keep_give(t->pool);
-		}
+		if (b)
+			keep_release(t, b);
 	}
 	rightmost_drop(t);
 	pthread_rwlock_destroy(&t->smo);
@@ -234,12 +237,11 @@ static inline bm_buf *keep_find(btree *t, wd_blkno blk)
 	return b && bufmgr_buf_blkno(b) == blk ? b : NULL;
 }
 
-/* Offers our pin on buf, an internal page, to the kept set. true: the
- * handle owns the pin now (the caller must not unpin); false: the slot is
- * taken or the pool's budget of kept pins is spent. */
-static bool keep_offer(btree *t, bm_buf *buf)
+/* Offers our pin on buf to an empty slot of kept pins (I12, I13). true:
+ * the handle owns the pin now (the caller must not unpin); false: the slot
+ * is taken or the pool's budget of kept pins is spent. */
+static bool keep_offer_to(btree *t, _Atomic(bm_buf *) *slot, bm_buf *buf)
 {
-	_Atomic(bm_buf *) *slot = keep_slot(t, bufmgr_buf_blkno(buf));
 	bm_buf *none = NULL;
 	if (atomic_load_explicit(slot, memory_order_relaxed) || !bufmgr_keep_take(t->pool))
 		return false;
@@ -250,14 +252,19 @@ static bool keep_offer(btree *t, bm_buf *buf)
 	return false;
 }
 
+/* keep_offer_to the slot of buf, an internal page (I12). */
+static bool keep_offer(btree *t, bm_buf *buf)
+{
+	return keep_offer_to(t, keep_slot(t, bufmgr_buf_blkno(buf)), buf);
+}
+
 void bt_keep_drop(btree *t, wd_blkno blk)
 {
 	_Atomic(bm_buf *) *slot = keep_slot(t, blk);
 	bm_buf *b = atomic_load_explicit(slot, memory_order_relaxed);
 	if (b && bufmgr_buf_blkno(b) == blk) {
 		atomic_store_explicit(slot, NULL, memory_order_relaxed);
-		bufmgr_unpin(t->pool, b);
-		bufmgr_keep_give(t->pool);
+		keep_release(t, b);
 	}
 }
 
@@ -391,20 +398,16 @@ static bool rightmost_leaf(btree *t, const void *key, size_t klen, bm_buf **leaf
  * it, within the pool's budget of kept pins, and the hint is switched on. */
 static void rightmost_note(btree *t, bm_buf *leaf)
 {
-	bm_buf *none = NULL, *b;
+	bm_buf *b;
 	if (bt_right(bufmgr_page(leaf)) != WD_INVALID_BLKNO)
 		return;
 	b = atomic_load_explicit(&t->rightmost, memory_order_relaxed);
-	if (!b && bufmgr_keep_take(t->pool)) {
-		bufmgr_pin_again(leaf);
-		if (atomic_compare_exchange_strong_explicit(&t->rightmost, &none, leaf,
-							    memory_order_release,
-							    memory_order_relaxed)) {
+	if (!b) {
+		bufmgr_pin_again(leaf); /* the handle's own, ours stays ours */
+		if (keep_offer_to(t, &t->rightmost, leaf))
 			b = leaf;
-		} else {
+		else
 			bufmgr_unpin(t->pool, leaf);
-			bufmgr_keep_give(t->pool);
-		}
 	}
 	if (b == leaf && !atomic_load_explicit(&t->rightmost_on, memory_order_relaxed))
 		atomic_store_explicit(&t->rightmost_on, true, memory_order_relaxed);
@@ -414,9 +417,10 @@ static void rightmost_note(btree *t, bm_buf *leaf)
  * without a pin of our own (kept). */
 static void leaf_release(btree *t, bm_buf *leaf, bool kept)
 {
-	bufmgr_unlatch(leaf);
-	if (!kept)
-		bufmgr_unpin(t->pool, leaf);
+	if (kept)
+		bufmgr_unlatch(leaf);
+	else
+		bt_release(t, leaf);
 }
 
 /* The leaf for key, share-latched: for a change's lookup (pos given) the
@@ -537,7 +541,7 @@ static int find_leaf(btree *t, const btree_pos *pos, const void *key, size_t kle
 		*found = pos->found;
 		return 0;
 	}
-	*kept = false;
+	*kept = false; /* a descent pins its leaf */
 	if ((rc = bt_descend(t, key, klen, 1, BM_EXCL, leaf)) == 0)
 		*i = bt_leaf_search(bufmgr_page(*leaf), key, klen, found);
 	return rc;
