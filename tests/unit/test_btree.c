@@ -563,6 +563,19 @@ static void test_rightmost_leaf(void **state)
 	assert_int_equal(put_at(&e, N + 2001), 1);
 	for (unsigned n = 0; n < N + 2000; n += 3)
 		(void)lookup_at(&e, n, n < N - 99 || n >= N + 1000);
+	/* a position in the kept leaf made stale by another insert there: the
+	 * change descends and gives its own pin back */
+	btree_pos pos;
+	wd_tid tid;
+	size_t len = num_key(k, N + 2003, 40);
+	assert_int_equal(btree_lookup_pos(e.t, k, len, &tid, &pos), WD_NOTFOUND);
+	assert_int_equal(put_at(&e, N + 2002), 1);
+	assert_int_equal(btree_insert_at(e.t, &pos, 1, 0, k, len, (wd_tid){N + 2003, 1}, &lsn),
+			 0);
+	bufmgr_stats(e.pool, &st);
+	assert_int_equal(st.pinned, st.kept);
+	check_clean(e.t, &r);
+	assert_int_equal(r.items, N - 99 + 1000 + 4);
 	btree_close(e.t);
 	bufmgr_stats(e.pool, &st);
 	assert_int_equal(st.kept, 0);
