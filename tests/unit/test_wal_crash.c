@@ -51,10 +51,13 @@ struct crash_case {
 	const char *point; /* NULL: crash at I/O index io */
 	uint64_t nth, io;
 	int fd;
+	bool writer;       /* with the WAL writer thread (10 ms delay) */
 };
 
 /* Child: COMMITS synchronous commits of ~600-byte records (three segments
- * of 64 KiB, prepared inline), each LSN reported once wal_commit returned. */
+ * of 64 KiB, prepared inline, or by the writer thread), each LSN reported
+ * once wal_commit returned. With the writer, it then waits for the crash
+ * (the writer's cycles go on). */
 static void child_commit(void *arg)
 {
 	struct crash_case *c = arg;
@@ -62,6 +65,10 @@ static void child_commit(void *arg)
 	wal_opts o;
 	wal *w;
 	tw_opts(&o);
+	if (c->writer) {
+		o.no_writer_thread = false;
+		o.writer_delay_ms = 10;
+	}
 	if (storage_sim_start(journal) != 0)
 		_exit(1);
 	if (c->point)
@@ -80,6 +87,9 @@ static void child_commit(void *arg)
 		if (write(c->fd, &l, sizeof l) != sizeof l)
 			_exit(1);
 	}
+	alarm(60); /* the crash never came: die by SIGALRM, the test fails */
+	while (c->writer)
+		pause();
 	_exit(0);
 }
 
@@ -144,24 +154,30 @@ static int run_case(struct crash_case *c, uint64_t seed)
 	return n_acked;
 }
 
-/* Every WAL crash point, early and late hits, three seeds each. */
+/* Every WAL crash point, early and late hits, three seeds each; the
+ * writer thread's with the writer on (its 2nd cycle comes during the
+ * commits, its 20th mostly after them). */
 static void test_crash_points(void **state)
 {
 	static const struct {
 		const char *point;
 		uint64_t nth[2];
+		bool writer;
 	} pts[] = {
-		{"wal-before-write", {5, 120}},
-		{"wal-after-write", {5, 120}},
-		{"wal-after-flush", {5, 120}},
-		{"wal-segment-before-dir-sync", {1, 3}},
+		{"wal-before-write", {5, 120}, false},
+		{"wal-after-write", {5, 120}, false},
+		{"wal-after-flush", {5, 120}, false},
+		{"wal-segment-before-dir-sync", {1, 3}, false},
+		{"wal-writer-before-cycle", {2, 20}, true},
+		{"wal-writer-after-cycle", {2, 20}, true},
 	};
 	int total = 0;
 	(void)state;
 	for (size_t p = 0; p < sizeof pts / sizeof pts[0]; p++)
 		for (int h = 0; h < 2; h++)
 			for (uint64_t seed = 1; seed <= 3; seed++) {
-				struct crash_case c = {pts[p].point, pts[p].nth[h], 0, -1};
+				struct crash_case c = {pts[p].point, pts[p].nth[h], 0, -1,
+						       pts[p].writer};
 				total += run_case(&c, seed);
 			}
 	assert_true(total > 500); /* the cases acknowledged commits */
@@ -174,7 +190,7 @@ static void test_crash_random_io(void **state)
 	int total = 0;
 	(void)state;
 	for (int i = 0; i < 12; i++) {
-		struct crash_case c = {NULL, 0, 1 + tu_rand(&rng) % 400, -1};
+		struct crash_case c = {NULL, 0, 1 + tu_rand(&rng) % 400, -1, false};
 		total += run_case(&c, (uint64_t)i + 1);
 	}
 	assert_true(total > 100);
