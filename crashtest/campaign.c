@@ -253,6 +253,8 @@ static void record(struct campaign *cp, const ct_result *r)
 	s->by_ioerr[r->spec.trig.err]++;
 	s->by_res[r->spec.res]++;
 	s->by_verdict[r->verdict]++;
+	s->async_old += r->async_old;
+	s->async_excused += r->async_excused;
 	if (r->verdict == CT_OK)
 		s->passed++;
 	else
@@ -306,6 +308,8 @@ static void put_result(ct_buf *b, const ct_result *r)
 	ct_put_u64(b, r->acked);
 	ct_put_u64(b, r->inflight);
 	ct_put_u64(b, r->aborted);
+	ct_put_u64(b, r->async_old);
+	ct_put_u64(b, r->async_excused);
 	ct_put_u64(b, r->keys);
 	ct_put_u64(b, r->digest);
 	ct_put_f64(b, r->t_workload);
@@ -340,6 +344,8 @@ static bool get_result(const uint8_t *body, size_t len, ct_result *r)
 	r->acked = ct_get_u64(&c);
 	r->inflight = ct_get_u64(&c);
 	r->aborted = ct_get_u64(&c);
+	r->async_old = ct_get_u64(&c);
+	r->async_excused = ct_get_u64(&c);
 	r->keys = ct_get_u64(&c);
 	r->digest = ct_get_u64(&c);
 	r->t_workload = ct_get_f64(&c);
@@ -812,6 +818,9 @@ void ct_summary_print(const ct_summary *s, const ct_config *c, FILE *out)
 	for (int v = 0; v < CT_NVERDICTS; v++)
 		fprintf(out, "%s %s %llu", v ? "," : "", ct_verdict_name((ct_verdict)v),
 			(unsigned long long)s->by_verdict[v]);
+	fprintf(out, "\nasynchronous commits old enough (3 x wal_writer_delay) to have to survive: "
+		"%llu, of which %llu excused (no WAL writer cycle after them ended before the "
+		"crash)", (unsigned long long)s->async_old, (unsigned long long)s->async_excused);
 	fprintf(out, "\nrecovery (wd_open): p50 %.1f ms, p99 %.1f ms\n", s->p50_recovery_ms,
 		s->p99_recovery_ms);
 	fprintf(out, "time per state (mean): workload %.1f ms, materialise %.1f ms, recovery "

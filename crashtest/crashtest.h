@@ -209,6 +209,9 @@ typedef struct ct_result {
 	bool fired;           /* the trigger fired (else: ran to the end) */
 	char *detail;         /* malloc'd lines: what was found (and why OK) */
 	uint64_t acked, inflight, aborted, unfinished_writes;
+	/* asynchronous commits acked 3 x wal_writer_delay before the crash,
+	 * and those of them excused: no WAL writer cycle covered them */
+	uint64_t async_old, async_excused;
 	uint64_t keys;        /* rows in the recovered state */
 	uint64_t digest;      /* of the recovered rows (FNV-1a over key, value) */
 	uint64_t data_kept, data_dropped, data_torn; /* the power-loss plan */
@@ -257,6 +260,7 @@ typedef struct ct_summary {
 	uint64_t by_trigger[2], ran_to_end;
 	uint64_t by_res[CT_NRES];
 	uint64_t by_verdict[CT_NVERDICTS];
+	uint64_t async_old, async_excused; /* sums over the states (ct_result) */
 	uint64_t *point_fired;   /* per crash point: states that died there */
 	size_t npoints;
 	uint64_t io_distinct, io_max; /* distinct I/O indices that fired */

@@ -97,6 +97,7 @@ enum ct_msg_kind {
 	CT_M_PANIC,    /* a call returned WD_EPANIC: text */
 	CT_M_IOEND,    /* what the child did after the error: flags, commits */
 	CT_M_START,    /* workload child: the I/O count it starts from */
+	CT_M_WRITER,   /* the WAL writer starts (0) or ends (1) a cycle: time */
 };
 
 typedef struct ct_buf {
@@ -305,6 +306,9 @@ void ct_run_start(ct_run *r);
 void ct_send_stamped(ct_run *r, uint8_t kind, const ct_buf *b);
 /* From now on, notes the I/O count at every crash point hit, for DONE. */
 void ct_run_log_hits(ct_run *r);
+/* From now on, sends WRITER at the start and the end of each WAL writer
+ * cycle (crash points wal-writer-before-cycle and -after-cycle). */
+void ct_run_watch_writer(ct_run *r);
 
 /* describe: scans the WAL written since the last scan (recorder.c). */
 int ct_walscan_step(ct_run *r) WD_MUST_CHECK;
@@ -380,6 +384,10 @@ typedef struct ct_history {
 	bool started;    /* START arrived */
 	uint64_t io0;    /* START's: the child's I/O count at its start */
 	uint64_t stamp;  /* the last message's I/O stamp */
+	/* WRITER's: when the WAL writer's cycle under way started, and when
+	 * the last one that ended had started (0: none ended) */
+	uint64_t writer_start_t, writer_done_t;
+	bool writer_in_cycle;
 	char *error;     /* ERROR's text */
 	ct_profile prof; /* DONE's counters */
 	ct_oracle *oracle;
@@ -435,8 +443,12 @@ typedef struct ct_judge_in {
 	ct_oracle *oracle;
 	const ct_recovered *rec;
 	uint64_t async_window_ns;      /* 3 x wal_writer_delay */
+	uint64_t writer_delay_ns;      /* wal_writer_delay */
 	const ct_workload *wl;         /* its invariant (may be NULL) */
 	bool child_error;              /* the workload failed by itself */
+	/* out: asynchronous commits acked 3 x wal_writer_delay before the
+	 * crash, and those of them no WAL writer cycle covered (excused) */
+	uint64_t async_old, async_excused;
 } ct_judge_in;
 
 /* Classifies the recovered state (README "Oracle rules"). *detail gets

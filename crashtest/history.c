@@ -324,6 +324,27 @@ static int take_abort(ct_history *h, ct_cur *c)
 	return 0;
 }
 
+/* WRITER - the WAL writer started or ended a cycle: remembers the start
+ * of the last cycle that ended (the async rule, README "Oracle rules").
+ * An end without its start (none: the observer is set before the
+ * database opens) counts for nothing. */
+static int take_writer(ct_history *h, ct_cur *c)
+{
+	uint8_t phase = ct_get_u8(c);
+	uint64_t t = ct_get_u64(c);
+	if (c->bad || phase > 1)
+		return -1;
+	note_time(h, t);
+	if (phase == 0) {
+		h->writer_start_t = t;
+		h->writer_in_cycle = true;
+	} else if (h->writer_in_cycle) {
+		h->writer_done_t = h->writer_start_t;
+		h->writer_in_cycle = false;
+	}
+	return 0;
+}
+
 static int take_done(ct_history *h, ct_cur *c)
 {
 	ct_profile *p = &h->prof;
@@ -419,6 +440,8 @@ int ct_history_take(ct_history *h, uint8_t kind, const uint8_t *body, size_t len
 		free(h->error);
 		h->error = ct_get_str(&c);
 		return 0;
+	case CT_M_WRITER:
+		return take_writer(h, &c);
 	case CT_M_IOFAULT:
 	case CT_M_PANIC:
 	case CT_M_IOEND:

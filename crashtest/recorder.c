@@ -81,13 +81,28 @@ void ct_run_start(ct_run *r)
 
 static struct {
 	pthread_mutex_t mu;
+	_Atomic bool on; /* a logging run (ct_run_log_hits) */
 	uint64_t io0;
 	uint32_t *point; /* per hit: the point's index */
 	uint64_t *io;    /* per hit: the I/O calls made before it */
 	size_t n, cap;
 } hitlog = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static void observe_hit(const char *name, uint64_t io)
+/* The run told about the WAL writer's cycles (ct_run_watch_writer). */
+static ct_run *_Atomic writer_run;
+
+/* WRITER: the WAL writer thread is at the start (0) or the end (1) of a
+ * cycle (README "Oracle rules", the async rule). */
+static void send_writer(ct_run *r, uint8_t phase, uint64_t t)
+{
+	ct_buf b = {0};
+	ct_put_u8(&b, phase);
+	ct_put_u64(&b, t);
+	ct_send_stamped(r, CT_M_WRITER, &b);
+	ct_buf_free(&b);
+}
+
+static void log_hit(const char *name, uint64_t io)
 {
 	size_t i = 0, np = ct_point_count();
 	while (i < np && strcmp(ct_point_name(i), name) != 0)
@@ -113,9 +128,31 @@ static void observe_hit(const char *name, uint64_t io)
 	pthread_mutex_unlock(&hitlog.mu);
 }
 
+/* The observer of every crash point hit that does not fire (storage.h):
+ * the clock first, so that a WRITER "start" is no later than the moment
+ * the writer's cycle reads the clock itself. */
+static void observe_hit(const char *name, uint64_t io)
+{
+	uint64_t t = ct_now_ns();
+	ct_run *r = atomic_load(&writer_run);
+	if (r && strcmp(name, "wal-writer-before-cycle") == 0)
+		send_writer(r, 0, t);
+	else if (r && strcmp(name, "wal-writer-after-cycle") == 0)
+		send_writer(r, 1, t);
+	if (atomic_load_explicit(&hitlog.on, memory_order_acquire))
+		log_hit(name, io);
+}
+
+void ct_run_watch_writer(ct_run *r)
+{
+	atomic_store(&writer_run, r);
+	storage_crash_observe(observe_hit);
+}
+
 void ct_run_log_hits(ct_run *r)
 {
 	hitlog.io0 = r->io0;
+	atomic_store_explicit(&hitlog.on, true, memory_order_release);
 	storage_crash_observe(observe_hit);
 }
 
@@ -597,8 +634,8 @@ int ct_run_done(ct_run *r, const uint64_t *hits0, uint64_t io0)
 	ct_put_u64(&b, s->records);
 	/* where each crash point's hits fell (a logging run only) */
 	pthread_mutex_lock(&hitlog.mu);
-	ct_put_u8(&b, hitlog.cap > 0);
-	for (size_t p = 0; hitlog.cap > 0 && p < ct_point_count(); p++) {
+	ct_put_u8(&b, atomic_load(&hitlog.on));
+	for (size_t p = 0; atomic_load(&hitlog.on) && p < ct_point_count(); p++) {
 		uint32_t n = 0;
 		for (size_t i = 0; i < hitlog.n; i++)
 			n += hitlog.point[i] == p;

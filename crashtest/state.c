@@ -250,6 +250,7 @@ static void workload_child(void *arg, int fd)
 		plant_stall(a->plant == CT_PLANT_CHATTER, send_start, &r);
 	if (a->log_hits)
 		ct_run_log_hits(&r);
+	ct_run_watch_writer(&r); /* the async rule's evidence */
 	if (a->trig && a->trig->kind == CT_TRIG_POINT)
 		storage_crash_arm(a->trig->point, a->trig->n);
 	else if (a->trig && a->trig->err != CT_IOERR_NONE)
@@ -722,13 +723,13 @@ static bool workload_ended_well(int status, bool hung, const ct_history *h, bool
 	return false;
 }
 
-/* DESIGN.md section 3: asynchronous commits older than 3 x wal_writer_delay
- * must survive. */
-static uint64_t async_window_ns(const ct_workload *wl)
+/* The workload's wal_writer_delay: DESIGN.md section 3, asynchronous
+ * commits older than 3 x wal_writer_delay must survive. */
+static uint64_t writer_delay_ns(const ct_workload *wl)
 {
 	wd_options o;
 	wl->options(&o);
-	return 3ull * o.wal_writer_delay_ms * 1000000ull;
+	return o.wal_writer_delay_ms * 1000000ull;
 }
 
 /* V1 for a recovered state: the verdict against the history and the
@@ -737,10 +738,13 @@ static uint64_t async_window_ns(const ct_workload *wl)
 static void judge_state(ct_job *j, ct_history *h, const ct_recovered *rec,
 			bool child_error, size_t max_lines, ct_result *r)
 {
+	uint64_t delay = writer_delay_ns(j->wl);
 	ct_judge_in in = {.h = h, .base = j->base, .oracle = &j->oracle, .rec = rec,
-			  .async_window_ns = async_window_ns(j->wl), .wl = j->wl,
+			  .async_window_ns = 3 * delay, .writer_delay_ns = delay, .wl = j->wl,
 			  .child_error = child_error};
 	r->verdict = ct_judge(&in, max_lines, &r->detail);
+	r->async_old = in.async_old;
+	r->async_excused = in.async_excused;
 	r->acked = h->acked;
 	r->aborted = h->aborted;
 	r->inflight = h->ntx - h->acked - h->aborted;

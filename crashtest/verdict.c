@@ -7,7 +7,10 @@
  * Terms. A transaction is *requested* once its REQ arrived, *acked* once
  * its ACK did. It *must* be in the state if it was acked synchronously, or
  * asynchronously more than 3 x wal_writer_delay before the crash (taken as
- * the last message the child sent, which errs on the lenient side). Every
+ * the last message the child sent, which errs on the lenient side) and
+ * the WAL writer ran a whole cycle that started at least one
+ * wal_writer_delay after the ACK (so a writer thread starved of CPU while
+ * the others went on excuses it: README "Oracle rules"). Every
  * other requested transaction *may* be in. The writers of a key are the
  * requested transactions whose final writes touch it, in REQ order; row
  * locks make that the order their commits took effect, so the state must
@@ -104,18 +107,34 @@ static void key_str(const uint8_t *k, size_t kl, char *out, size_t cap)
 
 /* ---- setup: who must be in, who wrote what ------------------------------------ */
 
+/*
+ * Who must be in. An asynchronous commit needs both: its age (DESIGN.md
+ * section 3: acked 3 x wal_writer_delay before the crash), and a WAL
+ * writer cycle that started a delay after the ACK and ended before the
+ * crash. Such a cycle leaves the commit durable (wal/README.md P4): it
+ * reads the reserved end after the commit and flushes up to it, unless
+ * its last flush is less than a delay old - and that flush started after
+ * the ACK. Counts the old enough ones and those the second condition
+ * excused.
+ */
 static void mark_must(struct judge *j)
 {
-	uint64_t crash = j->h->last_t;
+	uint64_t crash = j->h->last_t, ran = j->h->writer_done_t;
+	j->in->async_old = j->in->async_excused = 0;
 	for (size_t i = 0; i < j->h->ntx; i++) {
 		ct_tx *t = &j->h->tx[i];
-		t->must = t->state == CT_TX_ACKED &&
-			  (t->sync || t->t_ack + j->in->async_window_ns <= crash);
+		bool old = t->state == CT_TX_ACKED && !t->sync &&
+			   t->t_ack + j->in->async_window_ns <= crash;
+		bool seen = ran && t->t_ack + j->in->writer_delay_ns <= ran;
+		j->in->async_old += old;
+		j->in->async_excused += old && !seen;
+		t->must = t->state == CT_TX_ACKED && (t->sync || (old && seen));
 		t->fate = t->must ? CT_FATE_IN : CT_FATE_UNKNOWN;
 		t->why_in[0] = t->why_out[0] = '\0';
 		if (t->must)
 			snprintf(t->why_in, sizeof t->why_in, "it was acknowledged%s",
-				 t->sync ? "" : " long enough before the crash");
+				 t->sync ? "" : " long enough before the crash, and a WAL "
+					       "writer cycle after it ended");
 	}
 }
 
@@ -589,6 +608,11 @@ static void explain_ok(struct judge *j)
 	    (unsigned long long)(may_in + may_out + may_unknown), (unsigned long long)may_in,
 	    (unsigned long long)may_out, (unsigned long long)may_unknown,
 	    (unsigned long long)j->h->aborted);
+	if (j->in->async_excused)
+		say(j, "%llu asynchronous commits were old enough to have to survive but "
+		    "were excused: no WAL writer cycle that started a wal_writer_delay "
+		    "after them ended before the crash",
+		    (unsigned long long)j->in->async_excused);
 }
 
 ct_verdict ct_judge(ct_judge_in *in, size_t max_lines, char **detail)

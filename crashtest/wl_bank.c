@@ -29,7 +29,7 @@ static void inv_options(wd_options *o)
 	o->wal_segment_size = 128u << 10;
 	o->wal_buffers_bytes = 1u << 20;
 	o->wal_init_zero = 0;
-	o->wal_writer_delay_ms = 20;
+	o->wal_writer_delay_ms = 1; /* asynchronous commits: 3 ms window */
 	o->commit_delay_us = 100;
 	o->commit_siblings = 1;
 	o->checkpoint_timeout_s = 3600;

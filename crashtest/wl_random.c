@@ -22,7 +22,7 @@ static void random_options(wd_options *o)
 	o->wal_segment_size = 256u << 10;
 	o->wal_buffers_bytes = 1u << 20;
 	o->wal_init_zero = 0;
-	o->wal_writer_delay_ms = 20;       /* asynchronous commits: 60 ms window */
+	o->wal_writer_delay_ms = 2;        /* asynchronous commits: 6 ms window */
 	o->commit_delay_us = 200;          /* group commit: wait for siblings */
 	o->commit_siblings = 1;
 	o->checkpoint_timeout_s = 3600;
