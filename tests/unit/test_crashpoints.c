@@ -13,7 +13,9 @@
  *    drops, durable and asynchronous commits) with 64 KiB WAL segments,
  *    periodic checkpoints, WAL archiving, and wal_recycle on or off; the
  *    point is armed at its first hit and at a later one (half the hits a
- *    counting run of the same workload made). The child must die there.
+ *    counting run of the same workload made; at most the 16th for the WAL
+ *    writer's points, which time drives: the child waits for it after its
+ *    workload). The child must die there.
  * 3. Recovery points: the same workload ends with a loser transaction
  *    whose records are durable; a recovery of a copy of that directory is
  *    killed at the point (first and a later hit).
@@ -66,6 +68,7 @@
 enum {
 	PH_WORK = 1u,     /* armed in the workload */
 	PH_RECOVERY = 2u, /* armed in the recovery of a crashed workload */
+	PH_TIMED = 4u,    /* hit by the WAL writer's cycles, which time drives */
 };
 
 enum {
@@ -93,6 +96,8 @@ static const struct point points[] = {
 	{"wal-archive-before-rename", PH_WORK, CF_ANY},
 	{"wal-archive-before-dir-sync", PH_WORK, CF_ANY},
 	{"wal-archive-after-dir-sync", PH_WORK, CF_ANY},
+	{"wal-writer-before-cycle", PH_WORK | PH_TIMED, CF_ANY},
+	{"wal-writer-after-cycle", PH_WORK | PH_TIMED, CF_ANY},
 	{"undo-after-append", PH_WORK, CF_ANY},
 	{"undo-after-apply", PH_WORK | PH_RECOVERY, CF_ANY},
 	{"undo-after-clr", PH_WORK | PH_RECOVERY, CF_ANY},
@@ -125,6 +130,15 @@ static const struct point points[] = {
 	{"recovery-before-end-checkpoint", PH_RECOVERY, CF_ANY},
 };
 #define NPOINTS (sizeof points / sizeof *points)
+
+/* name is a timed point of the table (NULL: none). */
+static bool timed_point(const char *name)
+{
+	for (size_t i = 0; name && i < NPOINTS; i++)
+		if (strcmp(points[i].name, name) == 0)
+			return (points[i].phase & PH_TIMED) != 0;
+	return false;
+}
 
 /*
  * Documented crash points this suite leaves out, each with the reason.
@@ -674,6 +688,8 @@ static void workload_child(void *arg)
 			r->hits[i] = storage_crash_hits(points[i].name) - base[i];
 		_exit(0);
 	}
+	for (unsigned s = 0; s < 600 && timed_point(r->point); s++)
+		usleep(100 * 1000); /* the writer's cycles go on: one will die */
 	fprintf(stderr, "workload: ended without reaching %s #%llu\n", r->point,
 		(unsigned long long)r->k);
 	_exit(5);
@@ -863,11 +879,15 @@ static int teardown(void **state)
 }
 
 /* The hits to arm point i at: the first, and (not under ASan) half of a
- * whole run's, if that is a later one. Returns how many (1 or 2). */
-static unsigned picks(uint64_t hits, uint64_t k[2])
+ * whole run's, if that is a later one; for a timed point at most the
+ * 16th, which the child waits for if its workload ends first (a cycle
+ * every wal_writer_delay). Returns how many (1 or 2). */
+static unsigned picks(const struct point *p, uint64_t hits, uint64_t k[2])
 {
 	k[0] = 1;
 	k[1] = hits / 2;
+	if ((p->phase & PH_TIMED) && k[1] > 16)
+		k[1] = 16;
 	return dt_scale() >= 0.5 && k[1] >= 2 ? 2 : 1;
 }
 
@@ -903,7 +923,7 @@ static void test_workload_points(void **state)
 		if (g_hits[cfg[0]][i] == 0)
 			fail_msg("%s: a whole workload (wal_recycle %d, seed %llu) never reaches it",
 				 p->name, cfg[0], (unsigned long long)(g_seed + (uint64_t)cfg[0]));
-		n = picks(g_hits[cfg[1]][i], k);
+		n = picks(p, g_hits[cfg[1]][i], k);
 		for (unsigned j = 0; j < n; j++)
 			crash_work(i, cfg[j], k[j]);
 	}
@@ -966,7 +986,7 @@ static void test_recovery_points(void **state)
 		if (hits[i] == 0)
 			fail_msg("%s: the recovery of the crashed workload (seed %llu) never "
 				 "reaches it", p->name, (unsigned long long)img.seed);
-		n = picks(hits[i], k);
+		n = picks(p, hits[i], k);
 		for (unsigned j = 0; j < n; j++) {
 			struct run r = img;
 			int status;
