@@ -8,9 +8,9 @@
  * its ACK did. It *must* be in the state if it was acked synchronously, or
  * asynchronously more than 3 x wal_writer_delay before the crash (taken as
  * the last message the child sent, which errs on the lenient side) and
- * the WAL writer ran a whole cycle that started at least one
- * wal_writer_delay after the ACK (so a writer thread starved of CPU while
- * the others went on excuses it: README "Oracle rules"). Every
+ * the WAL writer ran a whole cycle, without an error, that started at
+ * least one wal_writer_delay after the ACK (so a writer thread starved of
+ * CPU while the others went on excuses it: README "Oracle rules"). Every
  * other requested transaction *may* be in. The writers of a key are the
  * requested transactions whose final writes touch it, in REQ order; row
  * locks make that the order their commits took effect, so the state must
@@ -110,12 +110,12 @@ static void key_str(const uint8_t *k, size_t kl, char *out, size_t cap)
 /*
  * Who must be in. An asynchronous commit needs both: its age (DESIGN.md
  * section 3: acked 3 x wal_writer_delay before the crash), and a WAL
- * writer cycle that started a delay after the ACK and ended before the
- * crash. Such a cycle leaves the commit durable (wal/README.md P4): it
- * reads the reserved end after the commit and flushes up to it, unless
- * its last flush is less than a delay old - and that flush started after
- * the ACK. Counts the old enough ones and those the second condition
- * excused.
+ * writer cycle that started a delay after the ACK and ended without an
+ * error before the crash. Such a cycle leaves the commit durable
+ * (wal/README.md P4): it reads the reserved end after the commit and
+ * flushes up to it, unless its last flush is less than a delay old - and
+ * that flush started after the ACK and succeeded. Counts the old enough
+ * ones and those the second condition excused.
  */
 static void mark_must(struct judge *j)
 {

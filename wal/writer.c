@@ -160,13 +160,15 @@ static void *writer_main(void *arg)
 	while (!w->writer_stop) {
 		atomic_store(&w->writer_wake, false);              /* step 1 */
 		pthread_mutex_unlock(&w->writer_mx);
-		/* the two points bracket a cycle: a crash test learns from
-		 * them that the writer ran (crashtest/README.md, the async
-		 * rule), so the first comes before the cycle reads the clock */
+		/* the two points bracket a cycle that went through: a crash
+		 * test learns from them that the writer ran (crashtest/README.md,
+		 * the async rule), so the first comes before the cycle reads the
+		 * clock, and a failed cycle does not reach the second */
 		storage_crash_point("wal-writer-before-cycle");
 		if (writer_cycle(w, wal_now_ns(), &did, &more) != 0)
 			did = false; /* panicked or disk full: the callers see it */
-		storage_crash_point("wal-writer-after-cycle");
+		else
+			storage_crash_point("wal-writer-after-cycle");
 		if (did)
 			left = loops;
 		else if (left > 0)
