@@ -384,10 +384,9 @@ typedef struct ct_history {
 	bool started;    /* START arrived */
 	uint64_t io0;    /* START's: the child's I/O count at its start */
 	uint64_t stamp;  /* the last message's I/O stamp */
-	/* WRITER's: when the WAL writer's cycle under way started, and when
-	 * the last one that ended had started (0: none ended) */
+	/* WRITER's: when the WAL writer's cycle under way started (0: none
+	 * under way), and when the last one that ended had started (0: none) */
 	uint64_t writer_start_t, writer_done_t;
-	bool writer_in_cycle;
 	char *error;     /* ERROR's text */
 	ct_profile prof; /* DONE's counters */
 	ct_oracle *oracle;

@@ -337,10 +337,9 @@ static int take_writer(ct_history *h, ct_cur *c)
 	note_time(h, t);
 	if (phase == 0) {
 		h->writer_start_t = t;
-		h->writer_in_cycle = true;
-	} else if (h->writer_in_cycle) {
+	} else if (h->writer_start_t) {
 		h->writer_done_t = h->writer_start_t;
-		h->writer_in_cycle = false;
+		h->writer_start_t = 0;
 	}
 	return 0;
 }
